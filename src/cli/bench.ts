@@ -1,0 +1,10 @@
+// `linkbert bench <what>`: benchmarks print JSON with --json. Each benchmark lives in src/bench/<what>.ts
+// and exports `register(bench: Command)`; add one import and one call below.
+import type { Command } from 'commander';
+// bench imports
+
+export function register(program: Command): void {
+  const bench = program.command('bench').description('benchmarks (kernels, step, train, prepare, tokenize, shards); JSON with --json');
+  // bench registrations
+  void bench;
+}

@@ -1,0 +1,13 @@
+// The `linkbert` CLI: commander wiring. Each command lives in its own file and exports `register(program)`.
+import { Command } from 'commander';
+import { register as registerInfo } from './info.js';
+import { register as registerBench } from './bench.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program.name('linkbert').description('Pretrain, checkpoint, evaluate and fine-tune LinkBERT encoders').version('0.1.0');
+  program.showHelpAfterError();
+  registerInfo(program);
+  registerBench(program);
+  await program.parseAsync(argv);
+}
