@@ -1,0 +1,78 @@
+// common.h: scalar math shared by every backend. Everything here is __host__ __device__ so the CUDA
+// kernels and the CPU tests run exactly the same code (the CPU op tests exercise it).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define LB_HD __host__ __device__ __forceinline__
+#else
+#define LB_HD inline
+#endif
+
+namespace lb {
+
+// ---- bf16: the top 16 bits of an IEEE float; f32 -> bf16 rounds to nearest even, NaN stays NaN.
+LB_HD uint32_t lb_f32_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u; std::memcpy(&u, &f, 4); return u;
+#endif
+}
+LB_HD float lb_bits_f32(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f; std::memcpy(&f, &u, 4); return f;
+#endif
+}
+LB_HD uint16_t lb_f32_to_bf16(float f) {
+  uint32_t u = lb_f32_bits(f);
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return (uint16_t)((u >> 16) | 0x0040u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+LB_HD float lb_bf16_to_f32(uint16_t h) { return lb_bits_f32((uint32_t)h << 16); }
+
+// ---- GELU, erf form (BERT's "gelu"): 0.5 x (1 + erf(x / sqrt 2)); and its derivative.
+LB_HD float lb_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+LB_HD float lb_gelu_grad(float x) {
+  const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+  const float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+  return cdf + x * pdf;
+}
+LB_HD double lb_gelu_d(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+LB_HD double lb_gelu_grad_d(double x) {
+  return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * 0.39894228040143267794 * exp(-0.5 * x * x);
+}
+
+// ---- Counter-based RNG: Philox4x32-10 (Salmon et al. 2011). Pure function of (seed, counter), so a
+// dropout mask is regenerated in the backward pass instead of stored, on any backend, bit-identically.
+LB_HD uint32_t lb_mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
+  const uint64_t p = (uint64_t)a * (uint64_t)b;
+  *hi = (uint32_t)(p >> 32);
+  return (uint32_t)p;
+}
+LB_HD uint32_t lb_philox_x0(uint64_t seed, uint64_t counter) {
+  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 10; r++) {
+    uint32_t hi0, hi1;
+    const uint32_t lo0 = lb_mulhilo(0xD2511F53u, c0, &hi0);
+    const uint32_t lo1 = lb_mulhilo(0xCD9E8D57u, c2, &hi1);
+    const uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
+    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+  }
+  return c0;
+}
+// Uniform in [0, 1) with 24 bits.
+LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
+  return (float)(lb_philox_x0(seed, counter) >> 8) * (1.0f / 16777216.0f);
+}
+// Keep element `counter` with probability 1 - p.
+LB_HD bool lb_dropout_keep(uint64_t seed, uint64_t counter, float p) { return lb_uniform(seed, counter) >= p; }
+
+}  // namespace lb
