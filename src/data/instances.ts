@@ -1,0 +1,328 @@
+// LinkBERT instance creation (Yasunaga et al. 2022, §4): for every anchor segment A, pick the
+// document-relation label — contiguous / random / linked — and the partner segment B, then build
+// [CLS] A [SEP] B [SEP] and (for static masking) choose the masked-LM positions.
+//
+// Determinism: each document gets its own PRNG stream Rng(seed, docIndex, dupeRound), so the result
+// never depends on how documents were spread over workers. The only state carried from one anchor to
+// the next is the per-input label deficit (below), and anchors are always visited in the same order:
+// dupe round, document index, segment index.
+//
+// Label fallback, keeping the overall ratio: a label is drawn with the configured probabilities. When
+// the drawn label is impossible for this anchor (A is the last segment → no contiguous; the document
+// has no usable out-link → no linked; a lone document in its split → no random), the anchor takes the
+// possible label with the largest deficit instead, and the drawn label's deficit grows by one
+// (deficit = drawn − assigned, per label, per input). When a later anchor draws a label that is in
+// surplus (deficit < 0) and some label with a positive deficit is possible there, it takes that label.
+// So deficits are paid back as soon as anchors allow and the final counts track the probabilities;
+// what could not be paid back is reported in the manifest (label_fallback.unresolved).
+//
+// Splits: the anchor's document decides the split, and B is only drawn from documents of the SAME split
+// (random and linked alike; linked targets in the other split are ignored), so no document ever
+// appears in both train and valid. Random partners come from the same input corpus when it has another
+// document in the split (so a mixed corpus cannot be told apart by style alone), else from any input.
+import { CONTIGUOUS, RANDOM, LINKED, type Instance, type DrpLabelName, DRP_LABELS } from './shards/format.js';
+import { Rng, Masker } from './masking.js';
+import { truncatePair } from './segment.js';
+
+export { DRP_LABELS, CONTIGUOUS, RANDOM, LINKED };
+export type { Instance, DrpLabelName };
+
+/** A tokenised, segmented document. */
+export interface SegmentedDoc {
+  id: string;
+  /** index of the input (corpus) it came from */
+  input: number;
+  tokens: Int32Array;
+  /** segment k = tokens[bounds[k], bounds[k+1]) */
+  bounds: Int32Array;
+  /** distinct indices (into the SegmentedDoc array) of documents this one links to */
+  links: Int32Array;
+  /** in-degree in the link graph (all documents), used to weight linked partners ∝ 1/in-degree */
+  inDegree: number;
+}
+
+export type Split = 0 | 1; // 0 train, 1 valid
+
+export interface InstanceOptions {
+  seed: number;
+  maxSeqLen: number;
+  dupeFactor: number;
+  /** per input: [contiguous, random, linked] probabilities (normalised) */
+  labelProbs: [number, number, number][];
+  /**
+   * per input: expected copies of each anchor per dupe round (1 = every anchor once). Fractional parts
+   * are drawn per anchor; used to mix corpora with weights.
+   */
+  keepRate: number[];
+  clsId: number;
+  sepId: number;
+  /** static masking; undefined for dynamic-mask shards */
+  masker?: Masker;
+}
+
+export interface BuiltInstance {
+  inst: Instance;
+  split: Split;
+  input: number;
+}
+
+export function numSegments(d: SegmentedDoc): number {
+  return d.bounds.length - 1;
+}
+
+/**
+ * Choose the validation documents: hash (seed, doc id) and take the `count` smallest, so the split is a
+ * function of the id set and seed only. Documents without segments are never chosen.
+ * count = round(fraction · n) but at least `minDocs` (when fraction > 0) and at most half the documents.
+ */
+export function splitDocuments(docs: SegmentedDoc[], seed: number, fraction: number, minDocs: number): Uint8Array {
+  const split = new Uint8Array(docs.length);
+  if (!(fraction >= 0 && fraction < 1)) throw new RangeError(`valid fraction must be in [0, 1), got ${fraction}`);
+  const usable: number[] = [];
+  for (let i = 0; i < docs.length; i++) if (numSegments(docs[i]) > 0) usable.push(i);
+  if (fraction === 0 || usable.length < 2) return split;
+  const n = Math.min(Math.floor(usable.length / 2), Math.max(minDocs, Math.round(fraction * usable.length)));
+  const keys = usable.map((i) => ({ i, k: hashString(docs[i].id, seed) }));
+  keys.sort((a, b) => a.k - b.k || a.i - b.i);
+  for (let j = 0; j < n; j++) split[keys[j].i] = 1;
+  return split;
+}
+
+function hashString(s: string, seed: number): number {
+  // FNV-1a over UTF-16 code units, then mixed with the seed
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  const r = new Rng(seed, h >>> 0, 0x5eed);
+  return r.nextU32();
+}
+
+export interface BuildStats {
+  labels: [number, number, number];
+  perInput: { instances: number; labels: [number, number, number] }[];
+  substituted: number;
+  unresolved: [number, number, number][];
+  /** anchors for which no label at all was possible (single-segment document alone in its split) */
+  noPartner: number;
+}
+
+/** Builds instances anchor by anchor; see the file comment for the label and split rules. */
+export class InstanceBuilder {
+  private split: Uint8Array;
+  /** docs with segments, per split, and per (input, split) */
+  private splitDocs: Int32Array[] = [];
+  private groupDocs = new Map<string, Int32Array>();
+  private posInGroup: Int32Array;
+  private posInSplit: Int32Array;
+  private linkTargets: (Int32Array | null)[];
+  private linkCum: (Float64Array | null)[];
+  private deficit: Float64Array[];
+  readonly stats: BuildStats;
+
+  constructor(private docs: SegmentedDoc[], split: Uint8Array, private opts: InstanceOptions) {
+    if (opts.maxSeqLen < 8) throw new RangeError(`max_seq_len must be at least 8, got ${opts.maxSeqLen}`);
+    this.split = split;
+    const nIn = opts.labelProbs.length;
+    this.posInGroup = new Int32Array(docs.length).fill(-1);
+    this.posInSplit = new Int32Array(docs.length).fill(-1);
+    const bySplit: number[][] = [[], []];
+    const byGroup = new Map<string, number[]>();
+    for (let i = 0; i < docs.length; i++) {
+      if (numSegments(docs[i]) === 0) continue;
+      const s = split[i];
+      this.posInSplit[i] = bySplit[s].length;
+      bySplit[s].push(i);
+      const key = `${docs[i].input}:${s}`;
+      let g = byGroup.get(key);
+      if (!g) byGroup.set(key, (g = []));
+      this.posInGroup[i] = g.length;
+      g.push(i);
+    }
+    this.splitDocs = bySplit.map((a) => Int32Array.from(a));
+    for (const [k, v] of byGroup) this.groupDocs.set(k, Int32Array.from(v));
+    this.linkTargets = new Array(docs.length).fill(null);
+    this.linkCum = new Array(docs.length).fill(null);
+    for (let i = 0; i < docs.length; i++) {
+      const d = docs[i];
+      if (numSegments(d) === 0 || opts.labelProbs[d.input][LINKED] === 0) continue;
+      const t: number[] = [];
+      const seenT = new Set<number>();
+      for (const j of d.links)
+        if (j !== i && numSegments(docs[j]) > 0 && split[j] === split[i] && !seenT.has(j)) {
+          seenT.add(j);
+          t.push(j);
+        }
+      if (t.length === 0) continue;
+      const cum = new Float64Array(t.length);
+      let acc = 0;
+      for (let k = 0; k < t.length; k++) cum[k] = acc += 1 / Math.max(1, docs[t[k]].inDegree);
+      this.linkTargets[i] = Int32Array.from(t);
+      this.linkCum[i] = cum;
+    }
+    this.deficit = Array.from({ length: nIn }, () => new Float64Array(3));
+    this.stats = {
+      labels: [0, 0, 0],
+      perInput: Array.from({ length: nIn }, () => ({ instances: 0, labels: [0, 0, 0] as [number, number, number] })),
+      substituted: 0,
+      unresolved: [],
+      noPartner: 0,
+    };
+  }
+
+  /** Whether document i has at least one linked partner (same split, has segments). */
+  hasLinks(i: number): boolean {
+    return this.linkTargets[i] !== null;
+  }
+
+  splitOf(i: number): Split {
+    return this.split[i] as Split;
+  }
+
+  /** All instances, in the fixed order dupe round → document → segment → copy. */
+  *build(): Generator<BuiltInstance> {
+    for (let round = 0; round < this.opts.dupeFactor; round++)
+      for (let d = 0; d < this.docs.length; d++) yield* this.buildDoc(d, round);
+    this.stats.unresolved = this.deficit.map((a) => [Math.max(0, a[0]), Math.max(0, a[1]), Math.max(0, a[2])]);
+  }
+
+  private *buildDoc(d: number, round: number): Generator<BuiltInstance> {
+    const doc = this.docs[d];
+    const nseg = numSegments(doc);
+    if (nseg === 0) return;
+    const rng = new Rng(this.opts.seed, d, round);
+    const input = doc.input;
+    const rate = this.opts.keepRate[input];
+    const whole = Math.floor(rate);
+    const frac = rate - whole;
+    for (let seg = 0; seg < nseg; seg++) {
+      let copies = whole;
+      if (frac > 0 && rng.next() < frac) copies++;
+      for (let c = 0; c < copies; c++) {
+        const built = this.buildAnchor(d, seg, rng);
+        if (built) yield built;
+      }
+    }
+  }
+
+  private buildAnchor(d: number, seg: number, rng: Rng): BuiltInstance | null {
+    const doc = this.docs[d];
+    const input = doc.input;
+    const s = this.split[d] as Split;
+    const probs = this.opts.labelProbs[input];
+    const avail = [
+      probs[CONTIGUOUS] > 0 && seg + 1 < numSegments(doc),
+      probs[RANDOM] > 0 && this.splitDocs[s].length > 1,
+      probs[LINKED] > 0 && this.linkTargets[d] !== null,
+    ];
+    const def = this.deficit[input];
+    const u = rng.next();
+    const drawn = u < probs[0] ? 0 : u < probs[0] + probs[1] ? 1 : 2;
+    let label: number;
+    if (avail[drawn]) {
+      label = drawn;
+      if (def[drawn] < 0) {
+        let best = -1;
+        for (let l = 0; l < 3; l++) if (avail[l] && def[l] > 0 && (best < 0 || def[l] > def[best])) best = l;
+        if (best >= 0) {
+          label = best;
+          def[best]--;
+          def[drawn]++;
+          this.stats.substituted++;
+        }
+      }
+    } else {
+      let best = -1;
+      for (let l = 0; l < 3; l++) {
+        if (!avail[l]) continue;
+        if (best < 0 || def[l] > def[best] || (def[l] === def[best] && probs[l] > probs[best])) best = l;
+      }
+      if (best < 0) {
+        this.stats.noPartner++;
+        return null;
+      }
+      label = best;
+      def[drawn]++;
+      def[best]--;
+      this.stats.substituted++;
+    }
+    let bd: number;
+    let bseg: number;
+    if (label === CONTIGUOUS) {
+      bd = d;
+      bseg = seg + 1;
+    } else if (label === RANDOM) {
+      bd = this.randomDoc(d, s, input, rng);
+      bseg = rng.int(numSegments(this.docs[bd]));
+    } else {
+      const t = this.linkTargets[d]!;
+      const cum = this.linkCum[d]!;
+      const x = rng.next() * cum[cum.length - 1];
+      let k = 0;
+      while (k < cum.length - 1 && cum[k] <= x) k++;
+      bd = t[k];
+      bseg = rng.int(numSegments(this.docs[bd]));
+    }
+    const inst = this.makeInstance(d, seg, bd, bseg, label, rng);
+    this.stats.labels[label]++;
+    this.stats.perInput[input].instances++;
+    this.stats.perInput[input].labels[label]++;
+    return { inst, split: s, input };
+  }
+
+  /** A uniformly random other document of the same split, preferring the same input corpus. */
+  private randomDoc(d: number, s: Split, input: number, rng: Rng): number {
+    const group = this.groupDocs.get(`${input}:${s}`)!;
+    if (group.length > 1) {
+      const k = rng.int(group.length - 1);
+      return group[k >= this.posInGroup[d] ? k + 1 : k];
+    }
+    const all = this.splitDocs[s];
+    const k = rng.int(all.length - 1);
+    return all[k >= this.posInSplit[d] ? k + 1 : k];
+  }
+
+  private makeInstance(d: number, seg: number, bd: number, bseg: number, label: number, rng: Rng): Instance {
+    const A = this.docs[d];
+    const B = this.docs[bd];
+    const a = A.tokens.subarray(A.bounds[seg], A.bounds[seg + 1]);
+    const b = B.tokens.subarray(B.bounds[bseg], B.bounds[bseg + 1]);
+    const [sa, ea, sb, eb] = truncatePair(a.length, b.length, this.opts.maxSeqLen - 3, () => rng.next());
+    const lenA = ea - sa;
+    const ids = new Int32Array(lenA + (eb - sb) + 3);
+    ids[0] = this.opts.clsId;
+    ids.set(a.subarray(sa, ea), 1);
+    ids[lenA + 1] = this.opts.sepId;
+    ids.set(b.subarray(sb, eb), lenA + 2);
+    ids[ids.length - 1] = this.opts.sepId;
+    let maskedPositions: Int32Array = new Int32Array(0);
+    let maskedIds: Int32Array = new Int32Array(0);
+    if (this.opts.masker) {
+      const m = this.opts.masker.mask(ids, rng);
+      maskedPositions = m.positions;
+      maskedIds = m.replacements;
+    }
+    return { inputIds: ids, lenA, maskedPositions, maskedIds, drpLabel: label, docA: A.id, docB: B.id, segA: seg, segB: bseg };
+  }
+}
+
+/** Parse "c,r,l" into normalised probabilities. */
+export function parseLabelProbs(s: string): [number, number, number] {
+  const parts = s.split(',').map((x) => x.trim());
+  const v = parts.map(Number);
+  if (v.length !== 3 || v.some((x) => !Number.isFinite(x) || x < 0))
+    throw new Error(`--label-probs: expected three non-negative numbers "contiguous,random,linked", got "${s}"`);
+  const sum = v[0] + v[1] + v[2];
+  if (!(sum > 0)) throw new Error(`--label-probs: the probabilities sum to 0 in "${s}"`);
+  return [v[0] / sum, v[1] / sum, v[2] / sum];
+}
+
+/**
+ * Label probabilities for a corpus without links: the contiguous and random probabilities renormalised
+ * (1/3,1/3,1/3 → 1/2,1/2,0). When both are zero the corpus cannot make pairs: 50/50 is used.
+ */
+export function unlinkedProbs(p: [number, number, number]): [number, number, number] {
+  const s = p[0] + p[1];
+  return s > 0 ? [p[0] / s, p[1] / s, 0] : [0.5, 0.5, 0];
+}

@@ -1,0 +1,477 @@
+// `prepare`: corpus files → documents → link graph → segments → LinkBERT instances → protobuf shards.
+//
+// Stages:
+//  1. Read every input with the corpus readers (main thread). Each document's text is sent to a pool of
+//     worker threads that split, tokenise and pack it into segments, while reading goes on.
+//  2. Build the link graph over all documents (DocGraph: ids, aliases, titles, redirects) and write
+//     OUT/graph/{nodes,edges}.tsv.
+//  3. Split train/valid by document, then build instances in a fixed order (instances.ts) and write them
+//     to OUT/{train,valid}/shard-NNNNN.pb (+ .idx).
+//  4. Save the tokenizer to OUT/tokenizer/ and write OUT/manifest.json, last.
+// Output bytes depend only on the inputs and options, never on the number of workers.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { SkipCounter, type Document } from './document.js';
+import { detectFormat, inputSize, readDocuments, type Format } from './readers/index.js';
+import { DocGraph } from './graph.js';
+import { loadTokenizer, segmentText, type TokenizerSpec } from './segment.js';
+import type { WordPieceTokenizer } from './tokenizer/index.js';
+import type { WorkerInit, WorkerJob, WorkerResult } from './prepare-worker.js';
+import {
+  InstanceBuilder,
+  splitDocuments,
+  unlinkedProbs,
+  numSegments,
+  type SegmentedDoc,
+} from './instances.js';
+import { Masker, defaultMaxPredictions, packBitmap, type MaskSpec } from './masking.js';
+import { encodeRecord, tokenWidthFor, DRP_LABELS, SCHEMA_VERSION } from './shards/format.js';
+import { ShardWriter } from './shards/writer.js';
+import { writeManifest, type Manifest, type SplitInfo, type LabelCounts, type InputInfo } from './shards/manifest.js';
+
+export type { Manifest } from './shards/manifest.js';
+
+export interface PrepareOptions {
+  /** corpus files or directories; several are mixed (see `mix`) */
+  inputs: string[];
+  /** reader format for every input (default: detected per input) */
+  format?: Format;
+  /** vocab.txt, or a saved tokenizer directory */
+  vocab: string;
+  out: string;
+  maxSeqLen?: number;
+  /** worker threads for tokenisation; 0 tokenises in the calling thread. Default: cores − 1 (at least 1). */
+  workers?: number;
+  seed?: number;
+  /** [contiguous, random, linked], normalised; default 1/3 each. Unlinked inputs use the first two renormalised. */
+  labelProbs?: [number, number, number];
+  dupeFactor?: number;
+  /**
+   * Relative share of instances per input (same length as `inputs`). Without it every anchor is used
+   * once per dupe round; with it each input's anchors are down- or up-sampled (fractional copies drawn per
+   * anchor) so input i contributes mix[i]/sum(mix) of the instances, keeping the total about the same.
+   */
+  mix?: number[];
+  mask?: 'static' | 'dynamic';
+  wholeWordMask?: boolean;
+  maskProb?: number;
+  maxPredictions?: number;
+  validFraction?: number;
+  /** minimum number of validation documents when validFraction > 0 (default 2) */
+  validMinDocs?: number;
+  skipBad?: boolean;
+  /** shard size target in MiB (default 64) */
+  shardSizeMb?: number;
+  /** exact shard size target in bytes (overrides shardSizeMb; for tests) */
+  shardBytes?: number;
+  /** override the tokenizer's lower-casing */
+  lowercase?: boolean;
+  /** drop documents with fewer characters (passed to the readers) */
+  minChars?: number;
+}
+
+export interface PrepareProgress {
+  bytes: number;
+  totalBytes: number;
+  docs: number;
+  instances: number;
+}
+
+const DEFAULTS = {
+  maxSeqLen: 512,
+  seed: 12345,
+  dupeFactor: 1,
+  mask: 'static' as const,
+  maskProb: 0.15,
+  validFraction: 0.01,
+  validMinDocs: 2,
+  shardSizeMb: 64,
+};
+
+function check(cond: boolean, msg: string): void {
+  if (!cond) throw new Error(msg);
+}
+
+/** Run the whole pipeline; returns the manifest it wrote. */
+export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgress) => void): Promise<Manifest> {
+  const maxSeqLen = opts.maxSeqLen ?? DEFAULTS.maxSeqLen;
+  const seed = opts.seed ?? DEFAULTS.seed;
+  const dupeFactor = opts.dupeFactor ?? DEFAULTS.dupeFactor;
+  const mask = opts.mask ?? DEFAULTS.mask;
+  const maskProb = opts.maskProb ?? DEFAULTS.maskProb;
+  const maxPredictions = opts.maxPredictions ?? defaultMaxPredictions(maxSeqLen, maskProb);
+  const validFraction = opts.validFraction ?? DEFAULTS.validFraction;
+  const validMinDocs = opts.validMinDocs ?? DEFAULTS.validMinDocs;
+  const labelProbs = opts.labelProbs ?? [1 / 3, 1 / 3, 1 / 3];
+  const shardBytes = opts.shardBytes ?? Math.round((opts.shardSizeMb ?? DEFAULTS.shardSizeMb) * 1024 * 1024);
+  const workers = opts.workers ?? Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+  check(opts.inputs.length > 0, 'prepare: at least one --input is required');
+  check(Number.isInteger(maxSeqLen) && maxSeqLen >= 8 && maxSeqLen <= 65535, `--max-seq-len must be an integer in [8, 65535], got ${maxSeqLen}`);
+  check(Number.isSafeInteger(seed) && seed >= 0, `--seed must be a non-negative integer, got ${seed}`);
+  check(Number.isInteger(dupeFactor) && dupeFactor >= 1, `--dupe-factor must be a positive integer, got ${dupeFactor}`);
+  check(mask === 'static' || mask === 'dynamic', `--mask must be static or dynamic, got ${mask}`);
+  check(Number.isInteger(maxPredictions) && maxPredictions >= 1 && maxPredictions <= maxSeqLen, `--max-predictions must be in [1, max_seq_len], got ${maxPredictions}`);
+  check(Number.isInteger(workers) && workers >= 0, `--workers must be a non-negative integer, got ${workers}`);
+  check(shardBytes >= 1, `shard size must be positive, got ${shardBytes} bytes`);
+  check(labelProbs.length === 3 && labelProbs.every((p) => p >= 0) && labelProbs[0] + labelProbs[1] + labelProbs[2] > 0, `--label-probs must be three non-negative numbers, got ${labelProbs}`);
+  const lpSum = labelProbs[0] + labelProbs[1] + labelProbs[2];
+  const probs: [number, number, number] = [labelProbs[0] / lpSum, labelProbs[1] / lpSum, labelProbs[2] / lpSum];
+  if (opts.mix) {
+    check(opts.mix.length === opts.inputs.length, `--mix has ${opts.mix.length} weights for ${opts.inputs.length} inputs`);
+    check(opts.mix.every((w) => Number.isFinite(w) && w >= 0) && opts.mix.some((w) => w > 0), `--mix weights must be non-negative with a positive sum, got ${opts.mix}`);
+  }
+  for (const p of opts.inputs) if (!fs.existsSync(p)) throw new Error(`--input ${p}: no such file or directory`);
+
+  const tokSpec: TokenizerSpec = { vocab: opts.vocab, lowercase: opts.lowercase };
+  const tok = loadTokenizer(tokSpec);
+  const width = tokenWidthFor(tok.vocabSize);
+  const target = Math.floor((maxSeqLen - 3) / 2);
+
+  // An old manifest must go first: from here until the new one is written the directory is incomplete.
+  const out = opts.out;
+  fs.mkdirSync(out, { recursive: true });
+  fs.rmSync(path.join(out, 'manifest.json'), { force: true });
+  for (const sub of ['train', 'valid', 'graph', 'tokenizer']) fs.rmSync(path.join(out, sub), { recursive: true, force: true });
+
+  const formats: Format[] = [];
+  const sizes: number[] = [];
+  for (const p of opts.inputs) {
+    formats.push(opts.format ?? (await detectFormat(p)));
+    sizes.push(await inputSize(p));
+  }
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  const prog: PrepareProgress = { bytes: 0, totalBytes, docs: 0, instances: 0 };
+  let lastReport = 0;
+  const report = (force = false): void => {
+    if (!progress) return;
+    const now = Date.now();
+    if (force || now - lastReport >= 100) {
+      lastReport = now;
+      progress({ ...prog });
+    }
+  };
+
+  // ---- stage 1: read + tokenise --------------------------------------------------------------------
+  const skips = new SkipCounter();
+  const metas: { id: string; title?: string; links: string[]; aliases?: string[] }[] = [];
+  const docInput: number[] = [];
+  const seen = new Set<string>();
+  const segs: ({ tokens: Int32Array; bounds: Int32Array; sentences: number } | undefined)[] = [];
+  const pool = new TokenizePool(workers, { tokenizer: tokSpec, target }, tok, (i, r) => (segs[i] = r));
+  const docsPerInput = new Array<number>(opts.inputs.length).fill(0);
+  try {
+    for (let k = 0; k < opts.inputs.length; k++) {
+      const it = readDocuments(opts.inputs[k], {
+        format: formats[k],
+        skipBad: opts.skipBad,
+        skips,
+        minChars: opts.minChars,
+        onBytes: (n: number) => {
+          prog.bytes += n;
+          report();
+        },
+      });
+      for await (const doc of it as AsyncIterable<Document>) {
+        if (seen.has(doc.id)) {
+          skips.add('duplicate-document-id');
+          continue;
+        }
+        seen.add(doc.id);
+        const i = metas.length;
+        metas.push({ id: doc.id, title: doc.title, links: doc.links, aliases: doc.aliases });
+        docInput.push(k);
+        docsPerInput[k]++;
+        await pool.submit(i, doc.text);
+        prog.docs++;
+        report();
+      }
+    }
+    await pool.drain();
+  } finally {
+    await pool.close();
+  }
+  prog.bytes = totalBytes;
+  report(true);
+
+  // ---- stage 2: graph -----------------------------------------------------------------------------
+  const graph = DocGraph.build(metas);
+  graph.writeTsv(path.join(out, 'graph'));
+  const gIndex = new Int32Array(metas.length);
+  for (let i = 0; i < metas.length; i++) {
+    gIndex[i] = graph.indexOf(metas[i].id);
+    if (gIndex[i] < 0) throw new Error(`internal: document ${metas[i].id} is missing from the graph`);
+  }
+  const mine = new Int32Array(graph.ids.length).fill(-1);
+  for (let i = 0; i < metas.length; i++) mine[gIndex[i]] = i;
+
+  const docs: SegmentedDoc[] = metas.map((m, i) => {
+    const r = segs[i]!;
+    const out: number[] = [];
+    for (const gj of graph.outLinks[gIndex[i]]) {
+      const j = mine[gj];
+      if (j >= 0) out.push(j);
+    }
+    return { id: m.id, input: docInput[i], tokens: r.tokens, bounds: r.bounds, links: Int32Array.from(out), inDegree: graph.inDegree[gIndex[i]] };
+  });
+  let segments = 0;
+  for (const d of docs) {
+    const n = numSegments(d);
+    if (n === 0) skips.add('document-without-tokens');
+    segments += n;
+  }
+
+  // ---- stage 3: instances ---------------------------------------------------------------------------
+  const split = splitDocuments(docs, seed, validFraction, validMinDocs);
+  // An input counts as linked when some document has an out-link to another document with text.
+  const linked = new Array<boolean>(opts.inputs.length).fill(false);
+  const anchors = new Array<number>(opts.inputs.length).fill(0);
+  for (let i = 0; i < docs.length; i++) {
+    const d = docs[i];
+    anchors[d.input] += numSegments(d);
+    if (numSegments(d) > 0 && !linked[d.input]) for (const j of d.links) if (j !== i && numSegments(docs[j]) > 0) linked[d.input] = true;
+  }
+  const inputProbs = linked.map((l) => (l ? probs : unlinkedProbs(probs)));
+  let keepRate = anchors.map(() => 1);
+  if (opts.mix) {
+    const wsum = opts.mix.reduce((a, b) => a + b, 0);
+    const total = anchors.reduce((a, b) => a + b, 0);
+    keepRate = anchors.map((n, k) => {
+      if (opts.mix![k] > 0 && n === 0) throw new Error(`--input ${opts.inputs[k]}: has mix weight ${opts.mix![k]} but produced no segments`);
+      return n === 0 ? 0 : ((opts.mix![k] / wsum) * total) / n;
+    });
+  }
+  const specialIds = [...new Set([tok.clsId, tok.sepId, tok.padId, tok.maskId, tok.unkId])].sort((a, b) => a - b);
+  const wordStart = new Uint8Array(tok.vocabSize);
+  for (let id = 0; id < tok.vocabSize; id++) wordStart[id] = tok.isWordStart(id) ? 1 : 0;
+  const maskSpec: MaskSpec = {
+    vocabSize: tok.vocabSize,
+    maskId: tok.maskId,
+    neverMask: [tok.clsId, tok.sepId, tok.padId, tok.maskId],
+    randomExclude: specialIds,
+    maskProb,
+    maxPredictions,
+    wholeWord: !!opts.wholeWordMask,
+    wordStart,
+  };
+  const builder = new InstanceBuilder(docs, split, {
+    seed,
+    maxSeqLen,
+    dupeFactor,
+    labelProbs: inputProbs,
+    keepRate,
+    clsId: tok.clsId,
+    sepId: tok.sepId,
+    masker: mask === 'static' ? new Masker(maskSpec) : undefined,
+  });
+  const writers = [new ShardWriter(out, 'train', shardBytes), new ShardWriter(out, 'valid', shardBytes)];
+  const splitStats = [0, 1].map(() => ({ instances: 0, tokens: 0, labels: [0, 0, 0] }));
+  try {
+    for (const b of builder.build()) {
+      writers[b.split].write(encodeRecord(b.inst, width));
+      const st = splitStats[b.split];
+      st.instances++;
+      st.tokens += b.inst.inputIds.length;
+      st.labels[b.inst.drpLabel]++;
+      prog.instances++;
+      if ((prog.instances & 1023) === 0) report();
+    }
+  } catch (e) {
+    for (const w of writers) w.abort();
+    throw e;
+  }
+  const shards = writers.map((w) => w.finish());
+  report(true);
+  if (builder.stats.noPartner > 0) skips.add('anchor-without-any-partner', builder.stats.noPartner);
+
+  // ---- stage 4: tokenizer + manifest -----------------------------------------------------------------
+  const tokDir = path.join(out, 'tokenizer');
+  tok.save(tokDir);
+  const labelCounts = (a: number[]): LabelCounts => ({ contiguous: a[0], random: a[1], linked: a[2] });
+  const splitDocsCount = [0, 0];
+  for (let i = 0; i < docs.length; i++) if (numSegments(docs[i]) > 0) splitDocsCount[split[i]]++;
+  const splitInfo = (s: 0 | 1): SplitInfo => ({
+    instances: splitStats[s].instances,
+    documents: splitDocsCount[s],
+    tokens: splitStats[s].tokens,
+    labels: labelCounts(splitStats[s].labels),
+    shards: shards[s],
+  });
+  const inputs: InputInfo[] = opts.inputs.map((p, k) => ({
+    path: p,
+    format: formats[k],
+    bytes: sizes[k],
+    weight: opts.mix ? opts.mix[k] : 1,
+    documents: docsPerInput[k],
+    linked: linked[k],
+    label_probs: inputProbs[k],
+    instances: builder.stats.perInput[k].instances,
+    labels: labelCounts(builder.stats.perInput[k].labels),
+  }));
+  const manifest: Manifest = {
+    schema_version: SCHEMA_VERSION,
+    kind: 'linkbert-shards',
+    max_seq_len: maxSeqLen,
+    max_predictions: maxPredictions,
+    token_width: width,
+    mask,
+    whole_word_mask: !!opts.wholeWordMask,
+    mask_prob: maskProb,
+    seed,
+    vocab: {
+      hash: tok.hash(),
+      size: tok.vocabSize,
+      config: tok.config,
+      cls_id: tok.clsId,
+      sep_id: tok.sepId,
+      pad_id: tok.padId,
+      mask_id: tok.maskId,
+      unk_id: tok.unkId,
+      special_ids: specialIds,
+      word_start: packBitmap(wordStart),
+      dir: 'tokenizer',
+    },
+    config: {
+      inputs: opts.inputs,
+      format: opts.format ?? null,
+      vocab: opts.vocab,
+      max_seq_len: maxSeqLen,
+      segment_target_tokens: target,
+      seed,
+      label_probs: probs,
+      dupe_factor: dupeFactor,
+      mix: opts.mix ?? null,
+      mask,
+      whole_word_mask: !!opts.wholeWordMask,
+      mask_prob: maskProb,
+      max_predictions: maxPredictions,
+      valid_fraction: validFraction,
+      valid_min_docs: validMinDocs,
+      skip_bad: !!opts.skipBad,
+      shard_bytes: shardBytes,
+      lowercase: opts.lowercase ?? null,
+      min_chars: opts.minChars ?? null,
+    },
+    inputs,
+    counts: {
+      instances: splitStats[0].instances + splitStats[1].instances,
+      tokens: splitStats[0].tokens + splitStats[1].tokens,
+      documents: docs.length,
+      segments,
+      labels: labelCounts(builder.stats.labels),
+    },
+    label_fallback: {
+      substituted: builder.stats.substituted,
+      unresolved: labelCounts(builder.stats.unresolved.reduce<number[]>((a, u) => a.map((x, l) => x + u[l]), [0, 0, 0])),
+    },
+    splits: { train: splitInfo(0), valid: splitInfo(1) },
+    skipped: skips.toJSON(),
+    graph: graph.stats(),
+  };
+  writeManifest(out, manifest);
+  return manifest;
+}
+
+export { DRP_LABELS };
+
+/**
+ * Sends documents to worker threads in batches (bounded in flight) and hands results back by document
+ * index. With 0 workers it tokenises inline.
+ */
+class TokenizePool {
+  private workers: Worker[] = [];
+  private inflight: number[] = [];
+  private pending = new Map<number, { w: number; resolve: () => void; reject: (e: Error) => void }>();
+  private batch: { i: number; text: string }[] = [];
+  private batchChars = 0;
+  private nextJob = 0;
+  private waiters: (() => void)[] = [];
+  private failure: Error | null = null;
+  private static BATCH_CHARS = 256 * 1024;
+  private static MAX_INFLIGHT = 3;
+
+  constructor(
+    n: number,
+    private init: WorkerInit,
+    private tok: WordPieceTokenizer,
+    private onResult: (i: number, r: { tokens: Int32Array; bounds: Int32Array; sentences: number }) => void,
+  ) {
+    for (let k = 0; k < n; k++) {
+      const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
+      w.on('message', (m: WorkerResult) => this.onMessage(m));
+      w.on('error', (e) => this.fail(e));
+      w.on('exit', (code) => {
+        if (code !== 0) this.fail(new Error(`tokenizer worker exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.inflight.push(0);
+    }
+  }
+
+  async submit(i: number, text: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.workers.length === 0) {
+      this.onResult(i, segmentText(this.tok, text, this.init.target));
+      return;
+    }
+    this.batch.push({ i, text });
+    this.batchChars += text.length + 64;
+    if (this.batchChars >= TokenizePool.BATCH_CHARS) await this.flush();
+  }
+
+  async drain(): Promise<void> {
+    if (this.batch.length) await this.flush();
+    while (this.pending.size > 0) {
+      if (this.failure) throw this.failure;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+
+  private async flush(): Promise<void> {
+    // wait for a worker with room
+    for (;;) {
+      if (this.failure) throw this.failure;
+      let best = 0;
+      for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
+      if (this.inflight[best] < TokenizePool.MAX_INFLIGHT) {
+        const id = this.nextJob++;
+        const job: WorkerJob = { id, docs: this.batch };
+        this.batch = [];
+        this.batchChars = 0;
+        this.inflight[best]++;
+        this.pending.set(id, { w: best, resolve: () => {}, reject: () => {} });
+        this.workers[best].postMessage(job);
+        return;
+      }
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  private onMessage(m: WorkerResult): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    this.inflight[p.w]--;
+    if (m.error) this.fail(new Error(`tokenizer worker: ${m.error}`));
+    else for (const r of m.results) this.onResult(r.i, r);
+    this.wake();
+  }
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}

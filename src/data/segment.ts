@@ -1,0 +1,141 @@
+// Document → sentences → token segments. Sentences are packed greedily into segments of at most
+// `target` tokens (about half of max_seq_len − 3), so that a pair [CLS] A [SEP] B [SEP] fills a sequence.
+import fs from 'node:fs';
+import { WordPieceTokenizer } from './tokenizer/index.js';
+
+// Tokens before a '.' that do not end a sentence.
+const ABBREV = new Set(
+  (
+    'mr mrs ms dr prof sr jr st mt ft vs etc e.g i.e cf al fig figs eq eqs no nos vol vols pp p ca approx dept ' +
+    'inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec gen col lt sgt capt rev hon est op ed eds ' +
+    'u.s u.k ph.d b.c a.d a.m p.m'
+  ).split(' '),
+);
+
+/**
+ * Split plain text into sentences. Paragraphs (lines) never share a sentence. Inside a line, a sentence
+ * ends at '.', '!' or '?' (optionally followed by closing quotes/brackets) when whitespace and then an
+ * upper-case letter, digit or opening quote/bracket follow — except after a known abbreviation or a single
+ * capital initial ("J. Smith"). Empty lines are dropped.
+ */
+export function splitSentences(text: string): string[] {
+  const out: string[] = [];
+  for (const rawLine of text.split(/\r?\n|\r|\u2029/)) {
+    const line = rawLine.trim();
+    if (line.length === 0) continue;
+    const re = /[.!?…]+["'”’)\]]*\s+(?=["'“‘(\[]?[\p{Lu}\p{Lt}\p{Lo}\d])/gu;
+    let start = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(line)) !== null) {
+      const end = m.index + m[0].length;
+      if (m[0][0] === '.' && m[0].trimEnd().length === 1) {
+        // look at the word before the dot
+        const before = line.slice(start, m.index);
+        const w = /([\p{L}.]+)$/u.exec(before);
+        if (w) {
+          const word = w[1].toLowerCase();
+          if (ABBREV.has(word) || (w[1].length === 1 && /\p{Lu}/u.test(w[1]))) continue;
+        }
+      }
+      const s = line.slice(start, end).trim();
+      if (s) out.push(s);
+      start = end;
+    }
+    const rest = line.slice(start).trim();
+    if (rest) out.push(rest);
+  }
+  return out;
+}
+
+/**
+ * Pack tokenised sentences into segments of at most `target` tokens, keeping sentence order. A sentence
+ * longer than `target` is cut into `target`-sized pieces. Returns the concatenated tokens and the segment
+ * boundaries: segment k is tokens[bounds[k], bounds[k+1]).
+ */
+export function packSegments(sentences: Int32Array[], target: number): { tokens: Int32Array; bounds: Int32Array } {
+  if (!(target >= 1)) throw new RangeError(`segment target must be >= 1, got ${target}`);
+  let total = 0;
+  for (const s of sentences) total += s.length;
+  const tokens = new Int32Array(total);
+  const bounds: number[] = [0];
+  let pos = 0;
+  let cur = 0; // tokens in the open segment
+  for (const s of sentences) {
+    if (s.length === 0) continue;
+    if (cur > 0 && cur + s.length > target) {
+      bounds.push(pos);
+      cur = 0;
+    }
+    if (s.length <= target) {
+      tokens.set(s, pos);
+      pos += s.length;
+      cur += s.length;
+      continue;
+    }
+    // over-long sentence: whole pieces of `target`, the remainder stays open for the next sentence
+    for (let off = 0; off < s.length; off += target) {
+      const piece = s.subarray(off, Math.min(s.length, off + target));
+      tokens.set(piece, pos);
+      pos += piece.length;
+      cur = piece.length;
+      if (cur === target) {
+        bounds.push(pos);
+        cur = 0;
+      }
+    }
+  }
+  if (cur > 0) bounds.push(pos);
+  return { tokens, bounds: Int32Array.from(bounds) };
+}
+
+/**
+ * BERT's truncate_seq_pair: while the pair is longer than `maxTokens`, drop one token from the longer
+ * side, from its front or back at random. Returns [startA, endA, startB, endB] offsets into a and b.
+ */
+export function truncatePair(lenA: number, lenB: number, maxTokens: number, coin: () => number): [number, number, number, number] {
+  let sa = 0, ea = lenA, sb = 0, eb = lenB;
+  while (ea - sa + (eb - sb) > maxTokens) {
+    if (ea - sa >= eb - sb) {
+      if (coin() < 0.5) sa++;
+      else ea--;
+    } else if (coin() < 0.5) sb++;
+    else eb--;
+  }
+  return [sa, ea, sb, eb];
+}
+
+/** Anything that turns text into token ids without special tokens. */
+export interface Encoder {
+  encode(text: string): Int32Array;
+}
+
+/** Split a document into sentences, tokenise each and pack them into segments of at most `target` tokens. */
+export function segmentText(enc: Encoder, text: string, target: number): { tokens: Int32Array; bounds: Int32Array; sentences: number } {
+  const sents = splitSentences(text);
+  const ids = sents.map((s) => enc.encode(s));
+  return { ...packSegments(ids, target), sentences: sents.length };
+}
+
+/** How to load the WordPiece tokenizer: a vocab.txt file or a saved tokenizer directory, plus overrides. */
+export interface TokenizerSpec {
+  vocab: string;
+  lowercase?: boolean;
+}
+
+/** Load the tokenizer described by `spec` (the same way in the main thread and in workers). */
+export function loadTokenizer(spec: TokenizerSpec): WordPieceTokenizer {
+  let isDir: boolean;
+  try {
+    isDir = fs.statSync(spec.vocab).isDirectory();
+  } catch {
+    throw new Error(`--vocab ${spec.vocab}: no such file or directory`);
+  }
+  const overrides = spec.lowercase === undefined ? undefined : { doLowerCase: spec.lowercase };
+  if (isDir) {
+    const t = WordPieceTokenizer.fromDir(spec.vocab);
+    if (overrides && t.config.doLowerCase !== spec.lowercase)
+      throw new Error(`--vocab ${spec.vocab}: the saved tokenizer has do_lower_case=${t.config.doLowerCase}; pass a vocab.txt file to override it`);
+    return t;
+  }
+  return WordPieceTokenizer.fromVocabFile(spec.vocab, overrides);
+}
