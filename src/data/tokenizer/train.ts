@@ -1,0 +1,176 @@
+// WordPiece vocabulary training with Hugging Face's `tokenizers` binding (its WordPieceTrainer, which is a
+// BPE trainer with the '##' continuation prefix), plus the BERT special tokens at fixed ids.
+//
+// The Node binding only exposes the model's default trainer (vocab_size 30000, min_frequency 0, no
+// alphabet limit, no special tokens). Because BPE adds merges in a fixed order and simply stops at
+// vocab_size, the first N learned tokens are exactly what a trainer with vocab_size N would produce, so we
+// truncate. limitAlphabet is emulated exactly (HF drops the characters outside the alphabet from each
+// word); minFrequency is applied to whole words before training (see TrainVocabOptions).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { createRequire } from 'node:module';
+import { WordPieceTokenizer } from './wordpiece.js';
+
+export const SPECIAL_TOKENS: readonly string[] = Object.freeze(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
+/** The binding's default trainer learns at most 30000 tokens. */
+export const MAX_TRAIN_VOCAB = 30000 + SPECIAL_TOKENS.length;
+
+export interface TrainVocabOptions {
+  /** total size including the 5 special tokens */
+  vocabSize: number;
+  doLowerCase: boolean;
+  /** default: follows doLowerCase */
+  stripAccents?: boolean | null;
+  tokenizeChineseChars?: boolean;
+  /** words seen fewer times than this are left out of training (a word-level filter: the binding's
+   * trainer has min_frequency fixed at 0, so HF's pair-level threshold is not available). Default 1. */
+  minFrequency?: number;
+  /** keep only the N most frequent characters in the initial alphabet (HF semantics: other characters
+   * are dropped from the words they occur in). */
+  limitAlphabet?: number;
+  /** progress / warnings (default: none) */
+  log?: (msg: string) => void;
+}
+
+/** Files to read (UTF-8 text, one or more sentences per line), or lines held in memory. */
+export type TrainVocabInput = string[] | { lines: Iterable<string> | AsyncIterable<string> };
+
+interface TokenizersBinding {
+  Tokenizer: new (model: unknown) => {
+    setNormalizer(n: unknown): void;
+    setPreTokenizer(p: unknown): void;
+    train(files: string[]): void;
+    getVocab(withAdded?: boolean): Record<string, number>;
+  };
+  WordPiece: { empty(): unknown };
+  bertPreTokenizer(): unknown;
+}
+
+function loadBinding(): TokenizersBinding {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('tokenizers') as TokenizersBinding;
+  } catch (e) {
+    throw new Error(`vocab training needs the 'tokenizers' npm package: ${(e as Error).message}`);
+  }
+}
+
+async function* linesOf(input: TrainVocabInput): AsyncGenerator<string> {
+  if (Array.isArray(input)) {
+    for (const file of input) {
+      if (!fs.existsSync(file)) throw new Error(`training input ${file} does not exist`);
+      if (!fs.statSync(file).isFile()) throw new Error(`training input ${file} is not a file`);
+      const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+      for await (const line of rl) yield line;
+    }
+  } else {
+    for await (const line of input.lines as AsyncIterable<string>) {
+      if (typeof line !== 'string') throw new Error(`training input: expected lines of text, got ${typeof line}`);
+      yield line;
+    }
+  }
+}
+
+export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: TrainVocabOptions): Promise<string[]> {
+  const { vocabSize, doLowerCase } = opts;
+  const minFrequency = opts.minFrequency ?? 1;
+  const log = opts.log ?? (() => {});
+  if (!Number.isInteger(vocabSize) || vocabSize <= SPECIAL_TOKENS.length)
+    throw new Error(`vocab size must be an integer > ${SPECIAL_TOKENS.length}, got ${vocabSize}`);
+  if (vocabSize > MAX_TRAIN_VOCAB)
+    throw new Error(`vocab size ${vocabSize} is larger than the tokenizers binding's trainer can learn (at most ${MAX_TRAIN_VOCAB} including the ${SPECIAL_TOKENS.length} special tokens)`);
+  if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`minFrequency must be a positive integer, got ${minFrequency}`);
+  if (opts.limitAlphabet !== undefined && (!Number.isInteger(opts.limitAlphabet) || opts.limitAlphabet < 1))
+    throw new Error(`limitAlphabet must be a positive integer, got ${opts.limitAlphabet}`);
+  if (Array.isArray(inputFiles) && inputFiles.length === 0) throw new Error('no training input files given');
+
+  // Our basic tokenizer is id-for-id the binding's BertNormalizer + BertPreTokenizer (tested), so we count
+  // words once here and hand the binding pre-normalized words.
+  const basic = WordPieceTokenizer.fromVocab([...SPECIAL_TOKENS], {
+    doLowerCase,
+    stripAccents: opts.stripAccents ?? null,
+    tokenizeChineseChars: opts.tokenizeChineseChars ?? true,
+  });
+  const counts = new Map<string, number>();
+  let nLines = 0;
+  for await (const line of linesOf(inputFiles)) {
+    nLines++;
+    for (const w of basic.basicTokenize(line)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  }
+  for (const s of SPECIAL_TOKENS) counts.delete(s); // they get their own ids below
+  if (counts.size === 0) throw new Error(`training input has no words (${nLines} lines read)`);
+
+  let dropped = 0;
+  if (minFrequency > 1) {
+    for (const [w, c] of counts) if (c < minFrequency) {
+      counts.delete(w);
+      dropped++;
+    }
+    log(`minFrequency ${minFrequency}: left out ${dropped} rare word types, ${counts.size} remain`);
+    if (counts.size === 0) throw new Error(`no word occurs at least ${minFrequency} times`);
+  }
+
+  if (opts.limitAlphabet !== undefined) {
+    const charCounts = new Map<string, number>();
+    for (const [w, c] of counts) for (const ch of w) charCounts.set(ch, (charCounts.get(ch) ?? 0) + c);
+    if (charCounts.size > opts.limitAlphabet) {
+      const keep = new Set([...charCounts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, opts.limitAlphabet).map((e) => e[0]));
+      const filtered = new Map<string, number>();
+      for (const [w, c] of counts) {
+        let nw = '';
+        for (const ch of w) if (keep.has(ch)) nw += ch;
+        if (nw.length > 0) filtered.set(nw, (filtered.get(nw) ?? 0) + c);
+      }
+      log(`limitAlphabet ${opts.limitAlphabet}: dropped ${charCounts.size - keep.size} rare characters`);
+      counts.clear();
+      for (const [w, c] of filtered) counts.set(w, c);
+    }
+  }
+
+  const tk = loadBinding();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-vocab-'));
+  const tmp = path.join(dir, 'words.txt');
+  try {
+    // one line per 256 words; a word appears as often as it was counted
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      let buf: string[] = [];
+      const flush = () => {
+        if (buf.length) fs.writeSync(fd, buf.join(' ') + '\n');
+        buf = [];
+      };
+      for (const [w, c] of counts) {
+        for (let k = 0; k < c; k++) {
+          buf.push(w);
+          if (buf.length === 256) flush();
+        }
+      }
+      flush();
+    } finally {
+      fs.closeSync(fd);
+    }
+    const t = new tk.Tokenizer(tk.WordPiece.empty());
+    t.setPreTokenizer(tk.bertPreTokenizer()); // words are already normalized; this only splits on spaces
+    t.train([tmp]);
+    const learned = Object.entries(t.getVocab(false)).sort((a, b) => a[1] - b[1]).map((e) => e[0]);
+    const special = new Set(SPECIAL_TOKENS);
+    const out = [...SPECIAL_TOKENS];
+    const seen = new Set<string>(SPECIAL_TOKENS);
+    for (const tok of learned) {
+      if (out.length >= vocabSize) break;
+      if (special.has(tok) || seen.has(tok)) continue;
+      seen.add(tok);
+      out.push(tok);
+    }
+    if (out.length < vocabSize) log(`the corpus only supports ${out.length} tokens (asked for ${vocabSize})`);
+    const alphabet = learned.filter((t) => [...t].length === 1).length;
+    if (vocabSize - SPECIAL_TOKENS.length < alphabet)
+      log(`vocab size ${vocabSize} cuts into the ${alphabet}-character alphabet: some characters will become [UNK]`);
+    log(`trained on ${nLines} lines, ${counts.size} word types; vocab ${out.length}`);
+    return out;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,638 @@
+// BERT WordPiece tokenizer, id-for-id identical to Hugging Face's BertTokenizerFast (the `tokenizers`
+// BertNormalizer + BertPreTokenizer + WordPiece pipeline), with [start, end) UTF-16 offsets into the
+// original text.
+//
+// Speed comes from (1) a char-code scan with a 128-entry class table for ASCII, (2) a word cache keyed by
+// the raw ASCII slice (so the common case never normalizes or runs WordPiece), (3) reusable output buffers.
+// Non-ASCII words take a slower path that normalizes per code point (cached) and tracks where every
+// normalized code unit came from.
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { charClass, normalizeChar, BMP_CLASS, C_CJK, C_DROP, C_PUNCT, C_SPACE } from './unicode.js';
+import { type TokenizerConfig, resolveConfig, configFromHfJson, configToHfJson } from './config.js';
+
+// ASCII kinds
+const A_WORD = 0, A_SPACE = 1, A_PUNCT = 2, A_DROP = 3;
+const ASCII_KIND = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const k = BMP_CLASS[c];
+  ASCII_KIND[c] = k & C_DROP ? A_DROP : k & C_SPACE ? A_SPACE : k & C_PUNCT ? A_PUNCT : A_WORD;
+}
+
+// Kinds of a non-ASCII code point after cleaning + normalization (depends on the config).
+const K_DROP = 0, K_SPACE = 1, K_CJK = 2, K_WORD = 3, K_MIXED = 4;
+interface CharEntry {
+  kind: number;
+  /** normalized text (K_WORD: appended to the current word; K_CJK: the whole word; K_MIXED: split per char) */
+  norm: string;
+}
+
+const WORD_CACHE_LIMIT = 1 << 18;
+
+export class WordPieceTokenizer {
+  readonly config: TokenizerConfig;
+  readonly vocab: readonly string[];
+  readonly vocabSize: number;
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly padId: number;
+  readonly maskId: number;
+  readonly unkId: number;
+  /** vocab lines that repeated an earlier token (HF keeps the later id for lookups). */
+  readonly duplicateTokens: number;
+
+  private readonly tokMap: Map<string, number>;
+  private readonly contMap: Map<string, number>; // '##x' stored as 'x'
+  private readonly maxTokLen: number;
+  private readonly maxContLen: number;
+  private readonly lower: boolean;
+  private readonly strip: boolean;
+  private readonly cjk: boolean;
+  private readonly wordStart: Uint8Array;
+  private readonly specialIds: Set<number>;
+  private readonly specials: { text: string; id: number }[]; // matched in raw text, longest first
+  private readonly asciiIds: Int32Array; // id of each ASCII char as a one-char word (unk if absent)
+  private readonly specialFirst = new Uint8Array(128); // ASCII punctuation that can start a special token
+  private readonly bmpEntries: (CharEntry | undefined)[] = new Array(0x10000);
+  private readonly astralEntries = new Map<number, CharEntry>();
+  private cache = new Map<string, Int32Array>();
+
+  // output buffers, reused across calls
+  private outIds = new Int32Array(1024);
+  private outOff = new Int32Array(2048);
+  private outWid = new Int32Array(1024);
+  private n = 0;
+  private wordIdx = 0;
+  private fixedWord = -1; // encodeWords: every piece gets this word index
+  private wantOffsets = false;
+  private sink: string[] | null = null; // basicTokenize: collect normalized words instead of pieces
+  // per normalized code unit of the current slow-path word: where it came from in the original text
+  private nStart = new Int32Array(256);
+  private nEnd = new Int32Array(256);
+
+  private constructor(tokens: string[], config: TokenizerConfig, where: string) {
+    this.config = Object.freeze({ ...config });
+    this.vocab = Object.freeze(tokens.slice());
+    this.vocabSize = tokens.length;
+    this.tokMap = new Map();
+    this.contMap = new Map();
+    let dups = 0, maxTok = 0, maxCont = 0;
+    for (let id = 0; id < tokens.length; id++) {
+      const t = tokens[id];
+      if (typeof t !== 'string') throw new Error(`${where}: vocab entry ${id} is not a string`);
+      if (this.tokMap.has(t)) dups++;
+      this.tokMap.set(t, id); // later id wins, as in HF's load_vocab
+      if (t.length > maxTok) maxTok = t.length;
+      if (t.startsWith('##') && t.length > 2) {
+        this.contMap.set(t.slice(2), id);
+        if (t.length - 2 > maxCont) maxCont = t.length - 2;
+      }
+    }
+    this.duplicateTokens = dups;
+    this.maxTokLen = maxTok;
+    this.maxContLen = maxCont;
+    const need = (tok: string, field: string): number => {
+      const id = this.tokMap.get(tok);
+      if (id === undefined) throw new Error(`${where}: ${field} '${tok}' is not in the vocabulary`);
+      return id;
+    };
+    this.unkId = need(config.unkToken, 'unk token');
+    this.clsId = need(config.clsToken, 'cls token');
+    this.sepId = need(config.sepToken, 'sep token');
+    this.padId = need(config.padToken, 'pad token');
+    this.maskId = need(config.maskToken, 'mask token');
+    this.lower = config.doLowerCase;
+    this.strip = config.stripAccents === null ? config.doLowerCase : config.stripAccents;
+    this.cjk = config.tokenizeChineseChars;
+    this.wordStart = new Uint8Array(tokens.length);
+    for (let id = 0; id < tokens.length; id++) this.wordStart[id] = tokens[id].startsWith('##') ? 0 : 1;
+    const sp = [config.unkToken, config.clsToken, config.sepToken, config.padToken, config.maskToken];
+    this.specialIds = new Set(sp.map((t) => this.tokMap.get(t)!));
+    this.specials = [...new Set(sp)].sort((a, b) => b.length - a.length).map((t) => ({ text: t, id: this.tokMap.get(t)! }));
+    // Special tokens are split out of raw text like HF's added tokens; we look for them where a
+    // punctuation character starts them (all BERT-style tokens), not inside words.
+    for (const t of this.specials) {
+      const c0 = t.text.charCodeAt(0);
+      if (c0 < 128 && ASCII_KIND[c0] === A_PUNCT) this.specialFirst[c0] = 1;
+    }
+    this.asciiIds = new Int32Array(128);
+    for (let c = 0; c < 128; c++) this.asciiIds[c] = this.tokMap.get(String.fromCharCode(c)) ?? this.unkId;
+  }
+
+  // ---------------------------------------------------------------- loading / saving
+
+  static fromVocab(tokens: string[], opts?: Partial<TokenizerConfig>): WordPieceTokenizer {
+    return new WordPieceTokenizer(tokens, resolveConfig(opts, 'tokenizer options'), 'vocab');
+  }
+
+  static fromVocabFile(file: string, opts?: Partial<TokenizerConfig>): WordPieceTokenizer {
+    const tokens = readVocabFile(file);
+    return new WordPieceTokenizer(tokens, resolveConfig(opts, file), file);
+  }
+
+  static fromTokenizerJson(file: string): WordPieceTokenizer {
+    const { tokens, config } = readTokenizerJson(file);
+    return new WordPieceTokenizer(tokens, resolveConfig(config, file), file);
+  }
+
+  /** A directory as written by HF save_pretrained / our save(): tokenizer_config.json (optional) plus
+   * vocab.txt or tokenizer.json. tokenizer_config.json settings win over tokenizer.json's normalizer, as in
+   * BertTokenizerFast. */
+  static fromDir(dir: string): WordPieceTokenizer {
+    if (!fs.existsSync(dir)) throw new Error(`tokenizer directory ${dir} does not exist`);
+    if (!fs.statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    let cfg: Partial<TokenizerConfig> = {};
+    if (fs.existsSync(cfgFile)) cfg = configFromHfJson(parseJsonFile(cfgFile), cfgFile);
+    const vocabFile = path.join(dir, 'vocab.txt');
+    const jsonFile = path.join(dir, 'tokenizer.json');
+    if (fs.existsSync(jsonFile)) {
+      const { tokens, config } = readTokenizerJson(jsonFile);
+      return new WordPieceTokenizer(tokens, resolveConfig({ ...config, ...cfg }, jsonFile), jsonFile);
+    }
+    if (fs.existsSync(vocabFile)) {
+      return new WordPieceTokenizer(readVocabFile(vocabFile), resolveConfig(cfg, fs.existsSync(cfgFile) ? cfgFile : vocabFile), vocabFile);
+    }
+    throw new Error(`${dir}: no tokenizer found (looked for ${vocabFile} and ${jsonFile})`);
+  }
+
+  save(dir: string): void {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'vocab.txt'), this.vocab.join('\n') + '\n');
+    const c = this.config;
+    const j = configToHfJson(c);
+    if (c.maxInputCharsPerWord === 100) delete j.max_input_chars_per_word;
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(j, null, 2) + '\n');
+    const sp = { unk_token: c.unkToken, sep_token: c.sepToken, pad_token: c.padToken, cls_token: c.clsToken, mask_token: c.maskToken };
+    fs.writeFileSync(path.join(dir, 'special_tokens_map.json'), JSON.stringify(sp, null, 2) + '\n');
+  }
+
+  /** sha256 over the vocab and the settings that change ids; stable across runs and machines. */
+  hash(): string {
+    const h = crypto.createHash('sha256');
+    const c = this.config;
+    h.update(
+      JSON.stringify({
+        doLowerCase: c.doLowerCase,
+        stripAccents: c.stripAccents,
+        tokenizeChineseChars: c.tokenizeChineseChars,
+        maxInputCharsPerWord: c.maxInputCharsPerWord,
+        unkToken: c.unkToken,
+        clsToken: c.clsToken,
+        sepToken: c.sepToken,
+        padToken: c.padToken,
+        maskToken: c.maskToken,
+      }),
+    );
+    h.update('\n');
+    h.update(this.vocab.join('\n'));
+    return h.digest('hex');
+  }
+
+  // ---------------------------------------------------------------- vocab queries
+
+  tokenToId(tok: string): number | undefined {
+    return this.tokMap.get(tok);
+  }
+
+  idToToken(id: number): string {
+    const t = this.vocab[id];
+    if (t === undefined) throw new RangeError(`token id ${id} out of range [0, ${this.vocabSize})`);
+    return t;
+  }
+
+  isWordStart(id: number): boolean {
+    return this.wordStart[id] === 1;
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  decode(ids: ArrayLike<number>, opts?: { skipSpecial?: boolean }): string {
+    const skip = opts?.skipSpecial ?? false;
+    const parts: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (skip && this.specialIds.has(id)) continue;
+      parts.push(this.idToToken(id));
+    }
+    return parts.join(' ').replace(/ ##/g, '');
+  }
+
+  // ---------------------------------------------------------------- encoding
+
+  encode(text: string): Int32Array {
+    this.run(text, false);
+    return this.outIds.slice(0, this.n);
+  }
+
+  encodeWithOffsets(text: string): { ids: Int32Array; offsets: Int32Array; wordIds: Int32Array } {
+    this.run(text, true);
+    return { ids: this.outIds.slice(0, this.n), offsets: this.outOff.slice(0, 2 * this.n), wordIds: this.outWid.slice(0, this.n) };
+  }
+
+  /** Pre-split words (NER): each word is tokenized on its own (it may still split at punctuation);
+   * wordIndex[i] is the index in `words` of the word piece i came from. Words that normalize to nothing
+   * (e.g. only control characters) produce no pieces. */
+  encodeWords(words: string[]): { ids: Int32Array; wordIndex: Int32Array } {
+    this.n = 0;
+    this.wantOffsets = false;
+    try {
+      for (let w = 0; w < words.length; w++) {
+        this.fixedWord = w;
+        this.scan(words[w]);
+      }
+    } finally {
+      this.fixedWord = -1;
+    }
+    return { ids: this.outIds.slice(0, this.n), wordIndex: this.outWid.slice(0, this.n) };
+  }
+
+  /** The basic tokenizer alone: the normalized words (clean, CJK split, lowercase/strip accents, split on
+   * whitespace and punctuation) that WordPiece would see. Special tokens come out as themselves. */
+  basicTokenize(text: string): string[] {
+    const out: string[] = [];
+    this.sink = out;
+    try {
+      this.run(text, false);
+    } finally {
+      this.sink = null;
+    }
+    return out;
+  }
+
+  /** Number of pieces `text` becomes (no special tokens), without copying ids out. */
+  countTokens(text: string): number {
+    this.run(text, false);
+    return this.n;
+  }
+
+  private run(text: string, offsets: boolean): void {
+    this.n = 0;
+    this.wordIdx = 0;
+    this.wantOffsets = offsets;
+    this.scan(text);
+  }
+
+  private grow(): void {
+    const cap = this.outIds.length * 2;
+    const ids = new Int32Array(cap);
+    ids.set(this.outIds);
+    this.outIds = ids;
+    const wid = new Int32Array(cap);
+    wid.set(this.outWid);
+    this.outWid = wid;
+    const off = new Int32Array(2 * cap);
+    off.set(this.outOff);
+    this.outOff = off;
+  }
+
+  private emit(id: number, start: number, end: number, word: number): void {
+    const k = this.n;
+    if (k === this.outIds.length) this.grow();
+    this.outIds[k] = id;
+    this.outWid[k] = this.fixedWord >= 0 ? this.fixedWord : word;
+    if (this.wantOffsets) {
+      this.outOff[2 * k] = start;
+      this.outOff[2 * k + 1] = end;
+    }
+    this.n = k + 1;
+  }
+
+  private scan(text: string): void {
+    const n = text.length;
+    let i = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c < 128) {
+        const k = ASCII_KIND[c];
+        if (k === A_WORD) {
+          let j = i + 1;
+          let d = 32;
+          while (j < n) {
+            d = text.charCodeAt(j);
+            if (d >= 128 || ASCII_KIND[d] !== A_WORD) break;
+            j++;
+          }
+          // A pure-ASCII word ends at ASCII space/punct or the end; anything else (non-ASCII, control
+          // chars that clean_text deletes inside the word) goes through the general path.
+          if (j === n || (d < 128 && ASCII_KIND[d] !== A_DROP)) {
+            this.asciiWord(text, i, j);
+            i = j;
+          } else {
+            i = this.slowWord(text, i);
+          }
+        } else if (k === A_PUNCT) {
+          if (this.specialFirst[c] === 1) {
+            const sp = this.matchSpecial(text, i);
+            if (sp >= 0) {
+              const len = this.specials[sp].text.length;
+              if (this.sink) this.sink.push(this.specials[sp].text);
+              else this.emit(this.specials[sp].id, i, i + len, this.wordIdx++);
+              i += len;
+              continue;
+            }
+          }
+          if (this.sink) this.sink.push(text[i]);
+          else this.emit(this.asciiIds[c], i, i + 1, this.wordIdx++);
+          i++;
+        } else {
+          i++; // space or a control char between words
+        }
+      } else {
+        i = this.slowWord(text, i);
+      }
+    }
+  }
+
+  private matchSpecial(text: string, i: number): number {
+    const sp = this.specials;
+    for (let s = 0; s < sp.length; s++) if (text.startsWith(sp[s].text, i)) return s;
+    return -1;
+  }
+
+  /** A word of ASCII word characters only: normalization is at most ASCII lowercasing. */
+  private asciiWord(text: string, s: number, e: number): void {
+    const key = text.slice(s, e);
+    if (this.sink) {
+      this.sink.push(this.lower ? key.toLowerCase() : key);
+      return;
+    }
+    let pieces = this.cache.get(key);
+    if (pieces === undefined) {
+      pieces = this.wordPiece(this.lower ? key.toLowerCase() : key, e - s);
+      this.remember(key, pieces);
+    }
+    const w = this.wordIdx++;
+    let prev = 0;
+    for (let p = 0; p < pieces.length; p += 2) {
+      const end = pieces[p + 1];
+      this.emit(pieces[p], s + prev, s + end, w);
+      prev = end;
+    }
+  }
+
+  private remember(key: string, pieces: Int32Array): void {
+    if (this.cache.size >= WORD_CACHE_LIMIT) this.cache = new Map();
+    this.cache.set(key, pieces);
+  }
+
+  private entry(cp: number, ch: string): CharEntry {
+    let e = cp < 0x10000 ? this.bmpEntries[cp] : this.astralEntries.get(cp);
+    if (e !== undefined) return e;
+    const cls = charClass(cp);
+    if (cls & C_DROP) e = { kind: K_DROP, norm: '' };
+    else if (cls & C_SPACE) e = { kind: K_SPACE, norm: '' };
+    else if (this.cjk && cls & C_CJK) e = { kind: K_CJK, norm: normalizeChar(ch, this.lower, this.strip) };
+    else {
+      const norm = normalizeChar(ch, this.lower, this.strip);
+      let mixed = false;
+      for (let q = 0; q < norm.length; ) {
+        const ncp = norm.codePointAt(q)!;
+        if (charClass(ncp) & (C_PUNCT | C_SPACE)) mixed = true;
+        q += ncp > 0xffff ? 2 : 1;
+      }
+      e = { kind: mixed ? K_MIXED : K_WORD, norm };
+    }
+    if (cp < 0x10000) this.bmpEntries[cp] = e;
+    else this.astralEntries.set(cp, e);
+    return e;
+  }
+
+  /** General path: builds one normalized word starting at i (also emitting any punctuation/CJK words met
+   * on the way) and returns where the main scan continues. */
+  private slowWord(text: string, i: number): number {
+    const n = text.length;
+    let word = '';
+    const flush = (): void => {
+      if (word.length > 0) {
+        this.normWord(word);
+        word = '';
+      }
+    };
+    const push = (s: string, from: number, to: number): void => {
+      const base = word.length;
+      if (base + s.length > this.nStart.length) {
+        const cap = Math.max(2 * this.nStart.length, base + s.length);
+        const a = new Int32Array(cap), b = new Int32Array(cap);
+        a.set(this.nStart);
+        b.set(this.nEnd);
+        this.nStart = a;
+        this.nEnd = b;
+      }
+      for (let q = 0; q < s.length; q++) {
+        this.nStart[base + q] = from;
+        this.nEnd[base + q] = to;
+      }
+      word += s;
+    };
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c < 128) {
+        const k = ASCII_KIND[c];
+        if (k === A_WORD) {
+          push(this.lower && c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : text[i], i, i + 1);
+          i++;
+          continue;
+        }
+        if (k === A_DROP) {
+          i++;
+          continue;
+        }
+        break; // ASCII space or punctuation: the main scan handles it
+      }
+      let cp = c, w = 1;
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+        const d = text.charCodeAt(i + 1);
+        if (d >= 0xdc00 && d <= 0xdfff) {
+          cp = ((c - 0xd800) << 10) + (d - 0xdc00) + 0x10000;
+          w = 2;
+        }
+      }
+      const e = this.entry(cp, w === 1 ? text[i] : text.slice(i, i + 2));
+      const kind = e.kind;
+      if (kind === K_WORD) {
+        if (e.norm.length > 0) push(e.norm, i, i + w);
+      } else if (kind === K_DROP) {
+        // deleted by clean_text; the word goes on
+      } else if (kind === K_SPACE) {
+        i += w;
+        break;
+      } else if (kind === K_CJK) {
+        flush();
+        if (e.norm.length > 0) {
+          push(e.norm, i, i + w);
+          flush();
+        }
+      } else {
+        // normalization produced punctuation/space (e.g. NFD of '≠' is '=' + a dropped mark)
+        const s = e.norm;
+        for (let q = 0; q < s.length; ) {
+          const ncp = s.codePointAt(q)!;
+          const nw = ncp > 0xffff ? 2 : 1;
+          const cls = charClass(ncp);
+          if (cls & C_SPACE) flush();
+          else if (cls & C_PUNCT) {
+            flush();
+            push(s.slice(q, q + nw), i, i + w);
+            flush();
+          } else push(s.slice(q, q + nw), i, i + w);
+          q += nw;
+        }
+      }
+      i += w;
+    }
+    flush();
+    return i;
+  }
+
+  /** Emits the pieces of a normalized word built by slowWord (nStart/nEnd hold its origins). */
+  private normWord(word: string): void {
+    if (this.sink) {
+      this.sink.push(word);
+      return;
+    }
+    let pieces = this.cache.get(word);
+    if (pieces === undefined) {
+      pieces = this.wordPiece(word, codePointLength(word));
+      this.remember(word, pieces);
+    }
+    const w = this.wordIdx++;
+    let prev = 0;
+    for (let p = 0; p < pieces.length; p += 2) {
+      const end = pieces[p + 1];
+      this.emit(pieces[p], this.nStart[prev], this.nEnd[end - 1], w);
+      prev = end;
+    }
+  }
+
+  /** Greedy longest-match-first WordPiece over a normalized word: [id, end, id, end, ...] with piece ends
+   * in UTF-16 units of `word`. A word longer than maxInputCharsPerWord code points, or with any
+   * unmatched remainder, becomes one [UNK]. */
+  private wordPiece(word: string, chars: number): Int32Array {
+    const len = word.length;
+    if (chars > this.config.maxInputCharsPerWord) return Int32Array.of(this.unkId, len);
+    const out: number[] = [];
+    let start = 0;
+    while (start < len) {
+      const map = start === 0 ? this.tokMap : this.contMap;
+      let end = Math.min(len, start + (start === 0 ? this.maxTokLen : this.maxContLen));
+      let id: number | undefined;
+      while (end > start) {
+        // never cut a surrogate pair
+        const cu = word.charCodeAt(end - 1);
+        if (end < len && cu >= 0xd800 && cu <= 0xdbff) {
+          end--;
+          continue;
+        }
+        id = map.get(word.slice(start, end));
+        if (id !== undefined) break;
+        end--;
+      }
+      if (id === undefined) return Int32Array.of(this.unkId, len);
+      out.push(id, end);
+      start = end;
+    }
+    return Int32Array.from(out);
+  }
+}
+
+function codePointLength(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
+function parseJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** vocab.txt: one token per line, id = line number (HF load_vocab); CRLF tolerated. */
+export function readVocabFile(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new Error(`vocab file ${file} does not exist`);
+    throw new Error(`cannot read vocab file ${file}: ${err.message}`);
+  }
+  if (text.length === 0) throw new Error(`vocab file ${file} is empty`);
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i];
+    if (l.endsWith('\r')) lines[i] = l.slice(0, -1);
+    if (lines[i].includes('\uFFFD')) throw new Error(`${file}:${i + 1}: token is not valid UTF-8`);
+  }
+  return lines;
+}
+
+/** HF tokenizers JSON with a WordPiece model (and a BertNormalizer, or none). */
+export function readTokenizerJson(file: string): { tokens: string[]; config: Partial<TokenizerConfig> } {
+  const j = parseJsonFile(file) as Record<string, unknown>;
+  if (typeof j !== 'object' || j === null) throw new Error(`${file}: expected a JSON object`);
+  const model = j.model as Record<string, unknown> | undefined;
+  if (!model || typeof model !== 'object') throw new Error(`${file}: missing field 'model'`);
+  if (model.type !== undefined && model.type !== 'WordPiece')
+    throw new Error(`${file}: field 'model.type' is ${JSON.stringify(model.type)}, only WordPiece is supported`);
+  const vocab = model.vocab;
+  if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new Error(`${file}: field 'model.vocab' must be an object token -> id`);
+  const prefix = model.continuing_subword_prefix ?? '##';
+  if (prefix !== '##') throw new Error(`${file}: field 'model.continuing_subword_prefix' is ${JSON.stringify(prefix)}, only '##' is supported`);
+  const tokens: string[] = [];
+  for (const [tok, id] of Object.entries(vocab as Record<string, unknown>)) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new Error(`${file}: field 'model.vocab["${tok}"]' must be a non-negative integer id, got ${JSON.stringify(id)}`);
+    if (tokens[id] !== undefined) throw new Error(`${file}: field 'model.vocab': id ${id} is used by both ${JSON.stringify(tokens[id])} and ${JSON.stringify(tok)}`);
+    tokens[id] = tok;
+  }
+  // added tokens may extend the vocab (HF puts them at ids >= model vocab size)
+  if (Array.isArray(j.added_tokens)) {
+    j.added_tokens.forEach((a: unknown, k: number) => {
+      const at = a as { id?: unknown; content?: unknown };
+      if (typeof at?.id !== 'number' || typeof at.content !== 'string') throw new Error(`${file}: field 'added_tokens[${k}]' needs a numeric 'id' and a string 'content'`);
+      if (tokens[at.id] === undefined) tokens[at.id] = at.content;
+      else if (tokens[at.id] !== at.content) throw new Error(`${file}: field 'added_tokens[${k}]': id ${at.id} is ${JSON.stringify(tokens[at.id])} in model.vocab but ${JSON.stringify(at.content)} here`);
+    });
+  }
+  for (let id = 0; id < tokens.length; id++) if (tokens[id] === undefined) throw new Error(`${file}: field 'model.vocab': no token has id ${id} (ids must be 0..${tokens.length - 1})`);
+  const config: Partial<TokenizerConfig> = {};
+  if (typeof model.unk_token === 'string') config.unkToken = model.unk_token;
+  if (typeof model.max_input_chars_per_word === 'number') config.maxInputCharsPerWord = model.max_input_chars_per_word;
+  const norm = j.normalizer as Record<string, unknown> | null | undefined;
+  if (norm) {
+    if (norm.type !== 'BertNormalizer') throw new Error(`${file}: field 'normalizer.type' is ${JSON.stringify(norm.type)}, only BertNormalizer is supported`);
+    if (norm.clean_text === false) throw new Error(`${file}: field 'normalizer.clean_text' is false, which is not supported`);
+    if (typeof norm.lowercase === 'boolean') config.doLowerCase = norm.lowercase;
+    if (norm.strip_accents === null || typeof norm.strip_accents === 'boolean') config.stripAccents = norm.strip_accents as boolean | null;
+    if (typeof norm.handle_chinese_chars === 'boolean') config.tokenizeChineseChars = norm.handle_chinese_chars;
+  } else {
+    throw new Error(`${file}: field 'normalizer' is missing; only BertNormalizer is supported`);
+  }
+  const pre = j.pre_tokenizer as Record<string, unknown> | null | undefined;
+  if (pre && pre.type !== 'BertPreTokenizer') throw new Error(`${file}: field 'pre_tokenizer.type' is ${JSON.stringify(pre.type)}, only BertPreTokenizer is supported`);
+  if (!pre) throw new Error(`${file}: field 'pre_tokenizer' is missing; only BertPreTokenizer is supported`);
+  return { tokens, config };
+}
