@@ -1,0 +1,81 @@
+// Shared document model for every corpus reader, plus skip accounting and input errors.
+
+/** One unit of text with its outgoing links, as produced by a reader. */
+export interface Document {
+  /** Unique within a corpus. MediaWiki: normalised title; JATS/MEDLINE: `pmid:N` (else `pmc:PMCN`, else `doi:...`);
+   *  HTML: path relative to the corpus root; WordNet: `wn:<pos><offset>`. */
+  id: string;
+  title?: string;
+  /** Plain text; paragraphs (or sentences, for line-oriented corpora) separated by '\n'. */
+  text: string;
+  /** Raw link targets as written by the source (an id, an alias or a title); DocGraph.build resolves them. */
+  links: string[];
+  /** Other names this document can be linked by, e.g. ['pmid:123', 'pmc:PMC456', 'doi:10.1/x'] or ['pageid:42']. */
+  aliases?: string[];
+  /** File the document was read from. */
+  source: string;
+}
+
+/** Counts of things a reader (or the graph) left out, keyed by reason. Nothing is dropped without a count. */
+export class SkipCounter {
+  private readonly counts = new Map<string, number>();
+
+  add(reason: string, n = 1): void {
+    if (n === 0) return;
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + n);
+  }
+
+  get(reason: string): number {
+    return this.counts.get(reason) ?? 0;
+  }
+
+  merge(o: SkipCounter): void {
+    for (const [k, v] of o.counts) this.add(k, v);
+  }
+
+  /** Sorted by reason so that JSON output is stable. */
+  toJSON(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const k of [...this.counts.keys()].sort()) out[k] = this.counts.get(k)!;
+    return out;
+  }
+
+  total(): number {
+    let t = 0;
+    for (const v of this.counts.values()) t += v;
+    return t;
+  }
+}
+
+/** Bad input. The message names the file, the place ('line 12' | 'offset 3456' | 'record 7') and the field. */
+export class InputError extends Error {
+  readonly file: string;
+  readonly where: string;
+  readonly field: string;
+  readonly detail: string;
+
+  constructor(file: string, where: string, field: string, msg: string) {
+    super(`${file}: ${where}: ${field}: ${msg}`);
+    this.name = 'InputError';
+    this.file = file;
+    this.where = where;
+    this.field = field;
+    this.detail = msg;
+  }
+}
+
+/**
+ * MediaWiki title normalisation: '_' → space, runs of whitespace collapsed, trimmed, first character
+ * upper-cased (MediaWiki's default `$wgCapitalLinks`), the rest left case-sensitive.
+ * Also used by the graph to match links against titles of non-wiki corpora.
+ */
+export function normalizeTitle(t: string): string {
+  let s = t.replace(/[_\s\u00a0\u200e\u200f]+/g, ' ').trim();
+  if (s.length === 0) return s;
+  const first = s.codePointAt(0)!;
+  const ch = String.fromCodePoint(first);
+  const up = ch.toUpperCase();
+  // Some letters (e.g. 'ß') upper-case to several characters; MediaWiki keeps those as they are.
+  if (up !== ch && [...up].length === 1) s = up + s.slice(ch.length);
+  return s;
+}

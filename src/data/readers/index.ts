@@ -1,0 +1,333 @@
+// Corpus readers: format detection and one streaming entry point over every supported format.
+//
+// Files inside a directory are read in sorted relative-path order. Non-document files in a directory (e.g. the
+// .css of an HTML manual, README of the Brown corpus) are counted as `non_document_file`.
+//
+// minChars (documents whose text is shorter are skipped as `too_short`): default 50 characters, except
+// WordNet (default 1: a synset is "lemma: gloss", often under 50 characters, and every synset is a node).
+import { promises as fsp } from 'node:fs';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { Document, InputError, SkipCounter } from '../document.js';
+import { decodeText, listFiles, openBytes, openText, splitLines, stripCompressionExt } from './io.js';
+import { readMediaWiki } from './mediawiki.js';
+import { readJats } from './jats.js';
+import { readMedline } from './medline.js';
+import { isHtmlFile, readHtmlPage } from './html.js';
+import { readJsonl, readWikiExtractor } from './jsonl.js';
+import { readBrown, readPlainText } from './plain.js';
+import { readWordNet, WORDNET_FILES } from './wordnet.js';
+
+export type Format = 'mediawiki' | 'wikiextractor' | 'jats' | 'medline' | 'html' | 'jsonl' | 'text' | 'wordnet' | 'brown';
+export const FORMATS: Format[] = ['mediawiki', 'wikiextractor', 'jats', 'medline', 'html', 'jsonl', 'text', 'wordnet', 'brown'];
+
+export const DEFAULT_MIN_CHARS = 50;
+export const DEFAULT_MIN_CHARS_WORDNET = 1;
+
+export interface ReadOptions {
+  /** Force a format instead of detecting it. */
+  format?: Format;
+  /** Skip (and count) malformed records instead of throwing InputError. */
+  skipBad?: boolean;
+  skips: SkipCounter;
+  /** Documents with fewer characters of text are skipped as `too_short`. Default: see DEFAULT_MIN_CHARS. */
+  minChars?: number;
+  /** Progress: raw (compressed) bytes consumed; sums to inputSize(path) once reading finishes. */
+  onBytes?: (n: number) => void;
+  /** MediaWiki: filled with normalised redirect title → normalised target title; pass it to DocGraph.build. */
+  redirects?: Map<string, string>;
+}
+
+const COMP = '(\\.(bz2|gz|xz))?$';
+const TAR_RE = /\.(tar|tar\.gz|tgz|tar\.xz|txz|tar\.bz2|tbz2?)$/i;
+const BROWN_RE = /^c[a-r]\d\d$/;
+const WIKI_EXTRACTOR_FILE = /(^|\/)wiki_\d+(\.bz2)?$/;
+
+function fileFilter(format: Format): (rel: string) => boolean {
+  const base = (r: string) => path.posix.basename(r);
+  switch (format) {
+    case 'mediawiki':
+    case 'medline':
+      return (r) => new RegExp(`\\.xml${COMP}`, 'i').test(r);
+    case 'jats':
+      return (r) => /\.(nxml|xml)$/i.test(r);
+    case 'html':
+      return isHtmlFile;
+    case 'jsonl':
+    case 'wikiextractor':
+      return (r) => new RegExp(`\\.(jsonl?|ndjson)${COMP}`, 'i').test(r) || WIKI_EXTRACTOR_FILE.test(r);
+    case 'text':
+      return (r) => new RegExp(`\\.txt${COMP}`, 'i').test(r);
+    case 'wordnet':
+      return (r) => WORDNET_FILES.includes(base(r));
+    case 'brown':
+      return (r) => BROWN_RE.test(base(r));
+  }
+}
+
+async function sniffText(file: string, max = 65536): Promise<string> {
+  const skips = new SkipCounter();
+  const bytes = await openBytes(file);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of bytes) {
+    parts.push(c);
+    n += c.length;
+    if (n >= max) break;
+  }
+  let s = '';
+  for await (const t of decodeText((async function* () { yield Buffer.concat(parts).subarray(0, max); })(), skips)) s += t;
+  return s;
+}
+
+/** Classifies a (decompressed, decoded) file head. */
+function classifyHead(head: string, file: string): Format | undefined {
+  const s = head.replace(/^\ufeff/, '');
+  const t = s.replace(/^\s*(<\?[\s\S]*?\?>\s*|<!--[\s\S]*?-->\s*)*/, '');
+  const doctype = /^<!DOCTYPE\s+([A-Za-z][\w:.-]*)/i.exec(t);
+  const root = /<([A-Za-z][\w:.-]*)[\s>/]/.exec(t.replace(/^<!DOCTYPE[^>[]*(\[[\s\S]*?\])?\s*>\s*/i, ''));
+  const name = (doctype?.[1] ?? root?.[1] ?? '').toLowerCase();
+  if (t.startsWith('<')) {
+    if (name === 'mediawiki') return 'mediawiki';
+    if (name === 'pubmedarticleset' || name === 'medlinecitationset') return 'medline';
+    if (name === 'article') return 'jats';
+    if (name === 'html') return 'html';
+    return undefined;
+  }
+  if (t.startsWith('{')) {
+    const first = t.split('\n', 1)[0];
+    try {
+      const o = JSON.parse(first) as Record<string, unknown>;
+      if (typeof o.url === 'string' && typeof o.title === 'string' && typeof o.text === 'string' && o.links === undefined) return 'wikiextractor';
+    } catch {
+      /* first line longer than the sniffed head, or not JSON: the jsonl reader will report it */
+    }
+    return 'jsonl';
+  }
+  if (BROWN_RE.test(path.basename(file)) && /\S+\/[a-z.,`'$*-]+/.test(t)) return 'brown';
+  return undefined;
+}
+
+async function detectFile(file: string): Promise<Format> {
+  const name = path.basename(file);
+  const plain = stripCompressionExt(name).toLowerCase();
+  if (TAR_RE.test(name)) {
+    const names = await tarList(file);
+    const f = detectFromNames(names);
+    if (f) return f;
+    throw new InputError(file, 'offset 0', 'format', 'archive holds no recognised corpus files (.html, .nxml, .txt, .jsonl, .xml)');
+  }
+  if (WORDNET_FILES.includes(name)) return 'wordnet';
+  if (plain.endsWith('.nxml')) return 'jats';
+  if (/\.(html?|xhtml)$/.test(plain)) return 'html';
+  const head = await sniffText(file);
+  const f = classifyHead(head, file);
+  if (f) return f;
+  if (plain.endsWith('.txt') || (!/[\u0000\ufffd]/.test(head.slice(0, 4096)) && !head.trimStart().startsWith('<'))) return 'text';
+  throw new InputError(file, 'offset 0', 'format', 'unrecognised corpus format; pass --format (one of ' + FORMATS.join(', ') + ')');
+}
+
+/** Guess from file names alone (directory listings, archive listings); undefined when XML/JSON needs sniffing. */
+function detectFromNames(names: string[]): Format | undefined {
+  const bases = new Set(names.map((n) => path.posix.basename(n)));
+  if (bases.has('data.noun') && bases.has('data.verb')) return 'wordnet';
+  const count = (re: RegExp) => names.filter((n) => re.test(n)).length;
+  const tally: [Format, number][] = [
+    ['jats', count(/\.nxml$/i)],
+    ['html', count(/\.(html?|xhtml)$/i)],
+    ['brown', names.filter((n) => BROWN_RE.test(path.posix.basename(n))).length],
+    ['text', count(/\.txt(\.(bz2|gz|xz))?$/i)],
+  ];
+  tally.sort((a, b) => b[1] - a[1]);
+  return tally[0][1] > 0 ? tally[0][0] : undefined;
+}
+
+async function detectDir(dir: string): Promise<Format> {
+  const files = await listFiles(dir);
+  const rels = files.map((f) => path.relative(dir, f).split(path.sep).join('/'));
+  const byName = detectFromNames(rels);
+  const jsonish = rels.filter((r) => fileFilter('jsonl')(r));
+  const xmlish = rels.filter((r) => new RegExp(`\\.xml${COMP}`, 'i').test(r));
+  const nameCount = byName ? rels.filter((r) => fileFilter(byName)(r)).length : 0;
+  if (byName && nameCount >= Math.max(jsonish.length, xmlish.length)) return byName;
+  const pick = jsonish.length >= xmlish.length ? jsonish : xmlish;
+  if (pick.length) {
+    const f = classifyHead(await sniffText(path.join(dir, pick[0])), pick[0]);
+    if (f) return f;
+  }
+  throw new InputError(dir, 'offset 0', 'format', `no recognised corpus files among ${files.length} files; pass --format`);
+}
+
+/** Detects the corpus format from the name and, where needed, the first decompressed bytes. */
+export async function detectFormat(p: string): Promise<Format> {
+  let st;
+  try {
+    st = await fsp.stat(p);
+  } catch (e) {
+    throw new InputError(p, 'offset 0', 'path', (e as Error).message);
+  }
+  return st.isDirectory() ? detectDir(p) : detectFile(p);
+}
+
+/** Bytes on disk: the file's size, or the sum over all files under a directory. */
+export async function inputSize(p: string): Promise<number> {
+  const st = await fsp.stat(p);
+  if (!st.isDirectory()) return st.size;
+  let total = 0;
+  for (const f of await listFiles(p)) total += (await fsp.stat(f)).size;
+  return total;
+}
+
+function run(cmd: string, args: string[], file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', (e) => reject(new InputError(file, 'offset 0', cmd, `cannot run ${cmd}: ${e.message}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve(out);
+      else reject(new InputError(file, 'offset 0', 'archive', `${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`));
+    });
+  });
+}
+
+async function tarList(file: string): Promise<string[]> {
+  // GNU tar picks the decompressor (gzip, bzip2, xz) from the archive's magic bytes.
+  const out = await run('tar', ['-tf', file], file);
+  return out.split('\n').filter((l) => l && !l.endsWith('/'));
+}
+
+/** Unpacks an archive into a fresh temporary directory; returns it and the corpus root inside it. */
+async function untar(file: string): Promise<{ tmp: string; root: string }> {
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'linkbert-corpus-'));
+  try {
+    await run('tar', ['-xf', file, '-C', tmp, '--no-same-owner', '--no-same-permissions'], file);
+    // A single top-level directory (html/ in the PostgreSQL manual) is the root, so ids do not carry it.
+    let root = tmp;
+    for (;;) {
+      const entries = await fsp.readdir(root, { withFileTypes: true });
+      if (entries.length === 1 && entries[0].isDirectory()) root = path.join(root, entries[0].name);
+      else break;
+    }
+    return { tmp, root };
+  } catch (e) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+interface FileJob {
+  file: string;
+  /** '/'-separated path relative to the corpus root (or the base name for a single file). */
+  rel: string;
+  /** Shown in Document.source and errors. */
+  shown: string;
+}
+
+/** Reads every document of a corpus (file, directory or archive), streaming. */
+export async function* readDocuments(p: string, opts: ReadOptions): AsyncGenerator<Document> {
+  const format = opts.format ?? (await detectFormat(p));
+  const st = await fsp.stat(p).catch((e: Error) => {
+    throw new InputError(p, 'offset 0', 'path', e.message);
+  });
+  if (!st.isDirectory() && TAR_RE.test(p)) {
+    const { tmp, root } = await untar(p);
+    try {
+      // Spread the archive's size over its members so progress still sums to inputSize(p).
+      const unpacked = await inputSize(root);
+      const ratio = unpacked > 0 ? st.size / unpacked : 0;
+      let acc = 0;
+      let reported = 0;
+      const onBytes = opts.onBytes
+        ? (n: number) => {
+            acc += n * ratio;
+            const whole = Math.min(st.size, Math.floor(acc));
+            if (whole > reported) {
+              opts.onBytes!(whole - reported);
+              reported = whole;
+            }
+          }
+        : undefined;
+      yield* readTree(root, format, { ...opts, onBytes }, (rel) => `${p}!/${rel}`);
+      if (opts.onBytes && reported < st.size) opts.onBytes(st.size - reported);
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
+    return;
+  }
+  if (st.isDirectory()) {
+    yield* readTree(p, format, opts, (rel) => path.join(p, rel));
+    return;
+  }
+  yield* readFile({ file: p, rel: path.basename(p), shown: p }, format, opts, undefined);
+}
+
+async function* readTree(root: string, format: Format, opts: ReadOptions, shown: (rel: string) => string): AsyncGenerator<Document> {
+  const keep = fileFilter(format);
+  const files = await listFiles(root);
+  let categories: Map<string, string> | undefined;
+  if (format === 'brown') categories = await brownCategories(root);
+  for (const f of files) {
+    const rel = path.relative(root, f).split(path.sep).join('/');
+    if (!keep(rel)) {
+      opts.skips.add('non_document_file');
+      if (opts.onBytes) opts.onBytes((await fsp.stat(f)).size);
+      continue;
+    }
+    yield* readFile({ file: f, rel, shown: shown(rel) }, format, opts, categories);
+  }
+}
+
+async function brownCategories(root: string): Promise<Map<string, string>> {
+  const m = new Map<string, string>();
+  const text = await fsp.readFile(path.join(root, 'cats.txt'), 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const [name, cat] = line.trim().split(/\s+/);
+    if (name && cat) m.set(name, cat);
+  }
+  return m;
+}
+
+async function* readFile(job: FileJob, format: Format, opts: ReadOptions, categories: Map<string, string> | undefined): AsyncGenerator<Document> {
+  const minChars = opts.minChars ?? (format === 'wordnet' ? DEFAULT_MIN_CHARS_WORDNET : DEFAULT_MIN_CHARS);
+  const skipBad = opts.skipBad ?? false;
+  const skips = opts.skips;
+  const chunks = await openText(job.file, skips, opts.onBytes);
+  const base = { file: job.shown, skipBad, skips, minChars };
+  let it: AsyncIterable<Document>;
+  switch (format) {
+    case 'mediawiki':
+      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects });
+      break;
+    case 'jats':
+      it = readJats(chunks, { ...base, fallbackId: job.rel });
+      break;
+    case 'medline':
+      it = readMedline(chunks, base);
+      break;
+    case 'html':
+      it = readHtmlPage(chunks, { file: job.shown, rel: job.rel, skips, minChars });
+      break;
+    case 'jsonl':
+      it = readJsonl(splitLines(chunks), base);
+      break;
+    case 'wikiextractor':
+      it = readWikiExtractor(splitLines(chunks), base);
+      break;
+    case 'text':
+      it = readPlainText(splitLines(chunks), { file: job.shown, name: job.rel, skips, minChars });
+      break;
+    case 'wordnet':
+      it = readWordNet(splitLines(chunks), base);
+      break;
+    case 'brown': {
+      const name = path.posix.basename(job.rel);
+      it = readBrown(splitLines(chunks), { file: job.shown, name, skips, minChars, category: categories?.get(name) });
+      break;
+    }
+  }
+  yield* it;
+}

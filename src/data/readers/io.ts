@@ -1,0 +1,214 @@
+// Byte → text plumbing shared by the readers: transparent decompression (by magic bytes), BOM-aware
+// streaming decoding with counted replacement characters, line splitting and directory listing.
+import { createReadStream, promises as fsp } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { InputError, SkipCounter } from '../document.js';
+
+const require = createRequire(import.meta.url);
+// unbzip2-stream is CommonJS and untyped: a `through` stream factory.
+const unbzip2 = require('unbzip2-stream') as () => NodeJS.ReadWriteStream;
+
+export type Compression = 'none' | 'bz2' | 'gzip' | 'xz';
+
+export async function readHead(file: string, n: number): Promise<Buffer> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+export function compressionOf(head: Buffer): Compression {
+  if (head.length >= 3 && head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return 'bz2'; // "BZh"
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  return 'none';
+}
+
+/** Strips a compression suffix: 'a.xml.bz2' → 'a.xml'. */
+export function stripCompressionExt(p: string): string {
+  return p.replace(/\.(bz2|gz|xz)$/i, '');
+}
+
+/**
+ * Opens a file as a stream of decompressed bytes. Compression is detected from magic bytes, not the name.
+ * onBytes sees raw (compressed) bytes as they are read from disk. xz has no Node decoder, so it is piped
+ * through the system `xz -dc`.
+ */
+export async function openBytes(file: string, onBytes?: (n: number) => void): Promise<AsyncIterable<Buffer>> {
+  const comp = compressionOf(await readHead(file, 6));
+  const raw = createReadStream(file, { highWaterMark: 1 << 20 });
+  if (onBytes) raw.on('data', (c) => onBytes((c as Buffer).length));
+  const fail = (what: string) => (e: Error) =>
+    new InputError(file, `offset ${raw.bytesRead}`, what, e.message);
+  if (comp === 'none') return raw;
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  // A consumer that stops early (format sniffing, a break) must not leave the file or a child process open.
+  out.on('close', () => {
+    raw.destroy();
+    if (child && child.exitCode === null) child.kill();
+  });
+  let child: ReturnType<typeof spawn> | undefined;
+  const pipeErr = (what: string) => (e: Error) => out.destroy(fail(what)(e));
+  raw.on('error', pipeErr('file'));
+  if (comp === 'gzip') {
+    const gz = createGunzip();
+    gz.on('error', pipeErr('gzip'));
+    raw.pipe(gz).pipe(out);
+  } else if (comp === 'bz2') {
+    const bz = unbzip2();
+    bz.on('error', pipeErr('bz2'));
+    raw.pipe(bz).pipe(out);
+  } else {
+    const c = spawn('xz', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child = c;
+    let stderr = '';
+    c.stderr.on('data', (d) => (stderr += d));
+    c.on('error', (e) => out.destroy(new InputError(file, 'offset 0', 'xz', `cannot run xz (${e.message}); install xz-utils`)));
+    c.on('close', (code) => {
+      if (code !== 0 && !out.destroyed) out.destroy(new InputError(file, `offset ${raw.bytesRead}`, 'xz', `xz exited ${code}: ${stderr.trim()}`));
+    });
+    raw.pipe(c.stdin);
+    c.stdin.on('error', () => {}); // reported via exit code
+    c.stdout.pipe(out);
+  }
+  return out;
+}
+
+export type Encoding = 'utf-8' | 'utf-16le' | 'utf-16be';
+
+/** Detects a BOM (or BOM-less UTF-16 from NUL bytes around ASCII '<' / '{'); returns the encoding and BOM length. */
+export function sniffEncoding(head: Buffer): { enc: Encoding; bom: number } {
+  if (head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf) return { enc: 'utf-8', bom: 3 };
+  if (head.length >= 2 && head[0] === 0xff && head[1] === 0xfe) return { enc: 'utf-16le', bom: 2 };
+  if (head.length >= 2 && head[0] === 0xfe && head[1] === 0xff) return { enc: 'utf-16be', bom: 2 };
+  if (head.length >= 4 && head[0] !== 0 && head[1] === 0 && head[2] !== 0 && head[3] === 0) return { enc: 'utf-16le', bom: 0 };
+  if (head.length >= 4 && head[0] === 0 && head[1] !== 0 && head[2] === 0 && head[3] !== 0) return { enc: 'utf-16be', bom: 0 };
+  return { enc: 'utf-8', bom: 0 };
+}
+
+function countChar(s: string, ch: string): number {
+  let n = 0;
+  for (let i = s.indexOf(ch); i !== -1; i = s.indexOf(ch, i + 1)) n++;
+  return n;
+}
+
+const FFFD_UTF8 = Buffer.from([0xef, 0xbf, 0xbd]);
+
+/**
+ * Decodes a byte stream to text chunks, handling multi-byte sequences split across chunks and a leading BOM.
+ * Malformed sequences become U+FFFD and are counted under `invalid_utf8` / `invalid_utf16` (occurrences,
+ * i.e. one per maximal ill-formed subsequence, as the WHATWG decoder replaces them). U+FFFD already present
+ * in the input is not counted.
+ */
+export async function* decodeText(bytes: AsyncIterable<Buffer>, skips: SkipCounter): AsyncGenerator<string> {
+  let decoder: TextDecoder | undefined;
+  let enc: Encoding = 'utf-8';
+  let pending: Buffer | undefined; // bytes held back until we can sniff the BOM / for UTF-16 alignment
+  let tail = Buffer.alloc(0); // last 2 bytes of the previous UTF-8 chunk, to find U+FFFD split across chunks
+  let legit = 0;
+  let produced = 0;
+  const emit = (buf: Buffer, flush: boolean): string => {
+    if (enc === 'utf-8') {
+      const joined = tail.length ? Buffer.concat([tail, buf]) : buf;
+      for (let i = joined.indexOf(FFFD_UTF8); i !== -1; i = joined.indexOf(FFFD_UTF8, i + 1)) if (i + 3 > tail.length) legit++;
+      tail = Buffer.from(joined.subarray(Math.max(0, joined.length - 2)));
+    } else {
+      for (let i = 0; i + 1 < buf.length; i += 2) {
+        const u = enc === 'utf-16le' ? buf[i] | (buf[i + 1] << 8) : (buf[i] << 8) | buf[i + 1];
+        if (u === 0xfffd) legit++;
+      }
+    }
+    const s = decoder!.decode(buf, { stream: !flush });
+    produced += countChar(s, '\ufffd');
+    return s;
+  };
+  let oddByte: Buffer | undefined;
+  for await (const chunk0 of bytes) {
+    let chunk = chunk0;
+    if (!decoder) {
+      pending = pending ? Buffer.concat([pending, chunk]) : chunk;
+      if (pending.length < 4) continue;
+      const { enc: e, bom } = sniffEncoding(pending);
+      enc = e;
+      decoder = new TextDecoder(enc, { fatal: false, ignoreBOM: true });
+      chunk = pending.subarray(bom);
+      pending = undefined;
+    }
+    if (enc !== 'utf-8') {
+      // Keep UTF-16 chunks code-unit aligned so the U+FFFD scan above sees whole units.
+      if (oddByte) chunk = Buffer.concat([oddByte, chunk]);
+      oddByte = chunk.length % 2 ? Buffer.from(chunk.subarray(chunk.length - 1)) : undefined;
+      if (oddByte) chunk = chunk.subarray(0, chunk.length - 1);
+    }
+    const s = emit(chunk, false);
+    if (s) yield s;
+  }
+  if (!decoder) {
+    const buf = pending ?? Buffer.alloc(0);
+    const { enc: e, bom } = sniffEncoding(buf);
+    enc = e;
+    decoder = new TextDecoder(enc, { fatal: false, ignoreBOM: true });
+    const s = emit(buf.subarray(bom), true);
+    if (s) yield s;
+  } else {
+    const s = emit(oddByte ?? Buffer.alloc(0), true);
+    if (s) yield s;
+  }
+  const bad = produced - legit;
+  if (bad > 0) skips.add(enc === 'utf-8' ? 'invalid_utf8' : 'invalid_utf16', bad);
+}
+
+/** Opens, decompresses and decodes a file. */
+export async function openText(file: string, skips: SkipCounter, onBytes?: (n: number) => void): Promise<AsyncIterable<string>> {
+  return decodeText(await openBytes(file, onBytes), skips);
+}
+
+/** Splits text chunks into lines (without the terminator; '\r\n' handled). Line numbers start at 1. */
+export async function* splitLines(chunks: AsyncIterable<string>): AsyncGenerator<[string, number]> {
+  let carry = '';
+  let lineNo = 0;
+  for await (const c of chunks) {
+    const s = carry + c;
+    let start = 0;
+    for (let i = s.indexOf('\n'); i !== -1; i = s.indexOf('\n', start)) {
+      let end = i;
+      if (end > start && s.charCodeAt(end - 1) === 13) end--;
+      yield [s.slice(start, end), ++lineNo];
+      start = i + 1;
+    }
+    carry = s.slice(start);
+  }
+  if (carry.length) yield [carry.endsWith('\r') ? carry.slice(0, -1) : carry, ++lineNo];
+}
+
+/** All regular files under dir (recursively), sorted by relative path so every run sees the same order. */
+export async function listFiles(dir: string, keep: (rel: string) => boolean = () => true): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    const entries = await fsp.readdir(d, { withFileTypes: true });
+    for (const e of entries) {
+      const full = path.join(d, e.name);
+      if (e.isDirectory()) await walk(full);
+      else if (e.isFile() && keep(path.relative(dir, full))) out.push(full);
+    }
+  };
+  await walk(dir);
+  const rel = (f: string) => path.relative(dir, f).split(path.sep).join('/');
+  return out.sort((a, b) => (rel(a) < rel(b) ? -1 : rel(a) > rel(b) ? 1 : 0));
+}
+
+/** Drains a Readable-like iterable (used to make errors surface with context). */
+export async function collect(it: AsyncIterable<string>): Promise<string> {
+  let s = '';
+  for await (const c of it) s += c;
+  return s;
+}
+

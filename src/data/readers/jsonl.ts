@@ -1,0 +1,117 @@
+// JSON-lines corpora: the generic {id, title?, text, links?, aliases?} format, and WikiExtractor output made
+// with --json --links ({"id","url","title","text"} where text holds <a href="Target%20Name">anchor</a>).
+import { Document, InputError, SkipCounter, normalizeTitle } from '../document.js';
+import { decodeEntities } from './entities.js';
+
+export interface JsonlOptions {
+  file: string;
+  skipBad: boolean;
+  skips: SkipCounter;
+  minChars: number;
+}
+
+function parseLine(line: string, file: string, lineNo: number): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new InputError(file, `line ${lineNo}`, 'json', `malformed JSON: ${(e as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    throw new InputError(file, `line ${lineNo}`, 'json', `expected an object, got ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`);
+  }
+  return v as Record<string, unknown>;
+}
+
+function str(o: Record<string, unknown>, key: string, file: string, lineNo: number, required: boolean): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) {
+    if (required) throw new InputError(file, `line ${lineNo}`, key, 'missing');
+    return undefined;
+  }
+  if (typeof v === 'number' && (key === 'id') && Number.isFinite(v)) return String(v);
+  if (typeof v !== 'string') throw new InputError(file, `line ${lineNo}`, key, `expected a string, got ${Array.isArray(v) ? 'array' : typeof v}`);
+  return v;
+}
+
+function strList(o: Record<string, unknown>, key: string, file: string, lineNo: number): string[] | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw new InputError(file, `line ${lineNo}`, key, `expected an array of strings, got ${typeof v}`);
+  return v.map((x, i) => {
+    if (typeof x === 'string') return x;
+    if (typeof x === 'number' && Number.isFinite(x)) return String(x);
+    throw new InputError(file, `line ${lineNo}`, `${key}[${i}]`, `expected a string, got ${x === null ? 'null' : typeof x}`);
+  });
+}
+
+/** Runs `fn` on each non-blank line; InputErrors become counted skips when skipBad is set. */
+async function* eachRecord(
+  lines: AsyncIterable<[string, number]>,
+  o: JsonlOptions,
+  fn: (rec: Record<string, unknown>, lineNo: number) => Document | undefined,
+): AsyncGenerator<Document> {
+  for await (const [line, lineNo] of lines) {
+    if (line.trim() === '') continue;
+    let d: Document | undefined;
+    try {
+      d = fn(parseLine(line, o.file, lineNo), lineNo);
+    } catch (e) {
+      if (!(e instanceof InputError) || !o.skipBad) throw e;
+      o.skips.add(e.field === 'json' ? 'malformed_json' : `bad_field_${e.field.replace(/\[\d+\]$/, '')}`);
+      continue;
+    }
+    if (!d) continue;
+    if (d.text.length < o.minChars) {
+      o.skips.add('too_short');
+      continue;
+    }
+    yield d;
+  }
+}
+
+export function readJsonl(lines: AsyncIterable<[string, number]>, o: JsonlOptions): AsyncGenerator<Document> {
+  return eachRecord(lines, o, (r, n) => {
+    const id = str(r, 'id', o.file, n, true)!;
+    if (id.trim() === '') throw new InputError(o.file, `line ${n}`, 'id', 'empty');
+    const title = str(r, 'title', o.file, n, false);
+    const text = str(r, 'text', o.file, n, true)!;
+    const links = strList(r, 'links', o.file, n) ?? [];
+    const aliases = strList(r, 'aliases', o.file, n);
+    return { id, title, text, links, aliases: aliases?.length ? aliases : undefined, source: o.file };
+  });
+}
+
+const ANCHOR_RE = /<a\s+href="([^"]*)"\s*>([\s\S]*?)<\/a>/g;
+
+/** WikiExtractor --links text → plain text with anchors kept, and the decoded link targets. */
+export function unlinkWikiExtractor(text: string): { text: string; links: string[] } {
+  const links: string[] = [];
+  const plain = text.replace(ANCHOR_RE, (_m, href: string, anchor: string) => {
+    let t = decodeEntities(href);
+    try {
+      t = decodeURIComponent(t);
+    } catch {
+      /* keep the raw target */
+    }
+    const hash = t.indexOf('#');
+    if (hash !== -1) t = t.slice(0, hash);
+    if (t.trim()) links.push(t.trim());
+    return anchor;
+  });
+  const lines = plain.split('\n').map((l) => l.trim()).filter((l) => l);
+  return { text: lines.join('\n'), links };
+}
+
+export function readWikiExtractor(lines: AsyncIterable<[string, number]>, o: JsonlOptions): AsyncGenerator<Document> {
+  return eachRecord(lines, o, (r, n) => {
+    const pageId = str(r, 'id', o.file, n, true)!;
+    const rawTitle = str(r, 'title', o.file, n, true)!;
+    const raw = str(r, 'text', o.file, n, true)!;
+    const title = normalizeTitle(rawTitle);
+    if (!title) throw new InputError(o.file, `line ${n}`, 'title', 'empty');
+    const { text, links } = unlinkWikiExtractor(raw);
+    // Same id scheme as the MediaWiki reader, so both formats of one wiki give the same graph.
+    return { id: title, title, text, links, aliases: pageId ? [`pageid:${pageId}`] : undefined, source: o.file };
+  });
+}

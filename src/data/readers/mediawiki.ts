@@ -1,0 +1,128 @@
+// MediaWiki XML export dumps (pages-articles.xml[.bz2]), UTF-8 or UTF-16 with a BOM.
+// Namespace 0 only; redirect pages emit no document but are recorded in `redirects` (normalised from → to)
+// so the graph can resolve links through them regardless of where in the dump they appear.
+import { Document, SkipCounter, normalizeTitle } from '../document.js';
+import { runSax } from './xml.js';
+import { defaultNamespaces, redirectTarget, wikiToText, NamespaceMap } from './wikitext.js';
+
+export interface MediaWikiOptions {
+  file: string;
+  skipBad: boolean;
+  skips: SkipCounter;
+  minChars: number;
+  redirects?: Map<string, string>;
+}
+
+interface Page {
+  title: string;
+  ns: string;
+  id: string;
+  redirect?: string;
+  text: string[];
+  bad: boolean;
+}
+
+export async function* readMediaWiki(chunks: AsyncIterable<string>, o: MediaWikiOptions): AsyncGenerator<Document> {
+  const nsMap: NamespaceMap = defaultNamespaces();
+  yield* runSax<Document>(chunks, o, (emit) => {
+    let page: Page | undefined;
+    let field: 'title' | 'ns' | 'id' | 'text' | 'nsname' | undefined;
+    let nsKey: number | undefined;
+    let nsName = '';
+    let pageDepth = 0;
+    return {
+      onopen(name, attrs, depth) {
+        if (name === 'page') {
+          page = { title: '', ns: '', id: '', text: [], bad: false };
+          pageDepth = depth;
+          return;
+        }
+        if (name === 'namespace' && !page) {
+          nsKey = Number(attrs.key);
+          nsName = '';
+          field = 'nsname';
+          return;
+        }
+        if (!page) return;
+        if (depth === pageDepth + 1 && (name === 'title' || name === 'ns' || name === 'id')) field = name;
+        else if (depth === pageDepth + 1 && name === 'redirect') page.redirect = attrs.title ?? '';
+        else if (name === 'text' && depth === pageDepth + 2) {
+          page.text = []; // later revisions replace earlier ones
+          field = 'text';
+        }
+      },
+      ontext(t) {
+        if (!field) return;
+        if (field === 'nsname') nsName += t;
+        else if (page) {
+          if (field === 'text') page.text.push(t);
+          else page[field] += t;
+        }
+      },
+      onclose(name) {
+        if (name === 'namespace' && field === 'nsname') {
+          const k = nsName.replace(/_/g, ' ').trim().toLowerCase();
+          if (k && nsKey !== undefined && Number.isFinite(nsKey)) nsMap.set(k, nsKey);
+          field = undefined;
+          return;
+        }
+        if (name !== 'page') {
+          if (field && (name === field || (field === 'text' && name === 'text'))) field = undefined;
+          return;
+        }
+        const p = page;
+        page = undefined;
+        field = undefined;
+        if (!p || p.bad) return;
+        const ns = p.ns.trim();
+        if (ns !== '0' && ns !== '') {
+          o.skips.add(`namespace_${ns}`);
+          return;
+        }
+        const title = normalizeTitle(p.title);
+        // Dumps before 0.5 lack <ns>: infer it from a namespace prefix.
+        if (ns === '') {
+          const c = title.indexOf(':');
+          const k = c > 0 ? nsMap.get(title.slice(0, c).toLowerCase()) : undefined;
+          if (k !== undefined && k !== 0) {
+            o.skips.add(`namespace_${k}`);
+            return;
+          }
+        }
+        if (!title) {
+          o.skips.add('missing_title');
+          return;
+        }
+        const text = p.text.join('');
+        const target = p.redirect !== undefined && p.redirect !== '' ? p.redirect : redirectTarget(text);
+        if (target !== undefined) {
+          const t = normalizeTitle(target.split('#')[0]);
+          if (t && o.redirects) o.redirects.set(title, t);
+          o.skips.add('redirect');
+          return;
+        }
+        const w = wikiToText(text, nsMap);
+        if (w.otherLinks) o.skips.add('link_not_article', w.otherLinks);
+        if (w.text.length < o.minChars) {
+          o.skips.add('too_short');
+          return;
+        }
+        const pageId = p.id.trim();
+        emit({
+          id: title,
+          title,
+          text: w.text,
+          links: w.links,
+          aliases: pageId ? [`pageid:${pageId}`] : undefined,
+          source: o.file,
+        });
+      },
+      onrecover() {
+        if (page) {
+          page.bad = true;
+          o.skips.add('page_malformed');
+        }
+      },
+    };
+  });
+}

@@ -1,0 +1,78 @@
+// WordNet 3.x database files (dict/data.noun, data.verb, data.adj, data.adv). One synset = one document:
+// id `wn:<pos><offset>` (pos n/v/a/r; adjective satellites live in data.adj and use 'a'),
+// text = "lemma, lemma: gloss" (underscores → spaces, adjective markers like "(p)" dropped),
+// links = every pointer's target synset (hypernym, hyponym, meronym, holonym, antonym, similar-to, also-see,
+// derivation, ...), lexical pointers included. Format: wndb(5WN).
+import { Document, InputError, SkipCounter } from '../document.js';
+
+export interface WordNetOptions {
+  file: string;
+  skipBad: boolean;
+  skips: SkipCounter;
+  minChars: number;
+}
+
+export const WORDNET_FILES = ['data.noun', 'data.verb', 'data.adj', 'data.adv'];
+
+const POS_OF_FILE: Record<string, string> = { noun: 'n', verb: 'v', adj: 'a', adv: 'r' };
+const POS_OF_PTR: Record<string, string> = { n: 'n', v: 'v', a: 'a', s: 'a', r: 'r' };
+
+export function wordnetPos(file: string): string | undefined {
+  const m = /data\.(noun|verb|adj|adv)$/.exec(file);
+  return m ? POS_OF_FILE[m[1]] : undefined;
+}
+
+/** Parses one data-file line. Throws InputError (field named) on malformed input. */
+export function parseSynsetLine(line: string, pos: string, file: string, lineNo: number): Document {
+  const bar = line.indexOf(' | ');
+  const head = bar === -1 ? line.trimEnd() : line.slice(0, bar);
+  const gloss = bar === -1 ? '' : line.slice(bar + 3).trim();
+  const f = head.split(' ');
+  const where = `line ${lineNo}`;
+  const offset = f[0];
+  if (!/^\d{8}$/.test(offset)) throw new InputError(file, where, 'synset_offset', `expected 8 digits, got ${JSON.stringify(offset)}`);
+  const wCnt = parseInt(f[3], 16);
+  if (!Number.isFinite(wCnt) || wCnt < 1) throw new InputError(file, where, 'w_cnt', `bad word count ${JSON.stringify(f[3])}`);
+  let i = 4;
+  const lemmas: string[] = [];
+  for (let k = 0; k < wCnt; k++, i += 2) {
+    const w = f[i];
+    if (w === undefined) throw new InputError(file, where, `word[${k}]`, 'line ends early');
+    lemmas.push(w.replace(/\((a|p|ip)\)$/, '').replace(/_/g, ' '));
+  }
+  const pCnt = parseInt(f[i++], 10);
+  if (!Number.isFinite(pCnt) || pCnt < 0) throw new InputError(file, where, 'p_cnt', `bad pointer count ${JSON.stringify(f[i - 1])}`);
+  const links: string[] = [];
+  for (let k = 0; k < pCnt; k++, i += 4) {
+    const off = f[i + 1];
+    const p = POS_OF_PTR[f[i + 2]];
+    if (off === undefined || !/^\d{8}$/.test(off) || p === undefined) {
+      throw new InputError(file, where, `ptr[${k}]`, `malformed pointer ${JSON.stringify(f.slice(i, i + 4).join(' '))}`);
+    }
+    links.push(`wn:${p}${off}`);
+  }
+  const text = gloss ? `${lemmas.join(', ')}: ${gloss}` : lemmas.join(', ');
+  return { id: `wn:${pos}${offset}`, title: lemmas[0], text, links, source: file };
+}
+
+export async function* readWordNet(lines: AsyncIterable<[string, number]>, o: WordNetOptions): AsyncGenerator<Document> {
+  const pos = wordnetPos(o.file);
+  if (!pos) throw new InputError(o.file, 'line 1', 'file', 'not a WordNet data.{noun,verb,adj,adv} file');
+  for await (const [line, lineNo] of lines) {
+    // The license header lines start with two spaces.
+    if (line.startsWith('  ') || line.length === 0) continue;
+    let d: Document;
+    try {
+      d = parseSynsetLine(line, pos, o.file, lineNo);
+    } catch (e) {
+      if (!(e instanceof InputError) || !o.skipBad) throw e;
+      o.skips.add('malformed_synset');
+      continue;
+    }
+    if (d.text.length < o.minChars) {
+      o.skips.add('too_short');
+      continue;
+    }
+    yield d;
+  }
+}
