@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { register as registerInfo } from './info.js';
 import { register as registerBench } from './bench.js';
+import { register as registerPrepare } from './prepare.js';
+import { register as registerInspect } from './inspect.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -9,5 +11,7 @@ export async function main(argv: string[]): Promise<void> {
   program.showHelpAfterError();
   registerInfo(program);
   registerBench(program);
+  registerPrepare(program);
+  registerInspect(program);
   await program.parseAsync(argv);
 }

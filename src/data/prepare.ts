@@ -155,6 +155,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
 
   // ---- stage 1: read + tokenise --------------------------------------------------------------------
   const skips = new SkipCounter();
+  const redirects = new Map<string, string>();
   const metas: { id: string; title?: string; links: string[]; aliases?: string[] }[] = [];
   const docInput: number[] = [];
   const seen = new Set<string>();
@@ -168,6 +169,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
         skipBad: opts.skipBad,
         skips,
         minChars: opts.minChars,
+        redirects,
         onBytes: (n: number) => {
           prog.bytes += n;
           report();
@@ -196,8 +198,8 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   report(true);
 
   // ---- stage 2: graph -----------------------------------------------------------------------------
-  const graph = DocGraph.build(metas);
-  graph.writeTsv(path.join(out, 'graph'));
+  const graph = DocGraph.build(metas, { redirects });
+  graph.writeTsv(out); // writes OUT/graph/{nodes,edges}.tsv
   const gIndex = new Int32Array(metas.length);
   for (let i = 0; i < metas.length; i++) {
     gIndex[i] = graph.indexOf(metas[i].id);

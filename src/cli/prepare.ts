@@ -1,0 +1,175 @@
+// `linkbert prepare`: corpus files → LinkBERT pretraining shards (see src/data/prepare.ts).
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { prepare, type PrepareOptions, type PrepareProgress } from '../data/prepare.js';
+import { parseLabelProbs } from '../data/instances.js';
+import { FORMATS, type Format } from '../data/readers/index.js';
+
+function num(name: string, integer: boolean) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`${name}: expected ${integer ? 'an integer' : 'a number'}, got "${v}"`);
+    return n;
+  };
+}
+
+function collect(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), v];
+}
+
+function fmtBytes(n: number): string {
+  return n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+interface Opts {
+  input: string[];
+  format?: Format;
+  vocab: string;
+  out: string;
+  maxSeqLen: number;
+  workers?: number;
+  seed: number;
+  labelProbs?: string;
+  dupeFactor: number;
+  mix?: string;
+  mask: 'static' | 'dynamic';
+  wholeWordMask?: boolean;
+  maskProb: number;
+  maxPredictions?: number;
+  validFraction: number;
+  validMinDocs: number;
+  skipBad?: boolean;
+  shardSizeMb: number;
+  lowercase?: boolean;
+  minChars?: number;
+  json?: boolean;
+  progress: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('prepare')
+    .description('turn corpora into LinkBERT pretraining shards: segments, contiguous/random/linked pairs, masks, protobuf shards + manifest')
+    .requiredOption('--input <paths...>', 'corpus files or directories (repeatable); several inputs are mixed, see --mix', collect)
+    .addOption(new Option('--format <format>', 'reader format for all inputs (default: detected per input)').choices(FORMATS))
+    .requiredOption('--vocab <file>', 'WordPiece vocab.txt, or a saved tokenizer directory')
+    .requiredOption('--out <dir>', 'output directory (train/, valid/, graph/, tokenizer/, manifest.json)')
+    .option('--max-seq-len <n>', 'sequence length of [CLS] A [SEP] B [SEP] (512; 128 for short runs)', num('--max-seq-len', true), 512)
+    .option('--workers <n>', 'tokeniser worker threads (default: cores - 1; output is identical for any value)', num('--workers', true))
+    .option('--seed <n>', 'seed for splits, labels, partners and masks', num('--seed', true), 12345)
+    .option('--label-probs <c,r,l>', 'probabilities of contiguous,random,linked (default 1/3 each; unlinked corpora use c,r renormalised)')
+    .option('--dupe-factor <n>', 'passes over the corpus, each with fresh partners and masks', num('--dupe-factor', true), 1)
+    .option('--mix <w1,w2,...>', 'relative share of instances per --input, in order (e.g. 0.7,0.3 for Wikipedia+books)')
+    .addOption(new Option('--mask <mode>', 'static: masks chosen now and stored; dynamic: chosen by the loader each epoch').choices(['static', 'dynamic']).default('static'))
+    .option('--whole-word-mask', 'mask all WordPiece pieces of a word together')
+    .option('--mask-prob <p>', 'fraction of tokens predicted', num('--mask-prob', false), 0.15)
+    .option('--max-predictions <n>', 'cap on masked positions per instance (default ceil(mask-prob * max-seq-len))', num('--max-predictions', true))
+    .option('--valid-fraction <f>', 'fraction of documents held out for validation (0 = none)', num('--valid-fraction', false), 0.01)
+    .option('--valid-min-docs <n>', 'at least this many validation documents when --valid-fraction > 0', num('--valid-min-docs', true), 2)
+    .option('--skip-bad', 'skip (and count) malformed input records instead of failing')
+    .option('--shard-size-mb <n>', 'target shard size in MiB', num('--shard-size-mb', false), 64)
+    .option('--lowercase', 'lower-case text (overrides the tokenizer config)')
+    .option('--no-lowercase', 'keep case (overrides the tokenizer config)')
+    .option('--min-chars <n>', 'skip documents with fewer characters (reader default otherwise)', num('--min-chars', true))
+    .option('--json', 'print the manifest summary as JSON')
+    .option('--no-progress', 'no progress bar')
+    .action(async (o: Opts, cmd: Command) => {
+      const lcSource = cmd.getOptionValueSource('lowercase');
+      const opts: PrepareOptions = {
+        inputs: o.input,
+        format: o.format,
+        vocab: o.vocab,
+        out: o.out,
+        maxSeqLen: o.maxSeqLen,
+        workers: o.workers,
+        seed: o.seed,
+        labelProbs: o.labelProbs ? parseLabelProbs(o.labelProbs) : undefined,
+        dupeFactor: o.dupeFactor,
+        mix: o.mix ? parseMix(o.mix) : undefined,
+        mask: o.mask,
+        wholeWordMask: !!o.wholeWordMask,
+        maskProb: o.maskProb,
+        maxPredictions: o.maxPredictions,
+        validFraction: o.validFraction,
+        validMinDocs: o.validMinDocs,
+        skipBad: !!o.skipBad,
+        shardSizeMb: o.shardSizeMb,
+        // commander defaults --no-lowercase's value to true; only pass what the user actually set
+        lowercase: lcSource === 'cli' ? o.lowercase : undefined,
+        minChars: o.minChars,
+      };
+      const t0 = Date.now();
+      const tty = o.progress && process.stderr.isTTY;
+      const bar = tty
+        ? new cliProgress.SingleBar(
+            {
+              format: 'prepare |{bar}| {percentage}% {done}/{total_h} | {docs} docs | {instances} inst ({rate}/s) | ETA {eta_formatted}',
+              stream: process.stderr,
+              hideCursor: true,
+              etaBuffer: 50,
+            },
+            cliProgress.Presets.shades_classic,
+          )
+        : null;
+      let started = false;
+      const onProgress = (p: PrepareProgress): void => {
+        if (!bar) return;
+        const payload = {
+          done: fmtBytes(p.bytes),
+          total_h: fmtBytes(p.totalBytes),
+          docs: p.docs,
+          instances: p.instances,
+          rate: Math.round(p.instances / Math.max(0.001, (Date.now() - t0) / 1000)),
+        };
+        if (!started) {
+          bar.start(Math.max(1, p.totalBytes), 0, payload);
+          started = true;
+        }
+        bar.update(p.bytes, payload);
+      };
+      let m;
+      try {
+        m = await prepare(opts, onProgress);
+      } finally {
+        if (started) bar!.stop();
+      }
+      const secs = (Date.now() - t0) / 1000;
+      const totalBytes = m.inputs.reduce((a, i) => a + i.bytes, 0);
+      const summary = {
+        out: o.out,
+        seconds: Number(secs.toFixed(2)),
+        mb_per_s: Number((totalBytes / (1 << 20) / Math.max(secs, 1e-9)).toFixed(3)),
+        documents: m.counts.documents,
+        segments: m.counts.segments,
+        instances: m.counts.instances,
+        tokens: m.counts.tokens,
+        labels: m.counts.labels,
+        train: { instances: m.splits.train.instances, documents: m.splits.train.documents, shards: m.splits.train.shards.length },
+        valid: { instances: m.splits.valid.instances, documents: m.splits.valid.documents, shards: m.splits.valid.shards.length },
+        label_fallback: m.label_fallback,
+        skipped: m.skipped,
+      };
+      if (o.json) {
+        process.stdout.write(JSON.stringify(summary) + '\n');
+        return;
+      }
+      const l = m.counts.labels;
+      const pct = (x: number) => (m.counts.instances ? ((100 * x) / m.counts.instances).toFixed(1) : '0.0');
+      const lines = [
+        `wrote ${o.out}/manifest.json in ${summary.seconds}s (${summary.mb_per_s} MB/s of input)`,
+        `documents ${m.counts.documents}, segments ${m.counts.segments}, instances ${m.counts.instances}, tokens ${m.counts.tokens}`,
+        `labels: contiguous ${l.contiguous} (${pct(l.contiguous)}%), random ${l.random} (${pct(l.random)}%), linked ${l.linked} (${pct(l.linked)}%)`,
+        `train: ${summary.train.instances} instances from ${summary.train.documents} documents in ${summary.train.shards} shards; ` +
+          `valid: ${summary.valid.instances} instances from ${summary.valid.documents} documents in ${summary.valid.shards} shards`,
+        `skipped: ${Object.keys(m.skipped).length ? Object.entries(m.skipped).map(([k, v]) => `${k} ${v}`).join(', ') : 'nothing'}`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}
+
+function parseMix(s: string): number[] {
+  const w = s.split(',').map((x) => Number(x.trim()));
+  if (w.some((x) => !Number.isFinite(x) || x < 0)) throw new Error(`--mix: expected comma-separated non-negative weights, got "${s}"`);
+  return w;
+}
