@@ -1,0 +1,350 @@
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { WordPieceTokenizer, trainWordPieceVocab, SPECIAL_TOKENS, type TokenizerConfig } from '../src/data/tokenizer/index.js';
+
+const fixDir = fileURLToPath(new URL('../../test/fixtures/tokenizer/', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const sharedData = path.resolve(repoRoot, '../shared/data');
+const require = createRequire(import.meta.url);
+
+interface Expected {
+  hardCases: string[];
+  modes: Record<string, { vocab: string; hard: { ids: number[]; offsets: [number, number][] }[]; corpusIds: number[][] }>;
+}
+const expected = JSON.parse(fs.readFileSync(path.join(fixDir, 'expected.json'), 'utf8')) as Expected;
+const corpus = fs.readFileSync(path.join(fixDir, 'corpus.txt'), 'utf8').split('\n').slice(0, -1);
+const vocabOf = (mode: string) => fs.readFileSync(path.join(fixDir, `vocab-${mode}.txt`), 'utf8').split('\n').slice(0, -1);
+
+// The reference: HF `tokenizers` configured exactly as BertTokenizerFast.
+interface RefEncoding {
+  getIds(): number[];
+  getOffsets(): number[][];
+}
+interface RefTokenizer {
+  encodeBatch(s: string[], o: { addSpecialTokens: boolean }): Promise<RefEncoding[]>;
+  save(p: string): void;
+}
+function loadTk(): any | null {
+  try {
+    return require('tokenizers');
+  } catch {
+    return null;
+  }
+}
+const tk = loadTk();
+function refTokenizer(vocab: string[], c: { lower: boolean; strip: boolean; cjk: boolean }): RefTokenizer {
+  const v: Record<string, number> = {};
+  vocab.forEach((t, i) => (v[t] = i));
+  const t = new tk.Tokenizer(tk.WordPiece.init(v, { unkToken: '[UNK]', continuingSubwordPrefix: '##', maxInputCharsPerWord: 100 }));
+  t.setNormalizer(tk.bertNormalizer({ cleanText: true, handleChineseChars: c.cjk, stripAccents: c.strip, lowercase: c.lower }));
+  t.setPreTokenizer(tk.bertPreTokenizer());
+  t.addSpecialTokens([...SPECIAL_TOKENS]);
+  return t;
+}
+
+/** UTF-16 offsets -> code point offsets (the binding reports code points). */
+function toCodePointOffsets(text: string, offs: Int32Array): number[][] {
+  const cpAt = new Int32Array(text.length + 1);
+  let cp = 0;
+  for (let i = 0; i < text.length; i++) {
+    cpAt[i] = cp;
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      cpAt[i + 1] = cp;
+      i++;
+    }
+    cp++;
+  }
+  cpAt[text.length] = cp;
+  const out: number[][] = [];
+  for (let k = 0; k < offs.length; k += 2) out.push([cpAt[offs[k]], cpAt[offs[k + 1]]]);
+  return out;
+}
+
+for (const mode of ['uncased', 'cased']) {
+  const lower = mode === 'uncased';
+  test(`fixture ids (${mode}): hard cases and corpus match the committed HF output`, (t) => {
+    const tok = WordPieceTokenizer.fromVocabFile(path.join(fixDir, `vocab-${mode}.txt`), { doLowerCase: lower });
+    const exp = expected.modes[mode];
+    expected.hardCases.forEach((s, k) => {
+      const e = tok.encodeWithOffsets(s);
+      t.deepEqual(Array.from(e.ids), exp.hard[k].ids, `ids of hard case ${k}: ${JSON.stringify(s)}`);
+      t.deepEqual(toCodePointOffsets(s, e.offsets), exp.hard[k].offsets, `offsets of hard case ${k}`);
+    });
+    t.is(corpus.length, exp.corpusIds.length);
+    let bad = 0;
+    corpus.forEach((line, k) => {
+      const ids = Array.from(tok.encode(line));
+      if (JSON.stringify(ids) !== JSON.stringify(exp.corpusIds[k])) {
+        if (bad++ < 3) t.deepEqual(ids, exp.corpusIds[k], `corpus line ${k + 1}`);
+      }
+    });
+    t.is(bad, 0, 'corpus lines with different ids');
+    // encode and encodeWithOffsets agree
+    t.deepEqual(tok.encode(corpus[3]), tok.encodeWithOffsets(corpus[3]).ids);
+  });
+}
+
+// Random strings over pools of the characters the rules care about.
+function fuzzStrings(n: number, seed: number): string[] {
+  let s = seed >>> 0;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const pools = [
+    'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789',
+    ' \t\n\r\u00a0\u2028\u3000\u200b\ufeff\u0000\u0001\u007f\u0085\ufffd',
+    '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~¡¿«»—–…·„“',
+    'éèêëÉÀçñÑöÖüÜßøÅœŒıİǅﬁ\u0301\u0308\u0327',
+    'абвгдежзийклмнопрстуфхцчшщъьюяАБВГДЕЁЖЗИЙ',
+    '日本語中文字符漢字豈한국어テキストのと',
+    'ΣσςΑΩωΔ≠≤½²™©',
+  ];
+  const astral = ['😀', '🥰', '👍🏽', '\u{20000}', '\u{1D400}', '\u{F0000}', '\ud800', '\udc00'];
+  const words = ['[MASK]', '[CLS]', '[SEP]', '[UNK]', '[PAD]', 'the', 'The', 'THE', 'tion', 'holin', 'България'];
+  const out: string[] = [];
+  for (let k = 0; k < n; k++) {
+    let str = '';
+    const len = Math.floor(rnd() * 60);
+    for (let i = 0; i < len; i++) {
+      const r = rnd();
+      if (r < 0.08) str += astral[Math.floor(rnd() * astral.length)];
+      else if (r < 0.16) str += words[Math.floor(rnd() * words.length)];
+      else if (r < 0.18) str += 'x'.repeat(95 + Math.floor(rnd() * 10));
+      else {
+        const p = pools[Math.floor(rnd() * pools.length)];
+        str += p[Math.floor(rnd() * p.length)];
+      }
+    }
+    out.push(str);
+  }
+  return out;
+}
+
+const variants: { name: string; cfg: Partial<TokenizerConfig>; ref: { lower: boolean; strip: boolean; cjk: boolean }; vocab: string }[] = [
+  { name: 'uncased', cfg: { doLowerCase: true }, ref: { lower: true, strip: true, cjk: true }, vocab: 'uncased' },
+  { name: 'cased', cfg: { doLowerCase: false }, ref: { lower: false, strip: false, cjk: true }, vocab: 'cased' },
+  { name: 'lowercase, keep accents', cfg: { doLowerCase: true, stripAccents: false }, ref: { lower: true, strip: false, cjk: true }, vocab: 'uncased' },
+  { name: 'cased, strip accents', cfg: { doLowerCase: false, stripAccents: true }, ref: { lower: false, strip: true, cjk: true }, vocab: 'cased' },
+  { name: 'no CJK split', cfg: { doLowerCase: true, tokenizeChineseChars: false }, ref: { lower: true, strip: true, cjk: false }, vocab: 'uncased' },
+];
+
+for (const v of variants) {
+  test(`live parity with tokenizers (${v.name}): hard cases + fuzz, ids and offsets`, async (t) => {
+    if (!tk) return t.pass('tokenizers binding not installed; fixture tests cover ids');
+    const vocab = vocabOf(v.vocab);
+    const ours = WordPieceTokenizer.fromVocab(vocab, v.cfg);
+    const ref = refTokenizer(vocab, v.ref);
+    const texts = [...expected.hardCases, ...fuzzStrings(400, 7 + v.name.length)];
+    const encs = await ref.encodeBatch(texts, { addSpecialTokens: false });
+    let bad = 0;
+    texts.forEach((s, k) => {
+      const e = ours.encodeWithOffsets(s);
+      const same = JSON.stringify(Array.from(e.ids)) === JSON.stringify(encs[k].getIds()) && JSON.stringify(toCodePointOffsets(s, e.offsets)) === JSON.stringify(encs[k].getOffsets());
+      if (!same && bad++ < 3) {
+        t.deepEqual(Array.from(e.ids), encs[k].getIds(), `ids for ${JSON.stringify(s)}`);
+        t.deepEqual(toCodePointOffsets(s, e.offsets), encs[k].getOffsets(), `offsets for ${JSON.stringify(s)}`);
+      }
+    });
+    t.is(bad, 0);
+  });
+}
+
+function ncbiSentences(): string[] | null {
+  const f = path.join(sharedData, 'ner/ncbi-disease/train.tsv');
+  if (!fs.existsSync(f)) return null;
+  const out: string[][] = [[]];
+  for (const line of fs.readFileSync(f, 'utf8').split('\n')) {
+    if (line.trim() === '') {
+      if (out[out.length - 1].length) out.push([]);
+    } else out[out.length - 1].push(line.split('\t')[0]);
+  }
+  return out.filter((s) => s.length).map((s) => s.join(' '));
+}
+
+test('real text: NCBI-disease train sentences match tokenizers, cased and uncased', async (t) => {
+  const sents = ncbiSentences();
+  if (!sents) return t.pass(`skipped: ${sharedData}/ner/ncbi-disease/train.tsv absent`);
+  if (!tk) return t.pass('skipped: tokenizers binding not installed');
+  for (const v of variants.slice(0, 2)) {
+    const vocab = vocabOf(v.vocab);
+    const ours = WordPieceTokenizer.fromVocab(vocab, v.cfg);
+    const encs = await refTokenizer(vocab, v.ref).encodeBatch(sents, { addSpecialTokens: false });
+    let bad = 0;
+    sents.forEach((s, k) => {
+      if (JSON.stringify(Array.from(ours.encode(s))) !== JSON.stringify(encs[k].getIds()) && bad++ < 3)
+        t.deepEqual(Array.from(ours.encode(s)), encs[k].getIds(), `${v.name}: ${s}`);
+    });
+    t.is(bad, 0, `${v.name}: ${sents.length} sentences`);
+  }
+});
+
+test('offsets slice back to the token text (modulo case and accents); wordIds follow words', (t) => {
+  const tok = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-uncased.txt'));
+  const fold = (s: string) => s.normalize('NFD').replace(/\p{Mn}/gu, '').toLowerCase();
+  let checked = 0;
+  for (const text of [...corpus, ...expected.hardCases]) {
+    const { ids, offsets, wordIds } = tok.encodeWithOffsets(text);
+    for (let k = 0; k < ids.length; k++) {
+      const [s, e] = [offsets[2 * k], offsets[2 * k + 1]];
+      t.true(s >= 0 && s < e && e <= text.length, `offsets in range in ${JSON.stringify(text)}`);
+      if (k > 0) t.true(wordIds[k] === wordIds[k - 1] || wordIds[k] === wordIds[k - 1] + 1);
+      const id = ids[k];
+      if (id === tok.unkId || tok.isSpecial(id)) continue;
+      const piece = tok.idToToken(id).replace(/^##/, '');
+      const orig = fold(text.slice(s, e));
+      // compatibility characters (ﬁ, ｆ, ǅ...) normalize differently under NFD vs NFKD; only check pieces
+      // whose source folds to something of the same length
+      if (orig.length === piece.length) {
+        t.is(orig, piece, `piece ${JSON.stringify(piece)} at [${s},${e}) of ${JSON.stringify(text)}`);
+        checked++;
+      }
+    }
+  }
+  t.true(checked > 10000, `checked ${checked} pieces`);
+  // combining marks removed by strip_accents are not part of any piece; spaces never are
+  const text = 'Ce\u0301line  , wörld';
+  const e = tok.encodeWithOffsets(text);
+  t.deepEqual(Array.from(e.wordIds).filter((w, k, a) => k === 0 || w !== a[k - 1]), [0, 1, 2]);
+  t.is(text.slice(e.offsets[0], e.offsets[1])[0], 'C');
+  t.is(text.slice(e.offsets[2 * (e.ids.length - 1)], e.offsets[2 * e.ids.length - 1]).slice(-1), 'd');
+});
+
+test('encodeWords: each word tokenized on its own, wordIndex points into the input', (t) => {
+  const tok = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-cased.txt'), { doLowerCase: false });
+  const words = ['Identification', 'of', 'APC2', ',', 'a', 'homologue', "don't", '\u0001', 'café', '日本'];
+  const { ids, wordIndex } = tok.encodeWords(words);
+  const expectIds: number[] = [];
+  const expectIdx: number[] = [];
+  words.forEach((w, i) => {
+    for (const id of tok.encode(w)) {
+      expectIds.push(id);
+      expectIdx.push(i);
+    }
+  });
+  t.deepEqual(Array.from(ids), expectIds);
+  t.deepEqual(Array.from(wordIndex), expectIdx);
+  t.false(Array.from(wordIndex).includes(7), 'a word of control characters has no pieces');
+  t.true(Array.from(wordIndex).filter((i) => i === 6).length >= 3, "don't splits at the apostrophe");
+});
+
+test('special tokens in text, decode, isWordStart, ids of specials', (t) => {
+  const tok = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-uncased.txt'));
+  t.deepEqual([tok.padId, tok.unkId, tok.clsId, tok.sepId, tok.maskId], [0, 1, 2, 3, 4]);
+  const ids = tok.encode('Paris is the [MASK] of France.');
+  t.true(Array.from(ids).includes(tok.maskId));
+  t.false(Array.from(tok.encode('the [mask] x')).includes(tok.maskId), 'special tokens are case-sensitive');
+  const text = 'the holin proteins were observed';
+  const enc = tok.encode(text);
+  t.is(tok.decode(enc), text);
+  t.is(tok.decode([tok.clsId, ...enc, tok.sepId], { skipSpecial: true }), text);
+  t.is(tok.decode([tok.clsId, ...enc, tok.sepId]), `[CLS] ${text} [SEP]`);
+  const pieces = Array.from(tok.encode('holinization')).map((i) => tok.idToToken(i));
+  Array.from(tok.encode('holinization')).forEach((id, k) => t.is(tok.isWordStart(id), !pieces[k].startsWith('##')));
+  t.true(tok.isWordStart(tok.clsId));
+  t.throws(() => tok.idToToken(tok.vocabSize), { message: /out of range/ });
+  t.is(tok.tokenToId('[MASK]'), 4);
+  t.is(tok.tokenToId('no-such-token-xyz'), undefined);
+  t.deepEqual(tok.basicTokenize('Héllo, [MASK]!'), ['hello', ',', '[MASK]', '!']);
+});
+
+test('save / fromDir round trip; hash depends on vocab and config; tokenizer.json loading', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-test-'));
+  try {
+    const a = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-cased.txt'), { doLowerCase: false });
+    a.save(path.join(dir, 'a'));
+    for (const f of ['vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json']) t.true(fs.existsSync(path.join(dir, 'a', f)), f);
+    const b = WordPieceTokenizer.fromDir(path.join(dir, 'a'));
+    t.is(b.hash(), a.hash());
+    t.deepEqual(b.config, a.config);
+    t.deepEqual(b.encode(corpus[40]), a.encode(corpus[40]));
+    const c = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-cased.txt'), { doLowerCase: true });
+    t.not(c.hash(), a.hash());
+    t.regex(a.hash(), /^[0-9a-f]{64}$/);
+    if (tk) {
+      const vocab = vocabOf('uncased');
+      const ref = refTokenizer(vocab, { lower: true, strip: true, cjk: true });
+      const jf = path.join(dir, 'tokenizer.json');
+      ref.save(jf);
+      const j = WordPieceTokenizer.fromTokenizerJson(jf);
+      t.is(j.config.doLowerCase, true);
+      t.is(j.vocabSize, vocab.length);
+      const plain = WordPieceTokenizer.fromVocab(vocab);
+      for (const line of corpus.slice(0, 50)) t.deepEqual(j.encode(line), plain.encode(line));
+      // directory with tokenizer.json + a tokenizer_config.json overriding the normalizer (as BertTokenizerFast)
+      fs.mkdirSync(path.join(dir, 'j'));
+      fs.copyFileSync(jf, path.join(dir, 'j', 'tokenizer.json'));
+      fs.writeFileSync(path.join(dir, 'j', 'tokenizer_config.json'), JSON.stringify({ do_lower_case: false, mask_token: { content: '[MASK]' } }));
+      t.is(WordPieceTokenizer.fromDir(path.join(dir, 'j')).config.doLowerCase, false);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad inputs give clear errors naming the file and field', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-bad-'));
+  try {
+    const missing = path.join(dir, 'nope.txt');
+    t.throws(() => WordPieceTokenizer.fromVocabFile(missing), { message: new RegExp(`vocab file ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} does not exist`) });
+    const noUnk = path.join(dir, 'nounk.txt');
+    fs.writeFileSync(noUnk, '[PAD]\n[CLS]\n[SEP]\n[MASK]\nhello\n');
+    t.throws(() => WordPieceTokenizer.fromVocabFile(noUnk), { message: /nounk\.txt: unk token '\[UNK\]' is not in the vocabulary/ });
+    fs.writeFileSync(path.join(dir, 'empty.txt'), '');
+    t.throws(() => WordPieceTokenizer.fromVocabFile(path.join(dir, 'empty.txt')), { message: /empty\.txt is empty/ });
+    t.throws(() => WordPieceTokenizer.fromDir(path.join(dir, 'none')), { message: /does not exist/ });
+    fs.mkdirSync(path.join(dir, 'emptydir'));
+    t.throws(() => WordPieceTokenizer.fromDir(path.join(dir, 'emptydir')), { message: /no tokenizer found \(looked for .*vocab\.txt and .*tokenizer\.json\)/ });
+    fs.mkdirSync(path.join(dir, 'badcfg'));
+    fs.writeFileSync(path.join(dir, 'badcfg', 'vocab.txt'), SPECIAL_TOKENS.join('\n') + '\n');
+    fs.writeFileSync(path.join(dir, 'badcfg', 'tokenizer_config.json'), '{"do_lower_case": "yes"}');
+    t.throws(() => WordPieceTokenizer.fromDir(path.join(dir, 'badcfg')), { message: /tokenizer_config\.json: field 'do_lower_case' must be a boolean/ });
+    fs.writeFileSync(path.join(dir, 'badcfg', 'tokenizer_config.json'), '{"do_lower_case": tru');
+    t.throws(() => WordPieceTokenizer.fromDir(path.join(dir, 'badcfg')), { message: /tokenizer_config\.json: invalid JSON/ });
+    const bpe = path.join(dir, 'bpe.json');
+    fs.writeFileSync(bpe, JSON.stringify({ model: { type: 'BPE', vocab: {} } }));
+    t.throws(() => WordPieceTokenizer.fromTokenizerJson(bpe), { message: /bpe\.json: field 'model\.type' is "BPE", only WordPiece/ });
+    const gap = path.join(dir, 'gap.json');
+    fs.writeFileSync(gap, JSON.stringify({ model: { type: 'WordPiece', vocab: { '[UNK]': 0, a: 2 } }, normalizer: { type: 'BertNormalizer' }, pre_tokenizer: { type: 'BertPreTokenizer' } }));
+    t.throws(() => WordPieceTokenizer.fromTokenizerJson(gap), { message: /gap\.json: field 'model\.vocab': no token has id 1/ });
+    t.throws(() => WordPieceTokenizer.fromVocab(['[UNK]'], { doLowerCase: 'no' as unknown as boolean }), { message: /'doLowerCase' must be a boolean/ });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('vocab training: specials at 0-4, no duplicates, from files and from memory, usable by the tokenizer', async (t) => {
+  if (!tk) return t.pass('skipped: tokenizers binding not installed');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-train-'));
+  try {
+    const lines = corpus.slice(20, 200);
+    const file = path.join(dir, 'a.txt');
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    const fromFile = await trainWordPieceVocab([file], { vocabSize: 600, doLowerCase: true });
+    const fromMem = await trainWordPieceVocab({ lines }, { vocabSize: 600, doLowerCase: true });
+    for (const v of [fromFile, fromMem]) {
+      t.deepEqual(v.slice(0, 5), ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
+      t.is(v.length, 600);
+      t.is(new Set(v).size, v.length, 'no duplicates');
+      t.is(v.filter((x) => SPECIAL_TOKENS.includes(x)).length, 5);
+      t.true(v.some((x) => x.startsWith('##')));
+      t.false(v.slice(5).some((x) => /[A-Z]/.test(x)), 'uncased vocab has no uppercase');
+    }
+    t.deepEqual(new Set(fromFile.slice(0, 5)), new Set(fromMem.slice(0, 5)));
+    const tok = WordPieceTokenizer.fromVocab(fromFile);
+    const ids = tok.encode(lines[0]);
+    t.true(ids.length > 0);
+    t.false(Array.from(ids).includes(tok.unkId), 'training text is covered by its own vocab');
+    const cased = await trainWordPieceVocab({ lines }, { vocabSize: 400, doLowerCase: false, limitAlphabet: 40 });
+    t.true(cased.some((x) => /[A-Z]/.test(x)), 'cased vocab keeps uppercase');
+    t.true(cased.filter((x) => !x.startsWith('[') && [...x].length === 1).length <= 40 + 1, 'alphabet limited'); // '[' itself may be a char
+    const small = await trainWordPieceVocab({ lines }, { vocabSize: 400, doLowerCase: true, minFrequency: 3 });
+    t.is(new Set(small).size, small.length);
+    await t.throwsAsync(trainWordPieceVocab([path.join(dir, 'missing.txt')], { vocabSize: 100, doLowerCase: true }), { message: /missing\.txt does not exist/ });
+    await t.throwsAsync(trainWordPieceVocab({ lines: ['x'] }, { vocabSize: 40000, doLowerCase: true }), { message: /at most 30005/ });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
