@@ -327,6 +327,8 @@ def main():
             dst.writestr(name, src.read(info.filename))
     # A non-tensor object a training script might save next to weights: unknown pickle GLOBAL.
     torch.save({'args': argparse.Namespace(lr=0.001)}, os.path.join(fmt, 'unknown_global.bin'))
+    # A storage type the readers do not support (bool).
+    torch.save({'mask': torch.tensor([True, False])}, os.path.join(fmt, 'bool_storage.bin'))
     # Legacy (pre-1.6, non-zip) serialization.
     torch.save({'w': torch.ones(2)}, os.path.join(fmt, 'legacy.bin'), _use_new_zipfile_serialization=False)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(args.out) for f in fs)
