@@ -1,0 +1,527 @@
+// bert.ts: the LinkBERT encoder (Hugging Face BertForPreTraining with a 3-way DRP head) on the engine.
+// Forward and backward are scheduled by hand (llm.c style) over one preallocated arena: parameters,
+// gradients, AdamW moments and every activation are carved once at construction, so a training step
+// allocates nothing. Parameter gradients accumulate (+=), so gradient accumulation is just several
+// forward/backward calls before one optimizer step; activation gradients are written (=).
+//
+// Shapes: B batch, T sequence, H hidden, NH heads, D = H/NH, I intermediate, V vocab,
+// P masked slots per sequence (sparse MLM: only gathered masked rows reach the vocab projection).
+import type { BertConfig } from './config.js';
+import { paramSpecs, numel, WORD_EMBEDDINGS, MLM_BIAS, type ParamSpec } from './param-names.js';
+import { Arena, Tensor } from '../tensor.js';
+import type { Ops } from '../ops.js';
+import { Rng } from '../data/masking.js';
+
+export interface ModelShape {
+  /** Largest batch the arena holds; smaller batches reuse the same buffers. */
+  batchSize: number;
+  seqLen: number;
+  /** Masked slots per sequence (sparse MLM); 0 when the pretraining heads are not used. */
+  maxPredictions: number;
+}
+
+/** Host-side inputs for one (micro)batch; flat row-major int32 arrays. */
+export interface ModelInputs {
+  batchSize: number;
+  inputIds: Int32Array; // (B*T)
+  tokenTypeIds: Int32Array; // (B*T)
+  attentionMask: Int32Array; // (B*T) 1 real, 0 pad
+  maskedPositions?: Int32Array; // (B*P) flat b*T+t
+  maskedLabels?: Int32Array; // (B*P) -1 = unused slot
+  drpLabels?: Int32Array; // (B)
+}
+
+export interface PretrainOutputs {
+  loss: number;
+  mlmLoss: number;
+  drpLoss: number;
+  mlmCorrect: number;
+  mlmCount: number;
+  drpCorrect: number;
+  drpCount: number;
+  /** Per-sequence DRP prediction (argmax), for confusion matrices. */
+  drpPred: Int32Array;
+}
+
+/** A flat span of parameters with the same weight-decay rule (HF: no decay on biases and LayerNorm). */
+export interface ParamGroupSpan {
+  name: string;
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+  weightDecay: boolean;
+}
+
+const noDecay = (name: string): boolean => name.endsWith('.bias') || name.includes('LayerNorm');
+
+interface LayerActs {
+  hin: Tensor; // (B*T,H) layer input (previous output)
+  q: Tensor; k: Tensor; v: Tensor; // (B*T,H) each, (B,T,NH,D) for attention
+  att: Tensor; // (B*T,H) attention output
+  lse: Tensor; // (B,NH,T)
+  ao: Tensor; // (B*T,H) attention.output.dense (after dropout, in place)
+  s1: Tensor; // (B*T,H) ao + hin, LN1's input
+  mean1: Tensor; rstd1: Tensor; // (B*T)
+  h1: Tensor; // (B*T,H) LN1 output
+  fpre: Tensor; // (B*T,I) intermediate pre-GELU
+  f: Tensor; // (B*T,I) GELU output
+  fo: Tensor; // (B*T,H) output.dense (after dropout, in place)
+  s2: Tensor; // (B*T,H) fo + h1, LN2's input
+  mean2: Tensor; rstd2: Tensor; // (B*T)
+  out: Tensor; // (B*T,H) LN2 output = next layer's hin
+}
+
+/** Extra parameters a task head brings (allocated in the same arena, optimised together). */
+export interface ExtraParam {
+  name: string;
+  shape: number[];
+  init: 'normal' | 'zeros' | 'ones';
+}
+
+export class BertModel {
+  readonly arena: Arena;
+  readonly specs: ParamSpec[];
+  readonly extra: ExtraParam[];
+  readonly groups: ParamGroupSpan[] = [];
+  readonly H: number; readonly NH: number; readonly D: number; readonly I: number; readonly V: number; readonly L: number;
+  readonly B: number; readonly T: number; readonly P: number;
+  readonly pretrainingHeads: boolean;
+  private readonly layers: LayerActs[] = [];
+  private readonly dropSeed: bigint;
+  private curB = 0;
+  private training = false;
+  private step = 0;
+
+  // inputs
+  readonly ids: Tensor; readonly types: Tensor; readonly mask: Tensor; // (B*T) i32
+  readonly clsIndex: Tensor; // (B) i32, b*T
+  readonly mpos: Tensor; readonly mlabels: Tensor; // (B*P) i32
+  readonly drpLabels: Tensor; // (B) i32
+  // activations outside the layers
+  readonly emb: Tensor; readonly x0: Tensor; readonly mean0: Tensor; readonly rstd0: Tensor;
+  readonly pooledIn: Tensor; readonly pooled: Tensor; // (B,H)
+  readonly hidden: Tensor; // (B*T,H) the encoder's output (alias of the last layer's out)
+  // backward scratch, shared by all layers
+  readonly dHidden: Tensor; // (B*T,H) d(loss)/d(encoder output): heads write or add into it
+  readonly dPooled: Tensor; // (B,H) d(loss)/d(pooled output): heads write it
+  private readonly dA: Tensor; private readonly dB: Tensor; private readonly dS: Tensor; // (B*T,H)
+  private readonly dF: Tensor; // (B*T,I)
+  private readonly dq: Tensor; private readonly dk: Tensor; private readonly dv: Tensor; // (B*T,H)
+  private readonly delta: Tensor; // (B,NH,T)
+  private readonly dPoolIn: Tensor; // (B,H)
+  // pretraining heads
+  readonly mh: Tensor; readonly t1pre: Tensor; readonly t1: Tensor; readonly t2: Tensor; // (B*P,H)
+  readonly tmean: Tensor; readonly trstd: Tensor; // (B*P)
+  readonly mlmLogits: Tensor; // (B*P,V), dlogits in place
+  readonly mlmLosses: Tensor; readonly mlmCorrect: Tensor; // (B*P)
+  readonly drpLogits: Tensor; // (B,3), dlogits in place
+  readonly drpLosses: Tensor; readonly drpCorrect: Tensor; // (B)
+  private readonly dT: Tensor; // (B*P,H)
+  private hostDrpLabels: Int32Array = new Int32Array(0);
+  private lossScale = 1;
+  private mlmValid = 0;
+
+  constructor(
+    readonly config: BertConfig,
+    readonly ops: Ops,
+    shape: ModelShape,
+    opts: { pretrainingHeads?: boolean; extra?: ExtraParam[] } = {},
+  ) {
+    const c = config;
+    this.H = c.hiddenSize; this.NH = c.numHeads; this.D = c.hiddenSize / c.numHeads; this.I = c.intermediateSize;
+    this.V = c.vocabSize; this.L = c.numLayers;
+    this.B = shape.batchSize; this.T = shape.seqLen; this.P = shape.maxPredictions;
+    if (this.T > c.maxPositionEmbeddings) throw new RangeError(`seqLen ${this.T} exceeds max_position_embeddings ${c.maxPositionEmbeddings}`);
+    if (!Number.isInteger(this.D)) throw new RangeError(`hidden ${this.H} is not divisible by heads ${this.NH}`);
+    this.pretrainingHeads = opts.pretrainingHeads ?? true;
+    this.specs = paramSpecs(c);
+    this.extra = opts.extra ?? [];
+    this.dropSeed = 0x5eedn;
+    const arena = (this.arena = new Arena(ops.device, ops.native));
+    const { B, T, P, H, I, V, NH } = this;
+    const BT = B * T;
+
+    // Parameters (and grads, m, v) as contiguous flat groups: decay first, then no-decay.
+    const all = [...this.specs.map((s) => ({ name: s.name, shape: s.shape })), ...this.extra];
+    const decay = all.filter((p) => !noDecay(p.name));
+    const nodecay = all.filter((p) => noDecay(p.name));
+    for (const kind of ['p', 'g', 'm', 'v']) {
+      for (const group of [decay, nodecay]) group.forEach((p, i) => arena.reserve(`${kind}:${p.name}`, p.shape, 'f32', i === 0));
+    }
+    const r = (name: string, shp: number[], dtype: 'f32' | 'i32' = 'f32') => arena.reserve(name, shp, dtype);
+    r('ids', [BT], 'i32'); r('types', [BT], 'i32'); r('mask', [BT], 'i32'); r('cls', [B], 'i32');
+    r('emb', [BT, H]); r('x0', [BT, H]); r('mean0', [BT]); r('rstd0', [BT]);
+    for (let l = 0; l < this.L; l++) {
+      for (const n of ['q', 'k', 'v', 'att', 'ao', 's1', 'h1', 'fo', 's2', 'out']) r(`L${l}.${n}`, [BT, H]);
+      r(`L${l}.lse`, [B, NH, T]);
+      for (const n of ['mean1', 'rstd1', 'mean2', 'rstd2']) r(`L${l}.${n}`, [BT]);
+      r(`L${l}.fpre`, [BT, I]); r(`L${l}.f`, [BT, I]);
+    }
+    r('pooledIn', [B, H]); r('pooled', [B, H]);
+    r('dHidden', [BT, H]); r('dPooled', [B, H]); r('dA', [BT, H]); r('dB', [BT, H]); r('dS', [BT, H]);
+    r('dF', [BT, I]); r('dq', [BT, H]); r('dk', [BT, H]); r('dv', [BT, H]); r('delta', [B, NH, T]); r('dPoolIn', [B, H]);
+    const BP = Math.max(1, B * P);
+    if (this.pretrainingHeads) {
+      if (P < 1) throw new RangeError('the pretraining heads need maxPredictions >= 1');
+      r('mpos', [BP], 'i32'); r('mlabels', [BP], 'i32'); r('drpLabels', [B], 'i32');
+      for (const n of ['mh', 't1pre', 't1', 't2', 'dT']) r(n, [BP, H]);
+      r('tmean', [BP]); r('trstd', [BP]);
+      r('mlmLogits', [BP, V]); r('mlmLosses', [BP]); r('mlmCorrect', [BP], 'i32');
+      r('drpLogits', [B, c.numDrpLabels]); r('drpLosses', [B]); r('drpCorrect', [B], 'i32');
+    }
+    arena.allocate();
+
+    const span = (group: { name: string }[], kind: string) => arena.span(`${kind}:${group[0]!.name}`, `${kind}:${group[group.length - 1]!.name}`);
+    for (const [group, wd, name] of [[decay, true, 'decay'], [nodecay, false, 'no_decay']] as const) {
+      if (!group.length) continue;
+      this.groups.push({ name, param: span(group, 'p'), grad: span(group, 'g'), m: span(group, 'm'), v: span(group, 'v'), weightDecay: wd });
+    }
+
+    const g = (n: string) => arena.get(n);
+    this.ids = g('ids'); this.types = g('types'); this.mask = g('mask'); this.clsIndex = g('cls');
+    this.clsIndex.setData(Int32Array.from({ length: B }, (_, b) => b * T));
+    this.emb = g('emb'); this.x0 = g('x0'); this.mean0 = g('mean0'); this.rstd0 = g('rstd0');
+    for (let l = 0; l < this.L; l++) {
+      const a = (n: string) => g(`L${l}.${n}`);
+      this.layers.push({
+        hin: l === 0 ? this.x0 : g(`L${l - 1}.out`),
+        q: a('q'), k: a('k'), v: a('v'), att: a('att'), lse: a('lse'), ao: a('ao'), s1: a('s1'),
+        mean1: a('mean1'), rstd1: a('rstd1'), h1: a('h1'), fpre: a('fpre'), f: a('f'), fo: a('fo'),
+        s2: a('s2'), mean2: a('mean2'), rstd2: a('rstd2'), out: a('out'),
+      });
+    }
+    this.hidden = this.L > 0 ? this.layers[this.L - 1]!.out : this.x0;
+    this.pooledIn = g('pooledIn'); this.pooled = g('pooled');
+    this.dHidden = g('dHidden'); this.dPooled = g('dPooled'); this.dA = g('dA'); this.dB = g('dB'); this.dS = g('dS');
+    this.dF = g('dF'); this.dq = g('dq'); this.dk = g('dk'); this.dv = g('dv'); this.delta = g('delta'); this.dPoolIn = g('dPoolIn');
+    const h = (n: string) => (this.pretrainingHeads ? g(n) : (undefined as unknown as Tensor));
+    this.mpos = h('mpos'); this.mlabels = h('mlabels'); this.drpLabels = h('drpLabels');
+    this.mh = h('mh'); this.t1pre = h('t1pre'); this.t1 = h('t1'); this.t2 = h('t2'); this.dT = h('dT');
+    this.tmean = h('tmean'); this.trstd = h('trstd');
+    this.mlmLogits = h('mlmLogits'); this.mlmLosses = h('mlmLosses'); this.mlmCorrect = h('mlmCorrect');
+    this.drpLogits = h('drpLogits'); this.drpLosses = h('drpLosses'); this.drpCorrect = h('drpCorrect');
+  }
+
+  // ---- parameters -------------------------------------------------------------------------------
+  param(name: string): Tensor { return this.arena.get(`p:${name}`); }
+  grad(name: string): Tensor { return this.arena.get(`g:${name}`); }
+  paramNames(): string[] { return [...this.specs.map((s) => s.name), ...this.extra.map((e) => e.name)]; }
+
+  /** HF BertPreTrainedModel._init_weights: N(0, initializer_range) for weights, 0 for biases, LayerNorm 1/0. */
+  initParams(seed: number, only?: Set<string>): void {
+    const rng = new Rng(seed, 0x1417);
+    const std = this.config.initializerRange;
+    for (const s of [...this.specs, ...this.extra]) {
+      if (only && !only.has(s.name)) continue;
+      const n = numel(s.shape);
+      const data = new Float32Array(n);
+      if (s.init === 'ones') data.fill(1);
+      else if (s.init === 'normal') {
+        for (let i = 0; i < n; i += 2) {
+          // Box-Muller: two normals per pair of uniforms
+          const u1 = Math.max(rng.next(), 1e-12), u2 = rng.next();
+          const rad = Math.sqrt(-2 * Math.log(u1)) * std;
+          data[i] = rad * Math.cos(2 * Math.PI * u2);
+          if (i + 1 < n) data[i + 1] = rad * Math.sin(2 * Math.PI * u2);
+        }
+      }
+      this.param(s.name).setData(data);
+    }
+  }
+
+  /** Copies host values into parameters (e.g. from a checkpoint); names must be ours. */
+  loadParams(params: Map<string, Float32Array>): void {
+    for (const [name, data] of params) {
+      const t = this.param(name);
+      if (data.length !== t.numel) throw new RangeError(`parameter ${name}: ${data.length} values for ${t.numel} elements`);
+      t.setData(data);
+    }
+  }
+
+  /** All parameters as host arrays (for checkpoints). `encoderOnly` leaves task-head extras out. */
+  exportParams(includeExtra = false): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const s of this.specs) out.set(s.name, this.param(s.name).toArray() as Float32Array);
+    if (includeExtra) for (const e of this.extra) out.set(e.name, this.param(e.name).toArray() as Float32Array);
+    return out;
+  }
+
+  zeroGrads(): void {
+    for (const g of this.groups) this.ops.fill({ x: g.grad, value: 0 });
+  }
+
+  // ---- inputs -----------------------------------------------------------------------------------
+  /** Uploads one batch; `batchSize` may be smaller than the arena's. */
+  setInputs(x: ModelInputs): void {
+    const B = x.batchSize, T = this.T;
+    if (B < 1 || B > this.B) throw new RangeError(`batch size ${B} outside [1, ${this.B}]`);
+    for (const [n, a] of [['inputIds', x.inputIds], ['tokenTypeIds', x.tokenTypeIds], ['attentionMask', x.attentionMask]] as const) {
+      if (a.length !== B * T) throw new RangeError(`${n}: expected ${B * T} values (B=${B}, T=${T}), got ${a.length}`);
+    }
+    this.curB = B;
+    this.ids.setData(x.inputIds);
+    this.types.setData(x.tokenTypeIds);
+    this.mask.setData(x.attentionMask);
+    if (this.pretrainingHeads && x.maskedPositions && x.maskedLabels && x.drpLabels) {
+      const BP = B * this.P;
+      if (x.maskedPositions.length !== BP || x.maskedLabels.length !== BP)
+        throw new RangeError(`masked positions/labels: expected ${BP} values (B=${B}, P=${this.P})`);
+      if (x.drpLabels.length !== B) throw new RangeError(`drpLabels: expected ${B} values`);
+      let valid = 0;
+      for (let i = 0; i < BP; i++) {
+        const pos = x.maskedPositions[i]!, lab = x.maskedLabels[i]!;
+        if (pos < 0 || pos >= B * T) throw new RangeError(`maskedPositions[${i}] = ${pos} outside [0, ${B * T})`);
+        if (lab !== -1) {
+          if (lab < 0 || lab >= this.V) throw new RangeError(`maskedLabels[${i}] = ${lab} outside the vocab [0, ${this.V})`);
+          valid++;
+        }
+      }
+      for (let b = 0; b < B; b++) {
+        const d = x.drpLabels[b]!;
+        if (d < 0 || d >= this.config.numDrpLabels) throw new RangeError(`drpLabels[${b}] = ${d} outside [0, ${this.config.numDrpLabels})`);
+      }
+      this.mlmValid = valid;
+      this.mpos.setData(x.maskedPositions);
+      this.mlabels.setData(x.maskedLabels);
+      this.drpLabels.setData(x.drpLabels);
+      this.hostDrpLabels = x.drpLabels;
+    }
+  }
+
+  // ---- helpers ----------------------------------------------------------------------------------
+  /** y (M,N) = x (M,K) W^T + b, W stored (N,K) like nn.Linear. */
+  private linear(x: Tensor, w: string, y: Tensor, M: number, N: number, K: number, gelu?: Tensor): void {
+    this.ops.matmul({
+      a: x, b: this.param(`${w}.weight`), c: y, bias: this.param(`${w}.bias`), M, N, K, trans_b: true,
+      epilogue: gelu ? 'bias_gelu' : 'bias', pre_gelu: gelu ?? null,
+    });
+  }
+  /** dW += dy^T x; db += colsum(dy); dx = dy W (or += when accumulate). dx null skips it. */
+  private linearBackward(dy: Tensor, x: Tensor, w: string, dx: Tensor | null, M: number, N: number, K: number, accumulate = false): void {
+    this.ops.matmul({ a: dy, b: x, c: this.grad(`${w}.weight`), M: N, N: K, K: M, trans_a: true, beta: 1 });
+    this.ops.biasBackward({ dout: dy, dbias: this.grad(`${w}.bias`), M, N });
+    if (dx) this.ops.matmul({ a: dy, b: this.param(`${w}.weight`), c: dx, M, N: K, K: N, beta: accumulate ? 1 : 0 });
+  }
+  /** Counter-based dropout seed for (step, site): masks are regenerated in backward, never stored. */
+  private seedFor(site: number): bigint {
+    return (this.dropSeed ^ (BigInt(this.step) << 20n) ^ BigInt(site)) & 0xffffffffffffffffn;
+  }
+  private dropout(x: Tensor, n: number, site: number): void {
+    const p = this.config.hiddenDropout;
+    if (!this.training || p <= 0) return;
+    this.ops.dropout({ x, out: x, p, seed: this.seedFor(site), offset: 0, n });
+  }
+  private dropoutBackward(d: Tensor, n: number, site: number): void {
+    const p = this.config.hiddenDropout;
+    if (!this.training || p <= 0) return;
+    this.ops.dropoutBackward({ dout: d, dx: d, p, seed: this.seedFor(site), offset: 0, n });
+  }
+  private layerPrefix(l: number): string {
+    return `bert.encoder.layer.${l}`;
+  }
+
+  // ---- forward ----------------------------------------------------------------------------------
+  /** Embeddings and the encoder layers; leaves the output in `hidden` (B*T,H). */
+  encode(training: boolean, step: number): void {
+    const B = this.curB, T = this.T, H = this.H, I = this.I, BT = B * T, c = this.config;
+    if (!B) throw new Error('setInputs() first');
+    this.training = training;
+    this.step = step;
+    const ops = this.ops;
+    ops.embedding({
+      ids: this.ids, type_ids: this.types, wte: this.param(WORD_EMBEDDINGS),
+      wpe: this.param('bert.embeddings.position_embeddings.weight'), wtt: this.param('bert.embeddings.token_type_embeddings.weight'),
+      out: this.emb, B, T, C: H, V: this.V, max_pos: c.maxPositionEmbeddings, type_vocab: c.typeVocabSize,
+    });
+    ops.layernorm({
+      x: this.emb, out: this.x0, mean: this.mean0, rstd: this.rstd0, gamma: this.param('bert.embeddings.LayerNorm.weight'),
+      beta: this.param('bert.embeddings.LayerNorm.bias'), rows: BT, cols: H, eps: c.layerNormEps,
+    });
+    this.dropout(this.x0, BT * H, 1);
+    for (let l = 0; l < this.L; l++) {
+      const a = this.layers[l]!, p = this.layerPrefix(l);
+      this.linear(a.hin, `${p}.attention.self.query`, a.q, BT, H, H);
+      this.linear(a.hin, `${p}.attention.self.key`, a.k, BT, H, H);
+      this.linear(a.hin, `${p}.attention.self.value`, a.v, BT, H, H);
+      ops.attention({
+        q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
+        dropout_p: training ? c.attentionDropout : 0, seed: this.seedFor(100 + l), offset: 0,
+      });
+      this.linear(a.att, `${p}.attention.output.dense`, a.ao, BT, H, H);
+      this.dropout(a.ao, BT * H, 200 + l);
+      ops.layernorm({
+        x: a.ao, residual: a.hin, sum: a.s1, out: a.h1, mean: a.mean1, rstd: a.rstd1,
+        gamma: this.param(`${p}.attention.output.LayerNorm.weight`), beta: this.param(`${p}.attention.output.LayerNorm.bias`),
+        rows: BT, cols: H, eps: c.layerNormEps,
+      });
+      this.linear(a.h1, `${p}.intermediate.dense`, a.f, BT, I, H, a.fpre);
+      this.linear(a.f, `${p}.output.dense`, a.fo, BT, H, I);
+      this.dropout(a.fo, BT * H, 300 + l);
+      ops.layernorm({
+        x: a.fo, residual: a.h1, sum: a.s2, out: a.out, mean: a.mean2, rstd: a.rstd2,
+        gamma: this.param(`${p}.output.LayerNorm.weight`), beta: this.param(`${p}.output.LayerNorm.bias`),
+        rows: BT, cols: H, eps: c.layerNormEps,
+      });
+    }
+  }
+
+  /** Pooler: tanh(dense(hidden[:, 0])) into `pooled` (B,H). */
+  pool(): void {
+    const B = this.curB, H = this.H;
+    this.ops.gatherRows({ src: this.hidden, dst: this.pooledIn, index: this.clsIndex, M: B, C: H, n_src: B * this.T });
+    this.linear(this.pooledIn, 'bert.pooler.dense', this.pooled, B, H, H);
+    this.ops.tanh({ x: this.pooled, out: this.pooled, n: B * H });
+  }
+
+  /** Pretraining forward: encoder, pooler, sparse MLM and DRP heads, and their fused losses + dlogits. */
+  forwardPretrain(training: boolean, step: number, opts: { withGrad?: boolean; lossScale?: number } = {}): void {
+    if (!this.pretrainingHeads) throw new Error('model built without pretraining heads');
+    const B = this.curB, H = this.H, V = this.V, BP = B * this.P, c = this.config, ops = this.ops;
+    this.encode(training, step);
+    this.pool();
+    // MLM: gather masked rows first, so the vocabulary projection runs only on them.
+    ops.gatherRows({ src: this.hidden, dst: this.mh, index: this.mpos, M: BP, C: H, n_src: B * this.T });
+    this.linear(this.mh, 'cls.predictions.transform.dense', this.t1, BP, H, H, this.t1pre);
+    ops.layernorm({
+      x: this.t1, out: this.t2, mean: this.tmean, rstd: this.trstd, gamma: this.param('cls.predictions.transform.LayerNorm.weight'),
+      beta: this.param('cls.predictions.transform.LayerNorm.bias'), rows: BP, cols: H, eps: c.layerNormEps,
+    });
+    ops.matmul({ a: this.t2, b: this.param(WORD_EMBEDDINGS), c: this.mlmLogits, bias: this.param(MLM_BIAS), M: BP, N: V, K: H, trans_b: true, epilogue: 'bias' });
+    this.lossScale = opts.lossScale ?? 1;
+    const withGrad = opts.withGrad ?? training;
+    // dlogits in place: the logits are not needed after the loss.
+    ops.softmaxXent({
+      logits: this.mlmLogits, labels: this.mlabels, losses: this.mlmLosses, correct: this.mlmCorrect, dlogits: withGrad ? this.mlmLogits : null,
+      N: BP, V, ignore_index: -1, grad_scale: this.mlmValid > 0 ? this.lossScale / this.mlmValid : 0,
+    });
+    // DRP: 3-way classifier on the pooled [CLS].
+    const K3 = c.numDrpLabels;
+    this.linear(this.pooled, 'cls.drp', this.drpLogits, B, K3, H);
+    ops.softmaxXent({
+      logits: this.drpLogits, labels: this.drpLabels, losses: this.drpLosses, correct: this.drpCorrect, dlogits: null,
+      N: B, V: K3, ignore_index: -1, grad_scale: 1 / B,
+    });
+  }
+
+  /**
+   * Reads the losses back (the step's one sync point). Must run before backwardPretrain, which
+   * overwrites the DRP logits with their gradient.
+   */
+  readPretrainOutputs(): PretrainOutputs {
+    const B = this.curB, BP = B * this.P, K3 = this.config.numDrpLabels;
+    const ml = this.mlmLosses.toArray() as Float32Array, mc = this.mlmCorrect.toArray() as Int32Array;
+    const dl = this.drpLosses.toArray() as Float32Array, dc = this.drpCorrect.toArray() as Int32Array;
+    const logits = this.drpLogits.toArray() as Float32Array;
+    let mlmSum = 0, mlmCorrect = 0, drpSum = 0, drpCorrect = 0;
+    for (let i = 0; i < BP; i++) { mlmSum += ml[i]!; mlmCorrect += mc[i]!; }
+    const drpPred = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      drpSum += dl[b]!; drpCorrect += dc[b]!;
+      let best = 0;
+      for (let k = 1; k < K3; k++) if (logits[b * K3 + k]! > logits[b * K3 + best]!) best = k;
+      drpPred[b] = best;
+    }
+    const mlmLoss = this.mlmValid > 0 ? mlmSum / this.mlmValid : 0;
+    const drpLoss = drpSum / B;
+    return { loss: mlmLoss + drpLoss, mlmLoss, drpLoss, mlmCorrect, mlmCount: this.mlmValid, drpCorrect, drpCount: B, drpPred };
+  }
+
+  /** Backward of forwardPretrain(withGrad): parameter grads +=, scaled by its lossScale (grad accumulation). */
+  backwardPretrain(): void {
+    const lossScale = this.lossScale;
+    const B = this.curB, H = this.H, V = this.V, BP = B * this.P, K3 = this.config.numDrpLabels, ops = this.ops;
+    // DRP dlogits = (softmax - onehot) / B, recomputed here so the forward can be read first.
+    ops.softmaxXent({
+      logits: this.drpLogits, labels: this.drpLabels, losses: this.drpLosses, dlogits: this.drpLogits,
+      N: B, V: K3, ignore_index: -1, grad_scale: lossScale / B,
+    });
+    // MLM decoder (tied to the word embeddings): dWte += dlogits^T t2, dbias += colsum, dt2 = dlogits Wte.
+    ops.matmul({ a: this.mlmLogits, b: this.t2, c: this.grad(WORD_EMBEDDINGS), M: V, N: H, K: BP, trans_a: true, beta: 1 });
+    ops.biasBackward({ dout: this.mlmLogits, dbias: this.grad(MLM_BIAS), M: BP, N: V });
+    ops.matmul({ a: this.mlmLogits, b: this.param(WORD_EMBEDDINGS), c: this.dT, M: BP, N: H, K: V });
+    // t2 and t1 are dead after the decoder grads: reuse them as gradient buffers.
+    ops.layernormBackward({
+      x: this.t1, mean: this.tmean, rstd: this.trstd, gamma: this.param('cls.predictions.transform.LayerNorm.weight'),
+      dout: this.dT, dx: this.t2, dgamma: this.grad('cls.predictions.transform.LayerNorm.weight'),
+      dbeta: this.grad('cls.predictions.transform.LayerNorm.bias'), rows: BP, cols: H,
+    });
+    ops.geluBackward({ x: this.t1pre, dout: this.t2, dx: this.t2, n: BP * H });
+    this.linearBackward(this.t2, this.mh, 'cls.predictions.transform.dense', this.t1, BP, H, H);
+    ops.fill({ x: this.dHidden, value: 0, n: B * this.T * H });
+    ops.scatterAddRows({ src: this.t1, dst: this.dHidden, index: this.mpos, M: BP, C: H, n_dst: B * this.T });
+    // DRP head -> dPooled
+    this.linearBackward(this.drpLogits, this.pooled, 'cls.drp', this.dPooled, B, K3, H);
+    this.backwardEncoder(true);
+  }
+
+  /** Backward of pool() + encode(): reads dHidden (and dPooled when `withPooler`); parameter grads +=. */
+  backwardEncoder(withPooler: boolean): void {
+    const B = this.curB, T = this.T, H = this.H, I = this.I, BT = B * T, ops = this.ops;
+    if (withPooler) {
+      ops.tanhBackward({ out: this.pooled, dout: this.dPooled, dx: this.dPooled, n: B * H });
+      this.linearBackward(this.dPooled, this.pooledIn, 'bert.pooler.dense', this.dPoolIn, B, H, H);
+      ops.scatterAddRows({ src: this.dPoolIn, dst: this.dHidden, index: this.clsIndex, M: B, C: H, n_dst: BT });
+    }
+    let dOut = this.dHidden; // d(layer output)
+    for (let l = this.L - 1; l >= 0; l--) {
+      const a = this.layers[l]!, p = this.layerPrefix(l);
+      // LN2: dS = d(fo + h1)
+      ops.layernormBackward({
+        x: a.s2, mean: a.mean2, rstd: a.rstd2, gamma: this.param(`${p}.output.LayerNorm.weight`), dout: dOut, dx: this.dS,
+        dgamma: this.grad(`${p}.output.LayerNorm.weight`), dbeta: this.grad(`${p}.output.LayerNorm.bias`), rows: BT, cols: H,
+      });
+      // dfo = dropout'(dS) into dA (dS is still needed for the residual)
+      ops.copy({ src: this.dS, dst: this.dA, n: BT * H });
+      this.dropoutBackward(this.dA, BT * H, 300 + l);
+      this.linearBackward(this.dA, a.f, `${p}.output.dense`, this.dF, BT, H, I);
+      ops.geluBackward({ x: a.fpre, dout: this.dF, dx: this.dF, n: BT * I });
+      // dh1 = dF Wi + dS (residual)
+      this.linearBackward(this.dF, a.h1, `${p}.intermediate.dense`, this.dB, BT, I, H);
+      ops.axpby({ a: this.dB, b: this.dS, out: this.dB, alpha: 1, beta: 1, n: BT * H });
+      // LN1: dS = d(ao + hin)
+      ops.layernormBackward({
+        x: a.s1, mean: a.mean1, rstd: a.rstd1, gamma: this.param(`${p}.attention.output.LayerNorm.weight`), dout: this.dB, dx: this.dS,
+        dgamma: this.grad(`${p}.attention.output.LayerNorm.weight`), dbeta: this.grad(`${p}.attention.output.LayerNorm.bias`), rows: BT, cols: H,
+      });
+      ops.copy({ src: this.dS, dst: this.dA, n: BT * H });
+      this.dropoutBackward(this.dA, BT * H, 200 + l);
+      this.linearBackward(this.dA, a.att, `${p}.attention.output.dense`, this.dB, BT, H, H);
+      ops.attentionBackward({
+        q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
+        dropout_p: this.training ? this.config.attentionDropout : 0, seed: this.seedFor(100 + l), offset: 0,
+        dout: this.dB, dq: this.dq, dk: this.dk, dv: this.dv, delta: this.delta,
+      });
+      // d(hin) = dq Wq + dk Wk + dv Wv + dS (residual); written into dA, then becomes the next dOut.
+      const dIn = this.dA;
+      this.linearBackward(this.dq, a.hin, `${p}.attention.self.query`, dIn, BT, H, H);
+      this.linearBackward(this.dk, a.hin, `${p}.attention.self.key`, dIn, BT, H, H, true);
+      this.linearBackward(this.dv, a.hin, `${p}.attention.self.value`, dIn, BT, H, H, true);
+      ops.axpby({ a: dIn, b: this.dS, out: this.dHidden, alpha: 1, beta: 1, n: BT * H });
+      dOut = this.dHidden;
+    }
+    // embeddings: dropout', LayerNorm', then the three tables
+    const c = this.config;
+    this.dropoutBackward(dOut, BT * H, 1);
+    ops.layernormBackward({
+      x: this.emb, mean: this.mean0, rstd: this.rstd0, gamma: this.param('bert.embeddings.LayerNorm.weight'), dout: dOut, dx: this.dS,
+      dgamma: this.grad('bert.embeddings.LayerNorm.weight'), dbeta: this.grad('bert.embeddings.LayerNorm.bias'), rows: BT, cols: H,
+    });
+    ops.embeddingBackward({
+      ids: this.ids, type_ids: this.types, dout: this.dS, dwte: this.grad(WORD_EMBEDDINGS),
+      dwpe: this.grad('bert.embeddings.position_embeddings.weight'), dwtt: this.grad('bert.embeddings.token_type_embeddings.weight'),
+      B, T, C: H, V: this.V, max_pos: c.maxPositionEmbeddings, type_vocab: c.typeVocabSize,
+    });
+  }
+
+  get batchSize(): number {
+    return this.curB;
+  }
+  get drpLabelsHost(): Int32Array {
+    return this.hostDrpLabels;
+  }
+
+  dispose(): void {
+    this.arena.dispose();
+  }
+}
