@@ -33,8 +33,10 @@ export interface GraphStats {
   viaRedirect: number;
   /** Documents whose id repeated an earlier one; their links were merged into the first. */
   duplicateIds: number;
-  /** Aliases or titles shared by several documents (resolved to the one with the smallest id). */
-  ambiguousKeys: number;
+  /** Aliases claimed by several documents (links resolve to the one with the smallest id). */
+  ambiguousAliases: number;
+  /** Normalised titles shared by several documents (same rule); common and harmless where links use ids. */
+  ambiguousTitles: number;
 }
 
 export interface GraphInput {
@@ -78,7 +80,7 @@ export class DocGraph {
   readonly outLinks: Int32Array[];
   readonly inDegree: Int32Array;
   private readonly index: Map<string, number>;
-  private readonly counts: { dangling: number; selfLinks: number; duplicates: number; viaRedirect: number; duplicateIds: number; ambiguousKeys: number };
+  private readonly counts: { dangling: number; selfLinks: number; duplicates: number; viaRedirect: number; duplicateIds: number; ambiguousAliases: number; ambiguousTitles: number };
 
   private constructor(
     ids: string[],
@@ -122,21 +124,21 @@ export class DocGraph {
     const index = new Map<string, number>();
     ids.forEach((id, k) => index.set(id, k));
     // Aliases and titles: on a clash the smallest node index wins (nodes are visited in id order).
-    let ambiguousKeys = 0;
+    const ambiguous = { alias: 0, title: 0 };
     const aliasIdx = new Map<string, number>();
     const titleIdx = new Map<string, number>();
-    const claim = (m: Map<string, number>, key: string, k: number) => {
+    const claim = (m: Map<string, number>, key: string, k: number, kind: 'alias' | 'title') => {
       const prev = m.get(key);
       if (prev === undefined) m.set(key, k);
-      else if (prev !== k) ambiguousKeys++;
+      else if (prev !== k) ambiguous[kind]++;
     };
     for (let k = 0; k < ids.length; k++) {
       for (const i of members[k]) {
-        for (const a of docs[i].aliases ?? []) if (a !== ids[k]) claim(aliasIdx, a, k);
+        for (const a of docs[i].aliases ?? []) if (a !== ids[k]) claim(aliasIdx, a, k, 'alias');
         const t = docs[i].title;
         if (t !== undefined) {
           const nt = norm(t);
-          if (nt) claim(titleIdx, nt, k);
+          if (nt) claim(titleIdx, nt, k, 'title');
         }
       }
     }
@@ -185,7 +187,7 @@ export class DocGraph {
       }
       outLinks[k] = Int32Array.from(targets).sort();
     }
-    return new DocGraph(ids, titles, outLinks, index, { dangling, selfLinks, duplicates, viaRedirect, duplicateIds, ambiguousKeys });
+    return new DocGraph(ids, titles, outLinks, index, { dangling, selfLinks, duplicates, viaRedirect, duplicateIds, ambiguousAliases: ambiguous.alias, ambiguousTitles: ambiguous.title });
   }
 
   /** Node index of a document id, or -1. */
@@ -222,7 +224,8 @@ export class DocGraph {
       isolated,
       viaRedirect: this.counts.viaRedirect,
       duplicateIds: this.counts.duplicateIds,
-      ambiguousKeys: this.counts.ambiguousKeys,
+      ambiguousAliases: this.counts.ambiguousAliases,
+      ambiguousTitles: this.counts.ambiguousTitles,
     };
   }
 

@@ -37,7 +37,7 @@ export function resolveHref(href: string, rel: string): { target?: string; reaso
     return { reason: 'bad_url' };
   }
   // A root-relative href ('/x.html') resolves against the site root, which for a manual is the corpus root.
-  const p = h.startsWith('/') ? new URL(h, ROOT).pathname : u.pathname;
+  const p = h.startsWith('/') ? new URL(h.replace(/^\/+/, ''), ROOT).pathname : u.pathname;
   const rootPath = new URL(ROOT).pathname;
   if (!p.startsWith(rootPath)) return { reason: 'outside_root' };
   let target: string;

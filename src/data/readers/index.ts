@@ -131,7 +131,7 @@ async function detectFile(file: string): Promise<Format> {
 /** Guess from file names alone (directory listings, archive listings); undefined when XML/JSON needs sniffing. */
 function detectFromNames(names: string[]): Format | undefined {
   const bases = new Set(names.map((n) => path.posix.basename(n)));
-  if (bases.has('data.noun') && bases.has('data.verb')) return 'wordnet';
+  if (WORDNET_FILES.some((w) => bases.has(w))) return 'wordnet';
   const count = (re: RegExp) => names.filter((n) => re.test(n)).length;
   const tally: [Format, number][] = [
     ['jats', count(/\.nxml$/i)],

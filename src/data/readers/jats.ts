@@ -72,7 +72,8 @@ export async function* readJats(chunks: AsyncIterable<string>, o: JatsOptions): 
   let subArticles = 0;
   let bad = false;
   const flush = () => {
-    const line = buf.replace(/\s+/g, ' ').trim();
+    // Brackets left empty by dropped citation markers: "[, ]", "(–)".
+    const line = buf.replace(/\s*[[(][\s,;\u2013\u2014-]*[\])]/g, '').replace(/\s+([,.;:])/g, '$1').replace(/\s+/g, ' ').trim();
     buf = '';
     if (!line) return;
     if (region === 'abstract') abstract.push(line);
@@ -82,6 +83,11 @@ export async function* readJats(chunks: AsyncIterable<string>, o: JatsOptions): 
     onopen(name, attrs, depth) {
       if (skipDepth) return;
       if (name === 'sub-article' || name === 'response') subArticles++;
+      // Citation markers ("[12]") are noise in prose; the ref-list gives the links.
+      if (name === 'xref' && region && (attrs['ref-type'] ?? '') === 'bibr') {
+        skipDepth = depth;
+        return;
+      }
       if (SKIP.has(name) && (region || name === 'sub-article' || name === 'response')) {
         skipDepth = depth;
         return;
@@ -122,7 +128,7 @@ export async function* readJats(chunks: AsyncIterable<string>, o: JatsOptions): 
       if (skipDepth) {
         if (depth === skipDepth) {
           skipDepth = 0;
-          // Keep words on either side of a dropped inline formula apart.
+          // Keep words on either side of a dropped inline element apart.
           if (region) buf += ' ';
         }
         return;

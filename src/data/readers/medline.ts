@@ -28,7 +28,7 @@ export async function* readMedline(chunks: AsyncIterable<string>, o: MedlineOpti
     let a: Art | undefined;
     const stack: string[] = [];
     let cap: 'pmid' | 'title' | 'abs' | 'cites' | 'artid' | 'refid' | undefined;
-    let capText = '';
+    let capText: string | null = null; // null: no capture in progress
     let label = '';
     let citesRef = false;
     let artIdType = '';
@@ -55,16 +55,17 @@ export async function* readMedline(chunks: AsyncIterable<string>, o: MedlineOpti
           if (inRef) cap = artIdType === 'pubmed' ? 'refid' : undefined;
           else if (parent === 'ArticleIdList' && stack[stack.length - 3] === 'PubmedData') cap = 'artid';
         }
-        if (cap) capText = '';
+        if (cap && capText === null) capText = '';
       },
       ontext(t) {
-        if (cap) capText += t;
+        if (cap && capText !== null) capText += t;
       },
       onclose(name) {
         stack.pop();
         if (!a) return;
         if (cap && (name === 'PMID' || name === 'ArticleTitle' || name === 'AbstractText' || name === 'ArticleId')) {
-          const v = capText.replace(/\s+/g, ' ').trim();
+          const v = (capText ?? '').replace(/\s+/g, ' ').trim();
+          capText = null;
           if (cap === 'pmid') a.pmid = v;
           else if (cap === 'title') a.title = v;
           else if (cap === 'abs') {

@@ -51,6 +51,8 @@ export function detokenize(tokens: string[]): string {
     let t = tok;
     let glue = NO_SPACE_BEFORE.has(t);
     let after = NO_SPACE_AFTER.has(t);
+    // "Jr. ." in Brown: the sentence period after an abbreviation's period was written once in the original.
+    if (t === '.' && /\.$/.test(out)) continue;
     if (t === '``') t = '"';
     else if (t === "''") t = '"';
     else if (t === '"') {

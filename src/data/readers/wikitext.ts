@@ -28,11 +28,12 @@ const INTERWIKI = new Set([
   'doi', 'arxiv', 'pmid', 'rfc', 'iso', 'imdbname', 'imdbtitle', 'google', 'wikia', 'fandom',
 ]);
 
-function isInterwiki(prefixAsWritten: string): boolean {
+/** 'lang': interlanguage link (sidebar only, hidden in text); 'project': inline interwiki link; undefined: neither. */
+function interwikiKind(prefixAsWritten: string): 'lang' | 'project' | undefined {
   const p = prefixAsWritten.trim();
-  if (INTERWIKI.has(p.toLowerCase())) return true;
+  if (INTERWIKI.has(p.toLowerCase())) return 'project';
   // Interlanguage links are written in lower case: de:, zh-min-nan:, be-x-old:, simple:.
-  return /^[a-z]{2,3}(-[a-z0-9]{1,8})*$/.test(p) || p === 'simple';
+  return /^[a-z]{2,3}(-[a-z0-9]{1,8})*$/.test(p) || p === 'simple' ? 'lang' : undefined;
 }
 
 export interface WikiText {
@@ -205,11 +206,12 @@ function renderLink(inner: string, ctx: LinkCtx): string {
       ctx.other++;
       // File/Media embeds and category tags vanish unless escaped with a leading colon.
       if (!leadingColon && (nsNum === 6 || nsNum === -2 || nsNum === 14)) return '';
-      return label === undefined ? target : label === '' ? pipeTrick(target) : replaceLinks(label, ctx);
+      return label === undefined ? target.replace(/_/g, ' ') : label === '' ? pipeTrick(target) : replaceLinks(label, ctx);
     }
-    if (nsNum === undefined && isInterwiki(prefix)) {
+    const iw = nsNum === undefined ? interwikiKind(prefix) : undefined;
+    if (iw) {
       ctx.other++;
-      if (!leadingColon) return ''; // interlanguage link: sidebar only
+      if (iw === 'lang' && !leadingColon) return ''; // interlanguage link: sidebar only
       return label === undefined ? target.slice(colon + 1) : replaceLinks(label, ctx);
     }
   }
@@ -217,7 +219,7 @@ function renderLink(inner: string, ctx: LinkCtx): string {
   const page = (hash === -1 ? target : target.slice(0, hash)).trim();
   if (page.length > 0 && !/[<>[\]{}|\ufffd]/.test(page)) ctx.links.push(page);
   else if (page.length > 0) ctx.other++;
-  if (label === undefined) return target;
+  if (label === undefined) return target.replace(/_/g, ' ');
   if (label === '') return pipeTrick(target);
   // Nested links in a label are invalid wikitext but occur; render them too.
   return replaceLinks(label, ctx);
