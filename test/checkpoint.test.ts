@@ -211,16 +211,21 @@ test('torch .bin: dtypes, strided views, shared storages, 0-d, empty, Parameter'
   t.deepEqual(Array.from(s.get('param')!.data as Float32Array), [1.5, -1.5]);
 });
 
-test('torch .bin: deflated entries and any archive folder name', (t) => {
+test('torch .bin: deflated entries, any archive folder name, zip64 records', (t) => {
   const a = readTorchBin(join(FORMATS, 'specials.bin')).tensors;
-  const r = readTorchBin(join(FORMATS, 'specials_deflate.bin'));
-  t.is(r.archiveName, 'renamed_dir');
-  t.deepEqual([...r.tensors.keys()], [...a.keys()]);
-  for (const [k, v] of a) {
-    const w = r.tensors.get(k)!;
-    t.is(w.dtype, v.dtype);
-    t.deepEqual(w.shape, v.shape);
-    t.deepEqual(Array.from(w.data as ArrayLike<unknown>), Array.from(v.data as ArrayLike<unknown>), k);
+  for (const [file, dir] of [
+    ['specials_deflate.bin', 'renamed_dir'],
+    ['specials_zip64.bin', 'specials'],
+  ]) {
+    const r = readTorchBin(join(FORMATS, file));
+    t.is(r.archiveName, dir);
+    t.deepEqual([...r.tensors.keys()], [...a.keys()]);
+    for (const [k, v] of a) {
+      const w = r.tensors.get(k)!;
+      t.is(w.dtype, v.dtype);
+      t.deepEqual(w.shape, v.shape);
+      t.deepEqual(Array.from(w.data as ArrayLike<unknown>), Array.from(v.data as ArrayLike<unknown>), `${file} ${k}`);
+    }
   }
 });
 
@@ -437,6 +442,11 @@ test('corrupt zip archives: errors name the file and the offset', (t) => {
   const cdOffset = src.readUInt32LE(eocd + 16);
   const b1 = Buffer.from(src);
   b1.writeUInt32LE(src.length + 10, eocd + 16);
+  // torch (miniz) always adds a zip64 end record, whose fields are the authoritative ones
+  const z64 = src.lastIndexOf(Buffer.from([0x50, 0x4b, 0x06, 0x06]));
+  t.true(z64 > 0);
+  t.is(Number(src.readBigUInt64LE(z64 + 48)), cdOffset);
+  b1.writeBigUInt64LE(BigInt(src.length + 10), z64 + 48);
   writeFileSync(f, b1);
   t.throws(() => readTorchBin(f), { message: new RegExp(`^${f}: corrupt zip archive at offset ${src.length + 10}: central directory .* runs past the end of the file`) });
   // bad central directory entry signature

@@ -325,6 +325,18 @@ def main():
         for info in src.infolist():
             name = 'renamed_dir/' + info.filename.split('/', 1)[1]
             dst.writestr(name, src.read(info.filename))
+    # And re-packed as zip64 (zip64 end-of-central-directory record + zip64 extra fields on every entry),
+    # which torch writes for archives over 4 GiB; forced here by lowering zipfile's limits.
+    saved = zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT
+    zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = -1, 0
+    try:
+        with zipfile.ZipFile(os.path.join(fmt, 'specials.bin')) as src, \
+                zipfile.ZipFile(os.path.join(fmt, 'specials_zip64.bin'), 'w', zipfile.ZIP_STORED) as dst:
+            for info in src.infolist():
+                with dst.open(info.filename, 'w', force_zip64=True) as w:
+                    w.write(src.read(info.filename))
+    finally:
+        zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = saved
     # A non-tensor object a training script might save next to weights: unknown pickle GLOBAL.
     torch.save({'args': argparse.Namespace(lr=0.001)}, os.path.join(fmt, 'unknown_global.bin'))
     # A storage type the readers do not support (bool).

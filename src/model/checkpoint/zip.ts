@@ -92,12 +92,15 @@ export class ZipReader {
     let count = tail.readUInt16LE(eocd + 10);
     let cdSize = tail.readUInt32LE(eocd + 12);
     let cdOffset = tail.readUInt32LE(eocd + 16);
-    if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
-      // zip64: the locator sits right before the classic record.
-      const locPos = eocdPos - 20;
-      const loc = this.read(locPos, 20, 'zip64 locator');
-      if (loc.readUInt32LE(0) !== SIG_ZIP64_LOCATOR) this.fail(locPos, 'bad zip64 end-of-central-directory locator signature');
-      const recPos = Number(loc.readBigUInt64LE(8));
+    // zip64: the locator sits right before the classic record. Writers may emit it even when the
+    // classic fields are not saturated, and then its values are the authoritative ones.
+    const saturated = count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff;
+    const locPos = eocdPos - 20;
+    const loc = locPos >= 0 ? this.read(locPos, 20, 'zip64 locator') : undefined;
+    const hasLocator = loc !== undefined && loc.readUInt32LE(0) === SIG_ZIP64_LOCATOR;
+    if (saturated && !hasLocator) this.fail(Math.max(locPos, 0), 'zip64 archive without a valid zip64 end-of-central-directory locator');
+    if (hasLocator) {
+      const recPos = Number(loc!.readBigUInt64LE(8));
       const rec = this.read(recPos, 56, 'zip64 end-of-central-directory record');
       if (rec.readUInt32LE(0) !== SIG_ZIP64_EOCD) this.fail(recPos, 'bad zip64 end-of-central-directory signature');
       count = Number(rec.readBigUInt64LE(32));
