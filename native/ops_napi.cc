@@ -152,6 +152,8 @@ void dispatch(const Call& c, OpId op, DType dtype, const P& p, Impl<P> ref, Impl
     }
   } catch (const Napi::Error&) {
     throw;
+  } catch (const std::out_of_range& e) {  // data-dependent index checks (labels, ids, row indices)
+    throw Napi::RangeError::New(c.env, c.fn + " (" + backend_name(c.backend) + "): " + e.what());
   } catch (const std::exception& e) {
     throw Napi::Error::New(c.env, c.fn + " (" + backend_name(c.backend) + "): " + e.what());
   }

@@ -1,0 +1,319 @@
+// attention.cpp (cpu): flash-style attention that never materialises T x T.
+//   forward: one work item per (b, h, block of kQB queries); key blocks of kKB are streamed with an
+//            online softmax (running max m, running sum l, unnormalised accumulator acc).
+//   backward: delta = rowsum(dout * out); then dk/dv per (b, h, key block) looping over query blocks,
+//            and dq per (b, h, query block) looping over key blocks. Each output element is owned by
+//            one work item and summed in a fixed order, so results are bit-identical run to run and
+//            independent of the thread count. Probabilities are recomputed per tile from the saved lse.
+// Scores for a tile always come from score_tile(), so forward and both backward passes see the same
+// f32 scores.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu_util.h"
+
+namespace lb {
+namespace {
+
+using cpu::bf16;
+constexpr int kQB = 32;  // queries per tile
+constexpr int kKB = 64;  // keys per tile
+static_assert(kQB <= kKB, "the dq pass keeps its (kQB, D) accumulator in a (kKB, D) slot");
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Dims {
+  int B, T, NH, D;
+  int64_t row(int b, int t, int h) const { return (((int64_t)b * T + t) * NH + h) * D; }
+};
+
+// rows (n, D) of a (B,T,NH,D) tensor starting at token t0, as f32 into dst (n, D)
+template <class T>
+void load_rows(const T* src, const Dims& dm, int b, int h, int t0, int n, float* __restrict dst) {
+  for (int i = 0; i < n; i++) {
+    const T* s = src + dm.row(b, t0 + i, h);
+    float* d = dst + (int64_t)i * dm.D;
+    for (int c = 0; c < dm.D; c++) d[c] = cpu::to_f32(s[c]);
+  }
+}
+// the same rows transposed into dst (D, kKB): dst[d * kKB + j]
+template <class T>
+void load_rows_t(const T* src, const Dims& dm, int b, int h, int t0, int n, float* __restrict dst) {
+  for (int j = 0; j < n; j++) {
+    const T* s = src + dm.row(b, t0 + j, h);
+    for (int c = 0; c < dm.D; c++) dst[(int64_t)c * kKB + j] = cpu::to_f32(s[c]);
+  }
+}
+
+// S (nq, kKB) = A (nq, D) @ BT (D, kKB)[:, :nk]; inner loop over keys so it vectorises.
+void dot_tile(const float* __restrict A, const float* __restrict BT, int nq, int nk, int D, float* __restrict S) {
+  for (int i = 0; i < nq; i++) {
+    float* __restrict s = S + (int64_t)i * kKB;
+    for (int j = 0; j < nk; j++) s[j] = 0.0f;
+    const float* a = A + (int64_t)i * D;
+    for (int d = 0; d < D; d++) {
+      const float av = a[d];
+      const float* __restrict bt = BT + (int64_t)d * kKB;
+      for (int j = 0; j < nk; j++) s[j] += av * bt[j];
+    }
+  }
+}
+
+// scaled, masked scores: masked keys get -inf
+void score_tile(const float* Q, const float* KT, int nq, int nk, int D, float scale, const int32_t* mask_row, float* S) {
+  dot_tile(Q, KT, nq, nk, D, S);
+  for (int i = 0; i < nq; i++) {
+    float* s = S + (int64_t)i * kKB;
+    for (int j = 0; j < nk; j++) s[j] *= scale;
+    if (mask_row)
+      for (int j = 0; j < nk; j++)
+        if (mask_row[j] == 0) s[j] = kNegInf;
+  }
+}
+
+inline void axpy(float a, const float* __restrict x, float* __restrict y, int n) {
+  for (int c = 0; c < n; c++) y[c] += a * x[c];
+}
+
+inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
+  return p.offset + (((uint64_t)b * p.NH + h) * (uint64_t)p.T + (uint64_t)i) * (uint64_t)p.T + (uint64_t)j;
+}
+
+template <class T>
+void forward_impl(const AttentionParams& p) {
+  const Dims dm{p.B, p.T, p.NH, p.D};
+  const int D = p.D, nqb = (p.T + kQB - 1) / kQB;
+  const T* q = static_cast<const T*>(p.q);
+  const T* k = static_cast<const T*>(p.k);
+  const T* v = static_cast<const T*>(p.v);
+  T* out = static_cast<T*>(p.out);
+  const bool dropout = p.dropout_p > 0.0f;
+  const float inv_keep = 1.0f / (1.0f - p.dropout_p);
+  parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> buf;
+    float* qt = cpu::grow(buf, (size_t)kQB * D * 2 + (size_t)kKB * D * 2 + kQB * kKB + 2 * kQB);
+    float* acc = qt + kQB * D;   // (kQB, D) unnormalised output
+    float* kT = acc + kQB * D;   // (D, kKB)
+    float* vt = kT + kKB * D;    // (kKB, D)
+    float* S = vt + kKB * D;     // (kQB, kKB) scores, then probabilities
+    float* m = S + kQB * kKB;    // (kQB) running max
+    float* l = m + kQB;          // (kQB) running sum of exp(s - m)
+    for (int64_t item = begin; item < end; item++) {
+      const int qb = (int)(item % nqb);
+      const int h = (int)((item / nqb) % p.NH);
+      const int b = (int)(item / ((int64_t)nqb * p.NH));
+      const int i0 = qb * kQB, nq = std::min(kQB, p.T - i0);
+      load_rows(q, dm, b, h, i0, nq, qt);
+      for (int i = 0; i < nq * D; i++) acc[i] = 0.0f;
+      for (int i = 0; i < nq; i++) { m[i] = kNegInf; l[i] = 0.0f; }
+      for (int j0 = 0; j0 < p.T; j0 += kKB) {
+        const int nk = std::min(kKB, p.T - j0);
+        const int32_t* mask_row = p.key_mask ? p.key_mask + (int64_t)b * p.T + j0 : nullptr;
+        if (mask_row) {  // a fully padded key block contributes nothing
+          bool any = false;
+          for (int j = 0; j < nk && !any; j++) any = mask_row[j] != 0;
+          if (!any) continue;
+        }
+        load_rows_t(k, dm, b, h, j0, nk, kT);
+        load_rows(v, dm, b, h, j0, nk, vt);
+        score_tile(qt, kT, nq, nk, D, p.scale, mask_row, S);
+        for (int i = 0; i < nq; i++) {
+          float* s = S + (int64_t)i * kKB;
+          float mx = m[i];
+          for (int j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
+          if (mx == kNegInf) continue;  // every key so far is padding
+          const float corr = std::exp(m[i] - mx);  // exp(-inf) = 0 on the first live block
+          float sum = 0.0f;
+          for (int j = 0; j < nk; j++) {
+            s[j] = std::exp(s[j] - mx);  // masked: exp(-inf) = 0
+            sum += s[j];
+          }
+          l[i] = l[i] * corr + sum;
+          m[i] = mx;
+          float* a = acc + (int64_t)i * D;
+          if (corr != 1.0f)
+            for (int c = 0; c < D; c++) a[c] *= corr;
+          for (int j = 0; j < nk; j++) {
+            float w = s[j];
+            if (w == 0.0f) continue;
+            if (dropout) w = lb_dropout_keep(p.seed, drop_ctr(p, b, h, i0 + i, j0 + j), p.dropout_p) ? w * inv_keep : 0.0f;
+            if (w != 0.0f) axpy(w, vt + (int64_t)j * D, a, D);
+          }
+        }
+      }
+      for (int i = 0; i < nq; i++) {
+        T* o = out + dm.row(b, i0 + i, h);
+        float* lse = p.lse + ((int64_t)b * p.NH + h) * p.T + i0 + i;
+        if (l[i] == 0.0f) {  // all keys are padding: out = 0, lse = -inf
+          for (int c = 0; c < D; c++) o[c] = cpu::from_f32<T>(0.0f);
+          *lse = kNegInf;
+          continue;
+        }
+        const float inv_l = 1.0f / l[i];
+        const float* a = acc + (int64_t)i * D;
+        for (int c = 0; c < D; c++) o[c] = cpu::from_f32<T>(a[c] * inv_l);
+        *lse = m[i] + std::log(l[i]);
+      }
+    }
+  });
+}
+
+// One (query tile x key tile) of the backward: probabilities P from lse, dropped P', and
+// dS = P (dP' * keep / (1-p) - delta). On return S holds P' and dP holds dS (both (nq, kKB)).
+void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j0, int nk, const float* qt,
+                   const float* dot, const float* kT, const float* vT, const float* lse, const float* delta, float* S,
+                   float* dP) {
+  const int32_t* mask_row = p.key_mask ? p.key_mask + (int64_t)b * p.T + j0 : nullptr;
+  score_tile(qt, kT, nq, nk, p.D, p.scale, mask_row, S);
+  dot_tile(dot, vT, nq, nk, p.D, dP);  // dout_i . v_j
+  const bool dropout = p.dropout_p > 0.0f;
+  const float inv_keep = 1.0f / (1.0f - p.dropout_p);
+  for (int i = 0; i < nq; i++) {
+    float* s = S + (int64_t)i * kKB;
+    float* dp = dP + (int64_t)i * kKB;
+    const float L = lse[i0 + i], dl = delta[i0 + i];
+    if (L == kNegInf) {  // all-padding row: no gradient flows
+      for (int j = 0; j < nk; j++) { s[j] = 0.0f; dp[j] = 0.0f; }
+      continue;
+    }
+    for (int j = 0; j < nk; j++) {
+      const float P = std::exp(s[j] - L);  // masked: 0
+      float keep = 1.0f;
+      if (dropout) keep = lb_dropout_keep(p.seed, drop_ctr(p, b, h, i0 + i, j0 + j), p.dropout_p) ? inv_keep : 0.0f;
+      s[j] = P * keep;
+      dp[j] = P * (dp[j] * keep - dl);
+    }
+  }
+}
+
+template <class T>
+void backward_impl(const AttentionParams& p) {
+  const Dims dm{p.B, p.T, p.NH, p.D};
+  const int D = p.D, T_ = p.T;
+  const T* q = static_cast<const T*>(p.q);
+  const T* k = static_cast<const T*>(p.k);
+  const T* v = static_cast<const T*>(p.v);
+  const T* out = static_cast<const T*>(p.out);
+  const T* dout = static_cast<const T*>(p.dout);
+  T* dq = static_cast<T*>(p.dq);
+  T* dk = static_cast<T*>(p.dk);
+  T* dv = static_cast<T*>(p.dv);
+
+  // delta (B,NH,T) = rowsum(dout * out)
+  parallel_for((int64_t)p.B * T_ * p.NH, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int h = (int)(r % p.NH);
+      const int64_t bt = r / p.NH;
+      const T* o = out + r * D;
+      const T* g = dout + r * D;
+      float s = 0.0f;
+      for (int c = 0; c < D; c++) s += cpu::to_f32(o[c]) * cpu::to_f32(g[c]);
+      p.delta[((bt / T_) * p.NH + h) * T_ + bt % T_] = s;
+    }
+  });
+
+  const size_t tile_floats = (size_t)kQB * D * 2 + (size_t)kKB * D * 5 + 2 * (size_t)kQB * kKB;
+  // dk, dv: one work item per (b, h, key block)
+  const int nkb = (T_ + kKB - 1) / kKB;
+  parallel_for((int64_t)p.B * p.NH * nkb, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> buf;
+    float* qt = cpu::grow(buf, tile_floats);
+    float* dot = qt + kQB * D;        // (kQB, D) dout rows
+    float* kT = dot + kQB * D;        // (D, kKB)
+    float* vT = kT + kKB * D;         // (D, kKB)
+    float* dk_acc = vT + kKB * D;     // (kKB, D)
+    float* dv_acc = dk_acc + kKB * D; // (kKB, D)
+    float* S = dv_acc + kKB * D + kKB * D;  // (kQB, kKB)
+    float* dP = S + kQB * kKB;        // (kQB, kKB)
+    for (int64_t item = begin; item < end; item++) {
+      const int kb = (int)(item % nkb);
+      const int h = (int)((item / nkb) % p.NH);
+      const int b = (int)(item / ((int64_t)nkb * p.NH));
+      const int j0 = kb * kKB, nk = std::min(kKB, T_ - j0);
+      const float* lse = p.lse + ((int64_t)b * p.NH + h) * T_;
+      const float* delta = p.delta + ((int64_t)b * p.NH + h) * T_;
+      for (int i = 0; i < nk * D; i++) { dk_acc[i] = 0.0f; dv_acc[i] = 0.0f; }
+      load_rows_t(k, dm, b, h, j0, nk, kT);
+      load_rows_t(v, dm, b, h, j0, nk, vT);
+      for (int i0 = 0; i0 < T_; i0 += kQB) {
+        const int nq = std::min(kQB, T_ - i0);
+        load_rows(q, dm, b, h, i0, nq, qt);
+        load_rows(dout, dm, b, h, i0, nq, dot);
+        backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
+        for (int j = 0; j < nk; j++) {
+          float* dkj = dk_acc + (int64_t)j * D;
+          float* dvj = dv_acc + (int64_t)j * D;
+          for (int i = 0; i < nq; i++) {
+            const float pd = S[(int64_t)i * kKB + j], ds = dP[(int64_t)i * kKB + j];
+            if (pd != 0.0f) axpy(pd, dot + (int64_t)i * D, dvj, D);
+            if (ds != 0.0f) axpy(ds, qt + (int64_t)i * D, dkj, D);
+          }
+        }
+      }
+      for (int j = 0; j < nk; j++) {
+        T* dkr = dk + dm.row(b, j0 + j, h);
+        T* dvr = dv + dm.row(b, j0 + j, h);
+        for (int c = 0; c < D; c++) {
+          dkr[c] = cpu::from_f32<T>(dk_acc[(int64_t)j * D + c] * p.scale);
+          dvr[c] = cpu::from_f32<T>(dv_acc[(int64_t)j * D + c]);
+        }
+      }
+    }
+  });
+
+  // dq: one work item per (b, h, query block)
+  const int nqb = (T_ + kQB - 1) / kQB;
+  parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> buf;
+    float* qt = cpu::grow(buf, tile_floats);
+    float* dot = qt + kQB * D;       // (kQB, D)
+    float* kT = dot + kQB * D;       // (D, kKB)
+    float* vT = kT + kKB * D;        // (D, kKB)
+    float* kt = vT + kKB * D;        // (kKB, D)
+    float* dq_acc = kt + kKB * D;    // (kQB, D), in a (kKB, D) slot: kQB <= kKB
+    float* S = dq_acc + kKB * D;     // (kQB, kKB)
+    float* dP = S + kQB * kKB;       // (kQB, kKB)
+    for (int64_t item = begin; item < end; item++) {
+      const int qb = (int)(item % nqb);
+      const int h = (int)((item / nqb) % p.NH);
+      const int b = (int)(item / ((int64_t)nqb * p.NH));
+      const int i0 = qb * kQB, nq = std::min(kQB, T_ - i0);
+      const float* lse = p.lse + ((int64_t)b * p.NH + h) * T_;
+      const float* delta = p.delta + ((int64_t)b * p.NH + h) * T_;
+      load_rows(q, dm, b, h, i0, nq, qt);
+      load_rows(dout, dm, b, h, i0, nq, dot);
+      for (int i = 0; i < nq * D; i++) dq_acc[i] = 0.0f;
+      for (int j0 = 0; j0 < T_; j0 += kKB) {
+        const int nk = std::min(kKB, T_ - j0);
+        load_rows_t(k, dm, b, h, j0, nk, kT);
+        load_rows_t(v, dm, b, h, j0, nk, vT);
+        load_rows(k, dm, b, h, j0, nk, kt);
+        backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
+        for (int i = 0; i < nq; i++) {
+          float* dqi = dq_acc + (int64_t)i * D;
+          for (int j = 0; j < nk; j++) {
+            const float ds = dP[(int64_t)i * kKB + j];
+            if (ds != 0.0f) axpy(ds, kt + (int64_t)j * D, dqi, D);
+          }
+        }
+      }
+      for (int i = 0; i < nq; i++) {
+        T* r = dq + dm.row(b, i0 + i, h);
+        for (int c = 0; c < D; c++) r[c] = cpu::from_f32<T>(dq_acc[(int64_t)i * D + c] * p.scale);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void attention_forward_cpu(const AttentionParams& p) {
+  cpu::with_dtype(p.dtype, [&](auto tag) { forward_impl<decltype(tag)>(p); });
+}
+// backward (activation grads =): dq, dk, dv written; delta (B,NH,T) scratch filled.
+void attention_backward_cpu(const AttentionParams& p) {
+  cpu::with_dtype(p.dtype, [&](auto tag) { backward_impl<decltype(tag)>(p); });
+}
+
+}  // namespace lb

@@ -1,0 +1,62 @@
+// cpu_util.h: shared helpers of the fast CPU kernels: typed f32/bf16 access (math is always f32),
+// dtype dispatch to a template, grow-once scratch, and a stable counting sort for deterministic
+// scatter-style reductions.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../common.h"
+#include "../ops.h"
+#include "threadpool.h"
+
+namespace lb {
+namespace cpu {
+
+using bf16 = uint16_t;  // storage type of a bf16 value
+
+inline float to_f32(float x) { return x; }
+inline float to_f32(bf16 x) { return lb_bf16_to_f32(x); }
+template <class T> inline T from_f32(float x);
+template <> inline float from_f32<float>(float x) { return x; }
+template <> inline bf16 from_f32<bf16>(float x) { return lb_f32_to_bf16(x); }
+
+// Calls f(float{}) or f(bf16{}) so one generic lambda serves both storage types.
+template <class F>
+inline void with_dtype(DType t, F&& f) {
+  if (t == DType::BF16) f(bf16{});
+  else f(float{});
+}
+
+// Scratch that grows and never shrinks: call sites hold a thread_local vector, so a steady-state step
+// allocates nothing.
+template <class T>
+inline T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+[[noreturn]] inline void index_error(const char* op, const char* what, int64_t pos, int64_t value, int64_t hi) {
+  throw std::out_of_range(std::string(op) + ": " + what + "[" + std::to_string(pos) + "] = " + std::to_string(value) +
+                          " is outside [0, " + std::to_string(hi) + ")");
+}
+
+// Stable counting sort of positions [0, n) by key(i) in [0, nkeys): fills order (n) and starts
+// (nkeys + 1) so that key k's positions, in increasing order, are order[starts[k] .. starts[k+1]).
+template <class Key>
+inline void sort_by_key(int64_t n, int64_t nkeys, Key key, std::vector<int64_t>& order, std::vector<int64_t>& starts) {
+  int64_t* st = grow(starts, (size_t)nkeys + 1);
+  int64_t* ord = grow(order, (size_t)(n > 0 ? n : 1));
+  std::memset(st, 0, sizeof(int64_t) * ((size_t)nkeys + 1));
+  for (int64_t i = 0; i < n; i++) st[key(i) + 1]++;
+  for (int64_t k = 0; k < nkeys; k++) st[k + 1] += st[k];
+  // place with a cursor per key, reusing the next key's start as the running cursor, then shift back
+  for (int64_t i = 0; i < n; i++) ord[st[key(i)]++] = i;
+  for (int64_t k = nkeys; k > 0; k--) st[k] = st[k - 1];
+  st[0] = 0;
+}
+
+}  // namespace cpu
+}  // namespace lb

@@ -1,0 +1,32 @@
+// dropout.cpp (cpu): the mask is Philox(seed, offset + i) (common.h, shared with CUDA), regenerated in
+// the backward pass, never stored. x may alias out and dout may alias dx.
+#include "cpu_util.h"
+
+namespace lb {
+namespace {
+
+template <class T>
+void impl(const void* inv, void* outv, int64_t n, float prob, uint64_t seed, uint64_t offset) {
+  const T* in = static_cast<const T*>(inv);
+  T* out = static_cast<T*>(outv);
+  const float s = 1.0f / (1.0f - prob);
+  parallel_for(n, 1 << 13, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      const bool keep = lb_dropout_keep(seed, offset + (uint64_t)i, prob);
+      out[i] = keep ? cpu::from_f32<T>(cpu::to_f32(in[i]) * s) : cpu::from_f32<T>(0.0f);
+    }
+  });
+}
+
+}  // namespace
+
+void dropout_forward_cpu(const DropoutParams& p) {
+  // x, out (n)
+  cpu::with_dtype(p.dtype, [&](auto tag) { impl<decltype(tag)>(p.x, p.out, p.n, p.p, p.seed, p.offset); });
+}
+void dropout_backward_cpu(const DropoutParams& p) {
+  // dout, dx (n); dx = keep ? dout / (1-p) : 0  (=)
+  cpu::with_dtype(p.dtype, [&](auto tag) { impl<decltype(tag)>(p.dout, p.dx, p.n, p.p, p.seed, p.offset); });
+}
+
+}  // namespace lb
