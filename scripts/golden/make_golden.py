@@ -248,6 +248,29 @@ def state_dict_like(params, dtype=None):
     return sd
 
 
+def self_check(params, batch, ref, tiny):
+    """Guards against a broken generator: float64 central differences agree with the autograd
+    gradients, and torch.load reads back what was written."""
+    p64 = collections.OrderedDict((k, v.detach().double()) for k, v in params.items())
+    gen = torch.Generator().manual_seed(7)
+    for name in ['bert.embeddings.word_embeddings.weight', 'bert.encoder.layer.0.attention.self.key.weight',
+                 'bert.encoder.layer.1.output.LayerNorm.bias', 'cls.predictions.transform.dense.weight', 'cls.drp.bias']:
+        flat = p64[name].view(-1)
+        for i in torch.randint(0, flat.numel(), (3,), generator=gen).tolist():
+            eps, orig = 1e-6, flat[i].item()
+            flat[i] = orig + eps
+            up = forward(p64, batch)['loss'].item()
+            flat[i] = orig - eps
+            down = forward(p64, batch)['loss'].item()
+            flat[i] = orig
+            fd, ag = (up - down) / (2 * eps), ref['grad.' + name].view(-1)[i].item()
+            assert abs(fd - ag) <= 1e-6 * max(1.0, abs(ag)), f'{name}[{i}]: finite difference {fd} vs autograd {ag}'
+    sd = torch.load(os.path.join(tiny, 'pytorch_model.bin'))
+    for k, v in params.items():
+        assert torch.equal(sd[k], v), k
+    print('self-check ok: finite differences match autograd; torch.load round-trips')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--out', default=OUT)
@@ -323,8 +346,10 @@ def main():
     with zipfile.ZipFile(os.path.join(fmt, 'specials.bin')) as src, \
             zipfile.ZipFile(os.path.join(fmt, 'specials_deflate.bin'), 'w', zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            name = 'renamed_dir/' + info.filename.split('/', 1)[1]
-            dst.writestr(name, src.read(info.filename))
+            # fixed timestamp: regenerating gives the same bytes
+            zi = zipfile.ZipInfo('renamed_dir/' + info.filename.split('/', 1)[1], date_time=(2020, 1, 1, 0, 0, 0))
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(zi, src.read(info.filename))
     # And re-packed as zip64 (zip64 end-of-central-directory record + zip64 extra fields on every entry),
     # which torch writes for archives over 4 GiB; forced here by lowering zipfile's limits.
     saved = zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT
@@ -343,6 +368,7 @@ def main():
     torch.save({'mask': torch.tensor([True, False])}, os.path.join(fmt, 'bool_storage.bin'))
     # Legacy (pre-1.6, non-zip) serialization.
     torch.save({'w': torch.ones(2)}, os.path.join(fmt, 'legacy.bin'), _use_new_zipfile_serialization=False)
+    self_check(params, batch, ref, tiny)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(args.out) for f in fs)
     print(f'wrote fixtures under {args.out} ({total} bytes)')
 
