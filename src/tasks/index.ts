@@ -1,0 +1,68 @@
+// Downstream task registry: one TaskSpec per task type. The fine-tune loop (src/tasks/finetune.ts) works
+// against `AnyTaskSpec`; the head it must build is given by `spec.headKind` (see HeadKind in types.ts for
+// the output shapes) and its width by `spec.numLabels(config)`.
+import { qaTask } from './qa.js';
+import { seqclsTask } from './seqcls.js';
+import { multilabelTask } from './multilabel.js';
+import { regressionTask } from './regression.js';
+import { nerTask } from './ner.js';
+import { mcTask } from './mc.js';
+import type { Batch, TaskSpec, TaskType } from './types.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTaskSpec = TaskSpec<any, any, Batch, any, any>;
+
+export const TASKS: Record<TaskType, AnyTaskSpec> = {
+  qa: qaTask,
+  seqcls: seqclsTask,
+  multilabel: multilabelTask,
+  regression: regressionTask,
+  ner: nerTask,
+  mc: mcTask,
+};
+
+export const TASK_TYPES = Object.keys(TASKS) as TaskType[];
+
+export function getTask(name: string): AnyTaskSpec {
+  const t = (TASKS as Record<string, AnyTaskSpec>)[name];
+  if (!t) throw new Error(`unknown task type ${JSON.stringify(name)}; expected one of ${TASK_TYPES.join(', ')}`);
+  return t;
+}
+
+export * from './types.js';
+export { qaTask, loadQa, type QaExample, type QaAnswer, type SpanFeature, type SpanBatch, type SpanOutputs, type QaPrediction } from './qa.js';
+export {
+  seqclsTask,
+  loadSeqcls,
+  resolveNegativeLabel,
+  type SeqclsExample,
+  type ClsFeature,
+  type ClsBatch,
+  type ClsOutputs,
+  type ClsPrediction,
+} from './seqcls.js';
+export {
+  multilabelTask,
+  loadMultilabel,
+  type MultilabelExample,
+  type MultilabelFeature,
+  type MultilabelBatch,
+  type MultilabelOutputs,
+  type MultilabelPrediction,
+} from './multilabel.js';
+export { regressionTask, loadRegression, type RegressionExample, type RegressionFeature, type RegressionBatch, type RegressionOutputs } from './regression.js';
+export {
+  nerTask,
+  loadNer,
+  loadConll,
+  loadNerJsonl,
+  IGNORE_INDEX,
+  type NerExample,
+  type TokenFeature,
+  type TokenBatch,
+  type TokenOutputs,
+  type NerPrediction,
+} from './ner.js';
+export { mcTask, loadMc, type McExample, type McFeature, type McBatch, type McOutputs, type McPrediction } from './mc.js';
+export { longestFirst } from './common.js';
+export * as metrics from './metrics/index.js';
