@@ -4,6 +4,7 @@ import { register as registerInfo } from './info.js';
 import { register as registerBench } from './bench.js';
 import { register as registerPrepare } from './prepare.js';
 import { register as registerInspect } from './inspect.js';
+import { register as registerPretrain } from './pretrain.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -13,5 +14,6 @@ export async function main(argv: string[]): Promise<void> {
   registerBench(program);
   registerPrepare(program);
   registerInspect(program);
+  registerPretrain(program);
   await program.parseAsync(argv);
 }

@@ -1,0 +1,87 @@
+// Golden test: our LinkBERT forward/backward against PyTorch (scripts/golden/make_golden.py, fixtures
+// committed). fp32 results must match the float64 PyTorch reference with relative error <= 1e-4
+// (max |ours - ref| / max |ref| per tensor); the largest error of each tensor is logged.
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { loadModelParams } from '../src/model/checkpoint/index.js';
+import { readSafetensors } from '../src/model/checkpoint/safetensors.js';
+import { toFloat32 } from '../src/model/checkpoint/tensor.js';
+import { BertModel } from '../src/model/bert.js';
+import { Ops, type BackendName } from '../src/ops.js';
+import { loadNative } from '../src/native.js';
+
+const dir = fileURLToPath(new URL('../../test/fixtures/golden/tiny/', import.meta.url));
+const golden = readSafetensors(dir + 'golden.safetensors');
+const g = (name: string): Float32Array => {
+  const t = golden.tensors.get(name);
+  if (!t) throw new Error(`golden tensor ${name} missing`);
+  return toFloat32(t, name);
+};
+const gi = (name: string): Int32Array => Int32Array.from(toFloat32(golden.tensors.get(name)!, name));
+
+function relErr(ours: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let maxErr = 0, maxRef = 0;
+  if (ours.length !== ref.length) return Infinity;
+  for (let i = 0; i < ref.length; i++) {
+    maxErr = Math.max(maxErr, Math.abs(ours[i]! - ref[i]!));
+    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+  }
+  return maxErr / Math.max(maxRef, 1e-30);
+}
+
+const wantCuda = process.env.LINKBERT_TEST_DEVICE === 'cuda';
+const backends: BackendName[] = wantCuda ? ['cuda'] : ['ref', 'cpu'];
+
+for (const backend of backends) {
+  test(`golden: tiny LinkBERT forward, losses and every gradient match PyTorch (${backend}, fp32)`, (t) => {
+    const native = loadNative(backend === 'cuda' ? 'cuda' : undefined);
+    const info = native.info();
+    if (backend === 'cuda' && !(info.cuda_compiled && info.cuda_devices > 0)) {
+      t.fail(`LINKBERT_TEST_DEVICE=cuda but ${info.cuda_compiled ? 'no CUDA device' : 'the addon was built without CUDA'}`);
+      return;
+    }
+    const { checkpoint, match } = loadModelParams(dir);
+    const config = { ...checkpoint.config, hiddenDropout: 0, attentionDropout: 0 };
+    const ops = new Ops(backend, native);
+    const B = 2, T = 16, P = 4;
+    const model = new BertModel(config, ops, { batchSize: B, seqLen: T, maxPredictions: P });
+    try {
+      model.initParams(1); // heads absent from the checkpoint would keep these; the tiny fixture has them all
+      t.deepEqual(match.missing, []);
+      model.loadParams(match.params);
+      const inputs = {
+        batchSize: B,
+        inputIds: gi('input_ids'), tokenTypeIds: gi('token_type_ids'), attentionMask: gi('attention_mask'),
+        maskedPositions: Int32Array.from(gi('masked_positions'), (p, i) => Math.floor(i / P) * T + p),
+        maskedLabels: gi('masked_labels'), drpLabels: gi('drp_labels'),
+      };
+      model.setInputs(inputs);
+      const errs: [string, number][] = [];
+      const check = (name: string, ours: ArrayLike<number>, ref: Float32Array) => errs.push([name, relErr(ours, ref)]);
+
+      // Forward without gradients: logits stay readable.
+      model.forwardPretrain(false, 0, { withGrad: false });
+      check('sequence_output', model.hidden.toArray(), g('sequence_output'));
+      check('pooled_output', model.pooled.toArray(), g('pooled_output'));
+      check('mlm_logits', model.mlmLogits.toArray(), g('mlm_logits'));
+      check('drp_logits', model.drpLogits.toArray(), g('drp_logits'));
+      const out = model.readPretrainOutputs();
+      check('mlm_loss', [out.mlmLoss], g('mlm_loss'));
+      check('drp_loss', [out.drpLoss], g('drp_loss'));
+      check('loss', [out.loss], g('loss'));
+
+      // Forward + backward: every parameter gradient (the tied embedding grad includes the decoder's).
+      model.zeroGrads();
+      model.forwardPretrain(false, 0, { withGrad: true });
+      model.readPretrainOutputs();
+      model.backwardPretrain();
+      for (const name of model.paramNames()) check(`grad.${name}`, model.grad(name).toArray(), g(`grad.${name}`));
+
+      errs.sort((a, b) => b[1] - a[1]);
+      t.log(`largest relative errors (${backend}): ${errs.slice(0, 5).map(([n, e]) => `${n}=${e.toExponential(2)}`).join(', ')}`);
+      for (const [name, e] of errs) t.true(e <= 1e-4, `${name}: relative error ${e.toExponential(3)} > 1e-4`);
+    } finally {
+      model.dispose();
+    }
+  });
+}
