@@ -2,9 +2,11 @@
 // and exports `register(bench: Command)`; add one import and one call below.
 import type { Command } from 'commander';
 // bench imports
+import { register as registerTokenize } from '../bench/tokenize.js';
 
 export function register(program: Command): void {
   const bench = program.command('bench').description('benchmarks (kernels, step, train, prepare, tokenize, shards); JSON with --json');
   // bench registrations
+  registerTokenize(bench);
   void bench;
 }

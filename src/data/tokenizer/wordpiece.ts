@@ -28,7 +28,139 @@ interface CharEntry {
   norm: string;
 }
 
-const WORD_CACHE_LIMIT = 1 << 18;
+const FNV_PRIME = 16777619;
+const FNV_BASIS = -2128831035; // 2166136261 as int32
+
+/** word -> pieces cache: open addressing over char-code hashes, so a hit costs no substring or string
+ * hashing; pieces of all words live in one Int32Array pool as (id, end) pairs. Cleared when full. */
+class WordCache {
+  private static readonly BITS = 20;
+  static readonly MAX_ENTRIES = 1 << 18; // load factor <= 1/4
+  private readonly mask = (1 << WordCache.BITS) - 1;
+  private readonly slots = new Int32Array(1 << WordCache.BITS); // entry + 1, 0 = empty
+  private keys: string[] = [];
+  private hashes = new Int32Array(1024);
+  off = new Int32Array(1024);
+  cnt = new Int32Array(1024);
+  pool = new Int32Array(1 << 16);
+  private poolLen = 0;
+  private count = 0;
+
+  /** entry index of the word text[s, e) or -1 */
+  findText(text: string, s: number, e: number, h: number): number {
+    const len = e - s;
+    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
+      const v = this.slots[slot];
+      if (v === 0) return -1;
+      const idx = v - 1;
+      if (this.hashes[idx] !== h) continue;
+      const key = this.keys[idx];
+      if (key.length !== len) continue;
+      let k = 0;
+      while (k < len && key.charCodeAt(k) === text.charCodeAt(s + k)) k++;
+      if (k === len) return idx;
+    }
+  }
+
+  findStr(word: string, h: number): number {
+    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
+      const v = this.slots[slot];
+      if (v === 0) return -1;
+      const idx = v - 1;
+      if (this.hashes[idx] === h && this.keys[idx] === word) return idx;
+    }
+  }
+
+  insert(key: string, h: number, pieces: Int32Array): number {
+    if (this.count >= WordCache.MAX_ENTRIES) this.clear();
+    const idx = this.count++;
+    if (idx === this.hashes.length) {
+      const cap = idx * 2;
+      this.hashes = grow32(this.hashes, cap);
+      this.off = grow32(this.off, cap);
+      this.cnt = grow32(this.cnt, cap);
+    }
+    if (this.poolLen + pieces.length > this.pool.length) this.pool = grow32(this.pool, Math.max(this.pool.length * 2, this.poolLen + pieces.length));
+    this.pool.set(pieces, this.poolLen);
+    this.off[idx] = this.poolLen;
+    this.cnt[idx] = pieces.length >> 1;
+    this.poolLen += pieces.length;
+    this.keys[idx] = key;
+    this.hashes[idx] = h;
+    let slot = h & this.mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
+    this.slots[slot] = idx + 1;
+    return idx;
+  }
+
+  clear(): void {
+    this.slots.fill(0);
+    this.keys = [];
+    this.count = 0;
+    this.poolLen = 0;
+  }
+}
+
+/** Exact string -> id over char-code hashes: WordPiece probes substrings of a word without slicing. */
+class TokenTable {
+  private readonly mask: number;
+  private readonly slots: Int32Array; // entry + 1
+  private readonly keys: string[] = [];
+  private readonly ids: number[] = [];
+  private readonly hashes: number[] = [];
+
+  constructor(entries: [string, number][]) {
+    let cap = 1024;
+    while (cap < entries.length * 4) cap *= 2;
+    this.mask = cap - 1;
+    this.slots = new Int32Array(cap);
+    for (const [k, id] of entries) {
+      const h = hashString(k);
+      const found = this.find(k, 0, k.length, h);
+      if (found >= 0) {
+        // duplicate token: the later id wins (HF load_vocab)
+        const e = this.keys.indexOf(k);
+        this.ids[e] = id;
+        continue;
+      }
+      const e = this.keys.length;
+      this.keys.push(k);
+      this.ids.push(id);
+      this.hashes.push(h);
+      let slot = h & this.mask;
+      while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
+      this.slots[slot] = e + 1;
+    }
+  }
+
+  /** id of s[from, to) given its hash, or -1 */
+  find(s: string, from: number, to: number, h: number): number {
+    const len = to - from;
+    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
+      const v = this.slots[slot];
+      if (v === 0) return -1;
+      const e = v - 1;
+      if (this.hashes[e] !== h) continue;
+      const key = this.keys[e];
+      if (key.length !== len) continue;
+      let k = 0;
+      while (k < len && key.charCodeAt(k) === s.charCodeAt(from + k)) k++;
+      if (k === len) return this.ids[e];
+    }
+  }
+}
+
+function grow32(a: Int32Array, cap: number): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(cap);
+  b.set(a);
+  return b;
+}
+
+function hashString(s: string): number {
+  let h = FNV_BASIS;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
+  return h;
+}
 
 export class WordPieceTokenizer {
   readonly config: TokenizerConfig;
@@ -43,7 +175,9 @@ export class WordPieceTokenizer {
   readonly duplicateTokens: number;
 
   private readonly tokMap: Map<string, number>;
-  private readonly contMap: Map<string, number>; // '##x' stored as 'x'
+  private readonly tokTable: TokenTable;
+  private readonly contTable: TokenTable; // '##x' stored as 'x'
+  private prefixHash = new Int32Array(128);
   private readonly maxTokLen: number;
   private readonly maxContLen: number;
   private readonly lower: boolean;
@@ -56,7 +190,7 @@ export class WordPieceTokenizer {
   private readonly specialFirst = new Uint8Array(128); // ASCII punctuation that can start a special token
   private readonly bmpEntries: (CharEntry | undefined)[] = new Array(0x10000);
   private readonly astralEntries = new Map<number, CharEntry>();
-  private cache = new Map<string, Int32Array>();
+  private readonly cache = new WordCache();
 
   // output buffers, reused across calls
   private outIds = new Int32Array(1024);
@@ -76,7 +210,7 @@ export class WordPieceTokenizer {
     this.vocab = Object.freeze(tokens.slice());
     this.vocabSize = tokens.length;
     this.tokMap = new Map();
-    this.contMap = new Map();
+    const cont: [string, number][] = [];
     let dups = 0, maxTok = 0, maxCont = 0;
     for (let id = 0; id < tokens.length; id++) {
       const t = tokens[id];
@@ -85,11 +219,13 @@ export class WordPieceTokenizer {
       this.tokMap.set(t, id); // later id wins, as in HF's load_vocab
       if (t.length > maxTok) maxTok = t.length;
       if (t.startsWith('##') && t.length > 2) {
-        this.contMap.set(t.slice(2), id);
+        cont.push([t.slice(2), id]);
         if (t.length - 2 > maxCont) maxCont = t.length - 2;
       }
     }
     this.duplicateTokens = dups;
+    this.tokTable = new TokenTable(tokens.map((t, id) => [t, id]));
+    this.contTable = new TokenTable(cont);
     this.maxTokLen = maxTok;
     this.maxContLen = maxCont;
     const need = (tok: string, field: string): number => {
@@ -223,12 +359,12 @@ export class WordPieceTokenizer {
 
   // ---------------------------------------------------------------- encoding
 
-  encode(text: string): Int32Array {
+  encode(text: string): Int32Array<ArrayBuffer> {
     this.run(text, false);
     return this.outIds.slice(0, this.n);
   }
 
-  encodeWithOffsets(text: string): { ids: Int32Array; offsets: Int32Array; wordIds: Int32Array } {
+  encodeWithOffsets(text: string): { ids: Int32Array<ArrayBuffer>; offsets: Int32Array<ArrayBuffer>; wordIds: Int32Array<ArrayBuffer> } {
     this.run(text, true);
     return { ids: this.outIds.slice(0, this.n), offsets: this.outOff.slice(0, 2 * this.n), wordIds: this.outWid.slice(0, this.n) };
   }
@@ -236,7 +372,7 @@ export class WordPieceTokenizer {
   /** Pre-split words (NER): each word is tokenized on its own (it may still split at punctuation);
    * wordIndex[i] is the index in `words` of the word piece i came from. Words that normalize to nothing
    * (e.g. only control characters) produce no pieces. */
-  encodeWords(words: string[]): { ids: Int32Array; wordIndex: Int32Array } {
+  encodeWords(words: string[]): { ids: Int32Array<ArrayBuffer>; wordIndex: Int32Array<ArrayBuffer> } {
     this.n = 0;
     this.wantOffsets = false;
     try {
@@ -311,15 +447,17 @@ export class WordPieceTokenizer {
         if (k === A_WORD) {
           let j = i + 1;
           let d = 32;
+          let h = Math.imul(FNV_BASIS ^ c, FNV_PRIME);
           while (j < n) {
             d = text.charCodeAt(j);
             if (d >= 128 || ASCII_KIND[d] !== A_WORD) break;
+            h = Math.imul(h ^ d, FNV_PRIME);
             j++;
           }
           // A pure-ASCII word ends at ASCII space/punct or the end; anything else (non-ASCII, control
           // chars that clean_text deletes inside the word) goes through the general path.
           if (j === n || (d < 128 && ASCII_KIND[d] !== A_DROP)) {
-            this.asciiWord(text, i, j);
+            this.asciiWord(text, i, j, h);
             i = j;
           } else {
             i = this.slowWord(text, i);
@@ -354,29 +492,38 @@ export class WordPieceTokenizer {
   }
 
   /** A word of ASCII word characters only: normalization is at most ASCII lowercasing. */
-  private asciiWord(text: string, s: number, e: number): void {
-    const key = text.slice(s, e);
+  private asciiWord(text: string, s: number, e: number, h: number): void {
     if (this.sink) {
+      const key = text.slice(s, e);
       this.sink.push(this.lower ? key.toLowerCase() : key);
       return;
     }
-    let pieces = this.cache.get(key);
-    if (pieces === undefined) {
-      pieces = this.wordPiece(this.lower ? key.toLowerCase() : key, e - s);
-      this.remember(key, pieces);
+    const cache = this.cache;
+    let idx = cache.findText(text, s, e, h);
+    if (idx < 0) {
+      const key = text.slice(s, e);
+      idx = cache.insert(key, h, this.wordPiece(this.lower ? key.toLowerCase() : key, e - s));
     }
     const w = this.wordIdx++;
+    const pool = cache.pool;
+    let p = cache.off[idx];
+    const stop = p + 2 * cache.cnt[idx];
+    if (!this.wantOffsets && this.fixedWord < 0 && this.n + (stop - p) / 2 <= this.outIds.length) {
+      // hot path: ids and word indices only
+      let k = this.n;
+      for (; p < stop; p += 2) {
+        this.outIds[k] = pool[p];
+        this.outWid[k++] = w;
+      }
+      this.n = k;
+      return;
+    }
     let prev = 0;
-    for (let p = 0; p < pieces.length; p += 2) {
-      const end = pieces[p + 1];
-      this.emit(pieces[p], s + prev, s + end, w);
+    for (; p < stop; p += 2) {
+      const end = pool[p + 1];
+      this.emit(pool[p], s + prev, s + end, w);
       prev = end;
     }
-  }
-
-  private remember(key: string, pieces: Int32Array): void {
-    if (this.cache.size >= WORD_CACHE_LIMIT) this.cache = new Map();
-    this.cache.set(key, pieces);
   }
 
   private entry(cp: number, ch: string): CharEntry {
@@ -494,16 +641,15 @@ export class WordPieceTokenizer {
       this.sink.push(word);
       return;
     }
-    let pieces = this.cache.get(word);
-    if (pieces === undefined) {
-      pieces = this.wordPiece(word, codePointLength(word));
-      this.remember(word, pieces);
-    }
+    const h = hashString(word);
+    let idx = this.cache.findStr(word, h);
+    if (idx < 0) idx = this.cache.insert(word, h, this.wordPiece(word, codePointLength(word)));
     const w = this.wordIdx++;
+    const pool = this.cache.pool;
     let prev = 0;
-    for (let p = 0; p < pieces.length; p += 2) {
-      const end = pieces[p + 1];
-      this.emit(pieces[p], this.nStart[prev], this.nEnd[end - 1], w);
+    for (let p = this.cache.off[idx], stop = p + 2 * this.cache.cnt[idx]; p < stop; p += 2) {
+      const end = pool[p + 1];
+      this.emit(pool[p], this.nStart[prev], this.nEnd[end - 1], w);
       prev = end;
     }
   }
@@ -515,11 +661,20 @@ export class WordPieceTokenizer {
     const len = word.length;
     if (chars > this.config.maxInputCharsPerWord) return Int32Array.of(this.unkId, len);
     const out: number[] = [];
+    if (this.prefixHash.length <= len) this.prefixHash = new Int32Array(2 * len + 1);
+    const ph = this.prefixHash;
     let start = 0;
     while (start < len) {
-      const map = start === 0 ? this.tokMap : this.contMap;
-      let end = Math.min(len, start + (start === 0 ? this.maxTokLen : this.maxContLen));
-      let id: number | undefined;
+      const table = start === 0 ? this.tokTable : this.contTable;
+      const maxEnd = Math.min(len, start + (start === 0 ? this.maxTokLen : this.maxContLen));
+      // ph[k] = hash of word[start, k)
+      let h = FNV_BASIS;
+      for (let k = start; k < maxEnd; k++) {
+        h = Math.imul(h ^ word.charCodeAt(k), FNV_PRIME);
+        ph[k + 1] = h;
+      }
+      let end = maxEnd;
+      let id = -1;
       while (end > start) {
         // never cut a surrogate pair
         const cu = word.charCodeAt(end - 1);
@@ -527,11 +682,11 @@ export class WordPieceTokenizer {
           end--;
           continue;
         }
-        id = map.get(word.slice(start, end));
-        if (id !== undefined) break;
+        id = table.find(word, start, end, ph[end]);
+        if (id >= 0) break;
         end--;
       }
-      if (id === undefined) return Int32Array.of(this.unkId, len);
+      if (id < 0) return Int32Array.of(this.unkId, len);
       out.push(id, end);
       start = end;
     }
