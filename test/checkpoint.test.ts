@@ -120,6 +120,7 @@ test('config validation errors name the file and the field', (t) => {
   bad({ layer_norm_eps: -1 }, 'layer_norm_eps', /positive/);
   bad({ hidden_dropout_prob: 1.5 }, 'hidden_dropout_prob', /probability/);
   bad({ linkbert: { num_drp_labels: 0 } }, 'linkbert.num_drp_labels', /positive integer/);
+  bad({ linkbert: { drp_head: 'cls.seq_relationship' } }, 'linkbert.drp_head', /cls\.drp/);
   t.throws(() => configFromHf([], 'c.json'), { message: /c\.json: field "\(root\)"/ });
 });
 

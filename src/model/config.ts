@@ -191,6 +191,10 @@ export function configFromHf(json: unknown, file: string): BertConfig {
   const lb = j.linkbert;
   if (lb !== undefined) {
     if (lb === null || typeof lb !== 'object' || Array.isArray(lb)) throw new ConfigError(file, 'linkbert', 'expected an object');
+    const head = (lb as Record<string, unknown>).drp_head;
+    if (head !== undefined && head !== 'cls.drp') {
+      throw new ConfigError(file, 'linkbert.drp_head', `only "cls.drp" is supported, got ${JSON.stringify(head)}`);
+    }
     const n = (lb as Record<string, unknown>).num_drp_labels;
     if (n !== undefined) {
       if (typeof n !== 'number') throw new ConfigError(file, 'linkbert.num_drp_labels', `expected a number, got ${JSON.stringify(n)}`);
