@@ -64,6 +64,17 @@ test('qa: LinkBERT JSONL and MRQA readers', (t) => {
   );
 });
 
+test('qa: answer_start counts code points (Python) and is converted for non-BMP contexts', (t) => {
+  const { examples, stats } = loadQa(fx('qa/astral.jsonl'));
+  // e1 gives the Python code-point offset 12; e2 an already-UTF-16 offset 13: both resolve to the same span
+  t.deepEqual(examples.map((e) => [e.answers[0]!.start, e.answerMismatch]), [[13, false], [13, false]]);
+  t.is(stats.notes['contexts with non-BMP characters (answer_start converted from code points)'], 2);
+  const { features } = qaTask.featurize(examples, tok, qaTask.buildConfig(examples), { train: true });
+  const T = Math.max(...features.map((f) => f.inputIds.length));
+  const preds = qaTask.decodePredictions(examples, features, goldLogits(features, T), qaTask.buildConfig(examples));
+  t.deepEqual(preds.map((p) => p.text), ['insulin', 'insulin']);
+});
+
 test('qa: reader errors name file, line and field', (t) => {
   t.throws(() => loadQa(fx('qa/bad-start.jsonl')), { message: /bad-start\.jsonl:2: field "answers\.answer_start\[0\]": expected a non-negative integer/ });
   t.throws(() => loadQa(fx('qa/dup-id.jsonl')), { message: /dup-id\.jsonl:2: field "id": duplicate question id "d1" \(first at .*dup-id\.jsonl:1\)/ });

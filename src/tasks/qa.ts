@@ -83,6 +83,17 @@ function addExample(
     return;
   }
   if (answers.length === 0) throw f.err('answers', 'no answers (SQuAD v1.1-style QA needs at least one gold answer)');
+  if (SURROGATE.test(context)) {
+    // Python (SQuAD/MRQA producers) counts answer_start in code points, JS strings index UTF-16 units:
+    // they differ after any non-BMP character. Convert, but keep a raw start that already matches.
+    bump(stats.notes, 'contexts with non-BMP characters (answer_start converted from code points)');
+    answers = answers.map((a) => {
+      const conv = codePointToUtf16(context, a.start);
+      return context.slice(conv, conv + a.text.length) === a.text || context.slice(a.start, a.start + a.text.length) !== a.text
+        ? { text: a.text, start: conv }
+        : a;
+    });
+  }
   const prev = ids.get(id);
   if (prev) throw f.err('id', `duplicate question id ${JSON.stringify(id)} (first at ${prev.file}:${prev.line})`);
   ids.set(id, src);
@@ -92,6 +103,18 @@ function addExample(
   const answerMismatch = context.slice(answers[0]!.start, answers[0]!.start + answers[0]!.text.length) !== answers[0]!.text;
   if (answerMismatch) bump(stats.notes, 'examples whose first answer mismatches (skipped for training, still evaluated)');
   out.push({ id, question, context, answers, answerMismatch, src });
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** UTF-16 index of the cp-th code point of s (s.length when past the end). */
+export function codePointToUtf16(s: string, cp: number): number {
+  let i = 0;
+  for (let k = 0; k < cp && i < s.length; k++) {
+    const c = s.charCodeAt(i);
+    i += c >= 0xd800 && c <= 0xdbff && i + 1 < s.length ? 2 : 1;
+  }
+  return i;
 }
 
 function answerStart(f: Fields, field: string, v: unknown): number {
@@ -186,12 +209,17 @@ function loadQaJsonl(file: string): Loaded<QaExample> {
           if (!Array.isArray(s0) || s0.length !== 2 || !Number.isInteger(s0[0]) || !Number.isInteger(s0[1]) || s0[0] < 0 || s0[1] < s0[0]) {
             throw f.err(at(`detected_answers[${k}].char_spans[0]`), `expected [start, end_inclusive], got ${JSON.stringify(s0)}`);
           }
-          // MRQA char spans are inclusive; the detected text is the context slice
-          answers.push({ text: context.slice(s0[0], s0[1] + 1), start: s0[0] });
+          // MRQA char spans are inclusive code-point offsets; the detected text is that slice of the context
+          // (start stays in code points: addExample converts every start the same way)
+          answers.push({ text: context.slice(codePointToUtf16(context, s0[0]), codePointToUtf16(context, s0[1] + 1)), start: s0[0] });
         });
         // gold texts for evaluation: MRQA's `answers` list when present, else the detected ones
         const gold = Array.isArray(qf.rec['answers']) ? (qf.rec['answers'] as unknown[]).filter((x): x is string => typeof x === 'string') : [];
-        for (const g of gold) if (!answers.some((a) => a.text === g)) answers.push({ text: g, start: Math.max(0, context.indexOf(g)) });
+        for (const g of gold) {
+          if (answers.some((a) => a.text === g)) continue;
+          const at16 = Math.max(0, context.indexOf(g));
+          answers.push({ text: g, start: [...context.slice(0, at16)].length }); // code points, like the spans
+        }
         addExample(examples, ids, stats, new Fields(qa as JsonRecord, file, line), id, question, context, answers);
       });
       continue;
