@@ -13,6 +13,7 @@ import {
   readTorchBin,
   saveCheckpoint,
   toFloat32,
+  toInt32,
   unpickle,
   writeSafetensors,
 } from '../src/model/checkpoint/index.js';
@@ -181,6 +182,15 @@ test('F16 / BF16 special values decode exactly', (t) => {
   const bf16 = Array.from(toFloat32(s.get('bf16')!));
   t.deepEqual(bf16, [0, -0, 1, -2.5, 3.3895313892515355e38, 2 ** -133, Infinity, -Infinity, 0.10009765625]);
   t.true(Object.is(bf16[1], -0));
+});
+
+test('toFloat32 / toInt32 on integer tensors', (t) => {
+  const i64: HostTensor = { dtype: 'I64', shape: [3], data: new BigInt64Array([-5n, 0n, 16777216n]) };
+  t.deepEqual(Array.from(toFloat32(i64)), [-5, 0, 16777216]);
+  t.deepEqual(Array.from(toInt32(i64)), [-5, 0, 16777216]);
+  t.throws(() => toFloat32({ dtype: 'I32', shape: [1], data: new Int32Array([16777217]) }, 'ids'), { message: /ids: I32 value 16777217 at index 0 is not exactly representable/ });
+  t.throws(() => toInt32({ dtype: 'I64', shape: [1], data: new BigInt64Array([1n << 40n]) }, 'ids'), { message: /ids: I64 value 1099511627776 at index 0 does not fit in int32/ });
+  t.throws(() => toInt32({ dtype: 'F32', shape: [1], data: new Float32Array(1) }, 'x'), { message: /x: expected an integer tensor/ });
 });
 
 test('torch .bin: dtypes, strided views, shared storages, 0-d, empty, Parameter', (t) => {

@@ -152,6 +152,12 @@ export interface MatchOptions {
   strict?: boolean;
 }
 
+function paramValues(t: HostTensor, what: string): Float32Array {
+  // Parameters are floating point; an integer tensor under a parameter name means a broken checkpoint.
+  if (t.dtype === 'I32' || t.dtype === 'I64') throw new CheckpointFormatError(`${what}: integer tensor (${t.dtype}) where a float parameter is expected`);
+  return toFloat32(t, what);
+}
+
 function sameValues(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
@@ -205,7 +211,7 @@ export function matchParams(config: BertConfig, tensors: Map<string, HostTensor>
     }
     checkShape(key, k, t, spec.shape);
     const prev = from.get(k);
-    const values = toFloat32(t, `${src}tensor "${key}"`);
+    const values = paramValues(t, `${src}tensor "${key}"`);
     if (prev !== undefined) {
       if (!sameValues(params.get(k)!, values)) throw new CheckpointFormatError(`${src}tensors "${prev}" and "${key}" both map to ${k} but hold different values`);
       ignored.push(key);
@@ -219,7 +225,7 @@ export function matchParams(config: BertConfig, tensors: Map<string, HostTensor>
   for (const [key, k, t] of aliases) {
     const target = TIED_ALIASES[k];
     checkShape(key, target, t, specs.get(target)!.shape);
-    const values = toFloat32(t, `${src}tensor "${key}"`);
+    const values = paramValues(t, `${src}tensor "${key}"`);
     const have = params.get(target);
     ignored.push(key);
     if (!have) {

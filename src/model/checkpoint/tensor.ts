@@ -90,7 +90,10 @@ export function halfToFloat(h: number): number {
   return HALF_TABLE[h & 0xffff];
 }
 
-/** Converts any float tensor to float32 (F16/BF16 exactly; F64 rounded). Integer tensors are refused. */
+/**
+ * Converts a tensor to float32: F16/BF16 exactly, F64 rounded, integers exactly (values beyond
+ * ±2^24 are refused since float32 cannot hold them). F32 data is returned as is (no copy).
+ */
 export function toFloat32(t: HostTensor, name = 'tensor'): Float32Array {
   switch (t.dtype) {
     case 'F32':
@@ -111,9 +114,31 @@ export function toFloat32(t: HostTensor, name = 'tensor'): Float32Array {
       return out;
     }
     case 'I32':
-    case 'I64':
-      throw new Error(`${name}: integer tensor (${t.dtype}) cannot be used as float32`);
+    case 'I64': {
+      const src = t.data as Int32Array | BigInt64Array;
+      const out = new Float32Array(src.length);
+      for (let i = 0; i < src.length; i++) {
+        const v = Number(src[i]);
+        if (Math.abs(v) > 2 ** 24) throw new Error(`${name}: ${t.dtype} value ${src[i]} at index ${i} is not exactly representable as float32`);
+        out[i] = v;
+      }
+      return out;
+    }
   }
+}
+
+/** Integer tensor (I32/I64) → Int32Array; I64 values outside the int32 range are refused. */
+export function toInt32(t: HostTensor, name = 'tensor'): Int32Array {
+  if (t.dtype === 'I32') return t.data as Int32Array;
+  if (t.dtype !== 'I64') throw new Error(`${name}: expected an integer tensor (I32/I64), got ${t.dtype}`);
+  const src = t.data as BigInt64Array;
+  const out = new Int32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i];
+    if (v < -2147483648n || v > 2147483647n) throw new Error(`${name}: I64 value ${v} at index ${i} does not fit in int32`);
+    out[i] = Number(v);
+  }
+  return out;
 }
 
 export function describeTensor(t: HostTensor): string {
