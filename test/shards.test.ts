@@ -9,6 +9,7 @@ import { encodeRecord, decodeRecord, RecordError, type Instance } from '../src/d
 import { ShardWriter } from '../src/data/shards/writer.js';
 import { ShardDataset } from '../src/data/shards/reader.js';
 import { prepare } from '../src/data/prepare.js';
+import { syntheticCorpus } from './fixtures/prepare/synthetic.js';
 import { BatchLoader, iterateBatches, epochOrder, type Batch, type LoaderPosition } from '../src/data/batch.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/prepare/', import.meta.url));
@@ -99,41 +100,6 @@ test('a flipped byte is caught by the CRC with shard file and offset in the mess
 });
 
 // ---- a prepared synthetic corpus for the reader and loader tests ----------------------------------
-
-const WORDS = fs
-  .readFileSync(VOCAB, 'utf8')
-  .split('\n')
-  .filter((w) => /^[a-z]{2,}$/.test(w));
-
-export function syntheticCorpus(file: string, nDocs: number, seed = 1): void {
-  let s = seed;
-  const rnd = (n: number) => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return (s >>> 8) % n;
-  };
-  const lines: string[] = [];
-  for (let i = 0; i < nDocs; i++) {
-    const paras: string[] = [];
-    const np = 2 + rnd(3);
-    for (let p = 0; p < np; p++) {
-      const sents: string[] = [];
-      const ns = 2 + rnd(5);
-      for (let k = 0; k < ns; k++) {
-        const w = Array.from({ length: 4 + rnd(12) }, () => WORDS[rnd(WORDS.length)]);
-        if (rnd(4) === 0) w.push(`zq${rnd(100)}x`); // a word outside the vocabulary → several pieces
-        w[0] = w[0][0].toUpperCase() + w[0].slice(1);
-        sents.push(w.join(' ') + '.');
-      }
-      paras.push(sents.join(' '));
-    }
-    const links = new Set<string>();
-    const nl = rnd(5);
-    for (let k = 0; k < nl; k++) links.add(`Doc ${rnd(nDocs)}`);
-    if (i % 3 === 0) links.add('Doc 0'); // a hub
-    lines.push(JSON.stringify({ id: `Doc ${i}`, title: `Doc ${i}`, text: paras.join('\n'), links: [...links] }));
-  }
-  fs.writeFileSync(file, lines.join('\n') + '\n');
-}
 
 async function prepared(t: { teardown(fn: () => void): void }, mask: 'static' | 'dynamic', extra: Record<string, unknown> = {}) {
   const dir = tmp(t);

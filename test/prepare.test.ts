@@ -1,0 +1,203 @@
+import test from 'ava';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { prepare } from '../src/data/prepare.js';
+import { ShardDataset } from '../src/data/shards/reader.js';
+import type { Instance } from '../src/data/shards/format.js';
+import { syntheticCorpus } from './fixtures/prepare/synthetic.js';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const VOCAB = path.join(repoRoot, 'test/fixtures/prepare/vocab.txt');
+const CLI = path.join(repoRoot, 'bin/linkbert.js');
+const SHARED = path.resolve(repoRoot, '../shared/data');
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-prepare-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else out.push(r);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+function all(dir: string, split: 'train' | 'valid'): Instance[] {
+  const ds = ShardDataset.open(dir, split);
+  const out = Array.from({ length: ds.size }, (_, i) => ds.get(i));
+  ds.close();
+  return out;
+}
+
+function readTsv(file: string): string[][] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .slice(1)
+    .filter((l) => l.length > 0)
+    .map((l) => l.split('\t'));
+}
+
+test('output is byte-identical for 0, 1 and 2 workers', async (t) => {
+  const dir = tmp(t);
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 80, 3);
+  const outs: string[] = [];
+  for (const workers of [1, 2, 0]) {
+    const out = path.join(dir, `out${workers}`);
+    await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers, seed: 9, shardBytes: 20000, dupeFactor: 2, wholeWordMask: true });
+    outs.push(out);
+  }
+  const files = listFiles(outs[0]);
+  t.true(files.includes('manifest.json') && files.includes(path.join('train', 'shard-00001.pb')) && files.includes(path.join('graph', 'edges.tsv')));
+  for (const o of outs.slice(1)) {
+    t.deepEqual(listFiles(o), files);
+    for (const f of files) t.true(fs.readFileSync(path.join(o, f)).equals(fs.readFileSync(path.join(outs[0], f))), `${f} differs in ${o}`);
+  }
+});
+
+test('instances agree with the graph: linked pairs are edges, contiguous adjacent, splits disjoint, labels ~1/3', async (t) => {
+  const dir = tmp(t);
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 150, 4);
+  const out = path.join(dir, 'out');
+  const m = await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 1, seed: 2, validFraction: 0.1, dupeFactor: 3 });
+  const edges = new Set(readTsv(path.join(out, 'graph/edges.tsv')).map(([a, b]) => `${a}\t${b}`));
+  const nodes = readTsv(path.join(out, 'graph/nodes.tsv'));
+  t.true(edges.size > 100);
+  t.is(nodes.length, 150);
+  const train = all(out, 'train');
+  const valid = all(out, 'valid');
+  t.is(train.length + valid.length, m.counts.instances);
+  const docsOf = (xs: Instance[]) => new Set(xs.flatMap((x) => [x.docA, x.docB]));
+  const trainDocs = docsOf(train);
+  const validDocs = docsOf(valid);
+  t.true(validDocs.size >= 2);
+  for (const d of validDocs) t.false(trainDocs.has(d), `${d} in both splits`);
+  t.is(m.splits.valid.documents, 15);
+  const counts = [0, 0, 0];
+  for (const x of [...train, ...valid]) {
+    counts[x.drpLabel]++;
+    if (x.drpLabel === 0) {
+      t.is(x.docA, x.docB);
+      t.is(x.segB, x.segA + 1);
+    } else if (x.drpLabel === 1) t.not(x.docA, x.docB);
+    else t.true(edges.has(`${x.docA}\t${x.docB}`), `linked pair ${x.docA} -> ${x.docB} is not in edges.tsv`);
+    t.true(x.inputIds.length <= 64);
+    t.true(x.maskedPositions.length <= m.max_predictions);
+  }
+  t.deepEqual(m.counts.labels, { contiguous: counts[0], random: counts[1], linked: counts[2] });
+  for (const c of counts) t.true(Math.abs(c / m.counts.instances - 1 / 3) < 0.04, `labels ${counts}`);
+  t.is(m.inputs[0].linked, true);
+  t.is(m.token_width, 2);
+  t.is(m.vocab.size, 260);
+  t.is(m.config.seed, 2);
+  t.is(typeof (m.graph as { inDegree: { max: number } }).inDegree.max, 'number');
+});
+
+test('mixing a linked and an unlinked corpus by weight; unlinked part is 50/50', async (t) => {
+  const dir = tmp(t);
+  const linked = path.join(dir, 'wiki.jsonl');
+  syntheticCorpus(linked, 60, 5);
+  // plain text: documents separated by blank lines, no links
+  const lines = fs.readFileSync(linked, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
+  const books = path.join(dir, 'books.txt');
+  fs.writeFileSync(books, lines.map((x) => x.replace(/Doc/g, 'Book')).join('\n\n') + '\n');
+  const out = path.join(dir, 'out');
+  const m = await prepare({ inputs: [linked, books], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, mix: [0.7, 0.3], dupeFactor: 4, validFraction: 0 });
+  t.is(m.inputs[1].format, 'text');
+  t.false(m.inputs[1].linked);
+  t.deepEqual(m.inputs[1].label_probs, [0.5, 0.5, 0]);
+  t.is(m.inputs[1].labels.linked, 0);
+  const share = m.inputs[0].instances / m.counts.instances;
+  t.true(Math.abs(share - 0.7) < 0.03, `share of the linked corpus ${share}`);
+  const l = m.inputs[1].labels;
+  t.true(Math.abs(l.contiguous / m.inputs[1].instances - 0.5) < 0.06, JSON.stringify(l));
+  t.is(m.splits.valid.instances, 0);
+  t.throws(() => ShardDataset.open(out, 'valid').get(0), { instanceOf: RangeError });
+});
+
+test('CLI: prepare --json, inspect text and --json fields, missing manifest error', (t) => {
+  const dir = tmp(t);
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 30, 6);
+  const out = path.join(dir, 'out');
+  const summary = JSON.parse(
+    execFileSync('node', [CLI, 'prepare', '--input', corpus, '--vocab', VOCAB, '--out', out, '--max-seq-len', '128', '--workers', '1', '--label-probs', '1,1,2', '--json'], { encoding: 'utf8' }),
+  ) as { instances: number; labels: Record<string, number> };
+  t.true(summary.instances > 0);
+  t.true(summary.labels.linked > summary.labels.random);
+  const lines = execFileSync('node', [CLI, 'inspect', out, '--n', '3', '--json'], { encoding: 'utf8' }).trim().split('\n');
+  t.is(lines.length, 3);
+  for (const l of lines) {
+    const j = JSON.parse(l) as Record<string, unknown>;
+    for (const k of ['input_ids', 'token_type_ids', 'masked_positions', 'masked_labels', 'drp_label', 'doc_a', 'doc_b']) t.true(k in j, `missing ${k}`);
+    const ids = j.input_ids as number[];
+    t.is((j.token_type_ids as number[]).length, ids.length);
+    t.true(['contiguous', 'random', 'linked'].includes(j.drp_label as string));
+    const pos = j.masked_positions as number[];
+    t.is((j.masked_labels as number[]).length, pos.length);
+    t.true(pos.length > 0);
+  }
+  const text = execFileSync('node', [CLI, 'inspect', out, '--n', '2', '--split', 'valid'], { encoding: 'utf8' });
+  t.regex(text, /\[CLS\] .* \[SEP\] .* \[SEP\]/);
+  t.regex(text, /#0 (contiguous|random|linked) {2}A=Doc \d+#\d+ {2}B=Doc \d+#\d+/);
+  t.regex(text, /masked \(\d+\): /);
+  fs.rmSync(path.join(out, 'manifest.json'));
+  const r = spawnSync('node', [CLI, 'inspect', out], { encoding: 'utf8' });
+  t.is(r.status, 1);
+  t.regex(r.stderr, /no manifest\.json/);
+});
+
+test('a failed run leaves no manifest: the old one is removed before writing', async (t) => {
+  const dir = tmp(t);
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 20, 7);
+  const out = path.join(dir, 'out');
+  await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 0 });
+  t.notThrows(() => ShardDataset.open(out, 'train'));
+  const bad = path.join(dir, 'bad.jsonl');
+  fs.writeFileSync(bad, fs.readFileSync(corpus, 'utf8') + '{"id": "x", "text": 5}\n');
+  await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0 }), { message: /bad\.jsonl: line 21: text/ });
+  t.false(fs.existsSync(path.join(out, 'manifest.json')));
+  t.throws(() => ShardDataset.open(out, 'train'), { message: /no manifest\.json/ });
+  // --skip-bad counts it instead
+  const m = await prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, skipBad: true });
+  t.true(Object.values(m.skipped).reduce((a, b) => a + b, 0) >= 1, JSON.stringify(m.skipped));
+  await t.throwsAsync(prepare({ inputs: [path.join(dir, 'missing.jsonl')], vocab: VOCAB, out, workers: 0 }), { message: /missing\.jsonl: no such file/ });
+  await t.throwsAsync(prepare({ inputs: [corpus], vocab: VOCAB, out, workers: 0, mix: [1, 2] }), { message: /--mix has 2 weights for 1 inputs/ });
+});
+
+test('real corpora from shared/data: MediaWiki (incl. UTF-16) and JATS', async (t) => {
+  const wiki = path.join(SHARED, 'wiki');
+  const pmc = path.join(SHARED, 'pmc');
+  if (!fs.existsSync(wiki) || !fs.existsSync(pmc)) {
+    t.log(`skipped: ${SHARED} not found`);
+    t.pass();
+    return;
+  }
+  const dir = tmp(t);
+  const out = path.join(dir, 'out');
+  const m = await prepare({ inputs: [wiki, pmc], vocab: VOCAB, out, maxSeqLen: 128, workers: 1, validFraction: 0.2 });
+  t.is(m.inputs[0].format, 'mediawiki');
+  t.is(m.inputs[1].format, 'jats');
+  t.true(m.counts.documents >= 8, `documents ${m.counts.documents}`);
+  t.true(m.counts.instances > 500);
+  const ds = ShardDataset.open(out, 'train');
+  for (let i = 0; i < Math.min(ds.size, 200); i++) {
+    const x = ds.get(i);
+    t.true(x.inputIds.length <= 128);
+  }
+  ds.close();
+});
