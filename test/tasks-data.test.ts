@@ -22,6 +22,8 @@ import {
   resolveNegativeLabel,
   IGNORE_INDEX,
   formatReadStats,
+  parseTaskConfig,
+  PaddedRows,
   type TaskConfig,
 } from '../src/tasks/index.js';
 import { seqevalEvaluate } from '../src/tasks/metrics/seqeval.js';
@@ -410,6 +412,22 @@ test('ner: truncated words are predicted O, counted, and scored against full gol
   const m = nerTask.score(examples, preds, config);
   t.true(m.metrics.f1! < 1);
   t.is(m.notes['words predicted O (truncated or no subword)'], lost);
+});
+
+test('task config round trip and validation; PaddedRows re-pads dynamic batches', (t) => {
+  const config = seqclsTask.buildConfig(loadSeqcls(fx('seqcls/train.jsonl')).examples, { relation: true });
+  t.deepEqual(parseTaskConfig(JSON.parse(JSON.stringify(config)), 'cfg.json'), config);
+  t.throws(() => parseTaskConfig({ type: 'seqcls', labels: ['a', 'b'], relation: true }, 'cfg.json'), { message: /cfg\.json: field "negativeLabel": required/ });
+  t.throws(() => parseTaskConfig({ type: 'tagging', labels: [] }, 'cfg.json'), { message: /field "type"/ });
+  t.throws(() => parseTaskConfig({ type: 'mc', labels: [] }, 'cfg.json'), { message: /field "numChoices": required for mc/ });
+  const rows = new PaddedRows(2);
+  rows.add([1, 2, 3, 4], 1, 2); // 1 row, T=2, 2 per token
+  rows.add([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], 2, 3);
+  const { values, seqLen } = rows.finish();
+  t.is(seqLen, 3);
+  t.is(rows.count, 3);
+  t.deepEqual(Array.from(values), [1, 2, 3, 4, 0, 0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+  t.throws(() => rows.add([1], 1, 2), { message: /1 values for 1 rows/ });
 });
 
 test('registry', (t) => {

@@ -65,4 +65,5 @@ export {
 } from './ner.js';
 export { mcTask, loadMc, type McExample, type McFeature, type McBatch, type McOutputs, type McPrediction } from './mc.js';
 export { longestFirst } from './common.js';
+export { parseTaskConfig, readTaskConfig, PaddedRows } from './config.js';
 export * as metrics from './metrics/index.js';
