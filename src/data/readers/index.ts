@@ -124,6 +124,8 @@ async function detectFile(file: string): Promise<Format> {
   const head = await sniffText(file);
   const f = classifyHead(head, file);
   if (f) return f;
+  // A .jsonl whose first record is not an object still goes to the JSONL reader, which names the bad line.
+  if (/\.(jsonl?|ndjson)$/.test(plain) || WIKI_EXTRACTOR_FILE.test(plain)) return 'jsonl';
   if (plain.endsWith('.txt') || (!/[\u0000\ufffd]/.test(head.slice(0, 4096)) && !head.trimStart().startsWith('<'))) return 'text';
   throw new InputError(file, 'offset 0', 'format', 'unrecognised corpus format; pass --format (one of ' + FORMATS.join(', ') + ')');
 }

@@ -247,8 +247,9 @@ export function wikiToText(src: string, ns: NamespaceMap): WikiText {
     if (h) line = h[2];
     else if (/^-{4,}/.test(line)) line = line.replace(/^-{4,}/, '');
     line = line.replace(/^[*#:;]+\s*/, '');
-    // '''bold''' / ''italic'' / '''''both''''' ; four quotes are an apostrophe followed by bold.
-    line = line.replace(/'{2,5}/g, (m) => (m.length === 4 ? "'" : ''));
+    // '''bold''' / ''italic'' / '''''both'''''; four quotes are an apostrophe then bold, and beyond five the
+    // extra quotes are literal.
+    line = line.replace(/'{2,}/g, (m) => (m.length === 4 ? "'" : m.length > 5 ? "'".repeat(m.length - 5) : ''));
     line = decodeEntities(line);
     line = unprotect(line);
     line = line.replace(/[\s\u00a0]+/g, ' ').trim();
