@@ -63,9 +63,9 @@ export class ZipReader {
     throw new CheckpointFormatError(`${this.file}: corrupt zip archive at offset ${offset}: ${what}`);
   }
 
-  private read(pos: number, len: number, what: string): Buffer {
+  private read(pos: number, len: number, what: string, into?: Uint8Array): Buffer {
     if (pos < 0 || pos + len > this.size) this.fail(pos, `${what} (${len} bytes) runs past the end of the file (${this.size} bytes)`);
-    const buf = Buffer.allocUnsafe(len);
+    const buf = into ? Buffer.from(into.buffer, into.byteOffset, len) : Buffer.allocUnsafe(len);
     let done = 0;
     while (done < len) {
       const n = readSync(this.fd, buf, done, len - done, pos + done);
@@ -166,9 +166,8 @@ export class ZipReader {
     let out: Uint8Array;
     if (e.method === 0) {
       if (e.compressedSize !== e.size) this.fail(e.localHeaderOffset, `stored entry "${name}" has compressed size ${e.compressedSize} != size ${e.size}`);
-      out = new Uint8Array(e.size);
-      const raw = this.read(dataPos, e.size, `data of "${name}"`);
-      out.set(raw);
+      out = new Uint8Array(e.size); // read straight into the aligned result: no second copy of big storages
+      this.read(dataPos, e.size, `data of "${name}"`, out);
     } else if (e.method === 8) {
       const raw = this.read(dataPos, e.compressedSize, `data of "${name}"`);
       let inflated: Buffer;
