@@ -330,6 +330,9 @@ test('ner: CoNLL reader (DOCSTART, tab and unambiguous space lines) and errors',
   t.deepEqual(examples.map((e) => e.tokens.length), [7, 3, 2]);
   t.deepEqual(examples[2]!.tokens, ['Familial adenomatous', 'polyposis']);
   t.is(examples[1]!.src.line, 12);
+  const ds = loadConll(fx('ner/docstart-spaces.txt'));
+  t.is(ds.stats.skipped['-DOCSTART- lines'], 1);
+  t.deepEqual(ds.examples[0]!.tags, ['B-ORG', 'O']);
   t.throws(() => loadConll(fx('ner/bad-ambiguous.tsv')), { message: /bad-ambiguous\.tsv:4: .*exactly 2 fields, got 3/ });
   t.throws(() => loadConll(fx('ner/bad-tag.tsv')), { message: /bad-tag\.tsv:3: field "tag": tag "X-Disease" is not O or B-\/I-\/E-\/S-<type>/ });
   const config = nerTask.buildConfig(examples);

@@ -1,6 +1,22 @@
 // Downstream task registry: one TaskSpec per task type. The fine-tune loop (src/tasks/finetune.ts) works
 // against `AnyTaskSpec`; the head it must build is given by `spec.headKind` (see HeadKind in types.ts for
 // the output shapes) and its width by `spec.numLabels(config)`.
+//
+// Flow:
+//   const spec = getTask('ner');
+//   const train = spec.loadExamples(trainFile);                 // stats: formatReadStats(train.stats)
+//   const config = spec.buildConfig(train.examples, { macro }); // save as task_config.json; readTaskConfig()
+//   const dev = spec.loadExamples(devFile, config);              // labels outside the train set → error
+//   const tr = spec.featurize(train.examples, tok, config, { maxSeqLength, train: true });
+//   batch = spec.collate(tr.features.slice(i, i + B))            // inputIds/tokenTypeIds/attentionMask + labels
+//   loss by headKind: span = (CE(start)+CE(end))/2 over T; cls = CE over C; multilabel = BCE-with-logits;
+//                     regression = MSE; token = CE ignoring IGNORE_INDEX (-100); mc = CE over the K rows.
+//   eval: run dev features in order, gather outputs (PaddedRows for per-token outputs), then
+//     outputs = span {startLogits, endLogits, seqLen} | token {logits, seqLen} | cls/multilabel {logits}
+//               | regression {predictions} | mc {scores}
+//     preds = spec.decodePredictions(dev.examples, devFeatures, outputs, config)
+//     metrics = spec.score(dev.examples, preds, config)     // metrics.metrics[metrics.main] is the headline
+//     predictions.jsonl lines: spec.predictionLine(example, pred, config)
 import { qaTask } from './qa.js';
 import { seqclsTask } from './seqcls.js';
 import { multilabelTask } from './multilabel.js';

@@ -94,6 +94,11 @@ export function loadConll(file: string, config?: TaskConfig): Loaded<NerExample>
       continue;
     }
     stats.records++;
+    if (raw.trimStart().startsWith('-DOCSTART-')) {
+      flush();
+      bump(stats.skipped, '-DOCSTART- lines');
+      continue;
+    }
     let cols: string[];
     if (raw.includes('\t')) {
       cols = raw.split('\t');
@@ -104,11 +109,6 @@ export function loadConll(file: string, config?: TaskConfig): Loaded<NerExample>
       }
     }
     const token = cols[0]!;
-    if (token.startsWith('-DOCSTART-')) {
-      flush();
-      bump(stats.skipped, '-DOCSTART- lines');
-      continue;
-    }
     if (cols.length < 2) throw new TaskDataError(file, ln, 'tag', 'missing (line has a token but no tag column)');
     const tag = cols[cols.length - 1]!.trim();
     if (token.trim() === '') throw new TaskDataError(file, ln, 'token', 'empty token');
