@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { register as registerInfo } from './info.js';
 import { register as registerBench } from './bench.js';
+import { register as registerTokenize } from './tokenize.js';
+import { register as registerVocab } from './vocab.js';
 import { register as registerPrepare } from './prepare.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerPretrain } from './pretrain.js';
@@ -12,6 +14,8 @@ export async function main(argv: string[]): Promise<void> {
   program.showHelpAfterError();
   registerInfo(program);
   registerBench(program);
+  registerTokenize(program);
+  registerVocab(program);
   registerPrepare(program);
   registerInspect(program);
   registerPretrain(program);

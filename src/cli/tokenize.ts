@@ -1,0 +1,78 @@
+// `linkbert tokenize`: WordPiece-tokenize stdin, one output line per input line.
+import fs from 'node:fs';
+import readline from 'node:readline';
+import type { Command } from 'commander';
+import { WordPieceTokenizer, type TokenizerConfig } from '../data/tokenizer/index.js';
+
+interface Opts {
+  vocab: string;
+  json?: boolean;
+  special?: boolean;
+  offsets?: boolean;
+  lowercase?: boolean;
+}
+
+/** vocab.txt, tokenizer.json or a tokenizer directory; `lowercase` (when given) overrides the config. */
+export function loadTokenizer(spec: string, lowercase?: boolean): WordPieceTokenizer {
+  if (!fs.existsSync(spec)) throw new Error(`vocab ${spec} does not exist`);
+  const over: Partial<TokenizerConfig> = lowercase === undefined ? {} : { doLowerCase: lowercase };
+  let tok: WordPieceTokenizer;
+  if (fs.statSync(spec).isDirectory()) tok = WordPieceTokenizer.fromDir(spec);
+  else if (spec.endsWith('.json')) tok = WordPieceTokenizer.fromTokenizerJson(spec);
+  else return WordPieceTokenizer.fromVocabFile(spec, over);
+  return lowercase === undefined || lowercase === tok.config.doLowerCase ? tok : WordPieceTokenizer.fromVocab([...tok.vocab], { ...tok.config, ...over });
+}
+
+export function register(program: Command): void {
+  program
+    .command('tokenize')
+    .description(
+      'WordPiece-tokenize stdin line by line (ids identical to HF BertTokenizerFast). Output, one line per input line: ' +
+        'with --json a JSON array of ids (with --offsets: {"ids":[..],"offsets":[[start,end],..]}, UTF-16 offsets into the line); ' +
+        'without --json the tokens separated by spaces. No [CLS]/[SEP] unless --special.',
+    )
+    .requiredOption('--vocab <path>', 'vocab.txt, tokenizer.json, or a tokenizer directory (tokenizer_config.json + vocab.txt/tokenizer.json)')
+    .option('--json', 'print ids as JSON arrays')
+    .option('--special', 'wrap each line in [CLS] ... [SEP]')
+    .option('--offsets', 'with --json: also print [start, end) offsets of each piece')
+    .option('--lowercase', 'lowercase and strip accents (default for vocab.txt: on; for a directory: its tokenizer_config.json)')
+    .option('--no-lowercase', 'keep case and accents')
+    .action(async (opts: Opts) => {
+      const tok = loadTokenizer(opts.vocab, opts.lowercase);
+      const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+      let out: string[] = [];
+      let size = 0;
+      const flush = () => {
+        if (out.length) process.stdout.write(out.join(''));
+        out = [];
+        size = 0;
+      };
+      for await (const line of rl) {
+        let s: string;
+        if (opts.json && opts.offsets) {
+          const e = tok.encodeWithOffsets(line);
+          const ids = Array.from(e.ids);
+          const offs: [number, number][] = [];
+          for (let k = 0; k < ids.length; k++) offs.push([e.offsets[2 * k], e.offsets[2 * k + 1]]);
+          if (opts.special) {
+            ids.unshift(tok.clsId);
+            ids.push(tok.sepId);
+            offs.unshift([0, 0]);
+            offs.push([0, 0]);
+          }
+          s = JSON.stringify({ ids, offsets: offs });
+        } else {
+          const ids = Array.from(tok.encode(line));
+          if (opts.special) {
+            ids.unshift(tok.clsId);
+            ids.push(tok.sepId);
+          }
+          s = opts.json ? '[' + ids.join(',') + ']' : ids.map((id) => tok.idToToken(id)).join(' ');
+        }
+        out.push(s + '\n');
+        size += s.length;
+        if (size > 1 << 16) flush();
+      }
+      flush();
+    });
+}

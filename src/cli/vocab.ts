@@ -1,0 +1,74 @@
+// `linkbert vocab train`: learn a WordPiece vocab (HF tokenizers trainer) with [PAD]=0 [UNK]=1 [CLS]=2
+// [SEP]=3 [MASK]=4; `linkbert vocab info`: size, settings and hash of a vocab / tokenizer directory.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { WordPieceTokenizer, trainWordPieceVocab, MAX_TRAIN_VOCAB } from '../data/tokenizer/index.js';
+import { loadTokenizer } from './tokenize.js';
+
+interface TrainOpts {
+  input: string[];
+  size: string;
+  out: string;
+  saveDir?: string;
+  lowercase: boolean;
+  minFrequency?: string;
+  limitAlphabet?: string;
+  quiet?: boolean;
+}
+
+function int(v: string, flag: string): number {
+  if (!/^\d+$/.test(v)) throw new Error(`${flag} must be a positive integer, got '${v}'`);
+  return parseInt(v, 10);
+}
+
+export function register(program: Command): void {
+  const vocab = program.command('vocab').description('WordPiece vocabularies: train, info');
+  vocab
+    .command('train')
+    .description(`train a WordPiece vocab with the tokenizers trainer; specials first ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4), no duplicates; at most ${MAX_TRAIN_VOCAB} tokens`)
+    .requiredOption('--input <files...>', 'UTF-8 text files, one or more sentences per line')
+    .requiredOption('--size <n>', 'vocab size including the 5 special tokens')
+    .requiredOption('--out <file>', 'vocab.txt to write')
+    .option('--save-dir <dir>', 'also write a tokenizer directory (vocab.txt, tokenizer_config.json, special_tokens_map.json)')
+    .option('--lowercase', 'lowercase + strip accents (uncased; default)', true)
+    .option('--no-lowercase', 'cased vocab')
+    .option('--min-frequency <n>', 'leave out words seen fewer than n times')
+    .option('--limit-alphabet <n>', 'keep only the n most frequent characters')
+    .option('--quiet', 'no summary on stderr')
+    .action(async (opts: TrainOpts) => {
+      const log = opts.quiet ? undefined : (m: string) => process.stderr.write(`vocab: ${m}\n`);
+      const t0 = Date.now();
+      const tokens = await trainWordPieceVocab(opts.input, {
+        vocabSize: int(opts.size, '--size'),
+        doLowerCase: opts.lowercase,
+        minFrequency: opts.minFrequency === undefined ? undefined : int(opts.minFrequency, '--min-frequency'),
+        limitAlphabet: opts.limitAlphabet === undefined ? undefined : int(opts.limitAlphabet, '--limit-alphabet'),
+        log,
+      });
+      fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
+      fs.writeFileSync(opts.out, tokens.join('\n') + '\n');
+      const tok = WordPieceTokenizer.fromVocab(tokens, { doLowerCase: opts.lowercase });
+      if (opts.saveDir) tok.save(opts.saveDir);
+      log?.(`wrote ${opts.out}: ${tokens.length} tokens (${opts.lowercase ? 'uncased' : 'cased'}) in ${((Date.now() - t0) / 1000).toFixed(1)}s, hash ${tok.hash().slice(0, 16)}`);
+    });
+  vocab
+    .command('info')
+    .description('size, settings, special ids and hash of a vocab.txt / tokenizer.json / tokenizer directory')
+    .requiredOption('--vocab <path>', 'vocab.txt, tokenizer.json or directory')
+    .option('--json', 'print JSON')
+    .action((opts: { vocab: string; json?: boolean }) => {
+      const tok = loadTokenizer(opts.vocab);
+      const info = {
+        path: opts.vocab,
+        vocab_size: tok.vocabSize,
+        duplicate_tokens: tok.duplicateTokens,
+        continuation_tokens: tok.vocab.filter((t) => t.startsWith('##')).length,
+        config: tok.config,
+        special_ids: { pad: tok.padId, unk: tok.unkId, cls: tok.clsId, sep: tok.sepId, mask: tok.maskId },
+        hash: tok.hash(),
+      };
+      if (opts.json) process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+      else for (const [k, v] of Object.entries(info)) console.log(`${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+    });
+}
