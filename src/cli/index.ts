@@ -7,6 +7,7 @@ import { register as registerVocab } from './vocab.js';
 import { register as registerPrepare } from './prepare.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerPretrain } from './pretrain.js';
+import { register as registerFillMask } from './fill-mask.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -19,5 +20,6 @@ export async function main(argv: string[]): Promise<void> {
   registerPrepare(program);
   registerInspect(program);
   registerPretrain(program);
+  registerFillMask(program);
   await program.parseAsync(argv);
 }
