@@ -1,61 +1,259 @@
-// matmul.cpp: CPU matmul (f32) and bias_backward. Simple threaded version; the blocked GEMM follows.
+// matmul.cpp: CPU matmul (f32, blocked GEMM with packed panels and runtime-selected SIMD micro-kernels)
+// and bias_backward. Everything GEMM lives in this one translation unit (gemm*.h are headers) so the
+// build's source glob does not need a reconfigure.
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "../common.h"
 #include "../ops.h"
+#include "gemm.h"
+#include "gemm_kernels.h"
 #include "threadpool.h"
 
 namespace lb {
+namespace gemm {
+namespace {
+
+struct Kernel {
+  const char* name;
+  int mr, nr;
+  int mc, kc, nc;  // cache blocking: A block mc x kc lives in L2, B panel kc x nr in L1, B block kc x nc in L3
+  UkrFn ukr;
+  EpiFn epi;
+};
+
+const Kernel kGeneric{"generic 4x16", kGenMR, kGenNR, 128, 256, 4096, &ukr_generic, &epi_generic};
+#if LB_GEMM_X86
+const Kernel kAvx2{"avx2 6x16", kAvx2MR, kAvx2NR, 144, 256, 4096, &ukr_avx2, &epi_avx2};
+const Kernel kAvx512{"avx512 14x32", kAvx512MR, kAvx512NR, 168, 256, 4096, &ukr_avx512, &epi_avx512};
+#endif
+
+const Kernel* detect() {
+#if LB_GEMM_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return &kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+#endif
+  return &kGeneric;
+}
+const Kernel* g_kernel = detect();
+
+// Growable, 64-byte aligned scratch that never shrinks (no allocation per call once warm).
+struct Scratch {
+  std::vector<float> buf;
+  float* get(size_t n) {
+    if (buf.size() < n + 16) buf.resize(n + 16);
+    return (float*)(((uintptr_t)buf.data() + 63) & ~(uintptr_t)63);
+  }
+};
+
+// op(A)[i0:i0+mc, p0:p0+kc] -> panels of mr rows: dst[(ip * kc + k) * mr + r], zero rows past mc.
+void pack_a(const MatmulParams& p, const float* A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  for (int ip = 0; ip < mc; ip += mr) {
+    const int rows = std::min(mr, mc - ip);
+    float* d = dst + (int64_t)(ip / mr) * kc * mr;
+    if (!p.trans_a) {  // A (M,K): row i is contiguous in k
+      for (int r = 0; r < rows; r++) {
+        const float* src = A + (int64_t)(i0 + ip + r) * p.lda + p0;
+        for (int k = 0; k < kc; k++) d[k * mr + r] = src[k];
+      }
+      for (int r = rows; r < mr; r++)
+        for (int k = 0; k < kc; k++) d[k * mr + r] = 0.0f;
+    } else {  // A (K,M): op(A) column k is contiguous in i
+      for (int k = 0; k < kc; k++) {
+        const float* src = A + (int64_t)(p0 + k) * p.lda + i0 + ip;
+        float* dk = d + k * mr;
+        for (int r = 0; r < rows; r++) dk[r] = src[r];
+        for (int r = rows; r < mr; r++) dk[r] = 0.0f;
+      }
+    }
+  }
+}
+
+// op(B)[p0:p0+kc, j0+jp0*nr : ...] for panels [jp0, jp1) -> dst[(jp * kc + k) * nr + c], zero columns past nc.
+void pack_b(const MatmulParams& p, const float* B, int j0, int nc, int p0, int kc, int nr, int64_t jp0, int64_t jp1,
+            float* dst) {
+  for (int64_t jp = jp0; jp < jp1; jp++) {
+    const int jj = (int)jp * nr;
+    const int cols = std::min(nr, nc - jj);
+    float* d = dst + jp * kc * nr;
+    if (!p.trans_b) {  // B (K,N): op(B) row k is contiguous in j
+      for (int k = 0; k < kc; k++) {
+        const float* src = B + (int64_t)(p0 + k) * p.ldb + j0 + jj;
+        float* dk = d + k * nr;
+        if (cols == nr) std::memcpy(dk, src, sizeof(float) * nr);
+        else {
+          for (int c = 0; c < cols; c++) dk[c] = src[c];
+          for (int c = cols; c < nr; c++) dk[c] = 0.0f;
+        }
+      }
+    } else {  // B (N,K) (nn.Linear weight): column j of op(B) is row j of B
+      for (int c = 0; c < cols; c++) {
+        const float* src = B + (int64_t)(j0 + jj + c) * p.ldb + p0;
+        for (int k = 0; k < kc; k++) d[k * nr + c] = src[k];
+      }
+      for (int c = cols; c < nr; c++)
+        for (int k = 0; k < kc; k++) d[k * nr + c] = 0.0f;
+    }
+  }
+}
+
+// Packed B for all K blocks of columns [jc, jc+nc): block pc starts at pc * npad (npad = nc rounded up
+// to nr), and within it panel jp at jp * kc * nr. Packing it all up front costs one barrier per GEMM
+// instead of two per K block, which matters on a loaded machine where a late thread stalls everyone.
+constexpr int64_t kMaxPackedB = (int64_t)16 << 20;  // floats (64 MiB); wider N is split into jc blocks
+
+// One batch item. `threaded` = use the pool inside (false when the caller parallelises over batch).
+void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
+  const float* A = (const float*)p.a + (int64_t)bi * p.stride_a;
+  const float* B = (const float*)p.b + (int64_t)bi * p.stride_b;
+  float* C = (float*)p.c + (int64_t)bi * p.stride_c;
+  float* P = p.pre_gelu ? (float*)p.pre_gelu + (int64_t)bi * p.stride_c : nullptr;
+  const int mr = kn.mr, nr = kn.nr;
+  const int M = p.M, N = p.N, K = p.K;
+  const int KC = kn.kc;
+  const int n_pc = (K + KC - 1) / KC;
+  const int nthreads = threaded ? cpu_num_threads() : 1;
+  const int64_t npanels_all = (N + nr - 1) / nr;
+  const int64_t NC = std::max<int64_t>(1, std::min<int64_t>(npanels_all, kMaxPackedB / ((int64_t)K * nr))) * nr;
+
+  thread_local Scratch bscratch;
+  float* bpack = bscratch.get((size_t)(K * NC));  // (n_pc, NC/nr panels, kc, nr), owned by the calling thread
+
+  // Smaller MC when M is small keeps every thread busy.
+  int MC = kn.mc;
+  while (MC > 2 * mr && (int64_t)((M + MC - 1) / MC) * npanels_all < 8 * nthreads) MC -= mr;
+
+  for (int jc = 0; jc < N; jc += (int)NC) {
+    const int nc = (int)std::min<int64_t>(NC, N - jc);
+    const int64_t npanels = (nc + nr - 1) / nr, npad = npanels * nr;
+    auto pack_range = [&](int64_t t0, int64_t t1) {  // item = (pc block, panel)
+      for (int64_t t = t0; t < t1; t++) {
+        const int pcb = (int)(t / npanels);
+        const int64_t jp = t % npanels;
+        const int pc = pcb * KC, kc = std::min(KC, K - pc);
+        pack_b(p, B, jc, nc, pc, kc, nr, jp, jp + 1, bpack + (int64_t)pc * npad);
+      }
+    };
+    if (threaded) parallel_for((int64_t)n_pc * npanels, 4, pack_range);
+    else pack_range(0, (int64_t)n_pc * npanels);
+
+    const int n_ic = (M + MC - 1) / MC;
+    // Column groups: enough tasks (~8 per thread) for dynamic balancing, each at least 4 panels wide.
+    int n_jg = 1;
+    if (threaded)
+      n_jg = (int)std::max<int64_t>(1, std::min<int64_t>(npanels / 4, (8 * nthreads + n_ic - 1) / n_ic));
+    const int64_t ntasks = (int64_t)n_ic * n_jg;
+    std::atomic<int64_t> next{0};
+    auto worker = [&](int64_t, int64_t) {
+      thread_local Scratch ascratch;
+      float* apack = ascratch.get((size_t)(MC + mr) * KC);  // (MC/mr panels, kc, mr)
+      alignas(64) float tile[32 * 32];                       // edge tiles: (mr, nr)
+      for (;;) {
+        const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
+        if (t >= ntasks) break;
+        const int jg = (int)(t / n_ic), icb = (int)(t % n_ic);  // column-group major: threads share B
+        const int ic = icb * MC, mc = std::min(MC, M - ic);
+        const int64_t jp0 = npanels * jg / n_jg, jp1 = npanels * (jg + 1) / n_jg;
+        for (int pc = 0; pc < K; pc += KC) {
+          const int kc = std::min(KC, K - pc);
+          const bool last = pc + kc == K;
+          const float beta = pc == 0 ? p.beta : 1.0f;  // later K blocks accumulate onto C
+          pack_a(p, A, ic, mc, pc, kc, mr, apack);
+          const float* bblock = bpack + (int64_t)pc * npad;
+          for (int64_t jp = jp0; jp < jp1; jp++) {
+            const int j = jc + (int)jp * nr, cols = std::min(nr, N - j);
+            const float* bp = bblock + jp * kc * nr;
+            for (int ir = 0; ir < mc; ir += mr) {
+              const int rows = std::min(mr, mc - ir);
+              const float* ap = apack + (int64_t)(ir / mr) * kc * mr;
+              float* c = C + (int64_t)(ic + ir) * p.ldc + j;
+              if (rows == mr && cols == nr) {
+                kn.ukr(kc, ap, bp, c, p.ldc, p.alpha, beta);
+              } else {
+                kn.ukr(kc, ap, bp, tile, nr, 1.0f, 0.0f);
+                for (int r = 0; r < rows; r++) {
+                  float* cr = c + (int64_t)r * p.ldc;
+                  const float* tr = tile + r * nr;
+                  if (beta == 0.0f)
+                    for (int q = 0; q < cols; q++) cr[q] = p.alpha * tr[q];
+                  else
+                    for (int q = 0; q < cols; q++) cr[q] = p.alpha * tr[q] + beta * cr[q];
+                }
+              }
+              if (last && p.epilogue != Epilogue::None)
+                kn.epi(c, p.ldc, P ? P + (int64_t)(ic + ir) * p.ldc + j : nullptr, p.bias + j, rows, cols,
+                       p.epilogue == Epilogue::BiasGelu);
+            }
+          }
+        }
+      }
+    };
+    // One claim loop per thread; tasks are handed out one at a time, so a descheduled thread delays
+    // the GEMM by at most one task.
+    if (threaded) parallel_for(nthreads, 1, worker);
+    else worker(0, 1);
+  }
+}
+
+}  // namespace
+
+const char* kernel_name() { return g_kernel->name; }
+
+bool force_kernel(const char* name) {
+  if (std::strcmp(name, "generic") == 0) { g_kernel = &kGeneric; return true; }
+#if LB_GEMM_X86
+  __builtin_cpu_init();
+  if (std::strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    g_kernel = &kAvx2;
+    return true;
+  }
+  if (std::strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) { g_kernel = &kAvx512; return true; }
+#endif
+  return false;
+}
+
+void sgemm(const MatmulParams& p) {
+  const Kernel& kn = *g_kernel;
+  const int nthreads = cpu_num_threads();
+  const double flops = 2.0 * p.M * p.N * p.K;
+  // Many small items (attention-sized): one item per task. Otherwise thread inside each item.
+  if (p.batch >= 2 * nthreads && flops < 64.0 * 1024 * 1024) {
+    parallel_for(p.batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; b++) gemm_one(p, (int)b, false, kn);
+    });
+  } else {
+    for (int b = 0; b < p.batch; b++) gemm_one(p, b, nthreads > 1 && flops >= 2.0 * 64 * 64 * 64, kn);
+  }
+}
+
+}  // namespace gemm
 
 void matmul_forward_cpu(const MatmulParams& p) {
   if (p.ab_dtype != DType::F32 || p.c_dtype != DType::F32) throw std::runtime_error("matmul: cpu supports f32 only");
-  const float* A = (const float*)p.a;
-  const float* B = (const float*)p.b;
-  float* C = (float*)p.c;
-  float* P = (float*)p.pre_gelu;
-  const int64_t rows = (int64_t)p.batch * p.M;
-  parallel_for(rows, 4, [&](int64_t r0, int64_t r1) {
-    thread_local std::vector<float> acc;
-    if ((int64_t)acc.size() < p.N) acc.resize(p.N);
-    for (int64_t r = r0; r < r1; r++) {
-      const int64_t bi = r / p.M, i = r % p.M;
-      const float* a = A + bi * p.stride_a;
-      const float* b = B + bi * p.stride_b;
-      float* c = C + bi * p.stride_c + i * p.ldc;
-      std::fill(acc.begin(), acc.begin() + p.N, 0.0f);
-      for (int k = 0; k < p.K; k++) {
-        const float av = p.trans_a ? a[(int64_t)k * p.lda + i] : a[i * p.lda + k];
-        if (p.trans_b) {
-          for (int j = 0; j < p.N; j++) acc[j] += av * b[(int64_t)j * p.ldb + k];
-        } else {
-          const float* brow = b + (int64_t)k * p.ldb;
-          for (int j = 0; j < p.N; j++) acc[j] += av * brow[j];
-        }
-      }
-      for (int j = 0; j < p.N; j++) {
-        float v = p.alpha * acc[j];
-        if (p.beta != 0.0f) v += p.beta * c[j];
-        if (p.epilogue != Epilogue::None) v += p.bias[j];
-        if (p.epilogue == Epilogue::BiasGelu) {
-          if (P) P[bi * p.stride_c + i * p.ldc + j] = v;
-          v = lb_gelu(v);
-        }
-        c[j] = v;
-      }
-    }
-  });
+  if (p.epilogue != Epilogue::None && !p.bias) throw std::runtime_error("matmul: epilogue needs a bias");
+  gemm::sgemm(p);
 }
 
+// dbias[n] += sum_m dout[m, n]. Threads own column blocks and sum rows in order, so the result does not
+// depend on the thread count; fp64 partial sums keep long columns accurate.
 void bias_backward_cpu(const BiasBackwardParams& p) {
   if (p.dtype != DType::F32) throw std::runtime_error("bias_backward: cpu supports f32 only");
   const float* d = (const float*)p.dout;
-  parallel_for(p.N, 64, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; j++) {
-      float s = 0.0f;
-      for (int64_t m = 0; m < p.M; m++) s += d[m * p.N + j];
-      p.dbias[j] += s;
+  constexpr int64_t kCols = 64;
+  const int64_t nblocks = (p.N + kCols - 1) / kCols;
+  parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; blk++) {
+      const int64_t j0 = blk * kCols, w = std::min<int64_t>(kCols, p.N - j0);
+      double acc[kCols] = {};
+      for (int64_t m = 0; m < p.M; m++) {
+        const float* row = d + m * p.N + j0;
+        for (int64_t j = 0; j < w; j++) acc[j] += row[j];
+      }
+      for (int64_t j = 0; j < w; j++) p.dbias[j0 + j] += (float)acc[j];
     }
   });
 }

@@ -1,0 +1,146 @@
+// gemm_kernels.h: register-blocked f32 micro-kernels and tile epilogues, one set per ISA, picked at run
+// time (the addon is built without -march, so each set carries its own target attribute).
+//
+// A micro-kernel computes an MR x NR tile over kc steps from packed panels:
+//   a: (kc, MR)  MR consecutive rows of op(A) per k step
+//   b: (kc, NR)  NR consecutive columns of op(B) per k step
+// and writes C[i, j] = alpha * acc[i, j] + beta * C[i, j] (beta == 0: C is not read, may hold NaN).
+#pragma once
+#include <cstdint>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define LB_GEMM_X86 1
+#endif
+
+#include "gemm_gelu.h"
+
+namespace lb {
+namespace gemm {
+
+using UkrFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
+// Tile epilogue: v = C + bias[j]; gelu: pre = v (if pre), C = gelu(v); rows x cols valid elements.
+using EpiFn = void (*)(float* c, int64_t ldc, float* pre, const float* bias, int rows, int cols, bool gelu);
+
+LB_ALWAYS_INLINE void epilogue_body(float* c, int64_t ldc, float* pre, const float* bias, int rows, int cols, bool gelu) {
+  for (int i = 0; i < rows; i++) {
+    float* __restrict cr = c + i * ldc;
+    if (!gelu) {
+      for (int j = 0; j < cols; j++) cr[j] += bias[j];
+    } else if (pre) {
+      float* __restrict pr = pre + i * ldc;
+      for (int j = 0; j < cols; j++) {
+        const float v = cr[j] + bias[j];
+        pr[j] = v;
+        cr[j] = gelu_fast(v);
+      }
+    } else {
+      for (int j = 0; j < cols; j++) cr[j] = gelu_fast(cr[j] + bias[j]);
+    }
+  }
+}
+
+// ---- portable: 4 x 16, plain loops the compiler vectorises for the baseline ISA.
+constexpr int kGenMR = 4, kGenNR = 16;
+inline void ukr_generic(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
+                        float alpha, float beta) {
+  float acc[kGenMR][kGenNR] = {};
+  for (int64_t k = 0; k < kc; k++) {
+    for (int i = 0; i < kGenMR; i++)
+      for (int j = 0; j < kGenNR; j++) acc[i][j] += a[i] * b[j];
+    a += kGenMR;
+    b += kGenNR;
+  }
+  for (int i = 0; i < kGenMR; i++) {
+    float* cr = c + i * ldc;
+    if (beta == 0.0f)
+      for (int j = 0; j < kGenNR; j++) cr[j] = alpha * acc[i][j];
+    else
+      for (int j = 0; j < kGenNR; j++) cr[j] = alpha * acc[i][j] + beta * cr[j];
+  }
+}
+inline void epi_generic(float* c, int64_t ldc, float* pre, const float* bias, int rows, int cols, bool gelu) {
+  epilogue_body(c, ldc, pre, bias, rows, cols, gelu);
+}
+
+#if LB_GEMM_X86
+// ---- AVX2 + FMA: 6 x 16 (12 ymm accumulators, 2 for B, 1 broadcast).
+constexpr int kAvx2MR = 6, kAvx2NR = 16;
+__attribute__((target("avx2,fma"))) inline void ukr_avx2(int64_t kc, const float* __restrict a,
+                                                         const float* __restrict b, float* c, int64_t ldc,
+                                                         float alpha, float beta) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 x;
+    x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    a += kAvx2MR;
+    b += kAvx2NR;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (beta == 0.0f) {
+#define LB_S2(i) _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(va, c##i##0)); \
+                 _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(va, c##i##1));
+    LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5)
+#undef LB_S2
+  } else {
+#define LB_S2(i) _mm256_storeu_ps(c + i * ldc, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc), _mm256_mul_ps(va, c##i##0))); \
+                 _mm256_storeu_ps(c + i * ldc + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc + 8), _mm256_mul_ps(va, c##i##1)));
+    LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5)
+#undef LB_S2
+  }
+}
+__attribute__((target("avx2,fma"))) inline void epi_avx2(float* c, int64_t ldc, float* pre, const float* bias,
+                                                         int rows, int cols, bool gelu) {
+  epilogue_body(c, ldc, pre, bias, rows, cols, gelu);
+}
+
+// ---- AVX-512: 14 x 32 (28 zmm accumulators, 2 for B, 1 broadcast); ~2 FMAs per load.
+constexpr int kAvx512MR = 14, kAvx512NR = 32;
+__attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const float* __restrict a,
+                                                          const float* __restrict b, float* c, int64_t ldc,
+                                                          float alpha, float beta) {
+#define LB_Z2(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+  LB_Z2(0) LB_Z2(1) LB_Z2(2) LB_Z2(3) LB_Z2(4) LB_Z2(5) LB_Z2(6)
+  LB_Z2(7) LB_Z2(8) LB_Z2(9) LB_Z2(10) LB_Z2(11) LB_Z2(12) LB_Z2(13)
+#undef LB_Z2
+  for (int64_t k = 0; k < kc; k++) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    _mm_prefetch((const char*)(b + 8 * kAvx512NR), _MM_HINT_T0);
+    __m512 x;
+#define LB_F2(i) x = _mm512_set1_ps(a[i]); c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1);
+    LB_F2(0) LB_F2(1) LB_F2(2) LB_F2(3) LB_F2(4) LB_F2(5) LB_F2(6)
+    LB_F2(7) LB_F2(8) LB_F2(9) LB_F2(10) LB_F2(11) LB_F2(12) LB_F2(13)
+#undef LB_F2
+    a += kAvx512MR;
+    b += kAvx512NR;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  if (beta == 0.0f) {
+#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c##i##0)); \
+                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c##i##1));
+    LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5) LB_S2(6)
+    LB_S2(7) LB_S2(8) LB_S2(9) LB_S2(10) LB_S2(11) LB_S2(12) LB_S2(13)
+#undef LB_S2
+  } else {
+#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), _mm512_mul_ps(va, c##i##0))); \
+                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), _mm512_mul_ps(va, c##i##1)));
+    LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5) LB_S2(6)
+    LB_S2(7) LB_S2(8) LB_S2(9) LB_S2(10) LB_S2(11) LB_S2(12) LB_S2(13)
+#undef LB_S2
+  }
+}
+__attribute__((target("avx512f"))) inline void epi_avx512(float* c, int64_t ldc, float* pre, const float* bias,
+                                                          int rows, int cols, bool gelu) {
+  epilogue_body(c, ldc, pre, bias, rows, cols, gelu);
+}
+#endif
+
+}  // namespace gemm
+}  // namespace lb
