@@ -46,6 +46,7 @@ export function loadMultilabel(file: string, config?: TaskConfig): Loaded<Multil
   const stats = newStats(file);
   const examples: MultilabelExample[] = [];
   let width: number | undefined;
+  let sawNames = false;
   for (const { rec, line } of jsonLines(file, stats)) {
     const f = new Fields(rec, file, line);
     const t = readTextFields(f, stats.skipped);
@@ -56,12 +57,14 @@ export function loadMultilabel(file: string, config?: TaskConfig): Loaded<Multil
     let labels: string[];
     let vectorWidth: number | undefined;
     if (raw.length > 0 && raw.every((x) => x === 0 || x === 1)) {
+      if (sawNames) throw f.err(field, '0/1 vector given, but earlier lines use label names');
       vectorWidth = raw.length;
       width ??= vectorWidth;
       if (vectorWidth !== width) throw f.err(field, `0/1 vector has ${vectorWidth} entries, earlier lines have ${width}`);
       labels = raw.flatMap((x, j) => (x === 1 ? [String(j)] : []));
     } else {
       labels = f.strArray(field);
+      sawNames = true;
       if (width !== undefined) throw f.err(field, 'label names given, but earlier lines use 0/1 vectors');
     }
     const id = f.idLike('id') ?? `${examples.length}`;
