@@ -93,6 +93,26 @@ class WordCache {
     return idx;
   }
 
+  /** another key for an existing entry (e.g. 'The' -> the pieces of 'the'); returns the new entry */
+  alias(key: string, h: number, of: number): number {
+    if (this.count >= WordCache.MAX_ENTRIES) return of; // would clear the entry we point at; skip
+    const idx = this.count++;
+    if (idx === this.hashes.length) {
+      const cap = idx * 2;
+      this.hashes = grow32(this.hashes, cap);
+      this.off = grow32(this.off, cap);
+      this.cnt = grow32(this.cnt, cap);
+    }
+    this.off[idx] = this.off[of];
+    this.cnt[idx] = this.cnt[of];
+    this.keys[idx] = key;
+    this.hashes[idx] = h;
+    let slot = h & this.mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
+    this.slots[slot] = idx + 1;
+    return idx;
+  }
+
   clear(): void {
     this.slots.fill(0);
     this.keys = [];
@@ -178,6 +198,7 @@ export class WordPieceTokenizer {
   private readonly tokTable: TokenTable;
   private readonly contTable: TokenTable; // '##x' stored as 'x'
   private prefixHash = new Int32Array(128);
+  private wpOut = new Int32Array(256);
   private readonly maxTokLen: number;
   private readonly maxContLen: number;
   private readonly lower: boolean;
@@ -502,7 +523,16 @@ export class WordPieceTokenizer {
     let idx = cache.findText(text, s, e, h);
     if (idx < 0) {
       const key = text.slice(s, e);
-      idx = cache.insert(key, h, this.wordPiece(this.lower ? key.toLowerCase() : key, e - s));
+      if (this.lower) {
+        // 'The' and 'the' share pieces: look the lowercased word up before running WordPiece
+        const low = key.toLowerCase();
+        if (low !== key) {
+          const lh = hashString(low);
+          let li = cache.findStr(low, lh);
+          if (li < 0) li = cache.insert(low, lh, this.wordPiece(low, e - s));
+          idx = cache.alias(key, h, li);
+        } else idx = cache.insert(key, h, this.wordPiece(key, e - s));
+      } else idx = cache.insert(key, h, this.wordPiece(key, e - s));
     }
     const w = this.wordIdx++;
     const pool = cache.pool;
@@ -660,8 +690,10 @@ export class WordPieceTokenizer {
   private wordPiece(word: string, chars: number): Int32Array {
     const len = word.length;
     if (chars > this.config.maxInputCharsPerWord) return Int32Array.of(this.unkId, len);
-    const out: number[] = [];
     if (this.prefixHash.length <= len) this.prefixHash = new Int32Array(2 * len + 1);
+    if (this.wpOut.length < 2 * len) this.wpOut = new Int32Array(4 * len);
+    const out = this.wpOut;
+    let no = 0;
     const ph = this.prefixHash;
     let start = 0;
     while (start < len) {
@@ -687,10 +719,11 @@ export class WordPieceTokenizer {
         end--;
       }
       if (id < 0) return Int32Array.of(this.unkId, len);
-      out.push(id, end);
+      out[no++] = id;
+      out[no++] = end;
       start = end;
     }
-    return Int32Array.from(out);
+    return out.subarray(0, no); // copied into the cache pool by the caller
   }
 }
 
