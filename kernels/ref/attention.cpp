@@ -77,21 +77,15 @@ void attention_forward_ref(const AttentionParams& p) {
 void attention_backward_ref(const AttentionParams& p) {
   const int T = p.T, D = p.D;
   Probs pr;
-  std::vector<double> dS((size_t)T * T), O((size_t)T * D);
+  std::vector<double> dS((size_t)T * T);
   for (int b = 0; b < p.B; b++)
     for (int h = 0; h < p.NH; h++) {
       probs_ref(p, b, h, pr);
-      // out in f64 (T,D): delta uses it rather than the stored output, so the oracle is self-consistent
-      std::fill(O.begin(), O.end(), 0.0);
-      for (int i = 0; i < T; i++)
-        for (int j = 0; j < T; j++) {
-          const double w = pr.Pd[(size_t)i * T + j];
-          if (w != 0.0)
-            for (int d = 0; d < D; d++) O[(size_t)i * D + d] += w * ref::load(p.v, at(p, b, j, h) + d, p.dtype);
-        }
       for (int i = 0; i < T; i++) {
+        // delta = rowsum(dout * out) over the stored output, as the contract defines it (with bf16 data
+        // the stored out is rounded, and every backend's dq/dk carry that rounding)
         double dl = 0.0;
-        for (int d = 0; d < D; d++) dl += O[(size_t)i * D + d] * ref::load(p.dout, at(p, b, i, h) + d, p.dtype);
+        for (int d = 0; d < D; d++) dl += ref::load(p.out, at(p, b, i, h) + d, p.dtype) * ref::load(p.dout, at(p, b, i, h) + d, p.dtype);
         p.delta[((int64_t)b * p.NH + h) * T + i] = (float)dl;
         for (int j = 0; j < T; j++) {
           const double P = pr.P[(size_t)i * T + j];
