@@ -8,6 +8,8 @@ import { register as registerPrepare } from './prepare.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerPretrain } from './pretrain.js';
 import { register as registerFillMask } from './fill-mask.js';
+import { register as registerFinetune } from './finetune.js';
+import { register as registerEvaluate } from './evaluate.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -21,5 +23,7 @@ export async function main(argv: string[]): Promise<void> {
   registerInspect(program);
   registerPretrain(program);
   registerFillMask(program);
+  registerFinetune(program);
+  registerEvaluate(program);
   await program.parseAsync(argv);
 }
