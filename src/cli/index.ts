@@ -10,6 +10,8 @@ import { register as registerPretrain } from './pretrain.js';
 import { register as registerFillMask } from './fill-mask.js';
 import { register as registerFinetune } from './finetune.js';
 import { register as registerEvaluate } from './evaluate.js';
+import { register as registerReport } from './report.js';
+import { register as registerDemo } from './demo.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -25,5 +27,7 @@ export async function main(argv: string[]): Promise<void> {
   registerFillMask(program);
   registerFinetune(program);
   registerEvaluate(program);
+  registerReport(program);
+  registerDemo(program);
   await program.parseAsync(argv);
 }

