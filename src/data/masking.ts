@@ -86,9 +86,9 @@ export class Rng {
     return (hi * 67108864 + lo) / 9007199254740992;
   }
 
-  /** uniform integer in [0, n) */
+  /** uniform integer in [0, n), n <= 2^32 (bias below n / 2^32, negligible for the sizes used here) */
   int(n: number): number {
-    return Math.floor(this.next() * n);
+    return Math.floor((this.nextU32() * n) / 4294967296);
   }
 
   shuffle<T>(a: T[] | Int32Array): void {
@@ -193,16 +193,19 @@ export class Masker {
     }
     const target = Math.min(this.spec.maxPredictions, Math.max(1, Math.round(candidates * this.spec.maskProb)));
     if (candidates === 0) return { positions: new Int32Array(0), replacements: new Int32Array(0) };
-    const order = this.order.subarray(0, groups);
+    const order = this.order;
     for (let g = 0; g < groups; g++) order[g] = g;
-    rng.shuffle(order);
     let covered = 0;
+    // Partial Fisher-Yates: draw groups in random order only until the budget is filled.
     for (let k = 0; k < groups && covered < target; k++) {
-      const g = order[k];
+      const j = k + rng.int(groups - k);
+      const g = order[j];
+      order[j] = order[k];
+      order[k] = g;
       const len = this.groupLen[g];
       // a whole word that would overshoot the budget is skipped, as in BERT's create_masked_lm_predictions
       if (covered + len > target) continue;
-      for (let j = 0; j < len; j++) this.chosen[covered++] = this.groupStart[g] + j;
+      for (let q = 0; q < len; q++) this.chosen[covered++] = this.groupStart[g] + q;
     }
     const positions = this.chosen.slice(0, covered).sort();
     const replacements = new Int32Array(covered);

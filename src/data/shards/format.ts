@@ -136,9 +136,12 @@ export function encodeRecord(inst: Instance, width: 2 | 4): Buffer {
 /** A decoding problem; the caller adds the shard file and record offset. */
 export class RecordError extends Error {}
 
+// Decoding cursor: one shared object instead of one allocation per record (decoding is synchronous).
 interface Cursor {
   pos: number;
 }
+const CUR: Cursor = { pos: 0 };
+const CUR2: Cursor = { pos: 0 };
 
 function readVarint(buf: Uint8Array, c: Cursor, end: number): number {
   let result = 0;
@@ -153,18 +156,47 @@ function readVarint(buf: Uint8Array, c: Cursor, end: number): number {
   throw new RecordError('varint too long');
 }
 
+const EMPTY = new Int32Array(0);
+
 function unpack(buf: Buffer, start: number, len: number, width: number, what: string): Int32Array {
+  if (len === 0) return EMPTY;
   if (len % width !== 0) throw new RecordError(`${what}: ${len} bytes is not a multiple of width ${width}`);
   const n = len / width;
   const a = new Int32Array(n);
   if (width === 2) for (let i = 0, p = start; i < n; i++, p += 2) a[i] = buf[p] | (buf[p + 1] << 8);
-  else for (let i = 0, p = start; i < n; i++, p += 4) a[i] = buf.readInt32LE(p);
+  else for (let i = 0, p = start; i < n; i++, p += 4) a[i] = buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24);
   return a;
+}
+
+// Consecutive records mostly share document ids: reuse the last decoded string when the bytes match,
+// which saves an allocation per record.
+const lastIdBytes = Buffer.alloc(256);
+let lastIdLen = -1;
+let lastId = '';
+
+function docId(buf: Buffer, start: number, len: number): string {
+  if (len === lastIdLen) {
+    let same = true;
+    for (let k = 0; k < len; k++)
+      if (buf[start + k] !== lastIdBytes[k]) {
+        same = false;
+        break;
+      }
+    if (same) return lastId;
+  }
+  const s = buf.toString('utf8', start, Math.min(buf.length, start + len));
+  if (len <= lastIdBytes.length) {
+    buf.copy(lastIdBytes, 0, start, start + len);
+    lastIdLen = len;
+    lastId = s;
+  }
+  return s;
 }
 
 /** Read the framing at `offset`: returns the Record's [start, end) or throws RecordError. */
 export function recordBounds(buf: Buffer, offset: number): { start: number; end: number } {
-  const c = { pos: offset };
+  const c = CUR2;
+  c.pos = offset;
   const len = readVarint(buf, c, buf.length);
   if (c.pos + len > buf.length) throw new RecordError(`record length ${len} runs past the end of the file (${buf.length} bytes)`);
   return { start: c.pos, end: c.pos + len };
@@ -175,8 +207,11 @@ export function recordBounds(buf: Buffer, offset: number): { start: number; end:
  * Throws RecordError describing the fault.
  */
 export function decodeRecord(buf: Buffer, offset: number, verify = true): Instance {
-  const { start, end } = recordBounds(buf, offset);
-  const c = { pos: start };
+  const c = CUR;
+  c.pos = offset;
+  const len = readVarint(buf, c, buf.length);
+  if (c.pos + len > buf.length) throw new RecordError(`record length ${len} runs past the end of the file (${buf.length} bytes)`);
+  const end = c.pos + len;
   let crc = -1;
   let iStart = -1;
   let iEnd = -1;
@@ -215,7 +250,8 @@ function skipField(buf: Uint8Array, c: Cursor, end: number, tag: number): void {
 }
 
 export function decodeInstance(buf: Buffer, start: number, end: number): Instance {
-  const c = { pos: start };
+  const c = CUR2;
+  c.pos = start;
   let width = 0;
   let idsS = 0, idsL = 0, posS = 0, posL = 0, mS = 0, mL = 0;
   let lenA = 0, label = 0, segA = 0, segB = 0;
@@ -229,8 +265,8 @@ export function decodeInstance(buf: Buffer, start: number, end: number): Instanc
       case 0x22: posL = readVarint(buf, c, end); posS = c.pos; c.pos += posL; break;
       case 0x2a: mL = readVarint(buf, c, end); mS = c.pos; c.pos += mL; break;
       case 0x30: label = readVarint(buf, c, end); break;
-      case 0x3a: { const l = readVarint(buf, c, end); docA = buf.toString('utf8', c.pos, c.pos + l); c.pos += l; break; }
-      case 0x42: { const l = readVarint(buf, c, end); docB = buf.toString('utf8', c.pos, c.pos + l); c.pos += l; break; }
+      case 0x3a: { const l = readVarint(buf, c, end); docA = docId(buf, c.pos, l); c.pos += l; break; }
+      case 0x42: { const l = readVarint(buf, c, end); docB = docId(buf, c.pos, l); c.pos += l; break; }
       case 0x48: segA = readVarint(buf, c, end); break;
       case 0x50: segB = readVarint(buf, c, end); break;
       default: skipField(buf, c, end, tag);
