@@ -127,12 +127,13 @@ void cpu_set_num_threads(int n) {
   p.start(n);
 }
 
+// What the CPU kernels can use at run time (the addon is built without -march; hot kernels carry
+// target attributes and dispatch on this).
 const char* cpu_simd_level() {
-#if defined(__AVX512F__)
-  return "avx512";
-#elif defined(__AVX2__) && defined(__FMA__)
-  return "avx2+fma";
-#elif defined(__SSE2__)
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return "avx512";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
   return "sse2";
 #elif defined(__ARM_NEON)
   return "neon";
