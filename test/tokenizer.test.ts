@@ -348,3 +348,42 @@ test('vocab training: specials at 0-4, no duplicates, from files and from memory
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('tokenize CLI core: one line per input line, --json/--special/--offsets, vocab/dir/json loading with --lowercase override', async (t) => {
+  const { tokenizeStream, loadTokenizer } = await import('../src/cli/tokenize.js');
+  const { Readable } = await import('node:stream');
+  const vocabFile = path.join(fixDir, 'vocab-uncased.txt');
+  const tok = loadTokenizer(vocabFile);
+  const run = async (opts: { json?: boolean; special?: boolean; offsets?: boolean }, text: string) => {
+    let out = '';
+    const n = await tokenizeStream(tok, Readable.from([text]), (c) => (out += c), opts);
+    return { n, lines: out.split('\n').slice(0, -1) };
+  };
+  const text = 'Hello, World!\n\nthe [MASK] holin\r\n';
+  const j = await run({ json: true }, text);
+  t.is(j.n, 3);
+  t.deepEqual(j.lines.map((l) => JSON.parse(l)), ['Hello, World!', '', 'the [MASK] holin'].map((l) => Array.from(tok.encode(l))));
+  const sp = await run({ json: true, special: true }, text);
+  t.deepEqual(JSON.parse(sp.lines[1]), [tok.clsId, tok.sepId]);
+  const toks = await run({}, text);
+  t.is(toks.lines[0], Array.from(tok.encode('Hello, World!')).map((i) => tok.idToToken(i)).join(' '));
+  t.is(toks.lines[1], '');
+  const off = await run({ json: true, offsets: true, special: true }, 'Héllo!\n');
+  const o = JSON.parse(off.lines[0]) as { ids: number[]; offsets: [number, number][] };
+  t.is(o.ids.length, o.offsets.length);
+  t.deepEqual(o.offsets[0], [0, 0]);
+  t.deepEqual(o.offsets[o.offsets.length - 2], [5, 6]); // the '!'
+  // --no-lowercase on a vocab.txt, and on a saved directory
+  t.false(loadTokenizer(vocabFile, false).config.doLowerCase);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-cli-'));
+  try {
+    tok.save(dir);
+    t.true(loadTokenizer(dir).config.doLowerCase);
+    const cased = loadTokenizer(dir, false);
+    t.false(cased.config.doLowerCase);
+    t.is(cased.vocabSize, tok.vocabSize);
+    t.throws(() => loadTokenizer(path.join(dir, 'missing')), { message: /missing does not exist/ });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

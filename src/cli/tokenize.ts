@@ -23,6 +23,54 @@ export function loadTokenizer(spec: string, lowercase?: boolean): WordPieceToken
   return lowercase === undefined || lowercase === tok.config.doLowerCase ? tok : WordPieceTokenizer.fromVocab([...tok.vocab], { ...tok.config, ...over });
 }
 
+/** One output line per input line (see the command help for the formats). */
+export async function tokenizeStream(
+  tok: WordPieceTokenizer,
+  input: NodeJS.ReadableStream,
+  write: (chunk: string) => void,
+  opts: { json?: boolean; special?: boolean; offsets?: boolean },
+): Promise<number> {
+  const rl = readline.createInterface({ input, crlfDelay: Infinity });
+  let out: string[] = [];
+  let size = 0;
+  let lines = 0;
+  const flush = () => {
+    if (out.length) write(out.join(''));
+    out = [];
+    size = 0;
+  };
+  for await (const line of rl) {
+    lines++;
+    let s: string;
+    if (opts.json && opts.offsets) {
+      const e = tok.encodeWithOffsets(line);
+      const ids = Array.from(e.ids);
+      const offs: [number, number][] = [];
+      for (let k = 0; k < ids.length; k++) offs.push([e.offsets[2 * k], e.offsets[2 * k + 1]]);
+      if (opts.special) {
+        // HF gives special tokens the empty span (0, 0)
+        ids.unshift(tok.clsId);
+        ids.push(tok.sepId);
+        offs.unshift([0, 0]);
+        offs.push([0, 0]);
+      }
+      s = JSON.stringify({ ids, offsets: offs });
+    } else {
+      const ids = Array.from(tok.encode(line));
+      if (opts.special) {
+        ids.unshift(tok.clsId);
+        ids.push(tok.sepId);
+      }
+      s = opts.json ? '[' + ids.join(',') + ']' : ids.map((id) => tok.idToToken(id)).join(' ');
+    }
+    out.push(s + '\n');
+    size += s.length;
+    if (size > 1 << 16) flush();
+  }
+  flush();
+  return lines;
+}
+
 export function register(program: Command): void {
   program
     .command('tokenize')
@@ -39,40 +87,6 @@ export function register(program: Command): void {
     .option('--no-lowercase', 'keep case and accents')
     .action(async (opts: Opts) => {
       const tok = loadTokenizer(opts.vocab, opts.lowercase);
-      const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-      let out: string[] = [];
-      let size = 0;
-      const flush = () => {
-        if (out.length) process.stdout.write(out.join(''));
-        out = [];
-        size = 0;
-      };
-      for await (const line of rl) {
-        let s: string;
-        if (opts.json && opts.offsets) {
-          const e = tok.encodeWithOffsets(line);
-          const ids = Array.from(e.ids);
-          const offs: [number, number][] = [];
-          for (let k = 0; k < ids.length; k++) offs.push([e.offsets[2 * k], e.offsets[2 * k + 1]]);
-          if (opts.special) {
-            ids.unshift(tok.clsId);
-            ids.push(tok.sepId);
-            offs.unshift([0, 0]);
-            offs.push([0, 0]);
-          }
-          s = JSON.stringify({ ids, offsets: offs });
-        } else {
-          const ids = Array.from(tok.encode(line));
-          if (opts.special) {
-            ids.unshift(tok.clsId);
-            ids.push(tok.sepId);
-          }
-          s = opts.json ? '[' + ids.join(',') + ']' : ids.map((id) => tok.idToToken(id)).join(' ');
-        }
-        out.push(s + '\n');
-        size += s.length;
-        if (size > 1 << 16) flush();
-      }
-      flush();
+      await tokenizeStream(tok, process.stdin, (chunk) => process.stdout.write(chunk), opts);
     });
 }

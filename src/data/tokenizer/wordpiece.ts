@@ -34,10 +34,9 @@ const FNV_BASIS = -2128831035; // 2166136261 as int32
 /** word -> pieces cache: open addressing over char-code hashes, so a hit costs no substring or string
  * hashing; pieces of all words live in one Int32Array pool as (id, end) pairs. Cleared when full. */
 class WordCache {
-  private static readonly BITS = 20;
-  static readonly MAX_ENTRIES = 1 << 18; // load factor <= 1/4
-  private readonly mask = (1 << WordCache.BITS) - 1;
-  private readonly slots = new Int32Array(1 << WordCache.BITS); // entry + 1, 0 = empty
+  static readonly MAX_ENTRIES = 1 << 18;
+  private mask = (1 << 12) - 1;
+  private slots = new Int32Array(1 << 12); // entry + 1, 0 = empty; grows to keep load <= 1/4
   private keys: string[] = [];
   private hashes = new Int32Array(1024);
   off = new Int32Array(1024);
@@ -45,6 +44,31 @@ class WordCache {
   pool = new Int32Array(1 << 16);
   private poolLen = 0;
   private count = 0;
+
+  private newEntry(key: string, h: number): number {
+    const idx = this.count++;
+    if (idx === this.hashes.length) {
+      const cap = idx * 2;
+      this.hashes = grow32(this.hashes, cap);
+      this.off = grow32(this.off, cap);
+      this.cnt = grow32(this.cnt, cap);
+    }
+    this.keys[idx] = key;
+    this.hashes[idx] = h;
+    if (this.count * 4 > this.slots.length) {
+      // rehash into twice the slots
+      this.slots = new Int32Array(this.slots.length * 2);
+      this.mask = this.slots.length - 1;
+      for (let e = 0; e < this.count; e++) this.place(e);
+    } else this.place(idx);
+    return idx;
+  }
+
+  private place(e: number): void {
+    let slot = this.hashes[e] & this.mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
+    this.slots[slot] = e + 1;
+  }
 
   /** entry index of the word text[s, e) or -1 */
   findText(text: string, s: number, e: number, h: number): number {
@@ -73,43 +97,21 @@ class WordCache {
 
   insert(key: string, h: number, pieces: Int32Array): number {
     if (this.count >= WordCache.MAX_ENTRIES) this.clear();
-    const idx = this.count++;
-    if (idx === this.hashes.length) {
-      const cap = idx * 2;
-      this.hashes = grow32(this.hashes, cap);
-      this.off = grow32(this.off, cap);
-      this.cnt = grow32(this.cnt, cap);
-    }
     if (this.poolLen + pieces.length > this.pool.length) this.pool = grow32(this.pool, Math.max(this.pool.length * 2, this.poolLen + pieces.length));
     this.pool.set(pieces, this.poolLen);
+    const idx = this.newEntry(key, h);
     this.off[idx] = this.poolLen;
     this.cnt[idx] = pieces.length >> 1;
     this.poolLen += pieces.length;
-    this.keys[idx] = key;
-    this.hashes[idx] = h;
-    let slot = h & this.mask;
-    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
-    this.slots[slot] = idx + 1;
     return idx;
   }
 
   /** another key for an existing entry (e.g. 'The' -> the pieces of 'the'); returns the new entry */
   alias(key: string, h: number, of: number): number {
-    if (this.count >= WordCache.MAX_ENTRIES) return of; // would clear the entry we point at; skip
-    const idx = this.count++;
-    if (idx === this.hashes.length) {
-      const cap = idx * 2;
-      this.hashes = grow32(this.hashes, cap);
-      this.off = grow32(this.off, cap);
-      this.cnt = grow32(this.cnt, cap);
-    }
+    if (this.count >= WordCache.MAX_ENTRIES) return of; // clearing would drop the entry we point at
+    const idx = this.newEntry(key, h);
     this.off[idx] = this.off[of];
     this.cnt[idx] = this.cnt[of];
-    this.keys[idx] = key;
-    this.hashes[idx] = h;
-    let slot = h & this.mask;
-    while (this.slots[slot] !== 0) slot = (slot + 1) & this.mask;
-    this.slots[slot] = idx + 1;
     return idx;
   }
 
