@@ -62,6 +62,7 @@ export async function* readHtmlPage(chunks: AsyncIterable<string>, o: HtmlOption
   let preDepth = 0;
   const links: string[] = [];
   const flush = () => {
+    if (buf.length === 0) return;
     for (const l of buf.split('\n')) {
       const t = l.replace(/[\s\u00a0]+/g, ' ').trim();
       if (t) lines.push(t);

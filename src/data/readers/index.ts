@@ -323,7 +323,7 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
       it = readPlainText(splitLines(chunks), { file: job.shown, name: job.rel, skips, minChars });
       break;
     case 'wordnet':
-      it = readWordNet(splitLines(chunks), base);
+      it = readWordNet(chunks, base);
       break;
     case 'brown': {
       const name = path.posix.basename(job.rel);

@@ -1,8 +1,8 @@
 // Byte → text plumbing shared by the readers: transparent decompression (by magic bytes), BOM-aware
 // streaming decoding with counted replacement characters, line splitting and directory listing.
-import { createReadStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp, readFileSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -42,12 +42,35 @@ export function stripCompressionExt(p: string): string {
  * onBytes sees raw (compressed) bytes as they are read from disk. xz has no Node decoder, so it is piped
  * through the system `xz -dc`.
  */
+/** Files up to this size are read with one call: per-file stream setup dominates for many small pages. */
+const SMALL_FILE = 4 << 20;
+
+/**
+ * Opens a file as a stream of decompressed bytes. Compression is detected from magic bytes, not the name.
+ * onBytes sees raw (compressed) bytes as they are read from disk. xz has no Node decoder, so it is piped
+ * through the system `xz -dc`.
+ */
 export async function openBytes(file: string, onBytes?: (n: number) => void): Promise<AsyncIterable<Buffer>> {
-  const comp = compressionOf(await readHead(file, 6));
-  const raw = createReadStream(file, { highWaterMark: 1 << 20 });
-  if (onBytes) raw.on('data', (c) => onBytes((c as Buffer).length));
-  const fail = (what: string) => (e: Error) =>
-    new InputError(file, `offset ${raw.bytesRead}`, what, e.message);
+  const st = statSync(file);
+  let raw: Readable;
+  let comp: Compression;
+  let bytesRead: () => number;
+  if (st.size <= SMALL_FILE) {
+    // Synchronous on purpose: for many small pages the thread-pool round trips cost more than the reads.
+    const buf = readFileSync(file);
+    if (onBytes) onBytes(buf.length);
+    comp = compressionOf(buf);
+    if (comp === 'none') return (async function* () { if (buf.length) yield buf; })();
+    raw = Readable.from([buf]);
+    bytesRead = () => buf.length;
+  } else {
+    comp = compressionOf(await readHead(file, 6));
+    const rs = createReadStream(file, { highWaterMark: 1 << 20 });
+    if (onBytes) rs.on('data', (c) => onBytes((c as Buffer).length));
+    raw = rs;
+    bytesRead = () => rs.bytesRead;
+  }
+  const fail = (what: string) => (e: Error) => new InputError(file, `offset ${bytesRead()}`, what, e.message);
   if (comp === 'none') return raw;
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   // A consumer that stops early (format sniffing, a break) must not leave the file or a child process open.
@@ -73,7 +96,7 @@ export async function openBytes(file: string, onBytes?: (n: number) => void): Pr
     c.stderr.on('data', (d) => (stderr += d));
     c.on('error', (e) => out.destroy(new InputError(file, 'offset 0', 'xz', `cannot run xz (${e.message}); install xz-utils`)));
     c.on('close', (code) => {
-      if (code !== 0 && !out.destroyed) out.destroy(new InputError(file, `offset ${raw.bytesRead}`, 'xz', `xz exited ${code}: ${stderr.trim()}`));
+      if (code !== 0 && !out.destroyed) out.destroy(new InputError(file, `offset ${bytesRead()}`, 'xz', `xz exited ${code}: ${stderr.trim()}`));
     });
     raw.pipe(c.stdin);
     c.stdin.on('error', () => {}); // reported via exit code
@@ -171,22 +194,38 @@ export async function openText(file: string, skips: SkipCounter, onBytes?: (n: n
   return decodeText(await openBytes(file, onBytes), skips);
 }
 
-/** Splits text chunks into lines (without the terminator; '\r\n' handled). Line numbers start at 1. */
-export async function* splitLines(chunks: AsyncIterable<string>): AsyncGenerator<[string, number]> {
-  let carry = '';
-  let lineNo = 0;
-  for await (const c of chunks) {
-    const s = carry + c;
+/** Synchronous line splitter over text chunks ('\n' or '\r\n'); keeps the partial last line between pushes. */
+export class LineSplitter {
+  private carry = '';
+
+  push(c: string, out: string[]): void {
+    const s = this.carry + c;
     let start = 0;
     for (let i = s.indexOf('\n'); i !== -1; i = s.indexOf('\n', start)) {
-      let end = i;
-      if (end > start && s.charCodeAt(end - 1) === 13) end--;
-      yield [s.slice(start, end), ++lineNo];
+      out.push(s.charCodeAt(i - 1) === 13 && i > start ? s.slice(start, i - 1) : s.slice(start, i));
       start = i + 1;
     }
-    carry = s.slice(start);
+    this.carry = s.slice(start);
   }
-  if (carry.length) yield [carry.endsWith('\r') ? carry.slice(0, -1) : carry, ++lineNo];
+
+  end(out: string[]): void {
+    if (this.carry.length) out.push(this.carry.endsWith('\r') ? this.carry.slice(0, -1) : this.carry);
+    this.carry = '';
+  }
+}
+
+/** Splits text chunks into lines (without the terminator). Line numbers start at 1. */
+export async function* splitLines(chunks: AsyncIterable<string>): AsyncGenerator<[string, number]> {
+  const sp = new LineSplitter();
+  const batch: string[] = [];
+  let lineNo = 0;
+  for await (const c of chunks) {
+    sp.push(c, batch);
+    for (const l of batch) yield [l, ++lineNo];
+    batch.length = 0;
+  }
+  sp.end(batch);
+  for (const l of batch) yield [l, ++lineNo];
 }
 
 /** All regular files under dir (recursively), sorted by relative path so every run sees the same order. */

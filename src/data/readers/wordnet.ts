@@ -4,6 +4,7 @@
 // links = every pointer's target synset (hypernym, hyponym, meronym, holonym, antonym, similar-to, also-see,
 // derivation, ...), lexical pointers included. Format: wndb(5WN).
 import { Document, InputError, SkipCounter } from '../document.js';
+import { LineSplitter } from './io.js';
 
 export interface WordNetOptions {
   file: string;
@@ -55,24 +56,40 @@ export function parseSynsetLine(line: string, pos: string, file: string, lineNo:
   return { id: `wn:${pos}${offset}`, title: lemmas[0], text, links, source: file };
 }
 
-export async function* readWordNet(lines: AsyncIterable<[string, number]>, o: WordNetOptions): AsyncGenerator<Document> {
+export async function* readWordNet(chunks: AsyncIterable<string>, o: WordNetOptions): AsyncGenerator<Document> {
   const pos = wordnetPos(o.file);
   if (!pos) throw new InputError(o.file, 'line 1', 'file', 'not a WordNet data.{noun,verb,adj,adv} file');
-  for await (const [line, lineNo] of lines) {
-    // The license header lines start with two spaces.
-    if (line.startsWith('  ') || line.length === 0) continue;
-    let d: Document;
-    try {
-      d = parseSynsetLine(line, pos, o.file, lineNo);
-    } catch (e) {
-      if (!(e instanceof InputError) || !o.skipBad) throw e;
-      o.skips.add('malformed_synset');
-      continue;
+  // Lines are split synchronously per chunk (not through an async line iterator): this reader feeds the demo
+  // and WordNet has ~118k short lines.
+  const sp = new LineSplitter();
+  const lines: string[] = [];
+  const docs: Document[] = [];
+  let lineNo = 0;
+  const parse = () => {
+    for (const line of lines) {
+      lineNo++;
+      // The license header lines start with two spaces.
+      if (line.startsWith('  ') || line.length === 0) continue;
+      let d: Document;
+      try {
+        d = parseSynsetLine(line, pos, o.file, lineNo);
+      } catch (e) {
+        if (!(e instanceof InputError) || !o.skipBad) throw e;
+        o.skips.add('malformed_synset');
+        continue;
+      }
+      if (d.text.length < o.minChars) o.skips.add('too_short');
+      else docs.push(d);
     }
-    if (d.text.length < o.minChars) {
-      o.skips.add('too_short');
-      continue;
-    }
-    yield d;
+    lines.length = 0;
+  };
+  for await (const c of chunks) {
+    sp.push(c, lines);
+    parse();
+    yield* docs;
+    docs.length = 0;
   }
+  sp.end(lines);
+  parse();
+  yield* docs;
 }
