@@ -292,6 +292,8 @@ test('bad inputs give clear errors naming the file and field', (t) => {
     const noUnk = path.join(dir, 'nounk.txt');
     fs.writeFileSync(noUnk, '[PAD]\n[CLS]\n[SEP]\n[MASK]\nhello\n');
     t.throws(() => WordPieceTokenizer.fromVocabFile(noUnk), { message: /nounk\.txt: unk token '\[UNK\]' is not in the vocabulary/ });
+    fs.writeFileSync(path.join(dir, 'latin1.txt'), Buffer.concat([Buffer.from('[PAD]\n[UNK]\ncaf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    t.throws(() => WordPieceTokenizer.fromVocabFile(path.join(dir, 'latin1.txt')), { message: /latin1\.txt:3: token is not valid UTF-8/ });
     fs.writeFileSync(path.join(dir, 'empty.txt'), '');
     t.throws(() => WordPieceTokenizer.fromVocabFile(path.join(dir, 'empty.txt')), { message: /empty\.txt is empty/ });
     t.throws(() => WordPieceTokenizer.fromDir(path.join(dir, 'none')), { message: /does not exist/ });

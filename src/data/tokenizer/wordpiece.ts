@@ -6,6 +6,12 @@
 // the raw ASCII slice (so the common case never normalizes or runs WordPiece), (3) reusable output buffers.
 // Non-ASCII words take a slower path that normalizes per code point (cached) and tracks where every
 // normalized code unit came from.
+//
+// Where the Python ("slow") BertTokenizer and the Rust ("fast") one disagree we follow the fast one, which is
+// what AutoTokenizer loads and what the tests compare against: unassigned code points (Cn) are kept, not
+// deleted; lowercasing is per character (a final 'Σ' becomes 'σ', not 'ς'); accents are stripped before
+// lowercasing; and character classes come from the Rust crate's Unicode tables (unicode-tables.ts).
+// Literal special tokens in the text ("[MASK]", "[SEP]", ...) become their ids, as HF's added tokens do.
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -760,23 +766,39 @@ function parseJsonFile(file: string): unknown {
 
 /** vocab.txt: one token per line, id = line number (HF load_vocab); CRLF tolerated. */
 export function readVocabFile(file: string): string[] {
-  let text: string;
+  let buf: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    buf = fs.readFileSync(file);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ENOENT') throw new Error(`vocab file ${file} does not exist`);
+    if (err.code === 'EISDIR') throw new Error(`vocab file ${file} is a directory (use fromDir)`);
     throw new Error(`cannot read vocab file ${file}: ${err.message}`);
   }
-  if (text.length === 0) throw new Error(`vocab file ${file} is empty`);
+  if (buf.length === 0) throw new Error(`vocab file ${file} is empty`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(buf);
+  } catch {
+    // name the first bad line
+    let line = 1, start = 0;
+    for (let i = 0; i <= buf.length; i++) {
+      if (i === buf.length || buf[i] === 0x0a) {
+        try {
+          new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(start, i));
+        } catch {
+          throw new Error(`${file}:${line}: token is not valid UTF-8`);
+        }
+        line++;
+        start = i + 1;
+      }
+    }
+    throw new Error(`${file}: not valid UTF-8`);
+  }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i];
-    if (l.endsWith('\r')) lines[i] = l.slice(0, -1);
-    if (lines[i].includes('\uFFFD')) throw new Error(`${file}:${i + 1}: token is not valid UTF-8`);
-  }
+  for (let i = 0; i < lines.length; i++) if (lines[i].endsWith('\r')) lines[i] = lines[i].slice(0, -1);
   return lines;
 }
 
