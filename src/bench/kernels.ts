@@ -1,0 +1,547 @@
+// `linkbert bench kernels`: per op and shape, the median time and GFLOP/s (compute-bound ops: GEMM,
+// attention) or GB/s (memory-bound ops: compulsory bytes read + written) on one backend.
+//   - memory-bound ops are compared with a plain native copy moving the same number of bytes, in the
+//     same run (`vs_memcpy` = op GB/s / copy GB/s);
+//   - with --peer torch, GEMMs are compared with OpenBLAS sgemm (and torch) timed by
+//     scripts/bench_torch.py right after ours (`vs_openblas` = OpenBLAS time / our time: > 1 is faster).
+// Machines are shared and noisy: only ratios measured in one run mean anything.
+import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadNative, repoRoot, type BackendName, type DType, type NativeAddon } from '../native.js';
+
+type Shape = Record<string, number | boolean | string>;
+
+export interface KernelResult {
+  op: string;
+  pass: 'forward' | 'backward';
+  device: 'cpu' | 'cuda';
+  shape: Shape;
+  median_ms: number;
+  min_ms: number;
+  reps: number;
+  flops?: number;
+  gflops?: number;
+  bytes?: number;
+  gbps?: number;
+  memcpy_gbps?: number;
+  vs_memcpy?: number;
+  peers?: { name: string; blas: string; median_ms: number; gflops: number; ratio: number }[];
+  vs_openblas?: number;
+  error?: string;
+}
+
+interface Opts {
+  device: string;
+  json?: boolean;
+  quick?: boolean;
+  peer?: string;
+  python: string;
+  threads?: string;
+  only?: string;
+  minTime: string;
+}
+
+// One op invocation to time: `run` launches it once; flops or bytes give the rate.
+interface Case {
+  op: string;
+  pass: 'forward' | 'backward';
+  shape: Shape;
+  flops?: number;
+  bytes?: number;
+  setup: (t: Tensors) => () => void;
+}
+
+/** Allocates tensors for one case and frees them all afterwards. */
+class Tensors {
+  private ids: number[] = [];
+  constructor(
+    readonly addon: NativeAddon,
+    readonly device: 'cpu' | 'cuda',
+    private seed = 1,
+  ) {}
+  private rand(n: number, scale: number): Float32Array {
+    // xorshift: fast enough for 100M values, deterministic
+    const out = new Float32Array(n);
+    let s = this.seed++ * 2654435761 || 1;
+    for (let i = 0; i < n; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      out[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * scale;
+    }
+    return out;
+  }
+  f32(shape: number[], fill: 'rand' | 'zero' | 'one' | 'pos' = 'rand', scale = 1): number {
+    const id = this.addon.alloc(shape, 'f32', this.device);
+    this.ids.push(id);
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (fill === 'rand') this.addon.setData(id, this.rand(n, scale));
+    else if (fill === 'one') this.addon.setData(id, new Float32Array(n).fill(1));
+    else if (fill === 'pos') this.addon.setData(id, this.rand(n, scale).map((v) => Math.abs(v) + 0.1));
+    else this.addon.setData(id, new Float32Array(n));
+    return id;
+  }
+  i32(shape: number[], values: Int32Array): number {
+    const id = this.addon.alloc(shape, 'i32', this.device);
+    this.ids.push(id);
+    this.addon.setData(id, values);
+    return id;
+  }
+  disposeAll(): void {
+    for (const id of this.ids) this.addon.dispose(id);
+    this.ids = [];
+  }
+}
+
+const TOKENS = 4096; // 32 sequences x 128 tokens: one training micro-batch
+const MASKED = 640; // ~15% of 4096 tokens go through the MLM decoder
+
+interface Config { name: string; hidden: number; inter: number; heads: number }
+const MINI: Config = { name: 'bert-mini', hidden: 256, inter: 1024, heads: 4 };
+const BASE: Config = { name: 'bert-base', hidden: 768, inter: 3072, heads: 12 };
+const VOCAB = 30522;
+
+export interface GemmShape { M: number; N: number; K: number; trans_a: boolean; trans_b: boolean; beta: number }
+
+/** The GEMMs of one training step for a linear layer fan_in -> fan_out over `rows` tokens. */
+function linearGemms(rows: number, fanIn: number, fanOut: number): GemmShape[] {
+  return [
+    { M: rows, N: fanOut, K: fanIn, trans_a: false, trans_b: true, beta: 0 }, // y = x W^T       (NT)
+    { M: rows, N: fanIn, K: fanOut, trans_a: false, trans_b: false, beta: 0 }, // dx = dy W      (NN)
+    { M: fanOut, N: fanIn, K: rows, trans_a: true, trans_b: false, beta: 1 }, // dW += dy^T x    (TN)
+  ];
+}
+
+export function gemmShapes(quick: boolean): { config: string; layer: string; s: GemmShape }[] {
+  const out: { config: string; layer: string; s: GemmShape }[] = [];
+  for (const c of quick ? [MINI] : [MINI, BASE]) {
+    const H = c.hidden;
+    const layers: [string, number, number][] = [
+      ['qkv', H, 3 * H],
+      ['attn_out', H, H],
+      ['ffn_up', H, c.inter],
+      ['ffn_down', c.inter, H],
+    ];
+    for (const [layer, fi, fo] of layers) for (const s of linearGemms(TOKENS, fi, fo)) out.push({ config: c.name, layer, s });
+    if (!quick || c === MINI) out.push({ config: c.name, layer: 'mlm_decoder', s: linearGemms(MASKED, H, VOCAB)[0] });
+  }
+  return out;
+}
+
+function gemmCase(config: string, layer: string, s: GemmShape, epilogue: 'none' | 'bias' | 'bias_gelu' = 'none'): Case {
+  const shape: Shape = { M: s.M, N: s.N, K: s.K, trans_a: s.trans_a, trans_b: s.trans_b, beta: s.beta, config, layer };
+  if (epilogue !== 'none') shape.epilogue = epilogue;
+  return {
+    op: 'matmul',
+    pass: 'forward',
+    shape,
+    flops: 2 * s.M * s.N * s.K,
+    setup: (t) => {
+      const a = t.f32(s.trans_a ? [s.K, s.M] : [s.M, s.K]);
+      const b = t.f32(s.trans_b ? [s.N, s.K] : [s.K, s.N], 'rand', 0.05);
+      const c = t.f32([s.M, s.N], 'zero');
+      const args: Record<string, unknown> = { a, b, c, M: s.M, N: s.N, K: s.K, trans_a: s.trans_a, trans_b: s.trans_b, beta: s.beta };
+      if (epilogue !== 'none') {
+        args.epilogue = epilogue;
+        args.bias = t.f32([s.N], 'rand', 0.1);
+        if (epilogue === 'bias_gelu') args.pre_gelu = t.f32([s.M, s.N], 'zero');
+      }
+      return () => t.addon.run('matmul', 'forward', backendOf(t.device), args);
+    },
+  };
+}
+
+function backendOf(device: 'cpu' | 'cuda'): BackendName {
+  return device === 'cuda' ? 'cuda' : 'cpu';
+}
+
+function memoryCases(quick: boolean): Case[] {
+  const cases: Case[] = [];
+  const F = 4; // bytes per f32
+  for (const c of quick ? [MINI] : [MINI, BASE]) {
+    const rows = TOKENS, cols = c.hidden, n = rows * cols;
+    cases.push({
+      op: 'layernorm', pass: 'forward', shape: { rows, cols, residual: true, config: c.name },
+      bytes: F * (4 * n + 2 * rows + 2 * cols), // x, residual -> sum, out; mean, rstd; gamma, beta
+      setup: (t) => {
+        const args = {
+          x: t.f32([rows, cols]), residual: t.f32([rows, cols]), sum: t.f32([rows, cols], 'zero'), out: t.f32([rows, cols], 'zero'),
+          mean: t.f32([rows], 'zero'), rstd: t.f32([rows], 'zero'), gamma: t.f32([cols], 'one'), beta: t.f32([cols], 'zero'), rows, cols, eps: 1e-12,
+        };
+        return () => t.addon.run('layernorm', 'forward', backendOf(t.device), args);
+      },
+    });
+    cases.push({
+      op: 'layernorm', pass: 'backward', shape: { rows, cols, config: c.name },
+      bytes: F * (3 * n + 2 * rows + 5 * cols), // x, dout -> dx; mean, rstd; gamma; dgamma, dbeta (+=)
+      setup: (t) => {
+        const args = {
+          x: t.f32([rows, cols]), mean: t.f32([rows], 'rand', 0.1), rstd: t.f32([rows], 'pos'), gamma: t.f32([cols], 'one'),
+          dout: t.f32([rows, cols]), dx: t.f32([rows, cols], 'zero'), dgamma: t.f32([cols], 'zero'), dbeta: t.f32([cols], 'zero'), rows, cols,
+        };
+        return () => t.addon.run('layernorm', 'backward', backendOf(t.device), args);
+      },
+    });
+    const ng = TOKENS * c.inter;
+    cases.push({
+      op: 'gelu', pass: 'forward', shape: { n: ng, config: c.name }, bytes: F * 2 * ng,
+      setup: (t) => {
+        const args = { x: t.f32([ng], 'rand', 3), out: t.f32([ng], 'zero') };
+        return () => t.addon.run('gelu', 'forward', backendOf(t.device), args);
+      },
+    });
+    cases.push({
+      op: 'gelu', pass: 'backward', shape: { n: ng, config: c.name }, bytes: F * 3 * ng,
+      setup: (t) => {
+        const args = { x: t.f32([ng], 'rand', 3), dout: t.f32([ng]), dx: t.f32([ng], 'zero') };
+        return () => t.addon.run('gelu', 'backward', backendOf(t.device), args);
+      },
+    });
+    cases.push({
+      op: 'bias_backward', pass: 'forward', shape: { M: TOKENS, N: c.inter, config: c.name }, bytes: F * (TOKENS * c.inter + 2 * c.inter),
+      setup: (t) => {
+        const args = { dout: t.f32([TOKENS, c.inter]), dbias: t.f32([c.inter], 'zero'), M: TOKENS, N: c.inter };
+        return () => t.addon.run('bias_backward', 'forward', backendOf(t.device), args);
+      },
+    });
+  }
+  {
+    const N = MASKED, V = VOCAB, nv = N * V;
+    cases.push({
+      op: 'softmax_xent', pass: 'forward', shape: { N, V, dlogits: true },
+      bytes: F * (2 * nv + 3 * N), // logits -> dlogits; labels, losses, correct
+      setup: (t) => {
+        const labels = new Int32Array(N);
+        for (let i = 0; i < N; i++) labels[i] = (i * 7919) % V;
+        const args = {
+          logits: t.f32([N, V], 'rand', 4), labels: t.i32([N], labels), losses: t.f32([N], 'zero'),
+          correct: t.i32([N], new Int32Array(N)), dlogits: t.f32([N, V], 'zero'), N, V, grad_scale: 1 / N,
+        };
+        return () => t.addon.run('softmax_xent', 'forward', backendOf(t.device), args);
+      },
+    });
+  }
+  {
+    const n = quick ? 4_194_304 : 11_170_560; // bert-mini's parameter count (full run)
+    cases.push({
+      op: 'adamw', pass: 'forward', shape: { n }, bytes: F * 7 * n, // param, grad, m, v -> param, m, v
+      setup: (t) => {
+        const args = { param: t.f32([n]), grad: t.f32([n], 'rand', 0.01), m: t.f32([n], 'zero'), v: t.f32([n], 'zero'), lr: 1e-4, weight_decay: 0.01, step: 10 };
+        return () => t.addon.run('adamw', 'forward', backendOf(t.device), args);
+      },
+    });
+  }
+  return cases;
+}
+
+function copyCase(n: number): Case {
+  return {
+    op: 'copy', pass: 'forward', shape: { n, src: 'f32', dst: 'f32' }, bytes: 4 * 2 * n,
+    setup: (t) => {
+      const args = { src: t.f32([n]), dst: t.f32([n], 'zero') };
+      return () => t.addon.run('copy', 'forward', backendOf(t.device), args);
+    },
+  };
+}
+
+function attentionCases(quick: boolean): Case[] {
+  const cases: Case[] = [];
+  for (const c of quick ? [MINI] : [MINI, BASE]) {
+    const B = quick ? 8 : 32, T = 128, NH = c.heads, D = c.hidden / c.heads;
+    const n = B * T * NH * D;
+    const fwdFlops = 4 * B * NH * T * T * D; // S = Q K^T and O = P V
+    const shape = { B, T, NH, D, config: c.name };
+    const mk = (t: Tensors) => ({
+      q: t.f32([B, T, NH, D]), k: t.f32([B, T, NH, D]), v: t.f32([B, T, NH, D]), out: t.f32([B, T, NH, D], 'zero'),
+      lse: t.f32([B, NH, T], 'zero'), key_mask: t.i32([B, T], new Int32Array(B * T).fill(1)), B, T, NH, D,
+    });
+    cases.push({
+      op: 'attention', pass: 'forward', shape, flops: fwdFlops,
+      setup: (t) => {
+        const args = mk(t);
+        return () => t.addon.run('attention', 'forward', backendOf(t.device), args);
+      },
+    });
+    cases.push({
+      op: 'attention', pass: 'backward', shape, flops: 2.5 * fwdFlops, // recompute S, then dV, dP, dQ, dK
+      setup: (t) => {
+        const args = { ...mk(t), dout: t.f32([B, T, NH, D]), dq: t.f32([B, T, NH, D], 'zero'), dk: t.f32([B, T, NH, D], 'zero'), dv: t.f32([B, T, NH, D], 'zero'), delta: t.f32([B, NH, T], 'zero') };
+        t.addon.run('attention', 'forward', backendOf(t.device), args); // out and lse for the backward
+        return () => t.addon.run('attention', 'backward', backendOf(t.device), args);
+      },
+    });
+    void n;
+  }
+  return cases;
+}
+
+/** Times `fn`: one warm-up, then at least 3 runs and until minTime seconds, at most 50. */
+async function timeRuns(addon: NativeAddon, device: 'cpu' | 'cuda', fn: () => void, minTime: number, flush?: () => void): Promise<number[]> {
+  const cuda = device === 'cuda';
+  fn();
+  if (cuda) await addon.synchronize();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < 3 || (performance.now() - start < minTime * 1000 && times.length < 50)) {
+    if (flush) flush();
+    if (cuda) await addon.synchronize();
+    const t0 = performance.now();
+    fn();
+    if (cuda) await addon.synchronize();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+function median(sorted: number[]): number {
+  const m = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
+}
+
+async function runCase(addon: NativeAddon, device: 'cpu' | 'cuda', c: Case, minTime: number, flush?: () => void): Promise<KernelResult> {
+  const base: KernelResult = { op: c.op, pass: c.pass, device, shape: c.shape, median_ms: NaN, min_ms: NaN, reps: 0 };
+  const dtype: DType = 'f32';
+  if (!addon.supports(backendOf(device), c.op, dtype)) return { ...base, error: `${backendOf(device)} backend does not support ${c.op} ${dtype}` };
+  const t = new Tensors(addon, device);
+  try {
+    const fn = c.setup(t);
+    // Memory-bound ops on CUDA would otherwise read from a warm L2 (50 MB on an H100).
+    const times = await timeRuns(addon, device, fn, minTime, c.bytes !== undefined ? flush : undefined);
+    const med = median(times);
+    const r: KernelResult = { ...base, median_ms: med, min_ms: times[0], reps: times.length };
+    if (c.flops !== undefined) {
+      r.flops = c.flops;
+      r.gflops = c.flops / (med * 1e6);
+    }
+    if (c.bytes !== undefined) {
+      r.bytes = c.bytes;
+      r.gbps = c.bytes / (med * 1e6);
+    }
+    return r;
+  } catch (e) {
+    return { ...base, error: (e as Error).message };
+  } finally {
+    t.disposeAll();
+  }
+}
+
+interface PeerOutput {
+  threads: number;
+  python: string;
+  peers: { name: string; blas: string; results: (GemmShape & { median_ms: number; min_ms: number; gflops: number })[] }[];
+  skipped: string[];
+}
+
+/** Runs scripts/bench_torch.py on our GEMM shapes; null (with a message) if python or its libraries are missing. */
+function runPeer(python: string, shapes: GemmShape[], threads: number, minTime: number, log: (s: string) => void): PeerOutput | null {
+  const script = path.join(repoRoot, 'scripts', 'bench_torch.py');
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE; // this command only: let OpenBLAS pick its kernels for this CPU
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync(python, [script, '--threads', String(threads), '--shapes', '-', '--min-time', String(minTime)], {
+    input: JSON.stringify(shapes),
+    env,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  if (r.error) {
+    log(`peer skipped: cannot run ${python} (${r.error.message})`);
+    return null;
+  }
+  if (r.status !== 0) {
+    log(`peer skipped: ${python} ${path.relative(repoRoot, script)} exited with ${r.status}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    return null;
+  }
+  try {
+    const out = JSON.parse(r.stdout) as PeerOutput;
+    for (const s of out.skipped) log(`peer note: ${s}`);
+    return out;
+  } catch {
+    log(`peer skipped: unreadable output from ${path.relative(repoRoot, script)}`);
+    return null;
+  }
+}
+
+function machineInfo(addon: NativeAddon, device: 'cpu' | 'cuda'): Record<string, unknown> {
+  const info = addon.info();
+  const cpus = os.cpus();
+  let commit: string | undefined;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    commit = undefined;
+  }
+  return {
+    date: new Date().toISOString(),
+    commit,
+    device,
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    simd: info.simd,
+    threads: info.threads,
+    cuda_devices: info.cuda_device_names,
+    node: process.version,
+  };
+}
+
+function fmtShape(s: Shape): string {
+  if ('M' in s && 'K' in s) {
+    const t = `${s.trans_a ? 'T' : 'N'}${s.trans_b ? 'T' : 'N'}`;
+    return `${s.M}x${s.N}x${s.K} ${t}${s.beta ? ' b=1' : ''}${s.epilogue ? ' ' + String(s.epilogue) : ''} ${s.layer ?? ''}`.trim();
+  }
+  return Object.entries(s)
+    .filter(([k]) => k !== 'config')
+    .map(([k, v]) => (typeof v === 'boolean' ? (v ? k : '') : `${k}=${v}`))
+    .filter(Boolean)
+    .join(' ');
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+function printTable(results: KernelResult[], machine: Record<string, unknown>): void {
+  const lines: string[] = [];
+  lines.push(`linkbert bench kernels  ${machine.date}  ${machine.cpu} x${machine.cores}  simd=${machine.simd} threads=${machine.threads}  load=${(machine.loadavg as number[]).join(',')}`);
+  lines.push(
+    [pad('op', 14), pad('pass', 8), pad('config', 10), pad('shape', 40), pad('median ms', 10, true), pad('GFLOP/s', 9, true), pad('GB/s', 8, true), pad('vs memcpy', 10, true), pad('vs OpenBLAS', 12, true)].join(' '),
+  );
+  for (const r of results) {
+    const cfg = String(r.shape.config ?? '');
+    if (r.error) {
+      lines.push([pad(r.op, 14), pad(r.pass, 8), pad(cfg, 10), pad(fmtShape(r.shape), 40), `  skipped: ${r.error}`].join(' '));
+      continue;
+    }
+    lines.push(
+      [
+        pad(r.op, 14), pad(r.pass, 8), pad(cfg, 10), pad(fmtShape(r.shape), 40),
+        pad(r.median_ms.toFixed(3), 10, true),
+        pad(r.gflops !== undefined ? r.gflops.toFixed(1) : '', 9, true),
+        pad(r.gbps !== undefined ? r.gbps.toFixed(1) : '', 8, true),
+        pad(r.vs_memcpy !== undefined ? `${(100 * r.vs_memcpy).toFixed(0)}%` : '', 10, true),
+        pad(r.vs_openblas !== undefined ? `${r.vs_openblas.toFixed(2)}x` : '', 12, true),
+      ].join(' '),
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function geomean(xs: number[]): number | undefined {
+  if (!xs.length) return undefined;
+  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+}
+
+export async function benchKernels(opts: Opts): Promise<{ machine: Record<string, unknown>; results: KernelResult[]; summary: Record<string, unknown> }> {
+  const device = opts.device === 'cuda' ? 'cuda' : 'cpu';
+  if (opts.device !== 'cpu' && opts.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got ${opts.device}`);
+  const addon = loadNative(device === 'cuda' ? 'cuda' : undefined);
+  if (opts.threads) addon.setNumThreads(Number(opts.threads));
+  const quick = !!opts.quick;
+  const minTime = Number(opts.minTime);
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const only = opts.only ? new Set(opts.only.split(',').map((s) => s.trim())) : undefined;
+  const want = (op: string) => !only || only.has(op) || (op === 'copy' && only.size > 0);
+  const machine = machineInfo(addon, device);
+
+  // CUDA: a 256 MiB buffer overwritten before each timed launch of a memory-bound op evicts L2.
+  let flush: (() => void) | undefined;
+  let flushId: number | undefined;
+  if (device === 'cuda') {
+    flushId = addon.alloc([64 << 20], 'f32', 'cuda');
+    const id = flushId;
+    flush = () => addon.run('fill', 'forward', 'cuda', { x: id, value: 0 });
+  }
+
+  const results: KernelResult[] = [];
+  const gemms = gemmShapes(quick);
+  const cases: Case[] = [];
+  if (want('matmul')) {
+    for (const g of gemms) cases.push(gemmCase(g.config, g.layer, g.s));
+    // The FFN up-projection as the forward pass runs it: bias + GELU fused, pre-activation stored.
+    const up = gemms.find((g) => g.layer === 'ffn_up' && g.s.trans_b && g.config === (quick ? MINI.name : BASE.name));
+    if (up) cases.push(gemmCase(up.config, up.layer, up.s, 'bias_gelu'));
+  }
+  if (want('attention')) cases.push(...attentionCases(quick));
+  cases.push(...memoryCases(quick).filter((c) => want(c.op)));
+
+  const copyCache = new Map<number, KernelResult>();
+  for (const c of cases) {
+    if (!opts.json) process.stderr.write(`  ${c.op} ${c.pass} ${fmtShape(c.shape)} ...\r`);
+    const r = await runCase(addon, device, c, minTime, flush);
+    if (r.gbps !== undefined && r.bytes !== undefined) {
+      // The memcpy peer: a native f32 copy moving the same bytes (half read, half written).
+      const n = Math.max(1, Math.round(r.bytes / 8));
+      let cp = copyCache.get(n);
+      if (!cp) {
+        cp = await runCase(addon, device, copyCase(n), minTime, flush);
+        copyCache.set(n, cp);
+        results.push(cp);
+      }
+      if (cp.gbps !== undefined) {
+        r.memcpy_gbps = cp.gbps;
+        r.vs_memcpy = r.gbps / cp.gbps;
+      }
+    }
+    results.push(r);
+    if (!opts.json) process.stderr.write(' '.repeat(100) + '\r');
+  }
+  if (flushId !== undefined) addon.dispose(flushId);
+
+  const summary: Record<string, unknown> = {};
+  if (opts.peer) {
+    if (opts.peer !== 'torch' && opts.peer !== 'openblas') throw new Error(`--peer must be torch (OpenBLAS + torch via scripts/bench_torch.py)`);
+    if (device !== 'cpu') log('peer: OpenBLAS/torch time the CPU; ratios against a cuda run are not meaningful');
+    const mm = results.filter((r) => r.op === 'matmul' && !r.error && r.shape.epilogue === undefined);
+    const shapes = mm.map((r) => ({ M: r.shape.M, N: r.shape.N, K: r.shape.K, trans_a: r.shape.trans_a, trans_b: r.shape.trans_b, beta: r.shape.beta }) as GemmShape);
+    const out = existsSync(path.join(repoRoot, 'scripts', 'bench_torch.py')) ? runPeer(opts.python, shapes, Number(machine.threads), minTime, log) : null;
+    if (out) {
+      for (const r of mm) {
+        for (const p of out.peers) {
+          const m = p.results.find((x) => x.M === r.shape.M && x.N === r.shape.N && x.K === r.shape.K && x.trans_a === r.shape.trans_a && x.trans_b === r.shape.trans_b && x.beta === r.shape.beta);
+          if (!m) continue;
+          (r.peers ??= []).push({ name: p.name, blas: p.blas, median_ms: m.median_ms, gflops: m.gflops, ratio: m.median_ms / r.median_ms });
+          if (p.name === 'openblas' && /openblas/i.test(p.blas)) r.vs_openblas = m.median_ms / r.median_ms;
+        }
+      }
+      summary.peer = { python: out.python, threads: out.threads, peers: out.peers.map((p) => ({ name: p.name, blas: p.blas })), skipped: out.skipped };
+      const ratios = mm.map((r) => r.vs_openblas).filter((x): x is number => x !== undefined);
+      if (ratios.length) {
+        summary.gemm_vs_openblas_geomean = geomean(ratios);
+        summary.gemm_vs_openblas_min = Math.min(...ratios);
+      }
+    }
+  }
+  for (const op of ['layernorm', 'gelu', 'softmax_xent', 'adamw', 'bias_backward']) {
+    const rs = results.filter((r) => r.op === op && r.vs_memcpy !== undefined).map((r) => r.vs_memcpy as number);
+    if (rs.length) summary[`${op}_vs_memcpy_min`] = Math.min(...rs);
+  }
+  return { machine, results, summary };
+}
+
+export function register(bench: Command): void {
+  bench
+    .command('kernels')
+    .description('per-op median time and GFLOP/s or GB/s; memory-bound ops vs a native copy, GEMMs vs OpenBLAS with --peer torch')
+    .option('--device <device>', 'cpu or cuda', 'cpu')
+    .option('--json', 'print one JSON document')
+    .option('--quick', 'bert-mini shapes only, shorter timing')
+    .option('--peer <name>', 'torch: also time the GEMMs with OpenBLAS/torch (scripts/bench_torch.py) and print ratios')
+    .option('--python <exe>', 'python for --peer', 'python3')
+    .option('--threads <n>', 'CPU threads (default: LINKBERT_NUM_THREADS or all cores)')
+    .option('--only <ops>', 'comma-separated ops, e.g. matmul,layernorm')
+    .option('--min-time <s>', 'time each case for at least this long (seconds)', '0.5')
+    .action(async (o: Opts) => {
+      if (o.quick && o.minTime === '0.5') o.minTime = '0.2';
+      const { machine, results, summary } = await benchKernels(o);
+      if (o.json) process.stdout.write(JSON.stringify({ bench: 'kernels', machine, summary, results }, null, 1) + '\n');
+      else {
+        printTable(results, machine);
+        for (const [k, v] of Object.entries(summary)) process.stdout.write(`${k}: ${typeof v === 'number' ? v.toFixed(3) : JSON.stringify(v)}\n`);
+      }
+    });
+}
