@@ -254,6 +254,11 @@ test('sentence splitting, segment packing and pair truncation', (t) => {
   t.deepEqual(Array.from(bounds), [0, 7, 9, 17, 22]);
   t.is(tokens.length, 22);
   for (let k = 0; k + 1 < bounds.length; k++) t.true(bounds[k + 1] - bounds[k] <= 8);
+  // over-long sentence with word pieces (ids >= 100 continue a word): cuts land before word starts
+  const long = Int32Array.from([1, 2, 100, 101, 3, 4, 102, 103, 104, 5, 6, 7]);
+  const cut = packSegments([long], 8, (id) => id < 100);
+  t.deepEqual(Array.from(cut.bounds), [0, 5, 12]); // not 8, which would split the word 4·102·103·104
+  t.deepEqual(Array.from(cut.tokens), Array.from(long));
   const coin = new Rng(5);
   const [sa, ea, sb, eb] = truncatePair(10, 4, 9, () => coin.next());
   t.is(ea - sa + (eb - sb), 9);

@@ -49,10 +49,11 @@ export function splitSentences(text: string): string[] {
 
 /**
  * Pack tokenised sentences into segments of at most `target` tokens, keeping sentence order. A sentence
- * longer than `target` is cut into `target`-sized pieces. Returns the concatenated tokens and the segment
+ * longer than `target` is cut into pieces of at most `target` tokens, preferably before a word start
+ * (`wordStart`). Returns the concatenated tokens and the segment
  * boundaries: segment k is tokens[bounds[k], bounds[k+1]).
  */
-export function packSegments(sentences: Int32Array[], target: number): { tokens: Int32Array; bounds: Int32Array } {
+export function packSegments(sentences: Int32Array[], target: number, wordStart?: (id: number) => boolean): { tokens: Int32Array; bounds: Int32Array } {
   if (!(target >= 1)) throw new RangeError(`segment target must be >= 1, got ${target}`);
   let total = 0;
   for (const s of sentences) total += s.length;
@@ -72,16 +73,23 @@ export function packSegments(sentences: Int32Array[], target: number): { tokens:
       cur += s.length;
       continue;
     }
-    // over-long sentence: whole pieces of `target`, the remainder stays open for the next sentence
-    for (let off = 0; off < s.length; off += target) {
-      const piece = s.subarray(off, Math.min(s.length, off + target));
-      tokens.set(piece, pos);
-      pos += piece.length;
-      cur = piece.length;
-      if (cur === target) {
+    // over-long sentence: pieces of at most `target`, cut before a word start when one lies in the
+    // second half of the piece (so words are not split across segments); the remainder stays open
+    let off = 0;
+    while (off < s.length) {
+      let end = Math.min(s.length, off + target);
+      if (end < s.length && wordStart) {
+        let k = end;
+        while (k > off + (target >> 1) && !wordStart(s[k])) k--;
+        if (k > off + (target >> 1)) end = k;
+      }
+      tokens.set(s.subarray(off, end), pos);
+      pos += end - off;
+      if (end < s.length) {
         bounds.push(pos);
         cur = 0;
-      }
+      } else cur = end - off;
+      off = end;
     }
   }
   if (cur > 0) bounds.push(pos);
@@ -107,13 +115,14 @@ export function truncatePair(lenA: number, lenB: number, maxTokens: number, coin
 /** Anything that turns text into token ids without special tokens. */
 export interface Encoder {
   encode(text: string): Int32Array;
+  isWordStart(id: number): boolean;
 }
 
 /** Split a document into sentences, tokenise each and pack them into segments of at most `target` tokens. */
 export function segmentText(enc: Encoder, text: string, target: number): { tokens: Int32Array; bounds: Int32Array; sentences: number } {
   const sents = splitSentences(text);
   const ids = sents.map((s) => enc.encode(s));
-  return { ...packSegments(ids, target), sentences: sents.length };
+  return { ...packSegments(ids, target, (id) => enc.isWordStart(id)), sentences: sents.length };
 }
 
 /** How to load the WordPiece tokenizer: a vocab.txt file or a saved tokenizer directory, plus overrides. */
