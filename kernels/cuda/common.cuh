@@ -1,0 +1,126 @@
+// common.cuh: what every kernels/cuda/*.cu shares: the backend stream, error checks, the dtype
+// dispatch, f32/bf16 loads and stores (through kernels/common.h, so CPU tests run the same rounding),
+// warp/block reductions, stream-ordered scratch, and the pure online-softmax math (__host__ __device__,
+// covered by a CPU test).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "../../native/device.h"
+#include "../common.h"
+#include "../ops.h"
+
+namespace lb {
+
+// The one stream every kernel, memcpy and memset of the backend is enqueued on (runtime.cu).
+cudaStream_t cuda_stream();
+// Cached device properties of the current device (runtime.cu).
+const cudaDeviceProp& cuda_props();
+
+// After a launch: a bad configuration or a sticky error becomes "<op>: <cuda error string>".
+inline void lb_check_launch(const char* op) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string(op) + ": " + cudaGetErrorString(e));
+}
+inline void lb_check(cudaError_t e, const char* op) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(op) + ": " + cudaGetErrorString(e));
+}
+[[noreturn]] inline void lb_unsupported(const char* op, DType t) {
+  throw std::runtime_error(std::string(op) + ": dtype " + dtype_name(t) + " is not supported on cuda");
+}
+
+// bf16 is carried as its raw bits (uint16_t) so every conversion goes through kernels/common.h.
+typedef uint16_t bf16_t;
+
+__device__ __forceinline__ float lb_ld(const float* p) { return *p; }
+__device__ __forceinline__ float lb_ld(const bf16_t* p) { return lb_bf16_to_f32(*p); }
+__device__ __forceinline__ void lb_st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void lb_st(bf16_t* p, float v) { *p = lb_f32_to_bf16(v); }
+
+// Calls body with T = float or bf16_t according to a floating dtype; anything else is an error.
+#define LB_FLOAT_DISPATCH(op, dtype, T, ...)            \
+  do {                                                  \
+    if ((dtype) == ::lb::DType::F32) {                  \
+      typedef float T;                                  \
+      __VA_ARGS__;                                      \
+    } else if ((dtype) == ::lb::DType::BF16) {          \
+      typedef ::lb::bf16_t T;                           \
+      __VA_ARGS__;                                      \
+    } else {                                            \
+      ::lb::lb_unsupported(op, dtype);                  \
+    }                                                   \
+  } while (0)
+
+// ---- reductions (full warps; blockDim.x a multiple of 32, at most 1024)
+__device__ __forceinline__ float lb_warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float lb_warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// Block sum, broadcast to every thread; `red` is >= 32 floats of shared memory. Fixed tree: deterministic.
+__device__ __forceinline__ float lb_block_sum(float v, float* red) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+  v = lb_warp_sum(v);
+  __syncthreads();  // red may still be read by a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? red[lane] : 0.0f;
+  return lb_warp_sum(v);
+}
+__device__ __forceinline__ float lb_block_max(float v, float* red) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
+  v = lb_warp_max(v);
+  __syncthreads();
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  v = lane < nwarps ? red[lane] : -INFINITY;
+  return lb_warp_max(v);
+}
+
+// ---- online softmax (Milakov & Gimelshein): running max m and sum s of exp(x - m).
+// Pure math, so a CPU test covers it. -inf inputs (masked) leave the state unchanged.
+struct LbSoftmaxState {
+  float m, s;
+};
+LB_HD LbSoftmaxState lb_softmax_init() { return LbSoftmaxState{-INFINITY, 0.0f}; }
+LB_HD LbSoftmaxState lb_softmax_push(LbSoftmaxState a, float x) {
+  if (x == -INFINITY) return a;
+  if (x > a.m) return LbSoftmaxState{x, a.s * expf(a.m - x) + 1.0f};  // exp(-inf) = 0 on the first push
+  return LbSoftmaxState{a.m, a.s + expf(x - a.m)};
+}
+LB_HD LbSoftmaxState lb_softmax_combine(LbSoftmaxState a, LbSoftmaxState b) {
+  if (a.m == -INFINITY) return b;
+  if (b.m == -INFINITY) return a;
+  const float m = a.m > b.m ? a.m : b.m;
+  return LbSoftmaxState{m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
+}
+// log(sum exp(x)) of the state; -inf when every input was -inf.
+LB_HD float lb_softmax_lse(LbSoftmaxState a) { return a.m == -INFINITY ? -INFINITY : a.m + logf(a.s); }
+
+// ---- launch shapes
+inline unsigned lb_blocks(int64_t n, int threads, int64_t cap = 65535LL * 8) {
+  int64_t b = (n + threads - 1) / threads;
+  if (b < 1) b = 1;
+  return (unsigned)(b > cap ? cap : b);
+}
+
+// Stream-ordered scratch from the caching allocator: freed (returned to the cache) when it goes out of
+// scope; every user is on the one stream, so a later kernel reusing the block runs after this one.
+struct CudaScratch {
+  void* ptr = nullptr;
+  explicit CudaScratch(size_t bytes) : ptr(bytes ? cuda_alloc(bytes) : nullptr) {}
+  ~CudaScratch() { if (ptr) cuda_free(ptr); }
+  CudaScratch(const CudaScratch&) = delete;
+  CudaScratch& operator=(const CudaScratch&) = delete;
+  template <typename T> T* as() const { return static_cast<T*>(ptr); }
+};
+
+}  // namespace lb

@@ -1,0 +1,86 @@
+// elementwise.cu: axpby, scale, fill, copy (with f32 <-> bf16 casts). Memory-bound grid-stride loops.
+#include "common.cuh"
+
+namespace lb {
+namespace {
+
+constexpr int kThreads = 256;
+
+// out = alpha * a + beta * b (b may be null); out may alias a or b (each element read before written).
+template <typename T>
+__global__ void axpby_kernel(const T* a, const T* b, T* out, int64_t n, float alpha, float beta) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = alpha * lb_ld(a + i);
+    if (b) v += beta * lb_ld(b + i);
+    lb_st(out + i, v);
+  }
+}
+
+template <typename T>
+__global__ void scale_kernel(T* x, int64_t n, float s) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    lb_st(x + i, s * lb_ld(x + i));
+}
+
+// fill over raw words: the value's bit pattern is computed once on the host (f32, bf16 or i32).
+template <typename W>
+__global__ void fill_kernel(W* x, int64_t n, W value) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    x[i] = value;
+}
+
+template <typename S, typename D>
+__global__ void cast_kernel(const S* src, D* dst, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    lb_st(dst + i, lb_ld(src + i));
+}
+
+}  // namespace
+
+void axpby_forward_cuda(const AxpbyParams& p) {
+  if (p.n <= 0) return;
+  LB_FLOAT_DISPATCH("axpby", p.dtype, T,
+                    axpby_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+                        (const T*)p.a, (const T*)p.b, (T*)p.out, p.n, p.alpha, p.beta));
+  lb_check_launch("axpby");
+}
+
+void scale_forward_cuda(const ScaleParams& p) {
+  if (p.n <= 0) return;
+  LB_FLOAT_DISPATCH("scale", p.dtype, T,
+                    scale_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>((T*)p.x, p.n, p.s));
+  lb_check_launch("scale");
+}
+
+void fill_forward_cuda(const FillParams& p) {
+  if (p.n <= 0) return;
+  const unsigned blocks = lb_blocks(p.n, kThreads);
+  if (p.dtype == DType::F32) {
+    fill_kernel<float><<<blocks, kThreads, 0, cuda_stream()>>>((float*)p.x, p.n, p.value);
+  } else if (p.dtype == DType::BF16) {
+    fill_kernel<uint16_t><<<blocks, kThreads, 0, cuda_stream()>>>((uint16_t*)p.x, p.n, lb_f32_to_bf16(p.value));
+  } else {
+    fill_kernel<int32_t><<<blocks, kThreads, 0, cuda_stream()>>>((int32_t*)p.x, p.n, (int32_t)p.value);  // truncates
+  }
+  lb_check_launch("fill");
+}
+
+void copy_forward_cuda(const CopyParams& p) {
+  if (p.n <= 0) return;
+  if (p.src_dtype == p.dst_dtype) {
+    lb_check(cudaMemcpyAsync(p.dst, p.src, (size_t)p.n * dtype_size(p.src_dtype), cudaMemcpyDeviceToDevice,
+                             cuda_stream()),
+             "copy");
+    return;
+  }
+  if (p.src_dtype == DType::I32 || p.dst_dtype == DType::I32)
+    throw std::runtime_error("copy: i32 copies only to i32");
+  const unsigned blocks = lb_blocks(p.n, kThreads);
+  if (p.src_dtype == DType::F32)
+    cast_kernel<float, bf16_t><<<blocks, kThreads, 0, cuda_stream()>>>((const float*)p.src, (bf16_t*)p.dst, p.n);
+  else
+    cast_kernel<bf16_t, float><<<blocks, kThreads, 0, cuda_stream()>>>((const bf16_t*)p.src, (float*)p.dst, p.n);
+  lb_check_launch("copy");
+}
+
+}  // namespace lb

@@ -1,0 +1,65 @@
+// gelu.cu: GELU (erf form, BERT) and tanh (pooler), forward and backward, through kernels/common.h math.
+//   forward: out = f(x) (x may equal out). backward (activation grad, =): dx = dout * f'(.)
+//   (gelu reads x; tanh reads out: 1 - out^2); dx may equal dout.
+#include "common.cuh"
+
+namespace lb {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T>
+__global__ void gelu_fwd_kernel(const T* x, T* out, int64_t n) {  // x, out (n)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    lb_st(out + i, lb_gelu(lb_ld(x + i)));
+}
+template <typename T>
+__global__ void gelu_bwd_kernel(const T* x, const T* dout, T* dx, int64_t n) {  // x, dout, dx (n)
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    lb_st(dx + i, lb_ld(dout + i) * lb_gelu_grad(lb_ld(x + i)));
+}
+template <typename T>
+__global__ void tanh_fwd_kernel(const T* x, T* out, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    lb_st(out + i, tanhf(lb_ld(x + i)));
+}
+template <typename T>
+__global__ void tanh_bwd_kernel(const T* out, const T* dout, T* dx, int64_t n) {  // out = tanh(x), saved
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const float y = lb_ld(out + i);
+    lb_st(dx + i, lb_ld(dout + i) * (1.0f - y * y));
+  }
+}
+
+}  // namespace
+
+void gelu_forward_cuda(const ActivationParams& p) {
+  if (p.n <= 0) return;
+  LB_FLOAT_DISPATCH("gelu", p.dtype, T,
+                    gelu_fwd_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+                        (const T*)p.x, (T*)p.out, p.n));
+  lb_check_launch("gelu");
+}
+void gelu_backward_cuda(const ActivationParams& p) {
+  if (p.n <= 0) return;
+  LB_FLOAT_DISPATCH("gelu", p.dtype, T,
+                    gelu_bwd_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+                        (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.n));
+  lb_check_launch("gelu");
+}
+void tanh_forward_cuda(const ActivationParams& p) {
+  if (p.n <= 0) return;
+  LB_FLOAT_DISPATCH("tanh", p.dtype, T,
+                    tanh_fwd_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+                        (const T*)p.x, (T*)p.out, p.n));
+  lb_check_launch("tanh");
+}
+void tanh_backward_cuda(const ActivationParams& p) {
+  if (p.n <= 0) return;
+  LB_FLOAT_DISPATCH("tanh", p.dtype, T,
+                    tanh_bwd_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+                        (const T*)p.out, (const T*)p.dout, (T*)p.dx, p.n));
+  lb_check_launch("tanh");
+}
+
+}  // namespace lb

@@ -1,0 +1,133 @@
+// layernorm.cu: LayerNorm over the last dim with the residual add fused into the forward.
+//   forward: s = x + residual (stored into sum when asked), out = (s - mean) * rstd * gamma + beta.
+//     One warp per row; two passes over the row (mean, then the centred variance) for accuracy.
+//   backward: dx (=), dgamma and dbeta (+=) in one pass over x and dout per row. Column partials of
+//     dgamma/dbeta stay in shared memory per block (each column owned by one thread: no atomics); a
+//     second kernel sums the per-block partials in block order, so the result is deterministic. The grid
+//     depends only on rows, never on the device.
+#include "common.cuh"
+
+namespace lb {
+namespace {
+
+constexpr int kFwdWarps = 8;   // rows per forward block
+constexpr int kBwdThreads = 256;
+constexpr int kBwdRowsPerBlock = 32;
+constexpr int kMaxBwdBlocks = 1024;
+
+template <typename T>
+__global__ void layernorm_fwd_kernel(const T* x, const T* res, T* sum, T* out, float* mean, float* rstd,
+                                     const float* gamma, const float* beta, int rows, int cols, float eps) {
+  // x, res, sum, out (rows, cols); mean, rstd (rows); gamma, beta (cols)
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kFwdWarps + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const size_t base = (size_t)row * cols;
+  auto load = [&](int c) { return res ? lb_ld(x + base + c) + lb_ld(res + base + c) : lb_ld(x + base + c); };
+  float acc = 0.0f;
+  for (int c = lane; c < cols; c += 32) {
+    const float s = load(c);
+    if (sum) lb_st(sum + base + c, s);
+    acc += s;
+  }
+  const float m = lb_warp_sum(acc) / cols;
+  float var = 0.0f;
+  for (int c = lane; c < cols; c += 32) {
+    const float d = load(c) - m;
+    var = fmaf(d, d, var);
+  }
+  const float rs = rsqrtf(lb_warp_sum(var) / cols + eps);
+  for (int c = lane; c < cols; c += 32) lb_st(out + base + c, (load(c) - m) * rs * gamma[c] + beta[c]);
+  if (lane == 0) {
+    mean[row] = m;
+    rstd[row] = rs;
+  }
+}
+
+template <typename T>
+__global__ void layernorm_bwd_kernel(const T* x, const T* dout, T* dx, const float* mean, const float* rstd,
+                                     const float* gamma, float* partial, int rows, int cols) {
+  // x, dout, dx (rows, cols); mean, rstd (rows); gamma (cols); partial (gridDim.x, 2, cols) written
+  extern __shared__ float smem[];  // dgamma partial (cols), dbeta partial (cols)
+  __shared__ float red[32];
+  float* pg = smem;
+  float* pb = smem + cols;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) pg[c] = pb[c] = 0.0f;
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    const size_t base = (size_t)row * cols;
+    const float m = mean[row], rs = rstd[row];
+    // row reductions: mean(dnorm) and mean(dnorm * xhat), dnorm = dout * gamma
+    float a = 0.0f, b = 0.0f;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+      const float xh = (lb_ld(x + base + c) - m) * rs;
+      const float dy = lb_ld(dout + base + c);
+      const float dn = dy * gamma[c];
+      a += dn;
+      b = fmaf(dn, xh, b);
+      pg[c] = fmaf(dy, xh, pg[c]);  // each column belongs to one thread: no race
+      pb[c] += dy;
+    }
+    a = lb_block_sum(a, red) / cols;
+    b = lb_block_sum(b, red) / cols;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+      const float xh = (lb_ld(x + base + c) - m) * rs;
+      const float dn = lb_ld(dout + base + c) * gamma[c];
+      lb_st(dx + base + c, (dn - a - xh * b) * rs);
+    }
+  }
+  float* out = partial + (size_t)blockIdx.x * 2 * cols;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    out[c] = pg[c];
+    out[cols + c] = pb[c];
+  }
+}
+
+__global__ void layernorm_param_grad_kernel(const float* partial, int blocks, int cols, float* dgamma,
+                                            float* dbeta) {
+  // partial (blocks, 2, cols); dgamma, dbeta (cols) +=; blocks summed in order: deterministic
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  float g = 0.0f, b = 0.0f;
+  for (int k = 0; k < blocks; k++) {
+    g += partial[(size_t)k * 2 * cols + c];
+    b += partial[(size_t)k * 2 * cols + cols + c];
+  }
+  dgamma[c] += g;
+  dbeta[c] += b;
+}
+
+}  // namespace
+
+void layernorm_forward_cuda(const LayernormParams& p) {
+  if (p.rows <= 0 || p.cols <= 0) return;
+  const unsigned blocks = (unsigned)((p.rows + kFwdWarps - 1) / kFwdWarps);
+  LB_FLOAT_DISPATCH("layernorm", p.dtype, T,
+                    layernorm_fwd_kernel<T><<<blocks, kFwdWarps * 32, 0, cuda_stream()>>>(
+                        (const T*)p.x, (const T*)p.residual, (T*)p.sum, (T*)p.out, p.mean, p.rstd, p.gamma, p.beta,
+                        p.rows, p.cols, p.eps));
+  lb_check_launch("layernorm");
+}
+
+void layernorm_backward_cuda(const LayernormParams& p) {
+  if (p.rows <= 0 || p.cols <= 0) return;
+  const size_t smem = sizeof(float) * 2 * (size_t)p.cols;
+  const size_t max_smem = (size_t)cuda_props().sharedMemPerBlockOptin - 32 * sizeof(float);
+  if (smem > max_smem)
+    throw std::runtime_error("layernorm: cols = " + std::to_string(p.cols) + " exceeds the shared-memory limit of the cuda backward");
+  int blocks = (p.rows + kBwdRowsPerBlock - 1) / kBwdRowsPerBlock;
+  if (blocks > kMaxBwdBlocks) blocks = kMaxBwdBlocks;
+  CudaScratch partial(sizeof(float) * 2 * (size_t)p.cols * blocks);
+  LB_FLOAT_DISPATCH("layernorm", p.dtype, T, {
+    if (smem > 48 * 1024)
+      lb_check(cudaFuncSetAttribute(layernorm_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+               "layernorm");
+    layernorm_bwd_kernel<T><<<blocks, kBwdThreads, smem, cuda_stream()>>>(
+        (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.mean, p.rstd, p.gamma, partial.as<float>(), p.rows, p.cols);
+  });
+  lb_check_launch("layernorm");
+  layernorm_param_grad_kernel<<<(p.cols + 255) / 256, 256, 0, cuda_stream()>>>(partial.as<float>(), blocks, p.cols,
+                                                                                p.dgamma, p.dbeta);
+  lb_check_launch("layernorm");
+}
+
+}  // namespace lb

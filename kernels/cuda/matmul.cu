@@ -1,0 +1,300 @@
+// matmul.cu: C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b] (+ bias) (-> GELU, pre-activation kept),
+// and bias_backward (dbias += column sums of dout, deterministic).
+//
+// Paths:
+//   bf16 A/B on sm_80+, 16-byte aligned operands (ld, batch strides multiple of 8 elements):
+//     tensor cores, mma.sync m16n8k16 (f32 accumulation); 128x128x32 block tile, 8 warps of 64x32,
+//     3-stage cp.async pipeline, XOR-swizzled shared memory read with ldmatrix (.trans for the
+//     M/N-contiguous layouts), so all four transpose combinations share one kernel template.
+//     Edge tiles: cp.async zero-fills past the matrix, the epilogue masks the stores.
+//   anything else (f32 A/B, or bf16 with unaligned strides / pre-sm_80): SIMT 64x64x16 tile,
+//     4x4 outputs per thread, f32 accumulation.
+// Epilogue (both paths): v = alpha*acc (+ beta*C, C read only when beta != 0) (+ bias[n]);
+//   BiasGelu stores v into pre_gelu (if non-null) and gelu_erf(v) into C.
+#include "common.cuh"
+#include "mma.cuh"
+
+namespace lb {
+namespace {
+
+struct Epi {
+  float alpha, beta;
+  const float* bias;
+  Epilogue kind;
+};
+
+template <typename TC>
+__device__ __forceinline__ void epilogue_store(TC* c, TC* pre, size_t off, int n, float acc, const Epi& e) {
+  float v = e.alpha * acc;
+  if (e.beta != 0.0f) v += e.beta * lb_ld(c + off);
+  if (e.kind != Epilogue::None) v += e.bias[n];
+  if (e.kind == Epilogue::BiasGelu) {
+    if (pre) lb_st(pre + off, v);
+    v = lb_gelu(v);
+  }
+  lb_st(c + off, v);
+}
+
+// ------------------------------------------------------------------------------------------------
+// SIMT path.
+constexpr int kSimtBM = 64, kSimtBN = 64, kSimtBK = 16;
+
+template <typename TAB, typename TC>
+__global__ void __launch_bounds__(256) matmul_simt_kernel(const TAB* A, const TAB* B, TC* C, TC* pre, int M, int N,
+                                                          int K, bool ta, bool tb, int64_t lda, int64_t ldb,
+                                                          int64_t ldc, int64_t sa, int64_t sb, int64_t sc, int batch,
+                                                          Epi e) {
+  // A (batch, M,K) or (batch, K,M); B (batch, K,N) or (batch, N,K); C, pre (batch, M,N) row stride ldc
+  __shared__ float As[kSimtBK][kSimtBM + 4];  // As[k][m]
+  __shared__ float Bs[kSimtBK][kSimtBN + 4];  // Bs[k][n]
+  const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+  const int m0 = blockIdx.y * kSimtBM, n0 = blockIdx.x * kSimtBN;
+  for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+    const TAB* a = A + z * sa;
+    const TAB* b = B + z * sb;
+    float acc[4][4] = {};
+    for (int k0 = 0; k0 < K; k0 += kSimtBK) {
+#pragma unroll
+      for (int l = 0; l < 4; l++) {
+        const int id = tid + l * 256;  // 1024 elements per operand tile
+        // A: id -> (m, k) with the contiguous global dim fastest for coalescing
+        int m, k;
+        if (ta) { m = id & 63; k = id >> 6; } else { k = id & 15; m = id >> 4; }
+        const int gm = m0 + m, gk = k0 + k;
+        As[k][m] = (gm < M && gk < K) ? lb_ld(a + (ta ? (int64_t)gk * lda + gm : (int64_t)gm * lda + gk)) : 0.0f;
+        int n;
+        if (tb) { k = id & 15; n = id >> 4; } else { n = id & 63; k = id >> 6; }
+        const int gn = n0 + n, gk2 = k0 + k;
+        Bs[k][n] = (gn < N && gk2 < K) ? lb_ld(b + (tb ? (int64_t)gn * ldb + gk2 : (int64_t)gk2 * ldb + gn)) : 0.0f;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int k = 0; k < kSimtBK; k++) {
+        float av[4], bv[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) av[i] = As[k][ty + 16 * i];
+#pragma unroll
+        for (int j = 0; j < 4; j++) bv[j] = Bs[k][tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+          for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+      }
+      __syncthreads();
+    }
+    TC* c = C + z * sc;
+    TC* p = pre ? pre + z * sc : nullptr;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
+        if (m < M && n < N) epilogue_store(c, p, (size_t)m * ldc + n, n, acc[i][j], e);
+      }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Tensor-core path (bf16, sm_80+).
+constexpr int kBM = 128, kBN = 128, kBK = 32, kStages = 3, kThreads = 256;
+constexpr int kTileBytes = 128 * 32 * 2;                     // one operand tile (8 KiB) in either layout
+constexpr int kSmemBytes = kStages * 2 * kTileBytes;         // 48 KiB
+
+// Shared tiles are rows of 16-byte chunks. K-contiguous tiles: 128 rows x 4 chunks (64 B rows);
+// M/N-contiguous tiles: 32 rows x 16 chunks (256 B rows). The XOR swizzle makes the 8 row addresses
+// of every ldmatrix phase hit 8 different 16-byte bank groups.
+template <int CH>
+__device__ __forceinline__ uint32_t tile_off(int r, int c) {
+  const int pc = CH == 4 ? (c ^ ((r >> 1) & 3)) : (c ^ (r & 7));
+  return (uint32_t)((r * CH + pc) * 16);
+}
+
+// Loads one 128x32 (or 32x128) operand tile for k-block k0 into shared memory at `base`.
+//   kc (k-contiguous): global rows = the M (or N) index, extent R; columns = k, extent K.
+//   otherwise:         global rows = k, extent K; columns = the M (or N) index, extent R.
+template <bool KC>
+__device__ __forceinline__ void load_tile(uint32_t base, const bf16_t* g, int64_t ld, int r0, int R, int k0, int K,
+                                          int tid) {
+#pragma unroll
+  for (int l = 0; l < 2; l++) {
+    const int id = tid + l * kThreads;
+    int r, c, grow, gcol, rows_ext, cols_ext;
+    if (KC) { r = id >> 2; c = id & 3; grow = r0 + r; gcol = k0 + c * 8; rows_ext = R; cols_ext = K; }
+    else    { r = id >> 4; c = id & 15; grow = k0 + r; gcol = r0 + c * 8; rows_ext = K; cols_ext = R; }
+    int valid = 0;
+    if (grow < rows_ext) valid = min(8, max(0, cols_ext - gcol));
+    const bf16_t* src = valid ? g + (int64_t)grow * ld + gcol : g;
+    lb_cp_async16(base + (KC ? tile_off<4>(r, c) : tile_off<16>(r, c)), src, valid * 2);
+  }
+}
+
+template <bool TA, bool TB, typename TC>
+__global__ void __launch_bounds__(kThreads) matmul_mma_kernel(const bf16_t* A, const bf16_t* B, TC* C, TC* pre,
+                                                              int M, int N, int K, int64_t lda, int64_t ldb,
+                                                              int64_t ldc, int64_t sa, int64_t sb, int64_t sc,
+                                                              int batch, Epi e) {
+  // A (batch, M,K) [TA: (K,M)]; B (batch, K,N) [TB: (N,K)]; C, pre (batch, M,N); bf16 operands
+  extern __shared__ __align__(128) unsigned char smem[];  // kStages x {A tile, B tile}
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp >> 2, wn = warp & 3;  // warp tile: rows wm*64.., cols wn*32..
+  const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBN;
+  const uint32_t sbase = lb_smem_addr(smem);
+  const int KT = (K + kBK - 1) / kBK;
+  for (int z = blockIdx.z; z < batch; z += gridDim.z) {
+    const bf16_t* a = A + z * sa;
+    const bf16_t* b = B + z * sb;
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+
+    auto load_stage = [&](int stage, int kt) {
+      const uint32_t sa_ = sbase + stage * 2 * kTileBytes, sb_ = sa_ + kTileBytes;
+      load_tile<!TA>(sa_, a, lda, m0, M, kt * kBK, K, tid);
+      load_tile<TB>(sb_, b, ldb, n0, N, kt * kBK, K, tid);
+    };
+#pragma unroll
+    for (int s = 0; s < kStages - 1; s++) {
+      if (s < KT) load_stage(s, s);
+      lb_cp_async_commit();
+    }
+    for (int kt = 0; kt < KT; kt++) {
+      lb_cp_async_wait<kStages - 2>();
+      __syncthreads();  // tile kt landed for every thread; every warp is done with tile kt-1
+      if (kt + kStages - 1 < KT) load_stage((kt + kStages - 1) % kStages, kt + kStages - 1);
+      lb_cp_async_commit();
+      const uint32_t ta_ = sbase + (kt % kStages) * 2 * kTileBytes, tb_ = ta_ + kTileBytes;
+#pragma unroll
+      for (int ks = 0; ks < 2; ks++) {
+        uint32_t af[4][4], bfr[2][4];
+#pragma unroll
+        for (int mi = 0; mi < 4; mi++) {
+          const int mb = wm * 64 + mi * 16;
+          if (!TA) {
+            lb_ldmatrix_x4(af[mi], ta_ + tile_off<4>(mb + (lane & 15), ks * 2 + (lane >> 4)));
+          } else {
+            const int idx = lane >> 3, r = lane & 7;
+            lb_ldmatrix_x4_trans(af[mi], ta_ + tile_off<16>(ks * 16 + r + (idx >> 1) * 8, (mb + (idx & 1) * 8) >> 3));
+          }
+        }
+#pragma unroll
+        for (int nj = 0; nj < 2; nj++) {
+          const int nb = wn * 32 + nj * 16, idx = lane >> 3, r = lane & 7;
+          if (TB) lb_ldmatrix_x4(bfr[nj], tb_ + tile_off<4>(nb + r + (idx >> 1) * 8, ks * 2 + (idx & 1)));
+          else lb_ldmatrix_x4_trans(bfr[nj], tb_ + tile_off<16>(ks * 16 + r + (idx & 1) * 8, (nb + (idx >> 1) * 8) >> 3));
+        }
+#pragma unroll
+        for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+          for (int ni = 0; ni < 4; ni++)
+            lb_mma_bf16(acc[mi][ni], af[mi], bfr[ni >> 1][(ni & 1) * 2], bfr[ni >> 1][(ni & 1) * 2 + 1]);
+      }
+    }
+    lb_cp_async_wait<0>();
+    __syncthreads();  // the next batch entry reuses the stages
+    TC* c = C + z * sc;
+    TC* p = pre ? pre + z * sc : nullptr;
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+      for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+          const int m = m0 + wm * 64 + mi * 16 + g + (r >> 1) * 8;
+          const int n = n0 + wn * 32 + ni * 8 + 2 * t + (r & 1);
+          if (m < M && n < N) epilogue_store(c, p, (size_t)m * ldc + n, n, acc[mi][ni][r], e);
+        }
+  }
+}
+
+bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
+
+template <typename TC>
+void launch_mma(const MatmulParams& p, const Epi& e) {
+  const dim3 grid((p.N + kBN - 1) / kBN, (p.M + kBM - 1) / kBM, std::min(p.batch, 65535));
+  auto go = [&](auto kernel) {
+    lb_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes), "matmul");
+    kernel<<<grid, kThreads, kSmemBytes, cuda_stream()>>>((const bf16_t*)p.a, (const bf16_t*)p.b, (TC*)p.c,
+                                                          (TC*)p.pre_gelu, p.M, p.N, p.K, p.lda, p.ldb, p.ldc,
+                                                          p.stride_a, p.stride_b, p.stride_c, p.batch, e);
+  };
+  if (!p.trans_a && !p.trans_b) go(matmul_mma_kernel<false, false, TC>);
+  else if (!p.trans_a && p.trans_b) go(matmul_mma_kernel<false, true, TC>);
+  else if (p.trans_a && !p.trans_b) go(matmul_mma_kernel<true, false, TC>);
+  else go(matmul_mma_kernel<true, true, TC>);
+}
+
+template <typename TAB, typename TC>
+void launch_simt(const MatmulParams& p, const Epi& e) {
+  const dim3 grid((p.N + kSimtBN - 1) / kSimtBN, (p.M + kSimtBM - 1) / kSimtBM, std::min(p.batch, 65535));
+  matmul_simt_kernel<TAB, TC><<<grid, 256, 0, cuda_stream()>>>(
+      (const TAB*)p.a, (const TAB*)p.b, (TC*)p.c, (TC*)p.pre_gelu, p.M, p.N, p.K, p.trans_a, p.trans_b, p.lda, p.ldb,
+      p.ldc, p.stride_a, p.stride_b, p.stride_c, p.batch, e);
+}
+
+// ------------------------------------------------------------------------------------------------
+// bias_backward: dbias[n] += sum_m dout[m,n]. Stage 1: partial column sums over chunks of kBiasRows
+// rows (one thread per column, rows in order); stage 2: chunks summed in order. Deterministic.
+constexpr int kBiasRows = 128;
+
+template <typename T>
+__global__ void bias_partial_kernel(const T* dout, float* partial, int M, int N) {  // dout (M,N), partial (chunks,N)
+  const int n = blockIdx.x * blockDim.x + threadIdx.x;
+  if (n >= N) return;
+  const int r0 = blockIdx.y * kBiasRows, r1 = min(M, r0 + kBiasRows);
+  float acc = 0.0f;
+  for (int m = r0; m < r1; m++) acc += lb_ld(dout + (size_t)m * N + n);
+  partial[(size_t)blockIdx.y * N + n] = acc;
+}
+
+__global__ void bias_final_kernel(const float* partial, float* dbias, int chunks, int N) {  // dbias (N) +=
+  const int n = blockIdx.x * blockDim.x + threadIdx.x;
+  if (n >= N) return;
+  float acc = 0.0f;
+  for (int k = 0; k < chunks; k++) acc += partial[(size_t)k * N + n];
+  dbias[n] += acc;
+}
+
+}  // namespace
+
+void matmul_forward_cuda(const MatmulParams& p) {
+  if (p.M <= 0 || p.N <= 0 || p.batch <= 0) return;
+  if (p.c_dtype != DType::F32 && p.c_dtype != DType::BF16) lb_unsupported("matmul", p.c_dtype);
+  const Epi e{p.alpha, p.beta, p.bias, p.epilogue};
+  if (p.ab_dtype == DType::BF16) {
+    const bool mma_ok = cuda_props().major >= 8 && aligned16(p.a) && aligned16(p.b) && p.lda % 8 == 0 &&
+                        p.ldb % 8 == 0 && (p.batch == 1 || (p.stride_a % 8 == 0 && p.stride_b % 8 == 0));
+    if (mma_ok) {
+      if (p.c_dtype == DType::F32) launch_mma<float>(p, e);
+      else launch_mma<bf16_t>(p, e);
+    } else {
+      if (p.c_dtype == DType::F32) launch_simt<bf16_t, float>(p, e);
+      else launch_simt<bf16_t, bf16_t>(p, e);
+    }
+  } else if (p.ab_dtype == DType::F32) {
+    if (p.c_dtype == DType::F32) launch_simt<float, float>(p, e);
+    else launch_simt<float, bf16_t>(p, e);
+  } else {
+    lb_unsupported("matmul", p.ab_dtype);
+  }
+  lb_check_launch("matmul");
+}
+
+void bias_backward_cuda(const BiasBackwardParams& p) {
+  if (p.M <= 0 || p.N <= 0) return;
+  const int chunks = (p.M + kBiasRows - 1) / kBiasRows;
+  if (chunks > 65535) throw std::runtime_error("bias_backward: M too large for the cuda grid");
+  CudaScratch partial(sizeof(float) * (size_t)chunks * p.N);
+  LB_FLOAT_DISPATCH("bias_backward", p.dtype, T,
+                    bias_partial_kernel<T><<<dim3((p.N + 127) / 128, chunks), 128, 0, cuda_stream()>>>(
+                        (const T*)p.dout, partial.as<float>(), p.M, p.N));
+  lb_check_launch("bias_backward");
+  bias_final_kernel<<<(p.N + 255) / 256, 256, 0, cuda_stream()>>>(partial.as<float>(), p.dbias, chunks, p.N);
+  lb_check_launch("bias_backward");
+}
+
+}  // namespace lb
