@@ -23,6 +23,7 @@ const vocabOf = (mode: string) => fs.readFileSync(path.join(fixDir, `vocab-${mod
 interface RefEncoding {
   getIds(): number[];
   getOffsets(): number[][];
+  getWordIds(): (number | null)[];
 }
 interface RefTokenizer {
   encodeBatch(s: string[], o: { addSpecialTokens: boolean }): Promise<RefEncoding[]>;
@@ -132,7 +133,7 @@ const variants: { name: string; cfg: Partial<TokenizerConfig>; ref: { lower: boo
 ];
 
 for (const v of variants) {
-  test(`live parity with tokenizers (${v.name}): hard cases + fuzz, ids and offsets`, async (t) => {
+  test(`live parity with tokenizers (${v.name}): hard cases + fuzz, ids, offsets and word ids`, async (t) => {
     if (!tk) return t.pass('tokenizers binding not installed; fixture tests cover ids');
     const vocab = vocabOf(v.vocab);
     const ours = WordPieceTokenizer.fromVocab(vocab, v.cfg);
@@ -142,10 +143,14 @@ for (const v of variants) {
     let bad = 0;
     texts.forEach((s, k) => {
       const e = ours.encodeWithOffsets(s);
-      const same = JSON.stringify(Array.from(e.ids)) === JSON.stringify(encs[k].getIds()) && JSON.stringify(toCodePointOffsets(s, e.offsets)) === JSON.stringify(encs[k].getOffsets());
+      const same =
+        JSON.stringify(Array.from(e.ids)) === JSON.stringify(encs[k].getIds()) &&
+        JSON.stringify(toCodePointOffsets(s, e.offsets)) === JSON.stringify(encs[k].getOffsets()) &&
+        JSON.stringify(Array.from(e.wordIds)) === JSON.stringify(encs[k].getWordIds());
       if (!same && bad++ < 3) {
         t.deepEqual(Array.from(e.ids), encs[k].getIds(), `ids for ${JSON.stringify(s)}`);
         t.deepEqual(toCodePointOffsets(s, e.offsets), encs[k].getOffsets(), `offsets for ${JSON.stringify(s)}`);
+        t.deepEqual(Array.from(e.wordIds), encs[k].getWordIds(), `word ids for ${JSON.stringify(s)}`);
       }
     });
     t.is(bad, 0);
