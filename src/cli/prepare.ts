@@ -54,7 +54,7 @@ export function register(program: Command): void {
     .requiredOption('--input <paths...>', 'corpus files or directories (repeatable); several inputs are mixed, see --mix', collect)
     .addOption(new Option('--format <format>', 'reader format for all inputs (default: detected per input)').choices(FORMATS))
     .requiredOption('--vocab <file>', 'WordPiece vocab.txt, or a saved tokenizer directory')
-    .requiredOption('--out <dir>', 'output directory (train/, valid/, graph/, tokenizer/, manifest.json)')
+    .requiredOption('--out <dir>', 'output directory; its manifest.json (removed first), train/, valid/, graph/ and tokenizer/ are replaced')
     .option('--max-seq-len <n>', 'sequence length of [CLS] A [SEP] B [SEP] (512; 128 for short runs)', num('--max-seq-len', true), 512)
     .option('--workers <n>', 'tokeniser worker threads (default: cores - 1; output is identical for any value)', num('--workers', true))
     .option('--seed <n>', 'seed for splits, labels, partners and masks', num('--seed', true), 12345)
