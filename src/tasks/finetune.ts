@@ -389,7 +389,9 @@ export async function finetune(opts: FinetuneOptions, log: Log = stderrLog): Pro
   if (!opts.randomInit) {
     const match = matchParams(config, ck.tensors, { source: ckDir, strict: true });
     model.loadParams(match.params);
-    log(`encoder from ${ckDir}: ${match.params.size} tensors${match.initialised.length ? `; initialised: ${match.initialised.join(', ')}` : ''}`);
+    const pooler = match.initialised.filter((n) => n.startsWith('bert.pooler.'));
+    log(`encoder from ${ckDir}: ${match.params.size} tensors${pooler.length && head.pooled ? '; the pooler is not in the checkpoint: initialised' : ''}`);
+    for (const n of match.notes) if (!/NSP head|initialised \(not in checkpoint\)/.test(n)) log(`  ${n}`);
     const prior = priorHead(ckDir, ck.tensors, kind, width, config.hiddenSize, taskConfig, log);
     if (prior) {
       model.param(names.weight).setData(prior.weight);
@@ -403,6 +405,12 @@ export async function finetune(opts: FinetuneOptions, log: Log = stderrLog): Pro
   }
   log(`model: ${config.numLayers} layers, hidden ${config.hiddenSize}; sequence length ${T}; batch ${opts.batchSize}${K > 1 ? ` × ${K} choices` : ''}; device ${opts.device}`);
 
+  // Parameters the task never uses (the pretraining heads; the pooler under token/span heads) get no gradient,
+  // but AdamW's decoupled weight decay would still shrink them: save them as they were loaded.
+  const unused = new Map<string, Float32Array>();
+  for (const n of model.paramNames()) {
+    if (n.startsWith('cls.') || (!head.pooled && n.startsWith('bert.pooler.'))) unused.set(n, model.param(n).toArray() as Float32Array);
+  }
   const optim = new AdamW(ops, model.groups, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: opts.weightDecay, maxGradNorm: 1 });
   const nTrain = trS.features.length;
   const stepsPerEpoch = Math.ceil(nTrain / opts.batchSize);
@@ -428,6 +436,7 @@ export async function finetune(opts: FinetuneOptions, log: Log = stderrLog): Pro
     if (isBest) {
       best = { step, epoch, metric: r.result.main, value };
       const params = model.exportParams(false);
+      for (const [n, v] of unused) params.set(n, v);
       saveTaskCheckpoint(bestDir, config, params, {
         weight: model.param(names.weight).toArray() as Float32Array,
         bias: model.param(names.bias).toArray() as Float32Array,
