@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Document, InputError, SkipCounter, normalizeTitle } from '../src/data/document.js';
 import { detectFormat, inputSize, readDocuments, ReadOptions, Format } from '../src/data/readers/index.js';
-import { decodeText } from '../src/data/readers/io.js';
+import { decodeText, openBytes } from '../src/data/readers/io.js';
 import { wikiToText, defaultNamespaces, removeTemplates, removeTables } from '../src/data/readers/wikitext.js';
 import { detokenize } from '../src/data/readers/plain.js';
 import { resolveHref } from '../src/data/readers/html.js';
@@ -101,6 +101,26 @@ test('invalid UTF-8 in a corpus file is replaced and counted', async (t) => {
   t.is(docs.length, 1);
   t.true(docs[0].text.startsWith('caf\ufffd au lait'));
   t.is(skips.invalid_utf8, 1);
+});
+
+test('bz2: system and JS decoders agree; a corrupt archive is an InputError naming the file', async (t) => {
+  const f = fx('wiki/tricky-utf16.xml.bz2');
+  const drain = async (it: AsyncIterable<Buffer>) => {
+    const parts: Buffer[] = [];
+    for await (const c of it) parts.push(c);
+    return Buffer.concat(parts);
+  };
+  const sys = await drain(await openBytes(f, undefined, { bz2: 'system' }));
+  const js = await drain(await openBytes(f, undefined, { bz2: 'js' }));
+  t.true(sys.length > 1000);
+  t.true(sys.equals(js));
+  const d = tmpDir(t);
+  const bad = path.join(d, 'cut.xml.bz2');
+  const raw = readFileSync(f);
+  writeFileSync(bad, Buffer.concat([raw.subarray(0, 200), Buffer.alloc(300, 7)]));
+  for (const bz2 of ['system', 'js'] as const) {
+    await t.throwsAsync(drain(await openBytes(bad, undefined, { bz2 })), { instanceOf: InputError, message: /cut\.xml\.bz2: offset \d+: bz2: / }, bz2);
+  }
 });
 
 // ---------- wikitext ----------

@@ -1,7 +1,7 @@
 // Byte → text plumbing shared by the readers: transparent decompression (by magic bytes), BOM-aware
 // streaming decoding with counted replacement characters, line splitting and directory listing.
 import { createReadStream, promises as fsp, readFileSync, statSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import path from 'node:path';
@@ -37,20 +37,27 @@ export function stripCompressionExt(p: string): string {
   return p.replace(/\.(bz2|gz|xz)$/i, '');
 }
 
-/**
- * Opens a file as a stream of decompressed bytes. Compression is detected from magic bytes, not the name.
- * onBytes sees raw (compressed) bytes as they are read from disk. xz has no Node decoder, so it is piped
- * through the system `xz -dc`.
- */
 /** Files up to this size are read with one call: per-file stream setup dominates for many small pages. */
 const SMALL_FILE = 4 << 20;
+
+let systemBzip2: boolean | undefined;
+function hasSystemBzip2(): boolean {
+  if (systemBzip2 === undefined) systemBzip2 = spawnSync('bzip2', ['--help'], { stdio: 'ignore' }).status === 0;
+  return systemBzip2;
+}
+
+export interface OpenOptions {
+  /** bz2 decoder: the system `bzip2 -dc` (a separate process, several times faster than JS, handles
+   *  multistream dumps) when installed, else the unbzip2-stream package. Default 'auto'. */
+  bz2?: 'auto' | 'system' | 'js';
+}
 
 /**
  * Opens a file as a stream of decompressed bytes. Compression is detected from magic bytes, not the name.
  * onBytes sees raw (compressed) bytes as they are read from disk. xz has no Node decoder, so it is piped
- * through the system `xz -dc`.
+ * through the system `xz -dc`; bz2 goes through `bzip2 -dc` when available (see OpenOptions).
  */
-export async function openBytes(file: string, onBytes?: (n: number) => void): Promise<AsyncIterable<Buffer>> {
+export async function openBytes(file: string, onBytes?: (n: number) => void, oo: OpenOptions = {}): Promise<AsyncIterable<Buffer>> {
   const st = statSync(file);
   let raw: Readable;
   let comp: Compression;
@@ -85,22 +92,26 @@ export async function openBytes(file: string, onBytes?: (n: number) => void): Pr
     const gz = createGunzip();
     gz.on('error', pipeErr('gzip'));
     raw.pipe(gz).pipe(out);
-  } else if (comp === 'bz2') {
+  } else if (comp === 'bz2' && (oo.bz2 === 'js' || (oo.bz2 !== 'system' && !hasSystemBzip2()))) {
     const bz = unbzip2();
     bz.on('error', pipeErr('bz2'));
     raw.pipe(bz).pipe(out);
   } else {
-    const c = spawn('xz', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const cmd = comp === 'bz2' ? 'bzip2' : 'xz';
+    const c = spawn(cmd, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child = c;
     let stderr = '';
     c.stderr.on('data', (d) => (stderr += d));
-    c.on('error', (e) => out.destroy(new InputError(file, 'offset 0', 'xz', `cannot run xz (${e.message}); install xz-utils`)));
-    c.on('close', (code) => {
-      if (code !== 0 && !out.destroyed) out.destroy(new InputError(file, `offset ${bytesRead()}`, 'xz', `xz exited ${code}: ${stderr.trim()}`));
+    c.on('error', (e) => out.destroy(new InputError(file, 'offset 0', comp, `cannot run ${cmd} (${e.message}); install it`)));
+    // `out` ends only once the exit status is known, so a corrupt archive cannot pass for a short one.
+    c.on('close', (code, signal) => {
+      if (out.destroyed) return;
+      if (code === 0) out.end();
+      else out.destroy(new InputError(file, `offset ${bytesRead()}`, comp, `${cmd} -dc failed (${code ?? signal}): ${stderr.trim()}`));
     });
     raw.pipe(c.stdin);
     c.stdin.on('error', () => {}); // reported via exit code
-    c.stdout.pipe(out);
+    c.stdout.pipe(out, { end: false });
   }
   return out;
 }
@@ -190,8 +201,8 @@ export async function* decodeText(bytes: AsyncIterable<Buffer>, skips: SkipCount
 }
 
 /** Opens, decompresses and decodes a file. */
-export async function openText(file: string, skips: SkipCounter, onBytes?: (n: number) => void): Promise<AsyncIterable<string>> {
-  return decodeText(await openBytes(file, onBytes), skips);
+export async function openText(file: string, skips: SkipCounter, onBytes?: (n: number) => void, oo?: OpenOptions): Promise<AsyncIterable<string>> {
+  return decodeText(await openBytes(file, onBytes, oo), skips);
 }
 
 /** Synchronous line splitter over text chunks ('\n' or '\r\n'); keeps the partial last line between pushes. */
