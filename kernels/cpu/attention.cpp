@@ -46,17 +46,60 @@ void load_rows_t(const T* src, const Dims& dm, int b, int h, int t0, int n, floa
   }
 }
 
-// S (nq, kKB) = A (nq, D) @ BT (D, kKB)[:, :nk]; inner loop over keys so it vectorises.
-void dot_tile(const float* __restrict A, const float* __restrict BT, int nq, int nk, int D, float* __restrict S) {
-  for (int i = 0; i < nq; i++) {
-    float* __restrict s = S + (int64_t)i * kKB;
-    for (int j = 0; j < nk; j++) s[j] = 0.0f;
-    const float* a = A + (int64_t)i * D;
-    for (int d = 0; d < D; d++) {
-      const float av = a[d];
-      const float* __restrict bt = BT + (int64_t)d * kKB;
-      for (int j = 0; j < nk; j++) s[j] += av * bt[j];
+// S (nq, kKB) = A (nq, D) @ BT (D, kKB)[:, :nk]. Register blocks of kR query rows x kW keys; every
+// score is summed over d = 0..D-1 in order from 0, so the blocking (and the SIMD width picked at run
+// time) never changes a bit. Columns nk..kW-1 of a partial block read stale but in-bounds scratch and
+// are not stored.
+constexpr int kR = 4, kW = 16;
+static_assert(kKB % kW == 0, "key blocks are whole register blocks");
+template <int R>
+inline __attribute__((always_inline)) void dot_block(const float* __restrict A, const float* __restrict BT, int j0, int w,
+                                                     int D, float* __restrict S) {
+  float acc[R][kW];
+  for (int r = 0; r < R; r++)
+    for (int jj = 0; jj < kW; jj++) acc[r][jj] = 0.0f;
+  for (int d = 0; d < D; d++) {
+    const float* __restrict bt = BT + (int64_t)d * kKB + j0;
+    for (int r = 0; r < R; r++) {
+      const float a = A[(int64_t)r * D + d];
+      for (int jj = 0; jj < kW; jj++) acc[r][jj] += a * bt[jj];
     }
+  }
+  for (int r = 0; r < R; r++)
+    for (int jj = 0; jj < w; jj++) S[(int64_t)r * kKB + j0 + jj] = acc[r][jj];
+}
+LB_SIMD_CLONES void dot_tile(const float* __restrict A, const float* __restrict BT, int nq, int nk, int D, float* __restrict S) {
+  int i = 0;
+  for (; i + kR <= nq; i += kR)
+    for (int j0 = 0; j0 < nk; j0 += kW) dot_block<kR>(A + (int64_t)i * D, BT, j0, std::min(kW, nk - j0), D, S + (int64_t)i * kKB);
+  for (; i < nq; i++)
+    for (int j0 = 0; j0 < nk; j0 += kW) dot_block<1>(A + (int64_t)i * D, BT, j0, std::min(kW, nk - j0), D, S + (int64_t)i * kKB);
+}
+
+// y (D) += sum_r w[r * ws] * X[r] (n rows of D), rows in order, four per pass over y; zero weights
+// (masked or dropped) are skipped. Per element this is the same sequence of adds as n separate axpys.
+LB_SIMD_CLONES void accum_rows(float* __restrict y, const float* w, int64_t ws, const float* __restrict X, int n, int D) {
+  int r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const float w0 = w[r * ws], w1 = w[(r + 1) * ws], w2 = w[(r + 2) * ws], w3 = w[(r + 3) * ws];
+    const float* __restrict x0 = X + (int64_t)r * D;
+    if (w0 != 0.0f && w1 != 0.0f && w2 != 0.0f && w3 != 0.0f) {
+      const float *__restrict x1 = x0 + D, *__restrict x2 = x1 + D, *__restrict x3 = x2 + D;
+      for (int c = 0; c < D; c++) y[c] = (((y[c] + w0 * x0[c]) + w1 * x1[c]) + w2 * x2[c]) + w3 * x3[c];
+      continue;
+    }
+    const float ww[4] = {w0, w1, w2, w3};
+    for (int q = 0; q < 4; q++) {
+      if (ww[q] == 0.0f) continue;
+      const float* __restrict x = x0 + (int64_t)q * D;
+      for (int c = 0; c < D; c++) y[c] += ww[q] * x[c];
+    }
+  }
+  for (; r < n; r++) {
+    const float wr = w[r * ws];
+    if (wr == 0.0f) continue;
+    const float* __restrict x = X + (int64_t)r * D;
+    for (int c = 0; c < D; c++) y[c] += wr * x[c];
   }
 }
 
@@ -70,10 +113,6 @@ void score_tile(const float* Q, const float* KT, int nq, int nk, int D, float sc
       for (int j = 0; j < nk; j++)
         if (mask_row[j] == 0) s[j] = kNegInf;
   }
-}
-
-inline void axpy(float a, const float* __restrict x, float* __restrict y, int n) {
-  for (int c = 0; c < n; c++) y[c] += a * x[c];
 }
 
 inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
@@ -134,12 +173,11 @@ void forward_impl(const AttentionParams& p) {
           float* a = acc + (int64_t)i * D;
           if (corr != 1.0f)
             for (int c = 0; c < D; c++) a[c] *= corr;
-          for (int j = 0; j < nk; j++) {
-            float w = s[j];
-            if (w == 0.0f) continue;
-            if (dropout) w = lb_dropout_keep(p.seed, drop_ctr(p, b, h, i0 + i, j0 + j), p.dropout_p) ? w * inv_keep : 0.0f;
-            if (w != 0.0f) axpy(w, vt + (int64_t)j * D, a, D);
-          }
+          if (dropout)  // s becomes the dropped, rescaled weights (l above keeps the undropped sum)
+            for (int j = 0; j < nk; j++)
+              if (s[j] != 0.0f)
+                s[j] = lb_dropout_keep(p.seed, drop_ctr(p, b, h, i0 + i, j0 + j), p.dropout_p) ? s[j] * inv_keep : 0.0f;
+          accum_rows(a, s, 1, vt, nk, D);
         }
       }
       for (int i = 0; i < nq; i++) {
@@ -242,13 +280,8 @@ void backward_impl(const AttentionParams& p) {
         load_rows(dout, dm, b, h, i0, nq, dot);
         backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
         for (int j = 0; j < nk; j++) {
-          float* dkj = dk_acc + (int64_t)j * D;
-          float* dvj = dv_acc + (int64_t)j * D;
-          for (int i = 0; i < nq; i++) {
-            const float pd = S[(int64_t)i * kKB + j], ds = dP[(int64_t)i * kKB + j];
-            if (pd != 0.0f) axpy(pd, dot + (int64_t)i * D, dvj, D);
-            if (ds != 0.0f) axpy(ds, qt + (int64_t)i * D, dkj, D);
-          }
+          accum_rows(dv_acc + (int64_t)j * D, S + j, kKB, dot, nq, D);  // dv_j += sum_i P'_ij dout_i
+          accum_rows(dk_acc + (int64_t)j * D, dP + j, kKB, qt, nq, D);  // dk_j += sum_i dS_ij q_i
         }
       }
       for (int j = 0; j < nk; j++) {
@@ -290,13 +323,8 @@ void backward_impl(const AttentionParams& p) {
         load_rows_t(v, dm, b, h, j0, nk, vT);
         load_rows(k, dm, b, h, j0, nk, kt);
         backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
-        for (int i = 0; i < nq; i++) {
-          float* dqi = dq_acc + (int64_t)i * D;
-          for (int j = 0; j < nk; j++) {
-            const float ds = dP[(int64_t)i * kKB + j];
-            if (ds != 0.0f) axpy(ds, kt + (int64_t)j * D, dqi, D);
-          }
-        }
+        for (int i = 0; i < nq; i++)  // dq_i += sum_j dS_ij k_j
+          accum_rows(dq_acc + (int64_t)i * D, dP + (int64_t)i * kKB, 1, kt, nk, D);
       }
       for (int i = 0; i < nq; i++) {
         T* r = dq + dm.row(b, i0 + i, h);

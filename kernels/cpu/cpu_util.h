@@ -12,6 +12,14 @@
 #include "../ops.h"
 #include "threadpool.h"
 
+// Hot loops get an AVX2 clone picked at load time (the addon is built for baseline x86-64). No FMA:
+// both clones perform the same IEEE mul and add per element, so the clone never changes a result.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define LB_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LB_SIMD_CLONES
+#endif
+
 namespace lb {
 namespace cpu {
 
