@@ -6,11 +6,14 @@
 // vocab_size, the first N learned tokens are exactly what a trainer with vocab_size N would produce, so we
 // truncate. limitAlphabet is emulated exactly (HF drops the characters outside the alphabet from each
 // word); minFrequency is applied to whole words before training (see TrainVocabOptions).
+// The HF trainer numbers the '##x' alphabet and breaks ties between equally frequent merges in hash-map
+// order, so two runs on the same text can order (rarely: choose) tokens differently.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
 import { WordPieceTokenizer } from './wordpiece.js';
 
 export const SPECIAL_TOKENS: readonly string[] = Object.freeze(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
@@ -37,24 +40,48 @@ export interface TrainVocabOptions {
 /** Files to read (UTF-8 text, one or more sentences per line), or lines held in memory. */
 export type TrainVocabInput = string[] | { lines: Iterable<string> | AsyncIterable<string> };
 
-interface TokenizersBinding {
-  Tokenizer: new (model: unknown) => {
-    setNormalizer(n: unknown): void;
-    setPreTokenizer(p: unknown): void;
-    train(files: string[]): void;
-    getVocab(withAdded?: boolean): Record<string, number>;
-  };
-  WordPiece: { empty(): unknown };
-  bertPreTokenizer(): unknown;
-}
+// The binding's trainer writes progress newlines to stdout (even without a TTY), which would corrupt
+// `--json` output and piped data, so it runs in a child process with stdout discarded.
+const TRAIN_CHILD = `
+const tk = require(process.argv[1]);
+const t = new tk.Tokenizer(tk.WordPiece.empty());
+t.setPreTokenizer(tk.bertPreTokenizer()); // words are already normalized; this only splits on spaces
+t.train([process.argv[2]]);
+const v = Object.entries(t.getVocab(false)).sort((a, b) => a[1] - b[1]).map((e) => e[0]);
+require('fs').writeFileSync(process.argv[3], JSON.stringify(v));
+`;
 
-function loadBinding(): TokenizersBinding {
+function resolveBinding(): string {
   const require = createRequire(import.meta.url);
   try {
-    return require('tokenizers') as TokenizersBinding;
+    return require.resolve('tokenizers');
   } catch (e) {
     throw new Error(`vocab training needs the 'tokenizers' npm package: ${(e as Error).message}`);
   }
+}
+
+/** Trains on a file of space-separated, already-normalized words; returns the learned tokens by id. */
+function runBindingTrainer(wordsFile: string, outFile: string): Promise<string[]> {
+  const binding = resolveBinding();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', TRAIN_CHILD, binding, wordsFile, outFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err = (err + d.toString()).slice(-4000);
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0) {
+        reject(new Error(`tokenizers trainer failed (${signal ?? 'exit ' + code}): ${err.replace(/\s+/g, ' ').trim().slice(-1000)}`));
+        return;
+      }
+      try {
+        resolve(JSON.parse(fs.readFileSync(outFile, 'utf8')) as string[]);
+      } catch (e) {
+        reject(new Error(`tokenizers trainer wrote no readable vocab to ${outFile}: ${(e as Error).message}`));
+      }
+    });
+  });
 }
 
 async function* linesOf(input: TrainVocabInput): AsyncGenerator<string> {
@@ -85,6 +112,7 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
   if (opts.limitAlphabet !== undefined && (!Number.isInteger(opts.limitAlphabet) || opts.limitAlphabet < 1))
     throw new Error(`limitAlphabet must be a positive integer, got ${opts.limitAlphabet}`);
   if (Array.isArray(inputFiles) && inputFiles.length === 0) throw new Error('no training input files given');
+  resolveBinding(); // fail before reading the corpus if the package is missing
 
   // Our basic tokenizer is id-for-id the binding's BertNormalizer + BertPreTokenizer (tested), so we count
   // words once here and hand the binding pre-normalized words.
@@ -129,7 +157,6 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
     }
   }
 
-  const tk = loadBinding();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-vocab-'));
   const tmp = path.join(dir, 'words.txt');
   try {
@@ -151,10 +178,7 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
     } finally {
       fs.closeSync(fd);
     }
-    const t = new tk.Tokenizer(tk.WordPiece.empty());
-    t.setPreTokenizer(tk.bertPreTokenizer()); // words are already normalized; this only splits on spaces
-    t.train([tmp]);
-    const learned = Object.entries(t.getVocab(false)).sort((a, b) => a[1] - b[1]).map((e) => e[0]);
+    const learned = await runBindingTrainer(tmp, path.join(dir, 'learned.json'));
     const special = new Set(SPECIAL_TOKENS);
     const out = [...SPECIAL_TOKENS];
     const seen = new Set<string>(SPECIAL_TOKENS);
