@@ -238,22 +238,33 @@ void matmul_forward_cpu(const MatmulParams& p) {
   gemm::sgemm(p);
 }
 
-// dbias[n] += sum_m dout[m, n]. Threads own column blocks and sum rows in order, so the result does not
-// depend on the thread count; fp64 partial sums keep long columns accurate.
+// dbias[n] += sum_m dout[m, n]. Rows are cut into fixed chunks of kRows (independent of the thread
+// count); each chunk streams its rows contiguously into fp64 partial sums, and the partials are added in
+// chunk order, so the result is bit-identical for any number of threads. (Column blocks would read with
+// an N-float stride: a new page per row.)
 void bias_backward_cpu(const BiasBackwardParams& p) {
   if (p.dtype != DType::F32) throw std::runtime_error("bias_backward: cpu supports f32 only");
   const float* d = (const float*)p.dout;
-  constexpr int64_t kCols = 64;
-  const int64_t nblocks = (p.N + kCols - 1) / kCols;
-  parallel_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t blk = b0; blk < b1; blk++) {
-      const int64_t j0 = blk * kCols, w = std::min<int64_t>(kCols, p.N - j0);
-      double acc[kCols] = {};
-      for (int64_t m = 0; m < p.M; m++) {
-        const float* row = d + m * p.N + j0;
-        for (int64_t j = 0; j < w; j++) acc[j] += row[j];
+  constexpr int64_t kRows = 256;
+  const int64_t M = p.M, N = p.N, nchunks = (M + kRows - 1) / kRows;
+  thread_local std::vector<double> partial;  // (nchunks, N)
+  if ((int64_t)partial.size() < nchunks * N) partial.resize(nchunks * N);
+  double* part = partial.data();
+  parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; c++) {
+      double* __restrict acc = part + c * N;
+      for (int64_t j = 0; j < N; j++) acc[j] = 0.0;
+      for (int64_t m = c * kRows, m1 = std::min(M, m + kRows); m < m1; m++) {
+        const float* __restrict row = d + m * N;
+        for (int64_t j = 0; j < N; j++) acc[j] += row[j];
       }
-      for (int64_t j = 0; j < w; j++) p.dbias[j0 + j] += (float)acc[j];
+    }
+  });
+  parallel_for(N, 1024, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; j++) {
+      double s = 0.0;
+      for (int64_t c = 0; c < nchunks; c++) s += part[c * N + j];
+      p.dbias[j] += (float)s;
     }
   });
 }
