@@ -30,7 +30,7 @@ export function splitSentences(text: string): string[] {
       const end = m.index + m[0].length;
       if (m[0][0] === '.' && m[0].trimEnd().length === 1) {
         // look at the word before the dot
-        const before = line.slice(start, m.index);
+        const before = line.slice(Math.max(start, m.index - 32), m.index); // abbreviations are short
         const w = /([\p{L}.]+)$/u.exec(before);
         if (w) {
           const word = w[1].toLowerCase();
