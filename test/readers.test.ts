@@ -48,6 +48,7 @@ test('detectFormat: extensions, sniffing, compression, BOM, directories', async 
     [fx('html'), 'html'],
     [fx('jsonl/good.jsonl'), 'jsonl'],
     [fx('wikiextractor/wiki_00'), 'wikiextractor'],
+    [fx('wikiextractor/wiki_01'), 'wikiextractor'],
     [fx('wikiextractor'), 'wikiextractor'],
     [fx('text/corpus.txt'), 'text'],
     [fx('wordnet'), 'wordnet'],
@@ -229,15 +230,27 @@ test('mediawiki: malformed XML names file and line; skipBad counts', async (t) =
 
 // ---------- WikiExtractor ----------
 
-test('wikiextractor: anchors kept, hrefs decoded into links', async (t) => {
-  const { docs } = await readAll(fx('wikiextractor'));
-  t.deepEqual(docs.map((d) => d.id), ['Anarchism', 'Political philosophy']);
+test('wikiextractor: JSON and <doc> output, anchors kept, hrefs decoded into links', async (t) => {
+  const { docs, skips } = await readAll(fx('wikiextractor'));
+  t.deepEqual(docs.map((d) => d.id), ['Anarchism', 'Political philosophy', 'Albedo & light']);
   t.deepEqual(docs[0].links, ['political philosophy', 'Hierarchy', 'Liberty']);
   t.false(docs[0].text.includes('<a'));
   t.true(docs[0].text.includes('is a political philosophy that rejects hierarchy'));
   t.deepEqual(docs[0].aliases, ['pageid:12']);
+  t.deepEqual(docs[2].links, ['solar radiation', 'Astronomical_object']);
+  t.true(docs[2].text.endsWith('reflection of solar radiation out of the total received by an astronomical body.'));
+  t.deepEqual(docs[2].aliases, ['pageid:39']);
+  t.deepEqual(skips, { too_short: 1 });
   const g = DocGraph.build(docs);
   t.is(g.stats().edges, 2);
+  const d = tmpDir(t);
+  const bad = path.join(d, 'wiki_02');
+  writeFileSync(bad, '<doc id="1" url="u" title="A">\nLong enough text for a document in the doc format of WikiExtractor.\n<doc id="2" url="u" title="B">\nx\n</doc>\n');
+  t.is(await detectFormat(bad), 'wikiextractor');
+  await t.throwsAsync(readAll(bad), { instanceOf: InputError, message: /wiki_02: line 3: doc: <doc> opened inside the <doc> of line 1/ });
+  const r = await readAll(bad, { skipBad: true });
+  t.is(r.docs.length, 0);
+  t.deepEqual(r.skips, { bad_field_doc: 1 });
 });
 
 // ---------- JATS ----------

@@ -93,6 +93,7 @@ function classifyHead(head: string, file: string): Format | undefined {
     if (name === 'pubmedarticleset' || name === 'medlinecitationset') return 'medline';
     if (name === 'article') return 'jats';
     if (name === 'html') return 'html';
+    if (name === 'doc') return 'wikiextractor';
     return undefined;
   }
   if (t.startsWith('{')) {

@@ -103,15 +103,91 @@ export function unlinkWikiExtractor(text: string): { text: string; links: string
   return { text: lines.join('\n'), links };
 }
 
-export function readWikiExtractor(lines: AsyncIterable<[string, number]>, o: JsonlOptions): AsyncGenerator<Document> {
-  return eachRecord(lines, o, (r, n) => {
+function wikiExtractorDoc(pageId: string, rawTitle: string, raw: string, file: string, lineNo: number): Document {
+  const title = normalizeTitle(rawTitle);
+  if (!title) throw new InputError(file, `line ${lineNo}`, 'title', 'empty');
+  const { text, links } = unlinkWikiExtractor(raw);
+  // Same id scheme as the MediaWiki reader, so both formats of one wiki give the same graph.
+  return { id: title, title, text, links, aliases: pageId ? [`pageid:${pageId}`] : undefined, source: file };
+}
+
+/**
+ * WikiExtractor output, either `--json` lines or the default `<doc id=".." url=".." title="..">text</doc>` blocks
+ * (chosen per file from its first non-blank line).
+ */
+export async function* readWikiExtractor(lines: AsyncIterable<[string, number]>, o: JsonlOptions): AsyncGenerator<Document> {
+  const it = lines[Symbol.asyncIterator]();
+  const first: [string, number][] = [];
+  let mode: 'json' | 'doc' | undefined;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) break;
+    first.push(r.value);
+    if (r.value[0].trim() !== '') {
+      mode = r.value[0].trimStart().startsWith('<doc') ? 'doc' : 'json';
+      break;
+    }
+  }
+  const rest = (async function* () {
+    yield* first;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  })();
+  if (mode === 'doc') {
+    yield* readDocBlocks(rest, o);
+    return;
+  }
+  yield* eachRecord(rest, o, (r, n) => {
     const pageId = str(r, 'id', o.file, n, true)!;
     const rawTitle = str(r, 'title', o.file, n, true)!;
     const raw = str(r, 'text', o.file, n, true)!;
-    const title = normalizeTitle(rawTitle);
-    if (!title) throw new InputError(o.file, `line ${n}`, 'title', 'empty');
-    const { text, links } = unlinkWikiExtractor(raw);
-    // Same id scheme as the MediaWiki reader, so both formats of one wiki give the same graph.
-    return { id: title, title, text, links, aliases: pageId ? [`pageid:${pageId}`] : undefined, source: o.file };
+    return wikiExtractorDoc(pageId, rawTitle, raw, o.file, n);
   });
+}
+
+const DOC_OPEN = /^<doc\b([^>]*)>\s*$/;
+const ATTR = /([a-zA-Z_]+)="([^"]*)"/g;
+
+async function* readDocBlocks(lines: AsyncIterable<[string, number]>, o: JsonlOptions): AsyncGenerator<Document> {
+  let cur: { id: string; title: string; line: number; body: string[] } | undefined;
+  let broken = false; // skipBad: inside a block whose header was bad, skip to its </doc>
+  for await (const [line, n] of lines) {
+    const open = DOC_OPEN.exec(line.trim());
+    try {
+      if (open) {
+        if (cur) throw new InputError(o.file, `line ${n}`, 'doc', `<doc> opened inside the <doc> of line ${cur.line}`);
+        const attrs: Record<string, string> = {};
+        for (const m of open[1].matchAll(ATTR)) attrs[m[1]] = decodeEntities(m[2]);
+        if (attrs.title === undefined) throw new InputError(o.file, `line ${n}`, 'title', 'missing in <doc>');
+        cur = { id: attrs.id ?? '', title: attrs.title, line: n, body: [] };
+        broken = false;
+      } else if (line.trim() === '</doc>') {
+        if (!cur) {
+          if (broken) {
+            broken = false;
+            continue;
+          }
+          throw new InputError(o.file, `line ${n}`, 'doc', '</doc> without <doc>');
+        }
+        const d = wikiExtractorDoc(cur.id, cur.title, cur.body.join('\n'), o.file, cur.line);
+        cur = undefined;
+        if (d.text.length < o.minChars) o.skips.add('too_short');
+        else yield d;
+      } else if (cur) cur.body.push(line);
+      else if (line.trim() !== '' && !broken) throw new InputError(o.file, `line ${n}`, 'doc', 'text outside <doc>...</doc>');
+    } catch (e) {
+      if (!(e instanceof InputError) || !o.skipBad) throw e;
+      o.skips.add(`bad_field_${e.field}`);
+      cur = undefined;
+      broken = true;
+    }
+  }
+  if (cur) {
+    const e = new InputError(o.file, `line ${cur.line}`, 'doc', '<doc> never closed');
+    if (!o.skipBad) throw e;
+    o.skips.add('bad_field_doc');
+  }
 }
