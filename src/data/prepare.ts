@@ -209,7 +209,8 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   for (let i = 0; i < metas.length; i++) mine[gIndex[i]] = i;
 
   const docs: SegmentedDoc[] = metas.map((m, i) => {
-    const r = segs[i]!;
+    const r = segs[i];
+    if (!r) throw new Error(`internal: no tokenizer result for document ${m.id}`);
     const out: number[] = [];
     for (const gj of graph.outLinks[gIndex[i]]) {
       const j = mine[gj];
