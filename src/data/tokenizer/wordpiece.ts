@@ -233,6 +233,7 @@ export class WordPieceTokenizer {
   // per normalized code unit of the current slow-path word: where it came from in the original text
   private nStart = new Int32Array(256);
   private nEnd = new Int32Array(256);
+  private sw = ''; // the slow-path word being built
 
   private constructor(tokens: string[], config: TokenizerConfig, where: string) {
     this.config = Object.freeze({ ...config });
@@ -546,12 +547,27 @@ export class WordPieceTokenizer {
     const pool = cache.pool;
     let p = cache.off[idx];
     const stop = p + 2 * cache.cnt[idx];
-    if (!this.wantOffsets && this.fixedWord < 0 && this.n + (stop - p) / 2 <= this.outIds.length) {
-      // hot path: ids and word indices only
+    if (this.fixedWord < 0 && this.n + (stop - p) / 2 <= this.outIds.length) {
+      // hot path: no buffer growth, no per-piece call
+      const ids = this.outIds, wid = this.outWid;
       let k = this.n;
-      for (; p < stop; p += 2) {
-        this.outIds[k] = pool[p];
-        this.outWid[k++] = w;
+      if (this.wantOffsets) {
+        const off = this.outOff;
+        let prev = s;
+        for (; p < stop; p += 2) {
+          const end = s + pool[p + 1];
+          ids[k] = pool[p];
+          wid[k] = w;
+          off[2 * k] = prev;
+          off[2 * k + 1] = end;
+          prev = end;
+          k++;
+        }
+      } else {
+        for (; p < stop; p += 2) {
+          ids[k] = pool[p];
+          wid[k++] = w;
+        }
       }
       this.n = k;
       return;
@@ -588,37 +604,37 @@ export class WordPieceTokenizer {
 
   /** General path: builds one normalized word starting at i (also emitting any punctuation/CJK words met
    * on the way) and returns where the main scan continues. */
+  private swPush(s: string, from: number, to: number): void {
+    const base = this.sw.length;
+    if (base + s.length > this.nStart.length) {
+      const cap = Math.max(2 * this.nStart.length, base + s.length);
+      this.nStart = grow32(this.nStart, cap);
+      this.nEnd = grow32(this.nEnd, cap);
+    }
+    for (let q = 0; q < s.length; q++) {
+      this.nStart[base + q] = from;
+      this.nEnd[base + q] = to;
+    }
+    this.sw += s;
+  }
+
+  private swFlush(): void {
+    if (this.sw.length > 0) {
+      const word = this.sw;
+      this.sw = '';
+      this.normWord(word);
+    }
+  }
+
   private slowWord(text: string, i: number): number {
     const n = text.length;
-    let word = '';
-    const flush = (): void => {
-      if (word.length > 0) {
-        this.normWord(word);
-        word = '';
-      }
-    };
-    const push = (s: string, from: number, to: number): void => {
-      const base = word.length;
-      if (base + s.length > this.nStart.length) {
-        const cap = Math.max(2 * this.nStart.length, base + s.length);
-        const a = new Int32Array(cap), b = new Int32Array(cap);
-        a.set(this.nStart);
-        b.set(this.nEnd);
-        this.nStart = a;
-        this.nEnd = b;
-      }
-      for (let q = 0; q < s.length; q++) {
-        this.nStart[base + q] = from;
-        this.nEnd[base + q] = to;
-      }
-      word += s;
-    };
+    this.sw = '';
     while (i < n) {
       const c = text.charCodeAt(i);
       if (c < 128) {
         const k = ASCII_KIND[c];
         if (k === A_WORD) {
-          push(this.lower && c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : text[i], i, i + 1);
+          this.swPush(this.lower && c >= 65 && c <= 90 ? String.fromCharCode(c + 32) : text[i], i, i + 1);
           i++;
           continue;
         }
@@ -639,17 +655,17 @@ export class WordPieceTokenizer {
       const e = this.entry(cp, w === 1 ? text[i] : text.slice(i, i + 2));
       const kind = e.kind;
       if (kind === K_WORD) {
-        if (e.norm.length > 0) push(e.norm, i, i + w);
+        if (e.norm.length > 0) this.swPush(e.norm, i, i + w);
       } else if (kind === K_DROP) {
         // deleted by clean_text; the word goes on
       } else if (kind === K_SPACE) {
         i += w;
         break;
       } else if (kind === K_CJK) {
-        flush();
+        this.swFlush();
         if (e.norm.length > 0) {
-          push(e.norm, i, i + w);
-          flush();
+          this.swPush(e.norm, i, i + w);
+          this.swFlush();
         }
       } else {
         // normalization produced punctuation/space (e.g. NFD of '≠' is '=' + a dropped mark)
@@ -658,18 +674,18 @@ export class WordPieceTokenizer {
           const ncp = s.codePointAt(q)!;
           const nw = ncp > 0xffff ? 2 : 1;
           const cls = charClass(ncp);
-          if (cls & C_SPACE) flush();
+          if (cls & C_SPACE) this.swFlush();
           else if (cls & C_PUNCT) {
-            flush();
-            push(s.slice(q, q + nw), i, i + w);
-            flush();
-          } else push(s.slice(q, q + nw), i, i + w);
+            this.swFlush();
+            this.swPush(s.slice(q, q + nw), i, i + w);
+            this.swFlush();
+          } else this.swPush(s.slice(q, q + nw), i, i + w);
           q += nw;
         }
       }
       i += w;
     }
-    flush();
+    this.swFlush();
     return i;
   }
 
