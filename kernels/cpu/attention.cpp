@@ -115,6 +115,22 @@ void score_tile(const float* Q, const float* KT, int nq, int nk, int D, float sc
   }
 }
 
+// s[j] = exp(s[j] - shift) for j < n (masked -inf -> 0); returns their sum (8 lanes, fixed order)
+LB_SIMD_CLONES float exp_shift_sum(float* __restrict s, int n, float shift) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) {
+      s[j + l] = cpu::fast_exp(s[j + l] - shift);
+      acc[l] += s[j + l];
+    }
+  for (int l = 0; j < n; j++, l++) {
+    s[j] = cpu::fast_exp(s[j] - shift);
+    acc[l] += s[j];
+  }
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
   return p.offset + (((uint64_t)b * p.NH + h) * (uint64_t)p.T + (uint64_t)i) * (uint64_t)p.T + (uint64_t)j;
 }
@@ -162,12 +178,8 @@ void forward_impl(const AttentionParams& p) {
           float mx = m[i];
           for (int j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
           if (mx == kNegInf) continue;  // every key so far is padding
-          const float corr = std::exp(m[i] - mx);  // exp(-inf) = 0 on the first live block
-          float sum = 0.0f;
-          for (int j = 0; j < nk; j++) {
-            s[j] = std::exp(s[j] - mx);  // masked: exp(-inf) = 0
-            sum += s[j];
-          }
+          const float corr = cpu::fast_exp(m[i] - mx);  // exp(-inf) = 0 on the first live block
+          const float sum = exp_shift_sum(s, nk, mx);     // s becomes exp(s - mx); masked -> 0
           l[i] = l[i] * corr + sum;
           m[i] = mx;
           float* a = acc + (int64_t)i * D;
@@ -215,8 +227,9 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
       for (int j = 0; j < nk; j++) { s[j] = 0.0f; dp[j] = 0.0f; }
       continue;
     }
+    exp_shift_sum(s, nk, L);  // s = P = exp(s - lse); masked -> 0
     for (int j = 0; j < nk; j++) {
-      const float P = std::exp(s[j] - L);  // masked: 0
+      const float P = s[j];
       float keep = 1.0f;
       if (dropout) keep = lb_dropout_keep(p.seed, drop_ctr(p, b, h, i0 + i, j0 + j), p.dropout_p) ? inv_keep : 0.0f;
       s[j] = P * keep;

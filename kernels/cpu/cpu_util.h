@@ -31,6 +31,29 @@ template <class T> inline T from_f32(float x);
 template <> inline float from_f32<float>(float x) { return x; }
 template <> inline bf16 from_f32<bf16>(float x) { return lb_f32_to_bf16(x); }
 
+// exp(x) without calls or branches, so loops over it vectorise: Cephes' expf (range reduction
+// x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial), ~1 ulp; 0 below -87.3 (incl. -inf), x clamped to 88.
+// Used where softmax needs exp of values <= ~0; common.h math (gelu, Philox) is untouched.
+inline float fast_exp(float x) {
+  const bool under = x < -87.33654f;
+  x = x < -87.33654f ? -87.33654f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23)
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float q = 1.9875691500e-4f;
+  q = q * r + 1.3981999507e-3f;
+  q = q * r + 8.3334519073e-3f;
+  q = q * r + 4.1665795894e-2f;
+  q = q * r + 1.6666665459e-1f;
+  q = q * r + 5.0000001201e-1f;
+  q = q * r * r + r + 1.0f;
+  const int32_t e = ((int32_t)n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &e, 4);
+  return under ? 0.0f : q * scale;
+}
+
 // Calls f(float{}) or f(bf16{}) so one generic lambda serves both storage types.
 template <class F>
 inline void with_dtype(DType t, F&& f) {
