@@ -7,8 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, cpSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FINETUNE_DEFAULTS, evaluateCheckpoint, finetune, type FinetuneOptions, type FinetuneResult } from '../src/tasks/finetune.js';
-import { bceWithLogits, crossEntropy, mse, spanLoss, mcLoss, IGNORE } from '../src/tasks/heads.js';
+import { FINETUNE_DEFAULTS, batchLoss, evaluateCheckpoint, finetune, type FinetuneOptions, type FinetuneResult } from '../src/tasks/finetune.js';
+import { TaskHead, bceWithLogits, crossEntropy, headExtraParams, headParamNames, headWidth, mse, spanLoss, mcLoss, IGNORE } from '../src/tasks/heads.js';
+import { BertModel } from '../src/model/bert.js';
+import { Ops } from '../src/ops.js';
+import type { Batch, HeadKind } from '../src/tasks/types.js';
 import { loadTaskCheckpoint, TASK_CONFIG_FILE, TASK_HEAD_FILE } from '../src/tasks/task-checkpoint.js';
 import { loadCheckpoint, matchParams } from '../src/model/checkpoint/index.js';
 import { Rng } from '../src/data/masking.js';
@@ -95,6 +98,56 @@ test('head losses: gradients match finite differences', (t) => {
   t.true(Math.abs(s.loss - (Math.log(4) + Math.log(3)) / 2) < 1e-9);
   t.throws(() => spanLoss(new Float32Array(16), 2, 4, mask, [1, 3], [2, 2]), { message: /outside its 3 tokens/ });
   t.is(crossEntropy([0, 0], 1, 2, [IGNORE]).count, 0);
+});
+
+test('task heads: backward through head, pooler and encoder matches finite differences (ref backend)', (t) => {
+  const ck = loadCheckpoint(TINY);
+  const config = { ...ck.config, hiddenDropout: 0, attentionDropout: 0 };
+  const loaded = matchParams(config, ck.tensors).params;
+  const ops = new Ops('ref');
+  const B = 2, T = 6, C = 3;
+  const inputIds = Int32Array.from([2, 10, 11, 12, 3, 0, 2, 20, 21, 3, 0, 0]);
+  const attentionMask = Int32Array.from([1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0]);
+  const base = { batchSize: B, seqLen: T, inputIds, tokenTypeIds: new Int32Array(B * T), attentionMask };
+  const batches: Record<HeadKind, Batch & Record<string, unknown>> = {
+    cls: { ...base, labels: Int32Array.from([1, 2]) },
+    multilabel: { ...base, labels: Float32Array.from([1, 0, 1, 0, 0, 1]) },
+    regression: { ...base, labels: Float32Array.from([0.5, -1]) },
+    token: { ...base, labels: Int32Array.from([IGNORE, 0, 1, 2, IGNORE, IGNORE, IGNORE, 2, 2, IGNORE, IGNORE, IGNORE]) },
+    span: { ...base, startPositions: Int32Array.from([1, 2]), endPositions: Int32Array.from([3, 2]) },
+    mc: { ...base, numChoices: 2, examples: 1, labels: Int32Array.from([1]) },
+  };
+  for (const kind of Object.keys(batches) as HeadKind[]) {
+    const model = new BertModel(config, ops, { batchSize: B, seqLen: T, maxPredictions: 0 }, { pretrainingHeads: false, extra: headExtraParams(kind, headWidth(kind, C), 32) });
+    model.initParams(1);
+    model.loadParams(loaded);
+    const head = new TaskHead(model, kind, C);
+    const batch = batches[kind];
+    model.setInputs(batch);
+    const lossAt = () => batchLoss(kind, head.forward(false, 0), batch, head.width);
+    model.zeroGrads();
+    head.backward(lossAt().dlogits);
+    const checks: [string, number][] = [[headParamNames(kind).weight, 1], [headParamNames(kind).bias, 0], ['bert.encoder.layer.0.attention.self.query.weight', 37], ['bert.embeddings.LayerNorm.weight', 3]];
+    if (head.pooled) checks.push(['bert.pooler.dense.weight', 100]);
+    for (const [name, i] of checks) {
+      const g = (model.grad(name).toArray() as Float32Array)[i]!;
+      const p = model.param(name);
+      const v = p.toArray() as Float32Array;
+      const h = 1e-3, v0 = v[i]!;
+      v[i] = v0 + h;
+      p.setData(v);
+      const lp = lossAt().loss;
+      v[i] = v0 - h;
+      p.setData(v);
+      const lm = lossAt().loss;
+      v[i] = v0;
+      p.setData(v);
+      const num = (lp - lm) / (2 * h);
+      t.true(Math.abs(g - num) <= 2e-5 + 0.02 * Math.abs(num), `${kind} ${name}[${i}]: analytic ${g} vs numeric ${num}`);
+    }
+    head.dispose();
+    model.dispose();
+  }
 });
 
 // ---- one end-to-end fine-tune per task type --------------------------------------------------------
