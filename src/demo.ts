@@ -55,6 +55,8 @@ export interface DemoResult {
   mlmAccuracy: number;
   unigramBaseline: number;
   drpAccuracy: number;
+  drpBalancedAccuracy: number;
+  drpClasses: number;
   drpChance: number;
   fillMask: { text: string; top: { token: string; score: number }[] }[];
 }
@@ -146,6 +148,6 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const report = writeReport(run);
   return {
     run, checkpoint: r.lastCheckpoint, report, mlmAccuracy: e.mlm_accuracy, unigramBaseline: unigram, drpAccuracy: e.drp_accuracy,
-    drpChance: chance, fillMask,
+    drpBalancedAccuracy: e.drp_balanced_accuracy, drpClasses: labelCounts.filter((c) => c > 0).length, drpChance: chance, fillMask,
   };
 }

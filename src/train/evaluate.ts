@@ -11,6 +11,9 @@ export interface PretrainEval {
   mlm_tokens: number;
   drp_loss: number;
   drp_accuracy: number;
+  /** mean of the per-class accuracies (macro recall): chance is 1/K whatever the label mix, which
+   * matters because a by-document validation split keeps few linked pairs (links mostly leave it) */
+  drp_balanced_accuracy: number;
   drp_per_class: Record<string, { accuracy: number; count: number }>;
   /** confusion[gold][pred] over contiguous, random, linked */
   drp_confusion: number[][];
@@ -38,11 +41,13 @@ export function evaluatePretrain(model: BertModel, ds: ShardDataset, opts: { max
     const n = row.reduce((a, b) => a + b, 0);
     perClass[DRP_LABELS[k] ?? String(k)] = { accuracy: n ? row[k]! / n : 0, count: n };
   }
+  const present = Object.values(perClass).filter((c) => c.count > 0);
+  const balanced = present.length ? present.reduce((a, c) => a + c.accuracy, 0) / present.length : 0;
   const mlmLoss = mlmCount ? mlmSum / mlmCount : 0;
   const drpLoss = seqs ? drpSum / seqs : 0;
   return {
     mlm_loss: mlmLoss, mlm_accuracy: mlmCount ? mlmCorrect / mlmCount : 0, mlm_perplexity: Math.exp(mlmLoss), mlm_tokens: mlmCount,
-    drp_loss: drpLoss, drp_accuracy: seqs ? drpCorrect / seqs : 0, drp_per_class: perClass, drp_confusion: conf,
+    drp_loss: drpLoss, drp_accuracy: seqs ? drpCorrect / seqs : 0, drp_balanced_accuracy: balanced, drp_per_class: perClass, drp_confusion: conf,
     loss: mlmLoss + drpLoss, sequences: seqs,
   };
 }

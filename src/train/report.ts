@@ -102,6 +102,7 @@ export function writeReport(run: string): string {
         ['MLM accuracy', last.mlm_accuracy],
         ['MLM perplexity', last.mlm_perplexity],
         ['DRP accuracy', last.drp_accuracy],
+        ['DRP balanced accuracy (chance 1/3)', last.drp_balanced_accuracy],
         ['DRP per class', last.drp_per_class],
       ]) + confHtml;
   }

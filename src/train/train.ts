@@ -171,7 +171,7 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
     evalHistory.push({ step, ...e });
     if (bestEval === null || e.loss < bestEval) bestEval = e.loss;
     appendFileSync(metricsPath, JSON.stringify({ step, split: 'valid', ...e }) + '\n');
-    progress.note(`eval @${step}: loss ${e.loss.toFixed(4)} mlm_acc ${(100 * e.mlm_accuracy).toFixed(2)}% ppl ${e.mlm_perplexity.toFixed(1)} drp_acc ${(100 * e.drp_accuracy).toFixed(2)}%`);
+    progress.note(`eval @${step}: loss ${e.loss.toFixed(4)} mlm_acc ${(100 * e.mlm_accuracy).toFixed(2)}% ppl ${e.mlm_perplexity.toFixed(1)} drp_acc ${(100 * e.drp_accuracy).toFixed(2)}% (balanced ${(100 * e.drp_balanced_accuracy).toFixed(2)}%)`);
     return e;
   };
 

@@ -1,0 +1,161 @@
+// End-to-end pretraining on CPU with a very small model: prepare -> pretrain -> checkpoint -> resume ->
+// evaluate; exact resume after SIGKILL (losses bit-identical to an uninterrupted run); SIGINT saves and
+// exits 0; a corrupt checkpoint gives a clear error; the report renders.
+import test from 'ava';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, truncateSync, statSync, rmSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { syntheticCorpus } from './fixtures/prepare/synthetic.js';
+import { prepare } from '../src/data/prepare.js';
+import { pretrain, PRETRAIN_DEFAULTS, type PretrainConfig } from '../src/train/train.js';
+import { listCheckpoints } from '../src/train/state.js';
+import { writeReport } from '../src/train/report.js';
+import { loadCheckpoint } from '../src/model/checkpoint/index.js';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const cli = join(repo, 'bin', 'linkbert.js');
+const vocab = join(repo, 'test', 'fixtures', 'prepare', 'vocab.txt');
+
+const root = mkdtempSync(join(tmpdir(), 'linkbert-train-'));
+const data = join(root, 'data');
+const modelCfg = join(root, 'model.json');
+let prepared: Promise<void> | undefined;
+
+// A tiny custom model (hidden 32): a step takes milliseconds, so each test stays well under a minute.
+function setup(): Promise<void> {
+  prepared ??= (async () => {
+    const corpus = join(root, 'corpus.jsonl');
+    syntheticCorpus(corpus, 80, 7);
+    await prepare({ inputs: [corpus], vocab, out: data, maxSeqLen: 32, seed: 3, workers: 0, validFraction: 0.1, mask: 'dynamic' });
+    writeFileSync(modelCfg, JSON.stringify({
+      model_type: 'bert', vocab_size: 260, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64,
+      max_position_embeddings: 64, type_vocab_size: 2, layer_norm_eps: 1e-12, hidden_act: 'gelu', hidden_dropout_prob: 0.1,
+      attention_probs_dropout_prob: 0.1, initializer_range: 0.02,
+    }));
+  })();
+  return prepared;
+}
+
+const base = (out: string, extra: Partial<PretrainConfig> = {}): PretrainConfig => ({
+  ...PRETRAIN_DEFAULTS, data, out, model: modelCfg, batchSize: 4, maxSteps: 12, lr: 2e-3, warmupSteps: 2, evalEvery: 6, evalBatches: 2,
+  saveEvery: 4, saveTotalLimit: 10, logEvery: 1, progress: false, threads: 1, ...extra,
+});
+const quiet = () => {};
+const losses = (run: string) =>
+  readFileSync(join(run, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; loss?: number; split?: string })
+    .filter((r) => r.split !== 'valid').map((r) => [r.step, r.loss] as const);
+
+function runCli(args: string[]): { child: ReturnType<typeof spawn>; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LINKBERT_NUM_THREADS: '1' } });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  child.stdout!.resume();
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((res) => child.on('exit', (code, signal) => res({ code, signal, stderr })));
+  return { child, done };
+}
+const cliArgs = (out: string, steps: number, extra: string[] = []) => [
+  'pretrain', '--data', data, '--out', out, '--config', modelCfg, '--batch-size', '4', '--max-steps', String(steps), '--lr', '2e-3',
+  '--warmup-steps', '2', '--eval-every', '6', '--eval-batches', '2', '--save-every', '4', '--save-total-limit', '10', '--log-every', '1',
+  '--threads', '1', '--no-progress', ...extra,
+];
+async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+test.after.always(() => rmSync(root, { recursive: true, force: true }));
+
+test.serial('prepare -> pretrain -> checkpoint -> resume -> evaluate', async (t) => {
+  await setup();
+  const run = join(root, 'e2e');
+  const r1 = await pretrain(base(run, { maxSteps: 8 }), quiet);
+  t.is(r1.steps, 8);
+  t.truthy(r1.finalEval);
+  t.true(existsSync(join(run, 'checkpoint-8', 'model.safetensors')));
+  t.true(existsSync(join(run, 'checkpoint-8', 'trainer_state.json')));
+  t.true(existsSync(join(run, 'checkpoint-8', 'optimizer.safetensors')));
+  t.true(existsSync(join(run, 'checkpoint-8', 'vocab.txt')), 'tokenizer files travel with the checkpoint');
+  // a checkpoint is a Hugging Face model folder
+  const ck = loadCheckpoint(join(run, 'checkpoint-8'));
+  t.is(ck.config.hiddenSize, 32);
+  t.true(ck.tensors.has('cls.drp.weight'));
+  // resume to 12 steps: continues from step 8
+  const r2 = await pretrain(base(run, { resume: true }), quiet);
+  t.is(r2.steps, 12);
+  const e = r2.finalEval!;
+  t.true(e.mlm_tokens > 0 && e.sequences > 0);
+  t.true(e.mlm_accuracy >= 0 && e.mlm_accuracy <= 1);
+  t.is(e.drp_confusion.flat().reduce((a, b) => a + b, 0), e.sequences);
+  t.deepEqual(losses(run).map(([s]) => s), Array.from({ length: 12 }, (_, i) => i + 1));
+  const state = JSON.parse(readFileSync(join(run, 'checkpoint-12', 'trainer_state.json'), 'utf8')) as { step: number; eval_history: unknown[] };
+  t.is(state.step, 12);
+  t.true(state.eval_history.length >= 2);
+  // the report renders from the run folder
+  const html = readFileSync(writeReport(run), 'utf8');
+  t.true(html.includes('<svg') && html.includes('DRP accuracy') && !/https?:\/\/(?!www\.w3)/.test(html));
+});
+
+test.serial('exact resume: SIGKILL mid-run, then --resume, gives bit-identical losses', async (t) => {
+  await setup();
+  const ref = join(root, 'ref');
+  await pretrain(base(ref, { maxSteps: 12 }), quiet);
+  const want = losses(ref);
+  t.is(want.length, 12);
+
+  const run = join(root, 'killed');
+  const a = runCli(cliArgs(run, 12));
+  const sawCheckpoint = await waitFor(() => existsSync(join(run, 'checkpoint-4', 'trainer_state.json')), 30000);
+  a.child.kill('SIGKILL');
+  const ra = await a.done;
+  t.true(sawCheckpoint, `no checkpoint-4 before the kill: ${ra.stderr}`);
+  t.true(ra.signal === 'SIGKILL' || ra.code === 0);
+  const b = runCli(cliArgs(run, 12, ['--resume']));
+  const rb = await b.done;
+  t.is(rb.code, 0, rb.stderr);
+  t.true(/resumed from .*checkpoint-\d+/.test(rb.stderr), rb.stderr);
+  const got = losses(run);
+  t.deepEqual(got.map(([s]) => s), want.map(([s]) => s));
+  for (let i = 0; i < want.length; i++) t.is(got[i]![1], want[i]![1], `step ${want[i]![0]}: loss differs after resume`);
+});
+
+test.serial('SIGINT finishes the step, saves a checkpoint and exits 0', async (t) => {
+  await setup();
+  const run = join(root, 'sigint');
+  const a = runCli(cliArgs(run, 100000, ['--save-every', '0']));
+  const started = await waitFor(() => existsSync(join(run, 'metrics.jsonl')) && statSync(join(run, 'metrics.jsonl')).size > 0, 30000);
+  t.true(started);
+  a.child.kill('SIGINT');
+  const r = await a.done;
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /SIGINT/);
+  const cks = listCheckpoints(run);
+  t.is(cks.length, 1);
+  const state = JSON.parse(readFileSync(join(cks[0]!.dir, 'trainer_state.json'), 'utf8')) as { step: number };
+  t.is(state.step, cks[0]!.step);
+  t.true(state.step >= 1 && state.step < 100000);
+});
+
+test.serial('a corrupt checkpoint gives a clear error naming the file', async (t) => {
+  await setup();
+  const run = join(root, 'corrupt');
+  await pretrain(base(run, { maxSteps: 4 }), quiet);
+  const bad = join(root, 'corrupt-copy');
+  cpSync(join(run, 'checkpoint-4'), bad, { recursive: true });
+  truncateSync(join(bad, 'model.safetensors'), 40);
+  const e1 = await t.throwsAsync(pretrain(base(run, { resumeFrom: bad, maxSteps: 6 }), quiet));
+  t.regex(e1!.message, /model\.safetensors/);
+  rmSync(join(bad, 'trainer_state.json'));
+  const e2 = await t.throwsAsync(pretrain(base(run, { resumeFrom: bad, maxSteps: 6 }), quiet));
+  t.regex(e2!.message, /trainer_state\.json/);
+  // and through the CLI: a clear message, exit code 1, no stack dump
+  const c = runCli(cliArgs(run, 6, ['--resume-from', bad]));
+  const rc = await c.done;
+  t.is(rc.code, 1);
+  t.regex(rc.stderr, /linkbert: .*trainer_state\.json/);
+});
