@@ -151,8 +151,18 @@ test('fuzz: >= 1000 bad calls throw TypeError / RangeError and the process survi
     try {
       const args = argsOf(tpl, ids);
       const tnames = Object.keys(tpl.tensors);
-      const kinds = ['missing', 'disposed', 'junk', 'undersized', 'dtype', 'dim', 'float', 'backend', 'data', 'shape'] as const;
+      const kinds = ['missing', 'disposed', 'junk', 'undersized', 'dtype', 'dim', 'float', 'backend', 'data', 'shape', 'device'] as const;
       const kind = pick(kinds);
+      if (kind === 'device') {
+        // a tensor on the wrong device for the backend (only a CUDA build with a device can make one)
+        if (!cudaBuild) return runMutation();
+        const name = pick(tnames);
+        const s = tpl.tensors[name]!;
+        const id = addon.alloc(s.shape, s.dtype, 'cuda');
+        extra.push(id);
+        args[name] = id;
+        return expectBad(`${tpl.op}.${tpl.pass} device ${name}`, () => addon.run(tpl.op, tpl.pass, pick(['cpu', 'ref']), args));
+      }
       let backend: string = pick(['cpu', 'ref']);
       let what = `${tpl.op}.${tpl.pass} ${kind}`;
       if (kind === 'missing' || kind === 'disposed' || kind === 'junk' || kind === 'undersized' || kind === 'dtype') {
