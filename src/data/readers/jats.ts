@@ -140,8 +140,9 @@ export async function* readJats(chunks: AsyncIterable<string>, o: JatsOptions): 
         metaDone = true;
       } else if (name === 'article-id' && idType !== undefined) {
         const k = idKey(idType, idText);
-        const type = idType.toLowerCase();
-        if (k && !ids[type]) ids[type === 'pmcid' ? 'pmc' : type] = k;
+        // Keyed by scheme ('pmid' | 'pmc' | 'doi'); the first id of each scheme wins.
+        const scheme = k?.slice(0, k.indexOf(':'));
+        if (k && scheme && !ids[scheme]) ids[scheme] = k;
         idType = undefined;
       } else if (name === 'title-group') inTitleGroup = false;
       else if (name === 'article-title' && inTitle) inTitle = false;

@@ -45,7 +45,7 @@ export interface WikiText {
 }
 
 // Tags whose content is not prose.
-const DROP_TAGS = 'ref|math|chem|ce|gallery|timeline|score|imagemap|syntaxhighlight|source|graph|mapframe|maplink|templatedata|templatestyles|references|hiero|inputbox|categorytree|noinclude|includeonly|poem-ignore';
+const DROP_TAGS = 'ref|math|chem|ce|gallery|timeline|score|imagemap|syntaxhighlight|source|graph|mapframe|maplink|templatedata|templatestyles|references|hiero|inputbox|categorytree|includeonly';
 const DROP_RE = new RegExp(`<(${DROP_TAGS})\\b[^>]*?(?:/>|>[\\s\\S]*?</\\1\\s*>)`, 'gi');
 const LONE_REF_RE = /<(ref|references)\b[^>]*\/?>/gi;
 const NOWIKI_RE = /<(nowiki|pre)\b[^>]*>([\s\S]*?)<\/\1\s*>|<nowiki\s*\/>/gi;
