@@ -3,12 +3,21 @@
 //   q, k, v, out, dout, dq, dk, dv: (B, T, NH, D); lse, delta: (B, NH, T) f32; key_mask (B, T) i32.
 //   Dropout keeps (b,h,i,j) iff lb_dropout_keep(seed, offset + ((b*NH + h)*T + i)*T + j, p), scaled by 1/(1-p).
 //
-// Generic path (any D up to 1024; the tiny golden model uses D = 16/32): one warp per query row for
+// Tensor-core path (bf16, D = 64 or 128, 16-byte aligned tensors, sm_80+): FlashAttention-2 style.
+//   forward: one block = 64 queries (4 warps x 16 rows), key/value tiles of 64 rows double-buffered with
+//   cp.async into XOR-swizzled shared memory; S = Q K^T and O += P V on mma.sync m16n8k16 (f32
+//   accumulators), online softmax in registers (base-2 exponent), P re-packed from the accumulator
+//   layout straight into A fragments. lse saved per row.
+//   backward: delta = rowsum(dout * out), then two kernels that never write the same element twice
+//   (deterministic, no atomics): dq per 64-query block looping over the keys, dk/dv per 64-key block
+//   looping over the queries; each recomputes P from lse (FA2's recompute, paid twice for determinism).
+// Generic path (f32, other D, unaligned tensors, any D up to 1024; the tiny golden model uses D = 16/32): one warp per query row for
 // the forward and dq, one warp per key row for dk/dv, online softmax, D spread over the lanes.
 // Deterministic (no atomics): every output element is owned by one warp that loops in a fixed order.
 // Backward (activation grads, =):  P = exp(s - lse), dP = (dout . v_j) * Z, dS = P (dP - delta),
 //   delta_i = rowsum(dout_i * out_i), dq = scale dS K, dk = scale dS^T Q, dv = (P Z)^T dout.
 #include "common.cuh"
+#include "mma.cuh"
 
 namespace lb {
 namespace {
@@ -218,6 +227,342 @@ void check_d(const AttentionParams& p) {
     throw std::runtime_error("attention: head dim " + std::to_string(p.D) + " is outside [1, 1024]");
 }
 
+// ------------------------------------------------------------------------------------------------
+// Tensor-core (FlashAttention-2 style) path: bf16, D in {64, 128}.
+constexpr int kFaRows = 64;      // query rows per block (fwd, dq) / key rows per block (dk, dv)
+constexpr int kFaThreads = 128;  // 4 warps x 16 rows
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// A [rows][D] bf16 tile in shared memory: rows of D/8 16-byte chunks, chunk XOR (row & 7) so the 8 rows
+// of an ldmatrix phase (plain or .trans) fall in 8 different bank groups.
+template <int D>
+__device__ __forceinline__ uint32_t fa_off(int r, int c) {
+  return (uint32_t)((r * (D / 8) + (c ^ (r & 7))) * 16);
+}
+
+// rows [r0, r0 + ROWS) of one (b, h) slice: element (t, d) at g + t * rs + d; rows >= T are zero-filled.
+template <int D, int ROWS>
+__device__ __forceinline__ void fa_load(uint32_t sbase, const bf16_t* g, size_t rs, int r0, int T, int tid) {
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int id = tid; id < ROWS * CH; id += kFaThreads) {
+    const int r = id / CH, c = id % CH;
+    const bool ok = r0 + r < T;
+    lb_cp_async16(sbase + fa_off<D>(r, c), ok ? g + (size_t)(r0 + r) * rs + c * 8 : g, ok ? 16 : 0);
+  }
+}
+
+// acc[2nj], acc[2nj+1] += A(16 x D, fragments from a [row][d] tile at rows a_row0..) * B^T where B is a
+// [n][d] tile (rows n_row0 + 0..15): i.e. S-type products Q K^T, dO V^T, K Q^T, V dO^T.
+template <int D, int NT>
+__device__ __forceinline__ void fa_qkt(float (&acc)[NT][4], uint32_t sa, int a_row0, uint32_t sb, int lane) {
+  const int idx = lane >> 3, r = lane & 7;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+    uint32_t af[4];
+    lb_ldmatrix_x4(af, sa + fa_off<D>(a_row0 + (lane & 15), kk * 2 + (lane >> 4)));
+#pragma unroll
+    for (int nj = 0; nj < NT / 2; nj++) {
+      uint32_t bb[4];
+      lb_ldmatrix_x4(bb, sb + fa_off<D>(nj * 16 + r + (idx >> 1) * 8, kk * 2 + (idx & 1)));
+      lb_mma_bf16(acc[2 * nj], af, bb[0], bb[1]);
+      lb_mma_bf16(acc[2 * nj + 1], af, bb[2], bb[3]);
+    }
+  }
+}
+
+// acc (16 x D, D/8 n-tiles) += P (16 x 16*KT, accumulator layout, packed here to bf16 A fragments) @ V
+// where V is a [k][d] tile (rows 0..16*KT-1): the P V, dS K, P^T dO, dS^T Q products.
+template <int D, int KT>
+__device__ __forceinline__ void fa_pv(float (&acc)[D / 8][4], const float (&p)[2 * KT][4], uint32_t sv, int lane) {
+  const int idx = lane >> 3, r = lane & 7;
+#pragma unroll
+  for (int kk = 0; kk < KT; kk++) {
+    const uint32_t pa[4] = {lb_pack_bf16x2(p[2 * kk][0], p[2 * kk][1]), lb_pack_bf16x2(p[2 * kk][2], p[2 * kk][3]),
+                            lb_pack_bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                            lb_pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+    for (int dj = 0; dj < D / 16; dj++) {
+      uint32_t bb[4];
+      lb_ldmatrix_x4_trans(bb, sv + fa_off<D>(kk * 16 + r + (idx & 1) * 8, dj * 2 + (idx >> 1)));
+      lb_mma_bf16(acc[2 * dj], pa, bb[0], bb[1]);
+      lb_mma_bf16(acc[2 * dj + 1], pa, bb[2], bb[3]);
+    }
+  }
+}
+
+// Stores a 16 x D accumulator (rows row0 + g, row0 + g + 8) scaled by s0 / s1 as bf16; rows >= T skipped.
+template <int D>
+__device__ __forceinline__ void fa_store(bf16_t* g, size_t rs, int row0, int T, const float (&acc)[D / 8][4],
+                                         float s0, float s1, int lane) {
+  const int gr = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int dn = 0; dn < D / 8; dn++) {
+    const int col = dn * 8 + 2 * t;
+    if (row0 + gr < T)
+      *reinterpret_cast<uint32_t*>(g + (size_t)(row0 + gr) * rs + col) = lb_pack_bf16x2(acc[dn][0] * s0, acc[dn][1] * s0);
+    if (row0 + gr + 8 < T)
+      *reinterpret_cast<uint32_t*>(g + (size_t)(row0 + gr + 8) * rs + col) =
+          lb_pack_bf16x2(acc[dn][2] * s1, acc[dn][3] * s1);
+  }
+}
+
+__device__ __forceinline__ bool fa_key_live(const int32_t* mask, int b, int T, int j) {
+  return j < T && (!mask || mask[(size_t)b * T + j] != 0);
+}
+
+template <int D>
+__global__ void __launch_bounds__(kFaThreads) fa_fwd_kernel(const bf16_t* q, const bf16_t* k, const bf16_t* v,
+                                                            bf16_t* out, float* lse, const int32_t* mask, AttnGeo g) {
+  // q, k, v, out (B,T,NH,D) bf16; lse (B,NH,T); mask (B,T). grid (query blocks, B*NH)
+  constexpr int TILE = kFaRows * D * 2;
+  extern __shared__ __align__(128) unsigned char smem[];  // Q | K[2] | V[2]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, t = lane & 3;
+  const int bh = blockIdx.y, h = bh % g.NH, b = bh / g.NH;
+  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;
+  const uint32_t sq = lb_smem_addr(smem), sk = sq + TILE, sv = sk + 2 * TILE;
+  const int i0 = blockIdx.x * kFaRows;
+  fa_load<D, kFaRows>(sq, q + slice, rs, i0, g.T, tid);
+  fa_load<D, kFaRows>(sk, k + slice, rs, 0, g.T, tid);
+  fa_load<D, kFaRows>(sv, v + slice, rs, 0, g.T, tid);
+  lb_cp_async_commit();
+  const int nkb = (g.T + kFaRows - 1) / kFaRows;
+  const float sl2 = g.scale * kLog2e;
+  const int row0 = i0 + warp * 16;  // this warp's rows: row0 + gr, row0 + gr + 8
+  float o[D / 8][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  for (int jb = 0; jb < nkb; jb++) {
+    const uint32_t kb = sk + (jb & 1) * TILE, vb = sv + (jb & 1) * TILE;
+    if (jb + 1 < nkb) {  // the other buffer was released by the barrier that ended iteration jb-1
+      fa_load<D, kFaRows>(sk + ((jb + 1) & 1) * TILE, k + slice, rs, (jb + 1) * kFaRows, g.T, tid);
+      fa_load<D, kFaRows>(sv + ((jb + 1) & 1) * TILE, v + slice, rs, (jb + 1) * kFaRows, g.T, tid);
+    }
+    lb_cp_async_commit();
+    lb_cp_async_wait<1>();
+    __syncthreads();
+    float s[8][4] = {};
+    fa_qkt<D, 8>(s, sq, warp * 16, kb, lane);
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int ni = 0; ni < 8; ni++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        const int j = jb * kFaRows + ni * 8 + 2 * t + (r & 1);
+        s[ni][r] = fa_key_live(mask, b, g.T, j) ? s[ni][r] * sl2 : -INFINITY;
+        mx[r >> 1] = fmaxf(mx[r >> 1], s[ni][r]);
+      }
+    float mu[2], corr[2];
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+      mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
+      mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
+      mu[rr] = mx[rr] == -INFINITY ? 0.0f : mx[rr];  // nothing live yet: keep exp2 away from inf - inf
+      corr[rr] = exp2f(m[rr] - mu[rr]);
+      m[rr] = mx[rr];
+      l[rr] *= corr[rr];
+    }
+#pragma unroll
+    for (int ni = 0; ni < 8; ni++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        const float pv = exp2f(s[ni][r] - mu[r >> 1]);
+        l[r >> 1] += pv;  // the softmax denominator never sees dropout
+        const int i = row0 + gr + (r >> 1) * 8, j = jb * kFaRows + ni * 8 + 2 * t + (r & 1);
+        s[ni][r] = g.p_drop > 0.0f ? (g.keep(b, h, i, j) ? pv * g.inv_keep : 0.0f) : pv;
+      }
+#pragma unroll
+    for (int dn = 0; dn < D / 8; dn++) {
+      o[dn][0] *= corr[0]; o[dn][1] *= corr[0];
+      o[dn][2] *= corr[1]; o[dn][3] *= corr[1];
+    }
+    fa_pv<D, 4>(o, s, vb, lane);
+    __syncthreads();  // every warp is done with this K/V buffer before it is refilled
+  }
+  lb_cp_async_wait<0>();
+#pragma unroll
+  for (int rr = 0; rr < 2; rr++) {
+    l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
+    l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
+  }
+  // all keys padded: out = 0, lse = -inf (ops.h)
+  fa_store<D>(out + slice, rs, row0, g.T, o, l[0] > 0.0f ? 1.0f / l[0] : 0.0f, l[1] > 0.0f ? 1.0f / l[1] : 0.0f, lane);
+  if (t == 0) {
+    float* lrow = lse + (size_t)bh * g.T;
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+      const int i = row0 + gr + rr * 8;
+      if (i < g.T) lrow[i] = l[rr] > 0.0f ? (m[rr] + log2f(l[rr])) * kLn2 : -INFINITY;
+    }
+  }
+}
+
+// dq (=) for 64 queries per block: loops over all key blocks; P recomputed from lse.
+template <int D>
+__global__ void __launch_bounds__(kFaThreads) fa_bwd_dq_kernel(const bf16_t* q, const bf16_t* k, const bf16_t* v,
+                                                               const bf16_t* dout, const float* lse,
+                                                               const float* delta, const int32_t* mask, bf16_t* dq,
+                                                               AttnGeo g) {
+  // q, k, v, dout, dq (B,T,NH,D); lse, delta (B,NH,T); grid (query blocks, B*NH)
+  constexpr int TILE = kFaRows * D * 2;
+  extern __shared__ __align__(128) unsigned char smem[];  // Q | dO | K[2] | V[2]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, t = lane & 3;
+  const int bh = blockIdx.y, h = bh % g.NH, b = bh / g.NH;
+  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;
+  const uint32_t sq = lb_smem_addr(smem), sdo = sq + TILE, sk = sdo + TILE, sv = sk + 2 * TILE;
+  const int i0 = blockIdx.x * kFaRows, row0 = i0 + warp * 16;
+  fa_load<D, kFaRows>(sq, q + slice, rs, i0, g.T, tid);
+  fa_load<D, kFaRows>(sdo, dout + slice, rs, i0, g.T, tid);
+  fa_load<D, kFaRows>(sk, k + slice, rs, 0, g.T, tid);
+  fa_load<D, kFaRows>(sv, v + slice, rs, 0, g.T, tid);
+  lb_cp_async_commit();
+  const float sl2 = g.scale * kLog2e;
+  float L2[2], dl[2];  // lse in log2 units, delta, for rows gr and gr + 8
+#pragma unroll
+  for (int rr = 0; rr < 2; rr++) {
+    const int i = row0 + gr + rr * 8;
+    const float L = i < g.T ? lse[(size_t)bh * g.T + i] : -INFINITY;
+    L2[rr] = L * kLog2e;
+    dl[rr] = i < g.T ? delta[(size_t)bh * g.T + i] : 0.0f;
+  }
+  const int nkb = (g.T + kFaRows - 1) / kFaRows;
+  float acc[D / 8][4] = {};
+  for (int jb = 0; jb < nkb; jb++) {
+    const uint32_t kb = sk + (jb & 1) * TILE, vb = sv + (jb & 1) * TILE;
+    if (jb + 1 < nkb) {
+      fa_load<D, kFaRows>(sk + ((jb + 1) & 1) * TILE, k + slice, rs, (jb + 1) * kFaRows, g.T, tid);
+      fa_load<D, kFaRows>(sv + ((jb + 1) & 1) * TILE, v + slice, rs, (jb + 1) * kFaRows, g.T, tid);
+    }
+    lb_cp_async_commit();
+    lb_cp_async_wait<1>();
+    __syncthreads();
+    float s[8][4] = {}, dp[8][4] = {};
+    fa_qkt<D, 8>(s, sq, warp * 16, kb, lane);
+    fa_qkt<D, 8>(dp, sdo, warp * 16, vb, lane);
+#pragma unroll
+    for (int ni = 0; ni < 8; ni++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        const int rr = r >> 1, i = row0 + gr + rr * 8, j = jb * kFaRows + ni * 8 + 2 * t + (r & 1);
+        const bool live = L2[rr] != -INFINITY && fa_key_live(mask, b, g.T, j);
+        const float pv = live ? exp2f(s[ni][r] * sl2 - L2[rr]) : 0.0f;
+        const float z = g.p_drop > 0.0f ? (g.keep(b, h, i, j) ? g.inv_keep : 0.0f) : 1.0f;
+        s[ni][r] = pv * (dp[ni][r] * z - dl[rr]);  // dS
+      }
+    fa_pv<D, 4>(acc, s, kb, lane);  // dq += dS K
+    __syncthreads();
+  }
+  lb_cp_async_wait<0>();
+  fa_store<D>(dq + slice, rs, row0, g.T, acc, g.scale, g.scale, lane);
+}
+
+// dk, dv (=) for 64 keys per block: loops over the queries in tiles of BQ; P^T recomputed from lse.
+template <int D, int BQ>
+__global__ void __launch_bounds__(kFaThreads) fa_bwd_dkv_kernel(const bf16_t* q, const bf16_t* k, const bf16_t* v,
+                                                                const bf16_t* dout, const float* lse,
+                                                                const float* delta, const int32_t* mask, bf16_t* dk,
+                                                                bf16_t* dv, AttnGeo g) {
+  // q, k, v, dout, dk, dv (B,T,NH,D); lse, delta (B,NH,T); grid (key blocks, B*NH)
+  constexpr int TILE = kFaRows * D * 2, QTILE = BQ * D * 2, NT = BQ / 8;
+  extern __shared__ __align__(128) unsigned char smem[];  // K | V | Q[2] | dO[2]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, t = lane & 3;
+  const int bh = blockIdx.y, h = bh % g.NH, b = bh / g.NH;
+  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;
+  const uint32_t sk = lb_smem_addr(smem), sv = sk + TILE, sq = sv + TILE, sdo = sq + 2 * QTILE;
+  const int j0 = blockIdx.x * kFaRows, krow0 = j0 + warp * 16;  // this warp's keys: krow0 + gr (+8)
+  fa_load<D, kFaRows>(sk, k + slice, rs, j0, g.T, tid);
+  fa_load<D, kFaRows>(sv, v + slice, rs, j0, g.T, tid);
+  fa_load<D, BQ>(sq, q + slice, rs, 0, g.T, tid);
+  fa_load<D, BQ>(sdo, dout + slice, rs, 0, g.T, tid);
+  lb_cp_async_commit();
+  const float sl2 = g.scale * kLog2e;
+  bool klive[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; rr++) klive[rr] = fa_key_live(mask, b, g.T, krow0 + gr + rr * 8);
+  const float* lse_bh = lse + (size_t)bh * g.T;
+  const float* delta_bh = delta + (size_t)bh * g.T;
+  const int nqb = (g.T + BQ - 1) / BQ;
+  float adk[D / 8][4] = {}, adv[D / 8][4] = {};
+  for (int ib = 0; ib < nqb; ib++) {
+    const uint32_t qb = sq + (ib & 1) * QTILE, dob = sdo + (ib & 1) * QTILE;
+    if (ib + 1 < nqb) {
+      fa_load<D, BQ>(sq + ((ib + 1) & 1) * QTILE, q + slice, rs, (ib + 1) * BQ, g.T, tid);
+      fa_load<D, BQ>(sdo + ((ib + 1) & 1) * QTILE, dout + slice, rs, (ib + 1) * BQ, g.T, tid);
+    }
+    lb_cp_async_commit();
+    lb_cp_async_wait<1>();
+    __syncthreads();
+    float s[NT][4] = {}, dp[NT][4] = {};
+    fa_qkt<D, NT>(s, sk, warp * 16, qb, lane);   // S^T = K Q^T   (keys x queries)
+    fa_qkt<D, NT>(dp, sv, warp * 16, dob, lane); // dP^T = V dO^T
+#pragma unroll
+    for (int ni = 0; ni < NT; ni++)
+#pragma unroll
+      for (int c = 0; c < 2; c++) {
+        const int i = ib * BQ + ni * 8 + 2 * t + c;  // query (column)
+        const float L = i < g.T ? lse_bh[i] : -INFINITY;
+        const float dli = i < g.T ? delta_bh[i] : 0.0f;
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+          const int r = rr * 2 + c, j = krow0 + gr + rr * 8;
+          const bool live = klive[rr] && L != -INFINITY;
+          const float pv = live ? exp2f(s[ni][r] * sl2 - L * kLog2e) : 0.0f;
+          const float z = g.p_drop > 0.0f ? (g.keep(b, h, i, j) ? g.inv_keep : 0.0f) : 1.0f;
+          s[ni][r] = pv * (dp[ni][r] * z - dli);  // dS^T
+          dp[ni][r] = pv * z;                     // (P Z)^T
+        }
+      }
+    fa_pv<D, NT / 2>(adv, dp, dob, lane);  // dV += (P Z)^T dO
+    fa_pv<D, NT / 2>(adk, s, qb, lane);    // dK += dS^T Q
+    __syncthreads();
+  }
+  lb_cp_async_wait<0>();
+  fa_store<D>(dk + slice, rs, krow0, g.T, adk, g.scale, g.scale, lane);
+  fa_store<D>(dv + slice, rs, krow0, g.T, adv, 1.0f, 1.0f, lane);
+}
+
+template <typename K>
+void fa_set_smem(K kernel, int bytes) {
+  if (bytes > 48 * 1024)
+    lb_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "attention");
+}
+
+template <int D>
+void fa_forward(const AttentionParams& p, const AttnGeo& g) {
+  const int smem = 5 * kFaRows * D * 2;
+  fa_set_smem(fa_fwd_kernel<D>, smem);
+  const dim3 grid((p.T + kFaRows - 1) / kFaRows, p.B * p.NH);
+  fa_fwd_kernel<D><<<grid, kFaThreads, smem, cuda_stream()>>>((const bf16_t*)p.q, (const bf16_t*)p.k,
+                                                             (const bf16_t*)p.v, (bf16_t*)p.out, p.lse, p.key_mask, g);
+  lb_check_launch("attention");
+}
+
+template <int D>
+void fa_backward(const AttentionParams& p, const AttnGeo& g) {
+  constexpr int BQ = D == 128 ? 32 : 64;  // fewer S/dP registers next to the dK, dV accumulators
+  const dim3 grid((p.T + kFaRows - 1) / kFaRows, p.B * p.NH);
+  const int smem_dq = 6 * kFaRows * D * 2;
+  fa_set_smem(fa_bwd_dq_kernel<D>, smem_dq);
+  fa_bwd_dq_kernel<D><<<grid, kFaThreads, smem_dq, cuda_stream()>>>(
+      (const bf16_t*)p.q, (const bf16_t*)p.k, (const bf16_t*)p.v, (const bf16_t*)p.dout, p.lse, p.delta, p.key_mask,
+      (bf16_t*)p.dq, g);
+  lb_check_launch("attention");
+  const int smem_dkv = 2 * kFaRows * D * 2 + 4 * BQ * D * 2;
+  fa_set_smem(fa_bwd_dkv_kernel<D, BQ>, smem_dkv);
+  fa_bwd_dkv_kernel<D, BQ><<<grid, kFaThreads, smem_dkv, cuda_stream()>>>(
+      (const bf16_t*)p.q, (const bf16_t*)p.k, (const bf16_t*)p.v, (const bf16_t*)p.dout, p.lse, p.delta, p.key_mask,
+      (bf16_t*)p.dk, (bf16_t*)p.dv, g);
+  lb_check_launch("attention");
+}
+
+bool fa_eligible(const AttentionParams& p, bool backward) {
+  auto al = [](const void* x) { return ((uintptr_t)x & 15) == 0; };
+  bool ok = p.dtype == DType::BF16 && (p.D == 64 || p.D == 128) && cuda_props().major >= 8 &&
+            (int64_t)p.B * p.NH <= 65535 && al(p.q) && al(p.k) && al(p.v) && al(p.out);
+  if (backward) ok = ok && al(p.dout) && al(p.dq) && al(p.dk) && al(p.dv);
+  return ok;
+}
+
 }  // namespace
 
 void attention_forward_cuda(const AttentionParams& p) {
@@ -225,6 +570,11 @@ void attention_forward_cuda(const AttentionParams& p) {
   const AttnGeo g = make_geo(p);
   const int64_t rows = (int64_t)p.B * p.NH * p.T;
   if (rows <= 0) return;
+  if (fa_eligible(p, false)) {
+    if (p.D == 64) fa_forward<64>(p, g);
+    else fa_forward<128>(p, g);
+    return;
+  }
   const unsigned blocks = (unsigned)((rows + kWarps - 1) / kWarps);
   LB_FLOAT_DISPATCH("attention", p.dtype, T, LB_DPL_DISPATCH(p.D, DPL, {
     attn_fwd_generic<T, DPL><<<blocks, kWarps * 32, 0, cuda_stream()>>>((const T*)p.q, (const T*)p.k, (const T*)p.v,
@@ -242,6 +592,11 @@ void attention_backward_cuda(const AttentionParams& p) {
   LB_FLOAT_DISPATCH("attention", p.dtype, T, {
     attn_delta_kernel<T><<<blocks, kWarps * 32, 0, cuda_stream()>>>((const T*)p.dout, (const T*)p.out, p.delta, g);
     lb_check_launch("attention");
+    if (fa_eligible(p, true)) {
+      if (p.D == 64) fa_backward<64>(p, g);
+      else fa_backward<128>(p, g);
+      return;
+    }
     LB_DPL_DISPATCH(p.D, DPL, {
       attn_bwd_dq_generic<T, DPL><<<blocks, kWarps * 32, 0, cuda_stream()>>>(
           (const T*)p.q, (const T*)p.k, (const T*)p.v, (const T*)p.dout, p.lse, p.delta, p.key_mask, (T*)p.dq, g);

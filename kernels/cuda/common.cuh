@@ -12,6 +12,7 @@
 #include "../../native/device.h"
 #include "../common.h"
 #include "../ops.h"
+#include "online_softmax.h"
 
 namespace lb {
 
@@ -85,25 +86,7 @@ __device__ __forceinline__ float lb_block_max(float v, float* red) {
   return lb_warp_max(v);
 }
 
-// ---- online softmax (Milakov & Gimelshein): running max m and sum s of exp(x - m).
-// Pure math, so a CPU test covers it. -inf inputs (masked) leave the state unchanged.
-struct LbSoftmaxState {
-  float m, s;
-};
-LB_HD LbSoftmaxState lb_softmax_init() { return LbSoftmaxState{-INFINITY, 0.0f}; }
-LB_HD LbSoftmaxState lb_softmax_push(LbSoftmaxState a, float x) {
-  if (x == -INFINITY) return a;
-  if (x > a.m) return LbSoftmaxState{x, a.s * expf(a.m - x) + 1.0f};  // exp(-inf) = 0 on the first push
-  return LbSoftmaxState{a.m, a.s + expf(x - a.m)};
-}
-LB_HD LbSoftmaxState lb_softmax_combine(LbSoftmaxState a, LbSoftmaxState b) {
-  if (a.m == -INFINITY) return b;
-  if (b.m == -INFINITY) return a;
-  const float m = a.m > b.m ? a.m : b.m;
-  return LbSoftmaxState{m, a.s * expf(a.m - m) + b.s * expf(b.m - m)};
-}
-// log(sum exp(x)) of the state; -inf when every input was -inf.
-LB_HD float lb_softmax_lse(LbSoftmaxState a) { return a.m == -INFINITY ? -INFINITY : a.m + logf(a.s); }
+// ---- online softmax: online_softmax.h (plain C++, so a CPU test covers it).
 
 // ---- launch shapes
 inline unsigned lb_blocks(int64_t n, int threads, int64_t cap = 65535LL * 8) {
