@@ -21,6 +21,8 @@ const TINY = join(ROOT, 'test/fixtures/golden/tiny');
 const TASKS = join(ROOT, 'test/fixtures/tasks');
 const CLI = join(ROOT, 'bin/linkbert.js');
 const quiet = (): void => {};
+/** LINKBERT_TEST_DEVICE=cuda runs the fine-tunes on the GPU backend (the finite-difference test stays on ref). */
+const DEVICE: 'cpu' | 'cuda' = process.env.LINKBERT_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 
 function tmp(t: { teardown(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), 'linkbert-ft-test-'));
@@ -31,7 +33,7 @@ function tmp(t: { teardown(fn: () => void): void }): string {
 function opts(task: string, train: string, dev: string, out: string, extra: Partial<FinetuneOptions> = {}): FinetuneOptions {
   return {
     ...FINETUNE_DEFAULTS, task, train, dev, checkpoint: TINY, out,
-    epochs: 8, lr: 2e-3, batchSize: 8, warmupRatio: 0.1, threads: 1, progress: false, ...extra,
+    epochs: 8, lr: 2e-3, batchSize: 8, warmupRatio: 0.1, threads: 1, device: DEVICE, progress: false, ...extra,
   };
 }
 
@@ -58,7 +60,7 @@ async function commonChecks(t: import('ava').ExecutionContext, r: FinetuneResult
   const best = Math.max(...r.history.map((h) => (Number.isNaN(h.main) ? -Infinity : h.main)));
   t.is(r.best.value, best, 'the kept checkpoint is the best dev evaluation');
   // evaluate on the saved checkpoint reproduces the dev metrics
-  const ev = await evaluateCheckpoint({ data: dev, checkpoint: r.bestCheckpoint, device: 'cpu', batchSize: 5, threads: 1, nBest: 20, maxAnswerLen: 30, progress: false }, quiet);
+  const ev = await evaluateCheckpoint({ data: dev, checkpoint: r.bestCheckpoint, device: DEVICE, batchSize: 5, threads: 1, nBest: 20, maxAnswerLen: 30, progress: false }, quiet);
   t.is(ev.task, task);
   t.is(ev.main, r.dev.main);
   for (const [k, v] of Object.entries(r.dev.metrics)) {
