@@ -131,6 +131,11 @@ LB_SIMD_CLONES float exp_shift_sum(float* __restrict s, int n, float shift) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+// f[j] *= keep(ctr0 + j) ? inv_keep : 0 for j < n: Philox over consecutive counters vectorises here
+LB_SIMD_CLONES void apply_dropout(float* __restrict f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
+  for (int j = 0; j < n; j++) f[j] *= lb_dropout_keep(seed, ctr0 + (uint64_t)j, prob) ? inv_keep : 0.0f;
+}
+
 inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
   return p.offset + (((uint64_t)b * p.NH + h) * (uint64_t)p.T + (uint64_t)i) * (uint64_t)p.T + (uint64_t)j;
 }
@@ -186,9 +191,7 @@ void forward_impl(const AttentionParams& p) {
           if (corr != 1.0f)
             for (int c = 0; c < D; c++) a[c] *= corr;
           if (dropout)  // s becomes the dropped, rescaled weights (l above keeps the undropped sum)
-            for (int j = 0; j < nk; j++)
-              if (s[j] != 0.0f)
-                s[j] = lb_dropout_keep(p.seed, drop_ctr(p, b, h, i0 + i, j0 + j), p.dropout_p) ? s[j] * inv_keep : 0.0f;
+            apply_dropout(s, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
           accum_rows(a, s, 1, vt, nk, D);
         }
       }
@@ -228,12 +231,13 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
       continue;
     }
     exp_shift_sum(s, nk, L);  // s = P = exp(s - lse); masked -> 0
+    float keep[kKB];          // 1/(1-p) or 0 per key (1 without dropout)
+    for (int j = 0; j < nk; j++) keep[j] = 1.0f;
+    if (dropout) apply_dropout(keep, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
     for (int j = 0; j < nk; j++) {
       const float P = s[j];
-      float keep = 1.0f;
-      if (dropout) keep = lb_dropout_keep(p.seed, drop_ctr(p, b, h, i0 + i, j0 + j), p.dropout_p) ? inv_keep : 0.0f;
-      s[j] = P * keep;
-      dp[j] = P * (dp[j] * keep - dl);
+      s[j] = P * keep[j];
+      dp[j] = P * (dp[j] * keep[j] - dl);
     }
   }
 }
