@@ -28,6 +28,9 @@ for (let c = 0; c < 128; c++) {
 
 // Kinds of a non-ASCII code point after cleaning + normalization (depends on the config).
 const K_DROP = 0, K_SPACE = 1, K_CJK = 2, K_WORD = 3, K_MIXED = 4;
+// Fast-path classes of a non-ASCII BMP unit: a word char normalizing to one code unit, a space, a char
+// that is a word by itself (punctuation, CJK), or anything else (general path).
+const S_WORD = 1, S_SPACE = 2, S_ALONE = 3, S_COMPLEX = 4;
 interface CharEntry {
   kind: number;
   /** normalized text (K_WORD: appended to the current word; K_CJK: the whole word; K_MIXED: split per char) */
@@ -219,7 +222,10 @@ export class WordPieceTokenizer {
   private readonly specialFirst = new Uint8Array(128); // ASCII punctuation that can start a special token
   private readonly bmpEntries: (CharEntry | undefined)[] = new Array(0x10000);
   private readonly astralEntries = new Map<number, CharEntry>();
-  private readonly cache = new WordCache();
+  private readonly cache = new WordCache(); // normalized (and raw ASCII) word -> pieces
+  private readonly rawCache = new WordCache(); // raw non-ASCII "simple" word -> pieces
+  private readonly simple = new Uint8Array(0x10000); // S_* class of each BMP unit, 0 = not yet known
+  private readonly simpleNorm = new Uint16Array(0x10000); // S_WORD: its normalized code unit
 
   // output buffers, reused across calls
   private outIds = new Int32Array(1024);
@@ -490,7 +496,8 @@ export class WordPieceTokenizer {
             this.asciiWord(text, i, j, h);
             i = j;
           } else {
-            i = this.slowWord(text, i);
+            const r = this.fastWord(text, i);
+            i = r >= 0 ? r : this.slowWord(text, i);
           }
         } else if (k === A_PUNCT) {
           if (this.specialFirst[c] === 1) {
@@ -510,7 +517,8 @@ export class WordPieceTokenizer {
           i++; // space or a control char between words
         }
       } else {
-        i = this.slowWord(text, i);
+        const r = this.fastWord(text, i);
+        i = r >= 0 ? r : this.slowWord(text, i);
       }
     }
   }
@@ -543,6 +551,11 @@ export class WordPieceTokenizer {
         } else idx = cache.insert(key, h, this.wordPiece(key, e - s));
       } else idx = cache.insert(key, h, this.wordPiece(key, e - s));
     }
+    this.emitCached(cache, idx, s);
+  }
+
+  /** Emits a cached word whose normalized code units map 1:1 onto text[s, ...). */
+  private emitCached(cache: WordCache, idx: number, s: number): void {
     const w = this.wordIdx++;
     const pool = cache.pool;
     let p = cache.off[idx];
@@ -578,6 +591,84 @@ export class WordPieceTokenizer {
       this.emit(pool[p], s + prev, s + end, w);
       prev = end;
     }
+  }
+
+  /** Words of ASCII word characters and "simple" BMP characters (one code unit in, one word code unit
+   * out, e.g. Cyrillic, accented Latin) are cached by their raw text like ASCII words. Returns where the
+   * scan continues, or -1 when the general path must handle the word. */
+  private fastWord(text: string, i: number): number {
+    const n = text.length;
+    const simple = this.simple;
+    let h = FNV_BASIS;
+    let j = i;
+    let d = 0;
+    let f = 0;
+    while (j < n) {
+      d = text.charCodeAt(j);
+      if (d < 128) {
+        if (ASCII_KIND[d] !== A_WORD) break;
+      } else {
+        f = simple[d];
+        if (f === 0) f = this.classifySimple(d);
+        if (f !== S_WORD) break;
+      }
+      h = Math.imul(h ^ d, FNV_PRIME);
+      j++;
+    }
+    if (j === i) {
+      if (f === S_SPACE) return i + 1;
+      if (f === S_ALONE) {
+        // non-ASCII punctuation or a CJK character: a word of its own
+        this.sw = '';
+        this.swPush(this.bmpEntries[d]!.norm, i, i + 1);
+        this.swFlush();
+        return i + 1;
+      }
+      return -1;
+    }
+    // the word must end here: at the end, ASCII space/punctuation, or a non-ASCII space/standalone char
+    if (j < n && (d < 128 ? ASCII_KIND[d] === A_DROP : f !== S_SPACE && f !== S_ALONE)) return -1;
+    if (this.sink) {
+      this.sink.push(this.simpleNormalize(text, i, j));
+      return j;
+    }
+    const cache = this.rawCache;
+    let idx = cache.findText(text, i, j, h);
+    if (idx < 0) {
+      const norm = this.simpleNormalize(text, i, j);
+      const nh = hashString(norm);
+      // share pieces with the normalized spelling (e.g. 'България' -> 'българия')
+      let ni = this.cache.findStr(norm, nh);
+      if (ni < 0) ni = this.cache.insert(norm, nh, this.wordPiece(norm, j - i));
+      const a = this.cache.off[ni], b = a + 2 * this.cache.cnt[ni];
+      idx = cache.insert(text.slice(i, j), h, this.cache.pool.subarray(a, b));
+    }
+    this.emitCached(cache, idx, i);
+    return j;
+  }
+
+  private simpleNormalize(text: string, i: number, j: number): string {
+    let out = '';
+    for (let k = i; k < j; k++) {
+      const c = text.charCodeAt(k);
+      out += String.fromCharCode(c < 128 ? (this.lower && c >= 65 && c <= 90 ? c + 32 : c) : this.simpleNorm[c]);
+    }
+    return out;
+  }
+
+  private classifySimple(c: number): number {
+    let f = S_COMPLEX;
+    if (c < 0xd800 || c > 0xdfff) {
+      const e = this.entry(c, String.fromCharCode(c));
+      if (e.kind === K_WORD && e.norm.length === 1) {
+        f = S_WORD;
+        this.simpleNorm[c] = e.norm.charCodeAt(0);
+      } else if (e.kind === K_SPACE) f = S_SPACE;
+      else if (e.kind === K_CJK && e.norm.length === 1) f = S_ALONE;
+      else if (e.kind === K_MIXED && e.norm.length === 1 && charClass(e.norm.charCodeAt(0)) & C_PUNCT) f = S_ALONE;
+    }
+    this.simple[c] = f;
+    return f;
   }
 
   private entry(cp: number, ch: string): CharEntry {
