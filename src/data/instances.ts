@@ -2,10 +2,11 @@
 // document-relation label — contiguous / random / linked — and the partner segment B, then build
 // [CLS] A [SEP] B [SEP] and (for static masking) choose the masked-LM positions.
 //
-// Determinism: each document gets its own PRNG stream Rng(seed, docIndex, dupeRound), so the result
-// never depends on how documents were spread over workers. The only state carried from one anchor to
-// the next is the per-input label deficit (below), and anchors are always visited in the same order:
-// dupe round, document index, segment index.
+// Determinism: each document gets its own PRNG stream Rng(seed, docIndex, dupeRound) for its labels,
+// and each anchor its own stream for partner, truncation and masks, so the result never depends on how
+// documents were spread over workers. The only state carried from one anchor to the next is the
+// per-input label deficit (below): plan() decides labels sequentially in the fixed order dupe round,
+// document index, segment index (cheap), and make() builds the instances, in any thread.
 //
 // Label fallback, keeping the overall ratio: a label is drawn with the configured probabilities. When
 // the drawn label is impossible for this anchor (A is the last segment → no contiguous; the document
@@ -99,6 +100,14 @@ function hashString(s: string, seed: number): number {
   return r.nextU32();
 }
 
+/** Planned anchors, parallel arrays in output order. */
+export interface AnchorPlan {
+  doc: Int32Array;
+  seg: Int32Array;
+  copy: Int32Array;
+  label: Int8Array;
+}
+
 export interface BuildStats {
   labels: [number, number, number];
   perInput: { instances: number; labels: [number, number, number] }[];
@@ -180,33 +189,61 @@ export class InstanceBuilder {
     return this.split[i] as Split;
   }
 
-  /** All instances, in the fixed order dupe round → document → segment → copy. */
+  /** All instances, in the fixed order dupe round → document → segment → copy (plan + make inline). */
   *build(): Generator<BuiltInstance> {
     for (let round = 0; round < this.opts.dupeFactor; round++)
-      for (let d = 0; d < this.docs.length; d++) yield* this.buildDoc(d, round);
+      for (let d = 0; d < this.docs.length; d++) {
+        const p = this.plan(round, d, d + 1);
+        for (let k = 0; k < p.label.length; k++) yield this.make(round, p.doc[k], p.seg[k], p.copy[k], p.label[k]);
+      }
+    this.finish();
+  }
+
+  /** Call once after the last plan(): records the deficits that could not be paid back. */
+  finish(): void {
     this.stats.unresolved = this.deficit.map((a) => [Math.max(0, a[0]), Math.max(0, a[1]), Math.max(0, a[2])]);
   }
 
-  private *buildDoc(d: number, round: number): Generator<BuiltInstance> {
-    const doc = this.docs[d];
-    const nseg = numSegments(doc);
-    if (nseg === 0) return;
-    const rng = new Rng(this.opts.seed, d, round);
-    const input = doc.input;
-    const rate = this.opts.keepRate[input];
-    const whole = Math.floor(rate);
-    const frac = rate - whole;
-    for (let seg = 0; seg < nseg; seg++) {
-      let copies = whole;
-      if (frac > 0 && rng.next() < frac) copies++;
-      for (let c = 0; c < copies; c++) {
-        const built = this.buildAnchor(d, seg, rng);
-        if (built) yield built;
+  /**
+   * Decide copies and labels for every anchor of documents [d0, d1) in dupe round `round`. Must be
+   * called in order (round, then documents ascending): it carries the label deficits. Cheap; the
+   * expensive part, make(), depends only on its arguments and can run anywhere.
+   * Streams: Rng(seed, doc, round) for copies and labels; Rng(seed, doc, round, seg + 1, copy + 1) in make().
+   */
+  plan(round: number, d0: number, d1: number): AnchorPlan {
+    const doc: number[] = [];
+    const seg: number[] = [];
+    const copy: number[] = [];
+    const label: number[] = [];
+    for (let d = d0; d < d1; d++) {
+      const nseg = numSegments(this.docs[d]);
+      if (nseg === 0) continue;
+      const rng = new Rng(this.opts.seed, d, round);
+      const input = this.docs[d].input;
+      const rate = this.opts.keepRate[input];
+      const whole = Math.floor(rate);
+      const frac = rate - whole;
+      for (let s = 0; s < nseg; s++) {
+        let copies = whole;
+        if (frac > 0 && rng.next() < frac) copies++;
+        for (let c = 0; c < copies; c++) {
+          const l = this.chooseLabel(d, s, rng);
+          if (l < 0) continue;
+          doc.push(d);
+          seg.push(s);
+          copy.push(c);
+          label.push(l);
+          this.stats.labels[l]++;
+          this.stats.perInput[input].instances++;
+          this.stats.perInput[input].labels[l]++;
+        }
       }
     }
+    return { doc: Int32Array.from(doc), seg: Int32Array.from(seg), copy: Int32Array.from(copy), label: Int8Array.from(label) };
   }
 
-  private buildAnchor(d: number, seg: number, rng: Rng): BuiltInstance | null {
+  /** The label for one anchor, or -1 when no partner of any kind exists (counted in stats.noPartner). */
+  private chooseLabel(d: number, seg: number, rng: Rng): number {
     const doc = this.docs[d];
     const input = doc.input;
     const s = this.split[d] as Split;
@@ -219,34 +256,39 @@ export class InstanceBuilder {
     const def = this.deficit[input];
     const u = rng.next();
     const drawn = u < probs[0] ? 0 : u < probs[0] + probs[1] ? 1 : 2;
-    let label: number;
     if (avail[drawn]) {
-      label = drawn;
       if (def[drawn] < 0) {
         let best = -1;
         for (let l = 0; l < 3; l++) if (avail[l] && def[l] > 0 && (best < 0 || def[l] > def[best])) best = l;
         if (best >= 0) {
-          label = best;
           def[best]--;
           def[drawn]++;
           this.stats.substituted++;
+          return best;
         }
       }
-    } else {
-      let best = -1;
-      for (let l = 0; l < 3; l++) {
-        if (!avail[l]) continue;
-        if (best < 0 || def[l] > def[best] || (def[l] === def[best] && probs[l] > probs[best])) best = l;
-      }
-      if (best < 0) {
-        this.stats.noPartner++;
-        return null;
-      }
-      label = best;
-      def[drawn]++;
-      def[best]--;
-      this.stats.substituted++;
+      return drawn;
     }
+    let best = -1;
+    for (let l = 0; l < 3; l++) {
+      if (!avail[l]) continue;
+      if (best < 0 || def[l] > def[best] || (def[l] === def[best] && probs[l] > probs[best])) best = l;
+    }
+    if (best < 0) {
+      this.stats.noPartner++;
+      return -1;
+    }
+    def[drawn]++;
+    def[best]--;
+    this.stats.substituted++;
+    return best;
+  }
+
+  /** Build the instance of one planned anchor: partner B, truncation, static masks. Pure. */
+  make(round: number, d: number, seg: number, copy: number, label: number): BuiltInstance {
+    const rng = new Rng(this.opts.seed, d, round, seg + 1, copy + 1);
+    const input = this.docs[d].input;
+    const s = this.split[d] as Split;
     let bd: number;
     let bseg: number;
     if (label === CONTIGUOUS) {
@@ -264,11 +306,7 @@ export class InstanceBuilder {
       bd = t[k];
       bseg = rng.int(numSegments(this.docs[bd]));
     }
-    const inst = this.makeInstance(d, seg, bd, bseg, label, rng);
-    this.stats.labels[label]++;
-    this.stats.perInput[input].instances++;
-    this.stats.perInput[input].labels[label]++;
-    return { inst, split: s, input };
+    return { inst: this.makeInstance(d, seg, bd, bseg, label, rng), split: s, input };
   }
 
   /** A uniformly random other document of the same split, preferring the same input corpus. */
@@ -325,4 +363,74 @@ export function parseLabelProbs(s: string): [number, number, number] {
 export function unlinkedProbs(p: [number, number, number]): [number, number, number] {
   const s = p[0] + p[1];
   return s > 0 ? [p[0] / s, p[1] / s, 0] : [0.5, 0.5, 0];
+}
+
+/** Segmented documents in SharedArrayBuffers, so instance-building workers read them without copies. */
+export interface SharedDocs {
+  ids: string[];
+  input: Int32Array;
+  inDegree: Int32Array;
+  tokens: Int32Array;
+  tokOff: Float64Array;
+  bounds: Int32Array;
+  bOff: Float64Array;
+  links: Int32Array;
+  lOff: Float64Array;
+}
+
+function sharedI32(n: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(Math.max(1, n) * 4), 0, n);
+}
+function sharedF64(n: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(Math.max(1, n) * 8), 0, n);
+}
+
+/** Copy documents into shared memory (the returned views replace the originals, so memory is not doubled). */
+export function shareDocs(docs: SegmentedDoc[]): SharedDocs {
+  const n = docs.length;
+  let nt = 0, nb = 0, nl = 0;
+  for (const d of docs) {
+    nt += d.tokens.length;
+    nb += d.bounds.length;
+    nl += d.links.length;
+  }
+  const sh: SharedDocs = {
+    ids: docs.map((d) => d.id),
+    input: sharedI32(n),
+    inDegree: sharedI32(n),
+    tokens: sharedI32(nt),
+    tokOff: sharedF64(n + 1),
+    bounds: sharedI32(nb),
+    bOff: sharedF64(n + 1),
+    links: sharedI32(nl),
+    lOff: sharedF64(n + 1),
+  };
+  let t = 0, b = 0, l = 0;
+  for (let i = 0; i < n; i++) {
+    const d = docs[i];
+    sh.input[i] = d.input;
+    sh.inDegree[i] = d.inDegree;
+    sh.tokens.set(d.tokens, t);
+    sh.bounds.set(d.bounds, b);
+    sh.links.set(d.links, l);
+    t += d.tokens.length;
+    b += d.bounds.length;
+    l += d.links.length;
+    sh.tokOff[i + 1] = t;
+    sh.bOff[i + 1] = b;
+    sh.lOff[i + 1] = l;
+  }
+  return sh;
+}
+
+/** SegmentedDoc views over shared memory. */
+export function docsFromShared(sh: SharedDocs): SegmentedDoc[] {
+  return sh.ids.map((id, i) => ({
+    id,
+    input: sh.input[i],
+    inDegree: sh.inDegree[i],
+    tokens: sh.tokens.subarray(sh.tokOff[i], sh.tokOff[i + 1]),
+    bounds: sh.bounds.subarray(sh.bOff[i], sh.bOff[i + 1]),
+    links: sh.links.subarray(sh.lOff[i], sh.lOff[i + 1]),
+  }));
 }

@@ -1,31 +1,95 @@
-// worker_threads entry for `prepare`: tokenises and segments documents sent by the main thread.
-// Results depend only on the document text, so any split of documents over workers gives the same output.
+// worker_threads entry for `prepare`. Two modes:
+//  - tokenize: split, tokenise and pack documents sent by the main thread into segments;
+//  - build: make and encode the instances of anchors the main thread has planned (labels decided).
+// Results depend only on the inputs of each job, so any split of work over workers gives the same output.
 import { parentPort, workerData } from 'node:worker_threads';
 import { segmentText, loadTokenizer, type TokenizerSpec } from './segment.js';
+import { InstanceBuilder, docsFromShared, type SharedDocs, type InstanceOptions } from './instances.js';
+import { Masker, type MaskSpec } from './masking.js';
+import { encodeRecord } from './shards/format.js';
 
-export interface WorkerInit {
+export interface TokenizeInit {
+  mode: 'tokenize';
   tokenizer: TokenizerSpec;
   target: number;
 }
-export interface WorkerJob {
+export interface TokenizeJob {
   id: number;
   docs: { i: number; text: string }[];
 }
-export interface WorkerResult {
+export interface TokenizeResult {
   id: number;
   results: { i: number; tokens: Int32Array; bounds: Int32Array; sentences: number }[];
   error?: string;
 }
 
-const init = workerData as WorkerInit;
+export interface BuildInit {
+  mode: 'build';
+  shared: SharedDocs;
+  split: Uint8Array;
+  builder: Omit<InstanceOptions, 'masker'>;
+  /** static masking spec, or null for dynamic-mask shards */
+  mask: MaskSpec | null;
+  width: 2 | 4;
+}
+export interface BuildJob {
+  id: number;
+  round: number;
+  doc: Int32Array;
+  seg: Int32Array;
+  copy: Int32Array;
+  label: Int8Array;
+}
+export interface BuildResult {
+  id: number;
+  /** framed records, concatenated in job order */
+  records: Uint8Array;
+  lens: Int32Array;
+  /** tokens per record */
+  ntok: Int32Array;
+  error?: string;
+}
+
 const port = parentPort!;
-const tok = loadTokenizer(init.tokenizer);
-port.on('message', (job: WorkerJob) => {
-  try {
-    const results = job.docs.map((d) => ({ i: d.i, ...segmentText(tok, d.text, init.target) }));
-    const transfer = results.flatMap((r) => [r.tokens.buffer, r.bounds.buffer]) as ArrayBuffer[];
-    port.postMessage({ id: job.id, results } satisfies WorkerResult, transfer);
-  } catch (e) {
-    port.postMessage({ id: job.id, results: [], error: (e as Error).stack ?? String(e) } satisfies WorkerResult);
-  }
-});
+const init = workerData as TokenizeInit | BuildInit;
+
+if (init.mode === 'tokenize') {
+  const tok = loadTokenizer(init.tokenizer);
+  port.on('message', (job: TokenizeJob) => {
+    try {
+      const results = job.docs.map((d) => ({ i: d.i, ...segmentText(tok, d.text, init.target) }));
+      const transfer = results.flatMap((r) => [r.tokens.buffer, r.bounds.buffer]) as ArrayBuffer[];
+      port.postMessage({ id: job.id, results } satisfies TokenizeResult, transfer);
+    } catch (e) {
+      port.postMessage({ id: job.id, results: [], error: (e as Error).stack ?? String(e) } satisfies TokenizeResult);
+    }
+  });
+} else {
+  const builder = new InstanceBuilder(docsFromShared(init.shared), init.split, { ...init.builder, masker: init.mask ? new Masker(init.mask) : undefined });
+  port.on('message', (job: BuildJob) => {
+    try {
+      const n = job.label.length;
+      const recs: Buffer[] = [];
+      const lens = new Int32Array(n);
+      const ntok = new Int32Array(n);
+      let total = 0;
+      for (let k = 0; k < n; k++) {
+        const b = builder.make(job.round, job.doc[k], job.seg[k], job.copy[k], job.label[k]);
+        const r = encodeRecord(b.inst, init.width);
+        recs.push(r);
+        lens[k] = r.length;
+        ntok[k] = b.inst.inputIds.length;
+        total += r.length;
+      }
+      const records = new Uint8Array(total);
+      let off = 0;
+      for (const r of recs) {
+        records.set(r, off);
+        off += r.length;
+      }
+      port.postMessage({ id: job.id, records, lens, ntok } satisfies BuildResult, [records.buffer, lens.buffer, ntok.buffer]);
+    } catch (e) {
+      port.postMessage({ id: job.id, records: new Uint8Array(0), lens: new Int32Array(0), ntok: new Int32Array(0), error: (e as Error).stack ?? String(e) } satisfies BuildResult);
+    }
+  });
+}

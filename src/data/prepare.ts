@@ -18,13 +18,16 @@ import { detectFormat, inputSize, readDocuments, type Format } from './readers/i
 import { DocGraph } from './graph.js';
 import { loadTokenizer, segmentText, type TokenizerSpec } from './segment.js';
 import type { WordPieceTokenizer } from './tokenizer/index.js';
-import type { WorkerInit, WorkerJob, WorkerResult } from './prepare-worker.js';
+import type { TokenizeInit, TokenizeJob, TokenizeResult, BuildInit, BuildJob, BuildResult } from './prepare-worker.js';
 import {
   InstanceBuilder,
   splitDocuments,
   unlinkedProbs,
   numSegments,
+  shareDocs,
+  docsFromShared,
   type SegmentedDoc,
+  type AnchorPlan,
 } from './instances.js';
 import { Masker, defaultMaxPredictions, packBitmap, type MaskSpec } from './masking.js';
 import { encodeRecord, tokenWidthFor, DRP_LABELS, SCHEMA_VERSION } from './shards/format.js';
@@ -78,6 +81,9 @@ export interface PrepareProgress {
   docs: number;
   instances: number;
 }
+
+/** anchors per instance-building job */
+const PLAN_CHUNK = 2048;
 
 const DEFAULTS = {
   maxSeqLen: 512,
@@ -160,7 +166,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const docInput: number[] = [];
   const seen = new Set<string>();
   const segs: ({ tokens: Int32Array; bounds: Int32Array; sentences: number } | undefined)[] = [];
-  const pool = new TokenizePool(workers, { tokenizer: tokSpec, target }, tok, (i, r) => (segs[i] = r));
+  const pool = new TokenizePool(workers, { mode: 'tokenize', tokenizer: tokSpec, target }, tok, (i, r) => (segs[i] = r));
   const docsPerInput = new Array<number>(opts.inputs.length).fill(0);
   try {
     for (let k = 0; k < opts.inputs.length; k++) {
@@ -208,7 +214,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const mine = new Int32Array(graph.ids.length).fill(-1);
   for (let i = 0; i < metas.length; i++) mine[gIndex[i]] = i;
 
-  const docs: SegmentedDoc[] = metas.map((m, i) => {
+  const docsLocal: SegmentedDoc[] = metas.map((m, i) => {
     const r = segs[i];
     if (!r) throw new Error(`internal: no tokenizer result for document ${m.id}`);
     const out: number[] = [];
@@ -218,6 +224,11 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     }
     return { id: m.id, input: docInput[i], tokens: r.tokens, bounds: r.bounds, links: Int32Array.from(out), inDegree: graph.inDegree[gIndex[i]] };
   });
+  // into shared memory, for the instance-building workers
+  const shared = shareDocs(docsLocal);
+  docsLocal.length = 0;
+  segs.length = 0;
+  const docs = docsFromShared(shared);
   let segments = 0;
   for (const d of docs) {
     const n = numSegments(d);
@@ -258,31 +269,60 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     wholeWord: !!opts.wholeWordMask,
     wordStart,
   };
-  const builder = new InstanceBuilder(docs, split, {
-    seed,
-    maxSeqLen,
-    dupeFactor,
-    labelProbs: inputProbs,
-    keepRate,
-    clsId: tok.clsId,
-    sepId: tok.sepId,
-    masker: mask === 'static' ? new Masker(maskSpec) : undefined,
-  });
+  const builderOpts = { seed, maxSeqLen, dupeFactor, labelProbs: inputProbs, keepRate, clsId: tok.clsId, sepId: tok.sepId };
+  const builder = new InstanceBuilder(docs, split, { ...builderOpts, masker: mask === 'static' ? new Masker(maskSpec) : undefined });
   const writers = [new ShardWriter(out, 'train', shardBytes), new ShardWriter(out, 'valid', shardBytes)];
   const splitStats = [0, 1].map(() => ({ instances: 0, tokens: 0, labels: [0, 0, 0] }));
+  const writeOne = (s: number, label: number, ntok: number, rec: Uint8Array): void => {
+    writers[s].write(rec);
+    const st = splitStats[s];
+    st.instances++;
+    st.tokens += ntok;
+    st.labels[label]++;
+    prog.instances++;
+    if ((prog.instances & 1023) === 0) report();
+  };
+  // Labels are planned here, in order (they carry the deficit state); the instances themselves are made
+  // and encoded by workers, and written back in plan order.
+  const buildPool =
+    workers > 0
+      ? new BuildPool(workers, { mode: 'build', shared, split, builder: builderOpts, mask: mask === 'static' ? maskSpec : null, width }, (plan, r) => {
+          let off = 0;
+          for (let k = 0; k < plan.label.length; k++) {
+            writeOne(split[plan.doc[k]], plan.label[k], r.ntok[k], r.records.subarray(off, off + r.lens[k]));
+            off += r.lens[k];
+          }
+        })
+      : null;
   try {
-    for (const b of builder.build()) {
-      writers[b.split].write(encodeRecord(b.inst, width));
-      const st = splitStats[b.split];
-      st.instances++;
-      st.tokens += b.inst.inputIds.length;
-      st.labels[b.inst.drpLabel]++;
-      prog.instances++;
-      if ((prog.instances & 1023) === 0) report();
+    for (let round = 0; round < dupeFactor; round++) {
+      let d0 = 0;
+      while (d0 < docs.length) {
+        // chunks of about PLAN_CHUNK anchors
+        let d1 = d0;
+        let n = 0;
+        while (d1 < docs.length && n < PLAN_CHUNK) {
+          n += numSegments(docs[d1]) * Math.ceil(keepRate[docs[d1].input]);
+          d1++;
+        }
+        const plan = builder.plan(round, d0, d1);
+        d0 = d1;
+        if (plan.label.length === 0) continue;
+        if (buildPool) await buildPool.submit(round, plan);
+        else
+          for (let k = 0; k < plan.label.length; k++) {
+            const b = builder.make(round, plan.doc[k], plan.seg[k], plan.copy[k], plan.label[k]);
+            writeOne(b.split, plan.label[k], b.inst.inputIds.length, encodeRecord(b.inst, width));
+          }
+      }
     }
+    if (buildPool) await buildPool.drain();
+    builder.finish();
   } catch (e) {
     for (const w of writers) w.abort();
     throw e;
+  } finally {
+    if (buildPool) await buildPool.close();
   }
   const shards = writers.map((w) => w.finish());
   report(true);
@@ -396,13 +436,13 @@ class TokenizePool {
 
   constructor(
     n: number,
-    private init: WorkerInit,
+    private init: TokenizeInit,
     private tok: WordPieceTokenizer,
     private onResult: (i: number, r: { tokens: Int32Array; bounds: Int32Array; sentences: number }) => void,
   ) {
     for (let k = 0; k < n; k++) {
       const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
-      w.on('message', (m: WorkerResult) => this.onMessage(m));
+      w.on('message', (m: TokenizeResult) => this.onMessage(m));
       w.on('error', (e) => this.fail(e));
       w.on('exit', (code) => {
         if (code !== 0) this.fail(new Error(`tokenizer worker exited with code ${code}`));
@@ -445,7 +485,7 @@ class TokenizePool {
       for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
       if (this.inflight[best] < TokenizePool.MAX_INFLIGHT) {
         const id = this.nextJob++;
-        const job: WorkerJob = { id, docs: this.batch };
+        const job: TokenizeJob = { id, docs: this.batch };
         this.batch = [];
         this.batchChars = 0;
         this.inflight[best]++;
@@ -457,13 +497,105 @@ class TokenizePool {
     }
   }
 
-  private onMessage(m: WorkerResult): void {
+  private onMessage(m: TokenizeResult): void {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
     this.inflight[p.w]--;
     if (m.error) this.fail(new Error(`tokenizer worker: ${m.error}`));
     else for (const r of m.results) this.onResult(r.i, r);
+    this.wake();
+  }
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/**
+ * Sends planned anchors to instance-building workers (bounded in flight) and hands the encoded records
+ * back strictly in submission order, so the shards do not depend on which worker finished first.
+ */
+class BuildPool {
+  private workers: Worker[] = [];
+  private inflight: number[] = [];
+  private jobs = new Map<number, { w: number; plan: AnchorPlan; result?: BuildResult }>();
+  private nextJob = 0;
+  private nextEmit = 0;
+  private waiters: (() => void)[] = [];
+  private failure: Error | null = null;
+  private static MAX_INFLIGHT = 3;
+
+  constructor(n: number, init: BuildInit, private onResult: (plan: AnchorPlan, r: BuildResult) => void) {
+    for (let k = 0; k < n; k++) {
+      const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
+      w.on('message', (m: BuildResult) => this.onMessage(m));
+      w.on('error', (e) => this.fail(e));
+      w.on('exit', (code) => {
+        if (code !== 0) this.fail(new Error(`instance worker exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.inflight.push(0);
+    }
+  }
+
+  async submit(round: number, plan: AnchorPlan): Promise<void> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      let best = 0;
+      for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
+      // bounded both per worker and in total (finished jobs wait here until their turn to be written)
+      if (this.inflight[best] < BuildPool.MAX_INFLIGHT && this.nextJob - this.nextEmit < 2 * BuildPool.MAX_INFLIGHT * this.workers.length) {
+        const id = this.nextJob++;
+        this.inflight[best]++;
+        this.jobs.set(id, { w: best, plan });
+        const job: BuildJob = { id, round, doc: plan.doc, seg: plan.seg, copy: plan.copy, label: plan.label };
+        this.workers[best].postMessage(job);
+        return;
+      }
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  async drain(): Promise<void> {
+    while (this.nextEmit < this.nextJob) {
+      if (this.failure) throw this.failure;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+
+  private onMessage(m: BuildResult): void {
+    const j = this.jobs.get(m.id);
+    if (!j) return;
+    this.inflight[j.w]--;
+    if (m.error) {
+      this.fail(new Error(`instance worker: ${m.error}`));
+      return;
+    }
+    j.result = m;
+    try {
+      // emit every finished job that is next in order
+      for (let e = this.jobs.get(this.nextEmit); e && e.result; e = this.jobs.get(this.nextEmit)) {
+        this.jobs.delete(this.nextEmit);
+        this.nextEmit++;
+        this.onResult(e.plan, e.result);
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
     this.wake();
   }
 
