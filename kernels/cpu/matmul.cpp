@@ -41,6 +41,15 @@ const Kernel* detect() {
 }
 const Kernel* g_kernel = detect();
 
+TpackFn detect_tpack() {
+#if LB_GEMM_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return &tpack_avx512;
+#endif
+  return &tpack_generic;
+}
+TpackFn g_tpack = detect_tpack();
+
 // Growable, 64-byte aligned scratch that never shrinks (no allocation per call once warm).
 struct Scratch {
   std::vector<float> buf;
@@ -55,13 +64,8 @@ void pack_a(const MatmulParams& p, const float* A, int i0, int mc, int p0, int k
   for (int ip = 0; ip < mc; ip += mr) {
     const int rows = std::min(mr, mc - ip);
     float* d = dst + (int64_t)(ip / mr) * kc * mr;
-    if (!p.trans_a) {  // A (M,K): row i is contiguous in k
-      for (int r = 0; r < rows; r++) {
-        const float* src = A + (int64_t)(i0 + ip + r) * p.lda + p0;
-        for (int k = 0; k < kc; k++) d[k * mr + r] = src[k];
-      }
-      for (int r = rows; r < mr; r++)
-        for (int k = 0; k < kc; k++) d[k * mr + r] = 0.0f;
+    if (!p.trans_a) {  // A (M,K): row i is contiguous in k, so the panel is a transpose
+      g_tpack(A + (int64_t)(i0 + ip) * p.lda + p0, p.lda, rows, kc, d, mr, mr);
     } else {  // A (K,M): op(A) column k is contiguous in i
       for (int k = 0; k < kc; k++) {
         const float* src = A + (int64_t)(p0 + k) * p.lda + i0 + ip;
@@ -90,13 +94,11 @@ void pack_b(const MatmulParams& p, const float* B, int j0, int nc, int p0, int k
           for (int c = cols; c < nr; c++) dk[c] = 0.0f;
         }
       }
-    } else {  // B (N,K) (nn.Linear weight): column j of op(B) is row j of B
-      for (int c = 0; c < cols; c++) {
-        const float* src = B + (int64_t)(j0 + jj + c) * p.ldb + p0;
-        for (int k = 0; k < kc; k++) d[k * nr + c] = src[k];
+    } else {  // B (N,K) (nn.Linear weight): column j of op(B) is row j of B; transpose 16 rows at a time
+      for (int h = 0; h < nr; h += 16) {
+        const int width = std::min(16, nr - h), rows = std::max(0, std::min(width, cols - h));
+        g_tpack(B + (int64_t)(j0 + jj + h) * p.ldb + p0, p.ldb, rows, kc, d + h, nr, width);
       }
-      for (int c = cols; c < nr; c++)
-        for (int k = 0; k < kc; k++) d[k * nr + c] = 0.0f;
     }
   }
 }
@@ -204,14 +206,20 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
 const char* kernel_name() { return g_kernel->name; }
 
 bool force_kernel(const char* name) {
-  if (std::strcmp(name, "generic") == 0) { g_kernel = &kGeneric; return true; }
+  // Forcing a smaller ISA also drops the AVX-512 packing, as a machine without it would run.
+  if (std::strcmp(name, "generic") == 0) { g_kernel = &kGeneric; g_tpack = &tpack_generic; return true; }
 #if LB_GEMM_X86
   __builtin_cpu_init();
   if (std::strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     g_kernel = &kAvx2;
+    g_tpack = &tpack_generic;
     return true;
   }
-  if (std::strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) { g_kernel = &kAvx512; return true; }
+  if (std::strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
+    g_kernel = &kAvx512;
+    g_tpack = &tpack_avx512;
+    return true;
+  }
 #endif
   return false;
 }
