@@ -298,7 +298,7 @@ test('medline: structured abstracts, Cites and ReferenceList links, gzip', async
     t.is(docs[0].text, 'Structured abstracts of heart disease.\nBackground: Heart disease is common.\nMethods: We counted patients with care.');
     t.deepEqual(docs[0].links, ['pmid:200', 'pmid:555', 'pmid:201']);
     t.deepEqual(docs[0].aliases, ['pmid:100', 'doi:10.5/heart', 'pmc:PMC77']);
-    t.deepEqual(skips, { no_abstract: 1 });
+    t.deepEqual(skips, { delete_citation_ignored: 1, no_abstract: 1 });
     t.is(bytes, (await inputSize(f)));
   }
 });

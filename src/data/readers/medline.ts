@@ -32,6 +32,7 @@ export async function* readMedline(chunks: AsyncIterable<string>, o: MedlineOpti
     let label = '';
     let citesRef = false;
     let artIdType = '';
+    const parent0 = () => stack[stack.length - 2];
     return {
       onopen(name, attrs) {
         stack.push(name);
@@ -40,6 +41,8 @@ export async function* readMedline(chunks: AsyncIterable<string>, o: MedlineOpti
           return;
         }
         if (name === 'PubmedBookArticle') o.skips.add('book_article');
+        // Update files list PMIDs to delete from earlier files; a reader of one file cannot apply them.
+        if (name === 'PMID' && parent0() === 'DeleteCitation') o.skips.add('delete_citation_ignored');
         if (!a) return;
         const parent = stack[stack.length - 2];
         if (name === 'PMID' && parent === 'MedlineCitation' && !a.pmid) cap = 'pmid';
