@@ -256,3 +256,35 @@ test('loader: ranks get disjoint equal shares; epochs reshuffle; iterateBatches 
   t.is(batches[batches.length - 1].inputIds.length, batches[batches.length - 1].batchSize * 64);
   ds.close();
 });
+
+test('dynamic masking at load time: ~15% of real non-special tokens, seeded, labels are the original ids', async (t) => {
+  const { out, m } = await prepared(t, 'dynamic');
+  const ds = ShardDataset.open(out, 'train');
+  t.is(ds.get(0).maskedPositions.length, 0, 'dynamic-mask shards store no masks');
+  const run = (seed: number) => [...iterateBatches(ds, { batchSize: 32, seed })];
+  const a = run(3);
+  t.deepEqual(run(3), a);
+  const b = run(4);
+  t.notDeepEqual(
+    a.map((x) => Array.from(x.maskedPositions)),
+    b.map((x) => Array.from(x.maskedPositions)),
+  );
+  let maskable = 0, masked = 0, i = 0;
+  for (const batch of a) {
+    for (let r = 0; r < batch.batchSize; r++, i++) {
+      const orig = ds.get(i).inputIds;
+      maskable += orig.length - 3;
+      for (let k = 0; k < batch.maxPredictions; k++) {
+        const lab = batch.maskedLabels[r * batch.maxPredictions + k];
+        if (lab < 0) continue;
+        masked++;
+        const pos = batch.maskedPositions[r * batch.maxPredictions + k] - r * batch.seqLen;
+        t.is(lab, orig[pos]);
+        t.not(lab, m.vocab.cls_id);
+        t.not(lab, m.vocab.sep_id);
+      }
+    }
+  }
+  t.true(Math.abs(masked / maskable - 0.15) < 0.02, `masked fraction ${masked / maskable}`);
+  ds.close();
+});
