@@ -124,6 +124,17 @@ test('bz2: system and JS decoders agree; a corrupt archive is an InputError nami
   }
 });
 
+test('html: a declared legacy charset is honoured', async (t) => {
+  const d = tmpDir(t);
+  const page = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-1"><title>Caf\u00e9</title></head>' +
+    '<body><p>Un caf\u00e9 cr\u00e8me co\u00fbte plus cher en terrasse qu\u2019au comptoir.</p></body></html>';
+  writeFileSync(path.join(d, 'p.html'), Buffer.from(page.replace('\u2019', "'"), 'latin1'));
+  const { docs, skips } = await readAll(d);
+  t.is(docs[0].title, 'Caf\u00e9');
+  t.is(docs[0].text, "Un caf\u00e9 cr\u00e8me co\u00fbte plus cher en terrasse qu'au comptoir.");
+  t.deepEqual(skips, {});
+});
+
 // ---------- wikitext ----------
 
 test('wikitext: nested templates, tables, refs, files, categories, interwiki, quotes, headings', (t) => {

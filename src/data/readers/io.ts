@@ -116,7 +116,25 @@ export async function openBytes(file: string, onBytes?: (n: number) => void, oo:
   return out;
 }
 
-export type Encoding = 'utf-8' | 'utf-16le' | 'utf-16be';
+export type Encoding = 'utf-8' | 'utf-16le' | 'utf-16be' | 'legacy';
+
+/**
+ * Encoding declared by an XML/HTML head (`<?xml encoding=..>`, `<meta charset=..>`, `<meta content="..; charset=..">`)
+ * when it is neither UTF-8 nor UTF-16 and TextDecoder knows it (e.g. windows-1252, iso-8859-2, shift_jis).
+ */
+export function declaredEncoding(head: Buffer): string | undefined {
+  const s = head.subarray(0, 2048).toString('latin1');
+  if (!/^\s*</.test(s)) return undefined;
+  const m = /<\?xml[^>]*\bencoding\s*=\s*["']([\w.:-]+)["']/i.exec(s) ?? /<meta[^>]*\bcharset\s*=\s*["']?([\w.:-]+)/i.exec(s);
+  if (!m) return undefined;
+  let label: string;
+  try {
+    label = new TextDecoder(m[1]).encoding;
+  } catch {
+    return undefined;
+  }
+  return label === 'utf-8' || label.startsWith('utf-16') ? undefined : label;
+}
 
 /** Detects a BOM (or BOM-less UTF-16 from NUL bytes around ASCII '<' / '{'); returns the encoding and BOM length. */
 export function sniffEncoding(head: Buffer): { enc: Encoding; bom: number } {
@@ -138,6 +156,7 @@ const FFFD_UTF8 = Buffer.from([0xef, 0xbf, 0xbd]);
 
 /**
  * Decodes a byte stream to text chunks, handling multi-byte sequences split across chunks and a leading BOM.
+ * Without a BOM, an XML/HTML head that declares a legacy encoding (declaredEncoding) is decoded with it.
  * Malformed sequences become U+FFFD and are counted under `invalid_utf8` / `invalid_utf16` (occurrences,
  * i.e. one per maximal ill-formed subsequence, as the WHATWG decoder replaces them). U+FFFD already present
  * in the input is not counted.
@@ -154,7 +173,7 @@ export async function* decodeText(bytes: AsyncIterable<Buffer>, skips: SkipCount
       const joined = tail.length ? Buffer.concat([tail, buf]) : buf;
       for (let i = joined.indexOf(FFFD_UTF8); i !== -1; i = joined.indexOf(FFFD_UTF8, i + 1)) if (i + 3 > tail.length) legit++;
       tail = Buffer.from(joined.subarray(Math.max(0, joined.length - 2)));
-    } else {
+    } else if (enc !== 'legacy') {
       for (let i = 0; i + 1 < buf.length; i += 2) {
         const u = enc === 'utf-16le' ? buf[i] | (buf[i + 1] << 8) : (buf[i] << 8) | buf[i + 1];
         if (u === 0xfffd) legit++;
@@ -169,14 +188,17 @@ export async function* decodeText(bytes: AsyncIterable<Buffer>, skips: SkipCount
     let chunk = chunk0;
     if (!decoder) {
       pending = pending ? Buffer.concat([pending, chunk]) : chunk;
-      if (pending.length < 4) continue;
+      // Enough of the head to see a BOM and an XML/HTML encoding declaration.
+      if (pending.length < 1024) continue;
       const { enc: e, bom } = sniffEncoding(pending);
       enc = e;
-      decoder = new TextDecoder(enc, { fatal: false, ignoreBOM: true });
+      const legacy = bom === 0 && enc === 'utf-8' ? declaredEncoding(pending) : undefined;
+      if (legacy) enc = 'legacy';
+      decoder = new TextDecoder(legacy ?? enc, { fatal: false, ignoreBOM: true });
       chunk = pending.subarray(bom);
       pending = undefined;
     }
-    if (enc !== 'utf-8') {
+    if (enc === 'utf-16le' || enc === 'utf-16be') {
       // Keep UTF-16 chunks code-unit aligned so the U+FFFD scan above sees whole units.
       if (oddByte) chunk = Buffer.concat([oddByte, chunk]);
       oddByte = chunk.length % 2 ? Buffer.from(chunk.subarray(chunk.length - 1)) : undefined;
@@ -189,7 +211,9 @@ export async function* decodeText(bytes: AsyncIterable<Buffer>, skips: SkipCount
     const buf = pending ?? Buffer.alloc(0);
     const { enc: e, bom } = sniffEncoding(buf);
     enc = e;
-    decoder = new TextDecoder(enc, { fatal: false, ignoreBOM: true });
+    const legacy = bom === 0 && enc === 'utf-8' ? declaredEncoding(buf) : undefined;
+    if (legacy) enc = 'legacy';
+    decoder = new TextDecoder(legacy ?? enc, { fatal: false, ignoreBOM: true });
     const s = emit(buf.subarray(bom), true);
     if (s) yield s;
   } else {
@@ -197,7 +221,7 @@ export async function* decodeText(bytes: AsyncIterable<Buffer>, skips: SkipCount
     if (s) yield s;
   }
   const bad = produced - legit;
-  if (bad > 0) skips.add(enc === 'utf-8' ? 'invalid_utf8' : 'invalid_utf16', bad);
+  if (bad > 0) skips.add(enc === 'utf-8' ? 'invalid_utf8' : enc === 'legacy' ? 'invalid_legacy_encoding' : 'invalid_utf16', bad);
 }
 
 /** Opens, decompresses and decodes a file. */
