@@ -394,3 +394,29 @@ test('tokenize CLI core: one line per input line, --json/--special/--offsets, vo
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('word cache: ids stay right after the cache fills up and is cleared', (t) => {
+  const vocab = vocabOf('uncased');
+  const tok = WordPieceTokenizer.fromVocab(vocab);
+  const fresh = () => WordPieceTokenizer.fromVocab(vocab);
+  // 210k distinct words: ~280k entries in the normalized-word cache (uppercase words take two) > its 2^18 limit
+  const words: string[] = [];
+  for (let i = 0; i < 210000; i++) {
+    const w = i.toString(36);
+    words.push(i % 3 === 0 ? w.toUpperCase() : i % 3 === 1 ? w : 'ж' + w + 'Ё');
+  }
+  const chunk = 10000;
+  let compared = 0;
+  for (let i = 0, c = 0; i < words.length; i += chunk, c++) {
+    const text = words.slice(i, i + chunk).join(' ');
+    const ids = tok.encode(text);
+    // every 4th chunk (the cache clears somewhere past the middle) against a tokenizer with an empty cache
+    if (c % 4 === 3) {
+      t.deepEqual(ids, fresh().encode(text), `chunk ${c}`);
+      compared++;
+    }
+  }
+  t.is(compared, 5);
+  const ref = fresh();
+  for (const i of [0, 1, 2, 3, 90000, 150000, 209999]) t.deepEqual(tok.encode(words[i]), ref.encode(words[i]), words[i]);
+});
