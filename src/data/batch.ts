@@ -15,6 +15,8 @@ import { Masker, Rng, unpackBitmap } from './masking.js';
 
 export { DRP_LABELS, ShardDataset };
 export type { Instance, Manifest };
+// the programmatic prepare, re-exported so the data API is importable from one module
+export { prepare, type PrepareOptions, type PrepareProgress } from './prepare.js';
 
 export interface Batch {
   batchSize: number;
