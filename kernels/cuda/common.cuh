@@ -21,6 +21,30 @@ cudaStream_t cuda_stream();
 // Cached device properties of the current device (runtime.cu).
 const cudaDeviceProp& cuda_props();
 
+// Bad indices found on the device (a label, token id or row index out of range) cannot throw there.
+// The kernel records the first one in this slot (device memory, zero = none) and treats the row as NaN /
+// skips it; the next cuda_synchronize() or device-to-host copy throws std::out_of_range with the same
+// message the ref backend gives ("<op>: <what>[<pos>] = <value> is outside [0, <hi>)").
+struct LbDeviceError {
+  int flag;  // 0 none, 1 being written, 2 complete
+  int op;    // OpId
+  int what;  // LbIndexWhat
+  int pad;
+  long long pos, value, hi;
+};
+enum LbIndexWhat : int { kWhatLabels = 0, kWhatIds = 1, kWhatTypeIds = 2, kWhatIndex = 3 };
+LbDeviceError* cuda_error_slot();
+void cuda_check_device_error();  // after a stream sync: throws if a kernel recorded a bad index
+
+__device__ __forceinline__ void lb_report_index_error(LbDeviceError* e, OpId op, int what, long long pos,
+                                                      long long value, long long hi) {
+  if (atomicCAS(&e->flag, 0, 1) == 0) {  // first reporter wins; the others are dropped
+    e->op = (int)op; e->what = what; e->pos = pos; e->value = value; e->hi = hi;
+    __threadfence();
+    atomicExch(&e->flag, 2);
+  }
+}
+
 // After a launch: a bad configuration or a sticky error becomes "<op>: <cuda error string>".
 inline void lb_check_launch(const char* op) {
   const cudaError_t e = cudaGetLastError();

@@ -1,4 +1,6 @@
 // elementwise.cu: axpby, scale, fill, copy (with f32 <-> bf16 casts). Memory-bound grid-stride loops.
+#include <cmath>
+
 #include "common.cuh"
 
 namespace lb {
@@ -60,7 +62,11 @@ void fill_forward_cuda(const FillParams& p) {
   } else if (p.dtype == DType::BF16) {
     fill_kernel<uint16_t><<<blocks, kThreads, 0, cuda_stream()>>>((uint16_t*)p.x, p.n, lb_f32_to_bf16(p.value));
   } else {
-    fill_kernel<int32_t><<<blocks, kThreads, 0, cuda_stream()>>>((int32_t*)p.x, p.n, (int32_t)p.value);  // truncates
+    // truncated toward zero; outside the i32 range is an error (as ref)
+    const double t = std::trunc((double)p.value);
+    if (!(t >= (double)INT32_MIN && t <= (double)INT32_MAX))
+      throw std::out_of_range("fill: value " + std::to_string(p.value) + " does not fit in i32");
+    fill_kernel<int32_t><<<blocks, kThreads, 0, cuda_stream()>>>((int32_t*)p.x, p.n, (int32_t)t);
   }
   lb_check_launch("fill");
 }

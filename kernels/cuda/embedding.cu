@@ -4,8 +4,8 @@
 //   dwpe[t] += sum_b dout[b,t]: one thread per (t, c), b in order;
 //   dwtt: type_vocab is tiny and every token hits it, so per-chunk partials (256 tokens each, in order)
 //   then a fixed-order sum over chunks.
-// An id or type id out of range cannot throw from the device: its output row is NaN and the backward
-// skips it.
+// An id or type id out of range cannot throw from the device: its output row is NaN, the backward
+// skips it, and the first one is recorded for the next synchronize to throw (common.cuh).
 #include "rows.cuh"
 
 namespace lb {
@@ -15,7 +15,8 @@ constexpr int kTypeChunk = 256;
 
 template <typename T>
 __global__ void embedding_fwd_kernel(const int32_t* ids, const int32_t* types, const float* wte, const float* wpe,
-                                     const float* wtt, T* out, int B, int T_, int C, int V, int type_vocab) {
+                                     const float* wtt, T* out, int B, int T_, int C, int V, int type_vocab,
+                                     LbDeviceError* err) {
   // ids, types (B,T); wte (V,C); wpe (max_pos,C); wtt (type_vocab,C); out (B,T,C)
   const int64_t total = (int64_t)B * T_ * C;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
@@ -25,6 +26,10 @@ __global__ void embedding_fwd_kernel(const int32_t* ids, const int32_t* types, c
     float v = NAN;
     if (id >= 0 && id < V && ty >= 0 && ty < type_vocab)
       v = wte[(size_t)id * C + c] + wpe[(size_t)t * C + c] + wtt[(size_t)ty * C + c];
+    else if (c == 0 && (id < 0 || id >= V))
+      lb_report_index_error(err, OpId::embedding, kWhatIds, bt, id, V);
+    else if (c == 0)
+      lb_report_index_error(err, OpId::embedding, kWhatTypeIds, bt, ty, type_vocab);
     lb_st(out + e, v);
   }
 }
@@ -71,7 +76,8 @@ void embedding_forward_cuda(const EmbeddingParams& p) {
   if (n <= 0) return;
   LB_FLOAT_DISPATCH("embedding", p.dtype, T,
                     embedding_fwd_kernel<T><<<lb_blocks(n, 256), 256, 0, cuda_stream()>>>(
-                        p.ids, p.type_ids, p.wte, p.wpe, p.wtt, (T*)p.out, p.B, p.T, p.C, p.V, p.type_vocab));
+                        p.ids, p.type_ids, p.wte, p.wpe, p.wtt, (T*)p.out, p.B, p.T, p.C, p.V, p.type_vocab,
+                        cuda_error_slot()));
   lb_check_launch("embedding");
 }
 
@@ -79,7 +85,8 @@ void embedding_backward_cuda(const EmbeddingParams& p) {
   const int BT = p.B * p.T;
   if (BT <= 0 || p.C <= 0) return;
   LB_FLOAT_DISPATCH("embedding", p.dtype, T, {
-    lb_scatter_add_rows<T, float>((const T*)p.dout, p.dwte, p.ids, BT, p.C, p.V, "embedding");
+    lb_scatter_add_rows<T, float>((const T*)p.dout, p.dwte, p.ids, BT, p.C, p.V, "embedding", OpId::embedding,
+                                  kWhatIds);
     if (p.dwpe) {
       dwpe_kernel<T><<<lb_blocks((int64_t)p.T * p.C, 256, INT32_MAX), 256, 0, cuda_stream()>>>((const T*)p.dout, p.dwpe,
                                                                                               p.B, p.T, p.C);

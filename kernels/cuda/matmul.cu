@@ -21,6 +21,7 @@ struct Epi {
   float alpha, beta;
   const float* bias;
   Epilogue kind;
+  bool pairs;  // C/pre_gelu allow 2-element vector stores at even n (ldc, batch stride even; aligned base)
 };
 
 template <typename TC>
@@ -33,6 +34,27 @@ __device__ __forceinline__ void epilogue_store(TC* c, TC* pre, size_t off, int n
     v = lb_gelu(v);
   }
   lb_st(c + off, v);
+}
+
+__device__ __forceinline__ float epilogue_value(float acc, float c_old, int n, const Epi& e, float* pre_v) {
+  float v = e.alpha * acc;
+  if (e.beta != 0.0f) v += e.beta * c_old;
+  if (e.kind != Epilogue::None) v += e.bias[n];
+  *pre_v = v;
+  return e.kind == Epilogue::BiasGelu ? lb_gelu(v) : v;
+}
+__device__ __forceinline__ void store_pair(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
+__device__ __forceinline__ void store_pair(bf16_t* p, float a, float b) { *reinterpret_cast<uint32_t*>(p) = lb_pack_bf16x2(a, b); }
+
+// Columns n and n+1 (n even, n+1 < N) of one row in a single vector store per output.
+template <typename TC>
+__device__ __forceinline__ void epilogue_store_pair(TC* c, TC* pre, size_t off, int n, float acc0, float acc1,
+                                                    const Epi& e) {
+  float p0, p1;
+  const float v0 = epilogue_value(acc0, e.beta != 0.0f ? lb_ld(c + off) : 0.0f, n, e, &p0);
+  const float v1 = epilogue_value(acc1, e.beta != 0.0f ? lb_ld(c + off + 1) : 0.0f, n + 1, e, &p1);
+  if (e.kind == Epilogue::BiasGelu && pre) store_pair(pre + off, p0, p1);
+  store_pair(c + off, v0, v1);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -203,10 +225,17 @@ __global__ void __launch_bounds__(kThreads) matmul_mma_kernel(const bf16_t* A, c
 #pragma unroll
       for (int ni = 0; ni < 4; ni++)
 #pragma unroll
-        for (int r = 0; r < 4; r++) {
-          const int m = m0 + wm * 64 + mi * 16 + g + (r >> 1) * 8;
-          const int n = n0 + wn * 32 + ni * 8 + 2 * t + (r & 1);
-          if (m < M && n < N) epilogue_store(c, p, (size_t)m * ldc + n, n, acc[mi][ni][r], e);
+        for (int h = 0; h < 2; h++) {  // rows g and g+8: accumulators (2h, 2h+1) are columns n, n+1
+          const int m = m0 + wm * 64 + mi * 16 + g + h * 8;
+          const int n = n0 + wn * 32 + ni * 8 + 2 * t;
+          if (m >= M || n >= N) continue;
+          const size_t off = (size_t)m * ldc + n;
+          if (e.pairs && n + 1 < N) {
+            epilogue_store_pair(c, p, off, n, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], e);
+          } else {
+            epilogue_store(c, p, off, n, acc[mi][ni][2 * h], e);
+            if (n + 1 < N) epilogue_store(c, p, off + 1, n + 1, acc[mi][ni][2 * h + 1], e);
+          }
         }
   }
 }
@@ -264,7 +293,10 @@ __global__ void bias_final_kernel(const float* partial, float* dbias, int chunks
 void matmul_forward_cuda(const MatmulParams& p) {
   if (p.M <= 0 || p.N <= 0 || p.batch <= 0) return;
   if (p.c_dtype != DType::F32 && p.c_dtype != DType::BF16) lb_unsupported("matmul", p.c_dtype);
-  const Epi e{p.alpha, p.beta, p.bias, p.epilogue};
+  const size_t csz = dtype_size(p.c_dtype);
+  const bool pairs = p.ldc % 2 == 0 && (p.batch == 1 || p.stride_c % 2 == 0) && ((uintptr_t)p.c % (2 * csz)) == 0 &&
+                     ((uintptr_t)p.pre_gelu % (2 * csz)) == 0;
+  const Epi e{p.alpha, p.beta, p.bias, p.epilogue, pairs};
   if (p.ab_dtype == DType::BF16) {
     const bool mma_ok = cuda_props().major >= 8 && aligned16(p.a) && aligned16(p.b) && p.lda % 8 == 0 &&
                         p.ldb % 8 == 0 && (p.batch == 1 || (p.stride_a % 8 == 0 && p.stride_b % 8 == 0));

@@ -7,8 +7,8 @@
 //      ballot) and adds the matching rows into register accumulators, column chunk by column chunk.
 // Cost of step 3: O(M) index reads per repeated destination (L2-resident), acceptable for the vocab
 // sizes and token counts of BERT; the result is bit-identical run to run.
-// Indices outside [0, n_dst) cannot throw from the device: they are skipped (ops_napi validates
-// host-side inputs; device-side ids come from our own data pipeline).
+// Indices outside [0, n_dst) cannot throw from the device: those rows are skipped and the first one is
+// recorded for the next synchronize to throw (common.cuh, LbDeviceError).
 #pragma once
 #include "common.cuh"
 
@@ -17,11 +17,13 @@ namespace rows_detail {
 
 constexpr int kDupCols = 8;  // columns per lane per chunk: a warp covers 256 columns at a time
 
-static __global__ void count_kernel(const int32_t* index, int M, int n_dst, int32_t* cnt) {  // index (M), cnt (n_dst)
+static __global__ void count_kernel(const int32_t* index, int M, int n_dst, int32_t* cnt, LbDeviceError* err,
+                                    OpId op, int what) {  // index (M), cnt (n_dst)
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < M) {
     const int j = index[i];
     if (j >= 0 && j < n_dst) atomicAdd(cnt + j, 1);  // integer: exact in any order
+    else lb_report_index_error(err, op, what, i, j, n_dst);
   }
 }
 
@@ -79,12 +81,14 @@ __global__ void dup_kernel(const S* src, D* dst, const int32_t* index, const int
 }  // namespace rows_detail
 
 template <typename S, typename D>
-void lb_scatter_add_rows(const S* src, D* dst, const int32_t* index, int M, int C, int n_dst, const char* op) {
+void lb_scatter_add_rows(const S* src, D* dst, const int32_t* index, int M, int C, int n_dst, const char* op,
+                         OpId op_id, int what) {
   using namespace rows_detail;
   if (M <= 0 || C <= 0 || n_dst <= 0) return;
   CudaScratch cnt(sizeof(int32_t) * (size_t)n_dst);
   lb_check(cudaMemsetAsync(cnt.ptr, 0, sizeof(int32_t) * (size_t)n_dst, cuda_stream()), op);
-  count_kernel<<<(M + 255) / 256, 256, 0, cuda_stream()>>>(index, M, n_dst, cnt.as<int32_t>());
+  count_kernel<<<(M + 255) / 256, 256, 0, cuda_stream()>>>(index, M, n_dst, cnt.as<int32_t>(), cuda_error_slot(),
+                                                          op_id, what);
   lb_check_launch(op);
   unique_kernel<S, D><<<lb_blocks((int64_t)M * C, 256), 256, 0, cuda_stream()>>>(src, dst, index, cnt.as<int32_t>(),
                                                                                  M, C, n_dst);

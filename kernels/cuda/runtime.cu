@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <map>
+#include <stdexcept>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -158,6 +159,27 @@ cudaStream_t cuda_stream() {
   return stream;
 }
 
+LbDeviceError* cuda_error_slot() {
+  static LbDeviceError* slot = [] {
+    void* p = allocator().alloc(sizeof(LbDeviceError));
+    lb_check(cudaMemsetAsync(p, 0, sizeof(LbDeviceError), cuda_stream()), "cuda error slot");
+    return static_cast<LbDeviceError*>(p);
+  }();
+  return slot;
+}
+
+void cuda_check_device_error() {
+  LbDeviceError e{};
+  lb_check(cudaMemcpyAsync(&e, cuda_error_slot(), sizeof(e), cudaMemcpyDeviceToHost, cuda_stream()), "cuda_synchronize");
+  lb_check(cudaStreamSynchronize(cuda_stream()), "cuda_synchronize");
+  if (e.flag == 0) return;
+  lb_check(cudaMemsetAsync(cuda_error_slot(), 0, sizeof(e), cuda_stream()), "cuda_synchronize");
+  static const char* whats[] = {"labels", "ids", "type_ids", "index"};
+  const char* what = e.what >= 0 && e.what < 4 ? whats[e.what] : "index";
+  throw std::out_of_range(std::string(op_name((OpId)e.op)) + ": " + what + "[" + std::to_string(e.pos) + "] = " +
+                          std::to_string(e.value) + " is outside [0, " + std::to_string(e.hi) + ")");
+}
+
 bool cuda_compiled() { return true; }
 int cuda_device_count() { return device_info().count; }
 std::string cuda_device_name(int index) {
@@ -179,6 +201,7 @@ void cuda_memcpy_d2h(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
   lb_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()), "memcpy d2h");
   lb_check(cudaStreamSynchronize(cuda_stream()), "memcpy d2h");
+  cuda_check_device_error();
 }
 void cuda_memcpy_d2d(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
@@ -192,6 +215,7 @@ void cuda_synchronize() {
   if (device_info().count == 0) return;  // nothing was ever enqueued
   lb_check(cudaStreamSynchronize(cuda_stream()), "cuda_synchronize");
   lb_check(cudaGetLastError(), "cuda_synchronize");
+  cuda_check_device_error();
 }
 
 }  // namespace lb

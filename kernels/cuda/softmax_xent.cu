@@ -4,7 +4,8 @@
 //   pass 2 (only with dlogits): dlogits = (softmax - onehot) * grad_scale (=); dlogits may alias logits:
 //   each element is read by the thread that overwrites it, and logits[label] is read before pass 2.
 //   ignore_index rows: loss 0, correct 0, dlogits 0. A label outside [0, V) (not ignore_index) cannot
-//   throw from the device: that row gets loss NaN, correct 0 and NaN dlogits, so it cannot pass silently.
+//   throw from the device: that row gets loss NaN, correct 0 and NaN dlogits, and the error is recorded
+//   for the next synchronize to throw (common.cuh, LbDeviceError).
 #include "common.cuh"
 
 namespace lb {
@@ -14,7 +15,8 @@ constexpr int kThreads = 512;
 
 template <typename T>
 __global__ void softmax_xent_kernel(const T* logits, const int32_t* labels, float* losses, int32_t* correct,
-                                    T* dlogits, int V, int64_t ld, int ignore_index, float grad_scale) {
+                                    T* dlogits, int V, int64_t ld, int ignore_index, float grad_scale,
+                                    LbDeviceError* err) {
   // logits, dlogits (N, V) row stride ld; labels, losses, correct (N)
   __shared__ float s_m[kThreads], s_s[kThreads], s_bv[kThreads];
   __shared__ int s_bi[kThreads];
@@ -32,7 +34,10 @@ __global__ void softmax_xent_kernel(const T* logits, const int32_t* labels, floa
     return;
   }
   const bool valid = label >= 0 && label < V;
-  if (tid == 0) s_label_logit = valid ? lb_ld(x + label) : NAN;
+  if (tid == 0) {
+    s_label_logit = valid ? lb_ld(x + label) : NAN;
+    if (!valid) lb_report_index_error(err, OpId::softmax_xent, kWhatLabels, row, label, V);
+  }
   LbSoftmaxState st = lb_softmax_init();
   float bv = -INFINITY;
   int bi = V;  // lowest index of the maximum
@@ -74,7 +79,7 @@ void softmax_xent_forward_cuda(const SoftmaxXentParams& p) {
   LB_FLOAT_DISPATCH("softmax_xent", p.dtype, T,
                     softmax_xent_kernel<T><<<p.N, kThreads, 0, cuda_stream()>>>(
                         (const T*)p.logits, p.labels, p.losses, p.correct, (T*)p.dlogits, p.V, p.ld, p.ignore_index,
-                        p.grad_scale));
+                        p.grad_scale, cuda_error_slot()));
   lb_check_launch("softmax_xent");
 }
 
