@@ -84,13 +84,20 @@ function runBindingTrainer(wordsFile: string, outFile: string): Promise<string[]
   });
 }
 
-async function* linesOf(input: TrainVocabInput): AsyncGenerator<string> {
+async function* linesOf(input: TrainVocabInput, log: (m: string) => void): AsyncGenerator<string> {
   if (Array.isArray(input)) {
     for (const file of input) {
       if (!fs.existsSync(file)) throw new Error(`training input ${file} does not exist`);
       if (!fs.statSync(file).isFile()) throw new Error(`training input ${file} is not a file`);
       const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-      for await (const line of rl) yield line;
+      let bad = 0, first = 0, n = 0;
+      for await (const line of rl) {
+        n++;
+        // invalid UTF-8 decodes to U+FFFD, which clean_text then deletes
+        if (line.includes('\uFFFD') && bad++ === 0) first = n;
+        yield line;
+      }
+      if (bad) log(`${file}: ${bad} lines have invalid UTF-8 or U+FFFD (first: line ${first}); those characters are dropped`);
     }
   } else {
     for await (const line of input.lines as AsyncIterable<string>) {
@@ -123,7 +130,7 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
   });
   const counts = new Map<string, number>();
   let nLines = 0;
-  for await (const line of linesOf(inputFiles)) {
+  for await (const line of linesOf(inputFiles, log)) {
     nLines++;
     for (const w of basic.basicTokenize(line)) counts.set(w, (counts.get(w) ?? 0) + 1);
   }
