@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, readFileSync, rmSync, cpSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
@@ -63,6 +63,10 @@ test('detectFormat: extensions, sniffing, compression, BOM, directories', async 
   const e = await t.throwsAsync(detectFormat(path.join(d, 'odd.dat')), { instanceOf: InputError });
   t.regex(e!.message, /odd\.dat: offset 0: format:/);
   await t.throwsAsync(detectFormat(path.join(d, 'missing.xml')), { instanceOf: InputError, message: /missing\.xml/ });
+  // A WikiExtractor record longer than the sniffed head is still recognised.
+  const long = JSON.stringify({ id: '1', revid: '2', url: 'https://x/wiki?curid=1', title: 'Long', text: 'word '.repeat(30000) });
+  writeFileSync(path.join(d, 'long.json'), long + '\n');
+  t.is(await detectFormat(path.join(d, 'long.json')), 'wikiextractor');
 });
 
 // ---------- decoding ----------

@@ -120,7 +120,8 @@ function classifyHead(head: string, file: string): Format | undefined {
       const o = JSON.parse(first) as Record<string, unknown>;
       if (typeof o.url === 'string' && typeof o.title === 'string' && typeof o.text === 'string' && o.links === undefined) return 'wikiextractor';
     } catch {
-      /* first line longer than the sniffed head, or not JSON: the jsonl reader will report it */
+      // First line longer than the sniffed head (WikiExtractor articles can be): judge by its keys.
+      if (/^\{"id"\s*:/.test(first) && /"url"\s*:\s*"/.test(first) && /"title"\s*:/.test(first) && !/"links"\s*:/.test(first)) return 'wikiextractor';
     }
     return 'jsonl';
   }

@@ -279,10 +279,3 @@ export async function listFiles(dir: string, keep: (rel: string) => boolean = ()
   return out.sort((a, b) => (rel(a) < rel(b) ? -1 : rel(a) > rel(b) ? 1 : 0));
 }
 
-/** Drains a Readable-like iterable (used to make errors surface with context). */
-export async function collect(it: AsyncIterable<string>): Promise<string> {
-  let s = '';
-  for await (const c of it) s += c;
-  return s;
-}
-

@@ -3,7 +3,7 @@
 import sax from 'sax';
 import { InputError, SkipCounter } from '../document.js';
 
-export interface SaxHandler<T> {
+export interface SaxHandler {
   onopen(name: string, attrs: Record<string, string>, depth: number): void;
   onclose(name: string, depth: number): void;
   ontext(text: string): void;
@@ -23,7 +23,7 @@ const MAX_ERRORS_PER_FILE = 100;
 export async function* runSax<T>(
   chunks: AsyncIterable<string>,
   opts: SaxOptions,
-  make: (emit: (d: T) => void) => SaxHandler<T>,
+  make: (emit: (d: T) => void) => SaxHandler,
 ): AsyncGenerator<T> {
   const parser = sax.parser(true, { position: true });
   const queue: T[] = [];
