@@ -90,6 +90,10 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2(int64_t kc, const float
                                                          float alpha, float beta) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int i = 0; i < kAvx2MR; i++) {  // C tile toward L1 during the k loop
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
+  }
   for (int64_t k = 0; k < kc; k++) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 x;
@@ -129,6 +133,11 @@ __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const floa
   LB_Z2(0) LB_Z2(1) LB_Z2(2) LB_Z2(3) LB_Z2(4) LB_Z2(5) LB_Z2(6)
   LB_Z2(7) LB_Z2(8) LB_Z2(9) LB_Z2(10) LB_Z2(11) LB_Z2(12) LB_Z2(13)
 #undef LB_Z2
+  // Pull the C tile toward L1 while the k loop runs, so the write-back does not stall on it.
+  for (int i = 0; i < kAvx512MR; i++) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 31), _MM_HINT_T0);
+  }
   for (int64_t k = 0; k < kc; k++) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     _mm_prefetch((const char*)(b + 8 * kAvx512NR), _MM_HINT_T0);
