@@ -67,6 +67,9 @@ export function configFromHfJson(j: unknown, file: string): Partial<TokenizerCon
     if (typeof v !== 'boolean') throw new Error(`${file}: field '${key}' must be a boolean, got ${JSON.stringify(v)}`);
     return v;
   };
+  if (b('do_basic_tokenize') === false) throw new Error(`${file}: field 'do_basic_tokenize' is false, which is not supported (WordPiece without the BERT basic tokenizer)`);
+  if (Array.isArray(o.never_split) && o.never_split.length > 0)
+    throw new Error(`${file}: field 'never_split' is not supported (only the special tokens are kept whole)`);
   const lc = b('do_lower_case');
   if (lc !== undefined) out.doLowerCase = lc;
   if ('strip_accents' in o) {
