@@ -108,6 +108,10 @@ export function removeTables(s: string): string {
   const out: string[] = [];
   let depth = 0;
   for (const line of lines) {
+    if (depth === 0 && line.indexOf('{|') === -1) {
+      out.push(line);
+      continue;
+    }
     const t = line.trimStart().replace(/^:+\s*/, '');
     if (t.startsWith('{|')) {
       depth++;
@@ -262,6 +266,10 @@ export function wikiToText(src: string, ns: NamespaceMap): WikiText {
 
 /** Redirect target of a page whose text is `#REDIRECT [[Target]]` (English or a few localised keywords). */
 export function redirectTarget(text: string): string | undefined {
+  // Cheap test first: this runs on every page.
+  let i = 0;
+  while (i < text.length && i < 64 && /\s/.test(text[i])) i++;
+  if (text[i] !== '#') return undefined;
   const m = /^\s*#\s*(REDIRECT|WEITERLEITUNG|REDIRECTION|REDIRECCIÓN|RINVIA|RIMANDO|DOORVERWIJZING|ПРЕНАСОЧВАНЕ|ПЕРЕНАПРАВЛЕНИЕ|ПЕРЕНАПРАВЛЕННЯ|PRZEKIERUJ|重定向|転送|リダイレクト)\s*:?\s*\[\[([^\]|]+)/iu.exec(text);
   if (!m) return undefined;
   const t = decodeTarget(m[2]).trim().replace(/^:/, '');
