@@ -420,3 +420,17 @@ test('word cache: ids stay right after the cache fills up and is cleared', (t) =
   const ref = fresh();
   for (const i of [0, 1, 2, 3, 90000, 150000, 209999]) t.deepEqual(tok.encode(words[i]), ref.encode(words[i]), words[i]);
 });
+
+test('long inputs: a 2 MB line and a 100k-character word', (t) => {
+  const tok = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-uncased.txt'));
+  const line = corpus.slice(20, 120).join(' ');
+  const big = Array(Math.ceil(2e6 / line.length)).fill(line).join(' ');
+  const ids = tok.encode(big);
+  const one = tok.encode(line).length;
+  t.is(ids.length, one * Math.ceil(2e6 / line.length));
+  const e = tok.encodeWithOffsets(big);
+  t.is(e.offsets[e.offsets.length - 1], big.length);
+  const huge = 'é'.repeat(100000);
+  t.deepEqual(Array.from(tok.encode(`a ${huge} b`)), [...tok.encode('a'), tok.unkId, ...tok.encode('b')]);
+  t.deepEqual(Array.from(tok.encodeWithOffsets(huge).offsets), [0, huge.length]);
+});

@@ -397,12 +397,25 @@ export class WordPieceTokenizer {
 
   encode(text: string): Int32Array<ArrayBuffer> {
     this.run(text, false);
-    return this.outIds.slice(0, this.n);
+    const ids = this.outIds.slice(0, this.n);
+    this.shrink();
+    return ids;
   }
 
   encodeWithOffsets(text: string): { ids: Int32Array<ArrayBuffer>; offsets: Int32Array<ArrayBuffer>; wordIds: Int32Array<ArrayBuffer> } {
     this.run(text, true);
-    return { ids: this.outIds.slice(0, this.n), offsets: this.outOff.slice(0, 2 * this.n), wordIds: this.outWid.slice(0, this.n) };
+    const out = { ids: this.outIds.slice(0, this.n), offsets: this.outOff.slice(0, 2 * this.n), wordIds: this.outWid.slice(0, this.n) };
+    this.shrink();
+    return out;
+  }
+
+  /** Don't keep a huge output buffer alive after one huge input. */
+  private shrink(): void {
+    if (this.outIds.length > 1 << 20) {
+      this.outIds = new Int32Array(1024);
+      this.outWid = new Int32Array(1024);
+      this.outOff = new Int32Array(2048);
+    }
   }
 
   /** Pre-split words (NER): each word is tokenized on its own (it may still split at punctuation);
@@ -419,7 +432,9 @@ export class WordPieceTokenizer {
     } finally {
       this.fixedWord = -1;
     }
-    return { ids: this.outIds.slice(0, this.n), wordIndex: this.outWid.slice(0, this.n) };
+    const out = { ids: this.outIds.slice(0, this.n), wordIndex: this.outWid.slice(0, this.n) };
+    this.shrink();
+    return out;
   }
 
   /** The basic tokenizer alone: the normalized words (clean, CJK split, lowercase/strip accents, split on
