@@ -4,7 +4,8 @@
 // A micro-kernel computes an MR x NR tile over kc steps from packed panels:
 //   a: (kc, MR)  MR consecutive rows of op(A) per k step
 //   b: (kc, NR)  NR consecutive columns of op(B) per k step
-// and writes C[i, j] = alpha * acc[i, j] + beta * C[i, j] (beta == 0: C is not read, may hold NaN).
+// and writes C[i, j] = alpha * acc[i, j] + bias[j] + beta * C[i, j] (bias may be null; beta == 0: C is not
+// read, may hold NaN). The driver passes the bias on the last K block only.
 #pragma once
 #include <cstdint>
 
@@ -22,24 +23,23 @@
 namespace lb {
 namespace gemm {
 
-using UkrFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
-// Tile epilogue: v = C + bias[j]; gelu: pre = v (if pre), C = gelu(v); rows x cols valid elements.
-using EpiFn = void (*)(float* c, int64_t ldc, float* pre, const float* bias, int rows, int cols, bool gelu);
+using UkrFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
+                       const float* bias);
+// GELU tile epilogue (the bias is already in C): pre = C (if pre), C = gelu(C); rows x cols elements.
+using EpiFn = void (*)(float* c, int64_t ldc, float* pre, int rows, int cols);
 
-LB_ALWAYS_INLINE void epilogue_body(float* c, int64_t ldc, float* pre, const float* bias, int rows, int cols, bool gelu) {
+LB_ALWAYS_INLINE void epilogue_body(float* c, int64_t ldc, float* pre, int rows, int cols) {
   for (int i = 0; i < rows; i++) {
     float* __restrict cr = c + i * ldc;
-    if (!gelu) {
-      for (int j = 0; j < cols; j++) cr[j] += bias[j];
-    } else if (pre) {
+    if (pre) {
       float* __restrict pr = pre + i * ldc;
       for (int j = 0; j < cols; j++) {
-        const float v = cr[j] + bias[j];
+        const float v = cr[j];
         pr[j] = v;
         cr[j] = gelu_fast(v);
       }
     } else {
-      for (int j = 0; j < cols; j++) cr[j] = gelu_fast(cr[j] + bias[j]);
+      for (int j = 0; j < cols; j++) cr[j] = gelu_fast(cr[j]);
     }
   }
 }
@@ -47,7 +47,7 @@ LB_ALWAYS_INLINE void epilogue_body(float* c, int64_t ldc, float* pre, const flo
 // ---- portable: 4 x 16, plain loops the compiler vectorises for the baseline ISA.
 constexpr int kGenMR = 4, kGenNR = 16;
 inline void ukr_generic(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
-                        float alpha, float beta) {
+                        float alpha, float beta, const float* bias) {
   float acc[kGenMR][kGenNR] = {};
   for (int64_t k = 0; k < kc; k++) {
     for (int i = 0; i < kGenMR; i++)
@@ -55,16 +55,19 @@ inline void ukr_generic(int64_t kc, const float* __restrict a, const float* __re
     a += kGenMR;
     b += kGenNR;
   }
+  float bv[kGenNR] = {};
+  if (bias)
+    for (int j = 0; j < kGenNR; j++) bv[j] = bias[j];
   for (int i = 0; i < kGenMR; i++) {
     float* cr = c + i * ldc;
     if (beta == 0.0f)
-      for (int j = 0; j < kGenNR; j++) cr[j] = alpha * acc[i][j];
+      for (int j = 0; j < kGenNR; j++) cr[j] = alpha * acc[i][j] + bv[j];
     else
-      for (int j = 0; j < kGenNR; j++) cr[j] = alpha * acc[i][j] + beta * cr[j];
+      for (int j = 0; j < kGenNR; j++) cr[j] = alpha * acc[i][j] + bv[j] + beta * cr[j];
   }
 }
-inline void epi_generic(float* c, int64_t ldc, float* pre, const float* bias, int rows, int cols, bool gelu) {
-  epilogue_body(c, ldc, pre, bias, rows, cols, gelu);
+inline void epi_generic(float* c, int64_t ldc, float* pre, int rows, int cols) {
+  epilogue_body(c, ldc, pre, rows, cols);
 }
 
 // Transposing pack: `rows` (<= width <= 16) rows of src (row stride ld), k in [0, kc), into
@@ -87,7 +90,7 @@ inline void tpack_generic(const float* src, int64_t ld, int rows, int kc, float*
 constexpr int kAvx2MR = 6, kAvx2NR = 16;
 __attribute__((target("avx2,fma"))) inline void ukr_avx2(int64_t kc, const float* __restrict a,
                                                          const float* __restrict b, float* c, int64_t ldc,
-                                                         float alpha, float beta) {
+                                                         float alpha, float beta, const float* bias) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int i = 0; i < kAvx2MR; i++) {  // C tile toward L1 during the k loop
@@ -107,28 +110,29 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2(int64_t kc, const float
     b += kAvx2NR;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256 bv0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+  const __m256 bv1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
   if (beta == 0.0f) {
-#define LB_S2(i) _mm256_storeu_ps(c + i * ldc, _mm256_mul_ps(va, c##i##0)); \
-                 _mm256_storeu_ps(c + i * ldc + 8, _mm256_mul_ps(va, c##i##1));
+#define LB_S2(i) _mm256_storeu_ps(c + i * ldc, _mm256_fmadd_ps(va, c##i##0, bv0)); \
+                 _mm256_storeu_ps(c + i * ldc + 8, _mm256_fmadd_ps(va, c##i##1, bv1));
     LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5)
 #undef LB_S2
   } else {
-#define LB_S2(i) _mm256_storeu_ps(c + i * ldc, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc), _mm256_mul_ps(va, c##i##0))); \
-                 _mm256_storeu_ps(c + i * ldc + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc + 8), _mm256_mul_ps(va, c##i##1)));
+#define LB_S2(i) _mm256_storeu_ps(c + i * ldc, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc), _mm256_fmadd_ps(va, c##i##0, bv0))); \
+                 _mm256_storeu_ps(c + i * ldc + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(c + i * ldc + 8), _mm256_fmadd_ps(va, c##i##1, bv1)));
     LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5)
 #undef LB_S2
   }
 }
-__attribute__((target("avx2,fma"))) inline void epi_avx2(float* c, int64_t ldc, float* pre, const float* bias,
-                                                         int rows, int cols, bool gelu) {
-  epilogue_body(c, ldc, pre, bias, rows, cols, gelu);
+__attribute__((target("avx2,fma"))) inline void epi_avx2(float* c, int64_t ldc, float* pre, int rows, int cols) {
+  epilogue_body(c, ldc, pre, rows, cols);
 }
 
 // ---- AVX-512: 14 x 32 (28 zmm accumulators, 2 for B, 1 broadcast); ~2 FMAs per load.
 constexpr int kAvx512MR = 14, kAvx512NR = 32;
 __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const float* __restrict a,
                                                           const float* __restrict b, float* c, int64_t ldc,
-                                                          float alpha, float beta) {
+                                                          float alpha, float beta, const float* bias) {
 #define LB_Z2(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
   LB_Z2(0) LB_Z2(1) LB_Z2(2) LB_Z2(3) LB_Z2(4) LB_Z2(5) LB_Z2(6)
   LB_Z2(7) LB_Z2(8) LB_Z2(9) LB_Z2(10) LB_Z2(11) LB_Z2(12) LB_Z2(13)
@@ -150,15 +154,17 @@ __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const floa
     b += kAvx512NR;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const __m512 bv0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  const __m512 bv1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
   if (beta == 0.0f) {
-#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c##i##0)); \
-                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c##i##1));
+#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c##i##0, bv0)); \
+                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c##i##1, bv1));
     LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5) LB_S2(6)
     LB_S2(7) LB_S2(8) LB_S2(9) LB_S2(10) LB_S2(11) LB_S2(12) LB_S2(13)
 #undef LB_S2
   } else {
-#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), _mm512_mul_ps(va, c##i##0))); \
-                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), _mm512_mul_ps(va, c##i##1)));
+#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), _mm512_fmadd_ps(va, c##i##0, bv0))); \
+                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), _mm512_fmadd_ps(va, c##i##1, bv1)));
     LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5) LB_S2(6)
     LB_S2(7) LB_S2(8) LB_S2(9) LB_S2(10) LB_S2(11) LB_S2(12) LB_S2(13)
 #undef LB_S2
@@ -208,9 +214,8 @@ __attribute__((target("avx512f"))) inline void tpack_avx512(const float* src, in
   }
 }
 
-__attribute__((target("avx512f"))) inline void epi_avx512(float* c, int64_t ldc, float* pre, const float* bias,
-                                                          int rows, int cols, bool gelu) {
-  epilogue_body(c, ldc, pre, bias, rows, cols, gelu);
+__attribute__((target("avx512f"))) inline void epi_avx512(float* c, int64_t ldc, float* pre, int rows, int cols) {
+  epilogue_body(c, ldc, pre, rows, cols);
 }
 #endif
 

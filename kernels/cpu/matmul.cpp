@@ -173,22 +173,23 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
               const int rows = std::min(mr, mc - ir);
               const float* ap = apack + (int64_t)(ir / mr) * kc * mr;
               float* c = C + (int64_t)(ic + ir) * p.ldc + j;
+              const float* bias = last && p.epilogue != Epilogue::None ? p.bias + j : nullptr;
               if (rows == mr && cols == nr) {
-                kn.ukr(kc, ap, bp, c, p.ldc, p.alpha, beta);
+                kn.ukr(kc, ap, bp, c, p.ldc, p.alpha, beta, bias);
               } else {
-                kn.ukr(kc, ap, bp, tile, nr, 1.0f, 0.0f);
+                kn.ukr(kc, ap, bp, tile, nr, 1.0f, 0.0f, nullptr);
                 for (int r = 0; r < rows; r++) {
                   float* cr = c + (int64_t)r * p.ldc;
                   const float* tr = tile + r * nr;
-                  if (beta == 0.0f)
-                    for (int q = 0; q < cols; q++) cr[q] = p.alpha * tr[q];
-                  else
-                    for (int q = 0; q < cols; q++) cr[q] = p.alpha * tr[q] + beta * cr[q];
+                  for (int q = 0; q < cols; q++) {
+                    float v = p.alpha * tr[q];
+                    if (bias) v += bias[q];
+                    cr[q] = beta == 0.0f ? v : v + beta * cr[q];
+                  }
                 }
               }
-              if (last && p.epilogue != Epilogue::None)
-                kn.epi(c, p.ldc, P ? P + (int64_t)(ic + ir) * p.ldc + j : nullptr, p.bias + j, rows, cols,
-                       p.epilogue == Epilogue::BiasGelu);
+              if (last && p.epilogue == Epilogue::BiasGelu)
+                kn.epi(c, p.ldc, P ? P + (int64_t)(ic + ir) * p.ldc + j : nullptr, rows, cols);
             }
           }
         }
