@@ -2,6 +2,7 @@
 // and exports `register(bench: Command)`; add one import and one call below.
 import type { Command } from 'commander';
 // bench imports
+import { register as registerStepBench } from '../bench/step.js';
 import { register as registerKernelsBench } from '../bench/kernels.js';
 import { register as registerNerBench } from '../bench/ner.js';
 import { register as registerPrepareBench } from '../bench/prepare.js';
@@ -11,6 +12,7 @@ import { register as registerTokenize } from '../bench/tokenize.js';
 export function register(program: Command): void {
   const bench = program.command('bench').description('benchmarks (kernels, step, train, prepare, tokenize, shards); JSON with --json');
   // bench registrations
+  registerStepBench(bench);
   registerKernelsBench(bench);
   registerNerBench(bench);
   registerPrepareBench(bench);

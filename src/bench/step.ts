@@ -1,0 +1,112 @@
+// `linkbert bench step`: one full pretraining step (forward, backward, grad-norm + clip, AdamW) of a
+// LinkBERT model on random data, median over repeats. With --peer torch the same step is timed in
+// PyTorch (scripts/bench_step_torch.py, Debian's python3-torch) in the same run and the ratio printed.
+import type { Command } from 'commander';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveConfig } from '../model/config.js';
+import { BertModel } from '../model/bert.js';
+import { Ops, defaultBackend } from '../ops.js';
+import { AdamW } from '../train/optim.js';
+import { Rng } from '../data/masking.js';
+import { repoRoot } from '../native.js';
+
+export interface StepBenchOptions { config: string; seqLen: number; batchSize: number; device: string; vocabSize: number; repeats: number; warmup: number; predictions: number }
+
+export interface StepBenchResult { bench: 'step'; config: string; device: string; seq_len: number; batch_size: number; vocab_size: number; max_predictions: number; median_ms: number; min_ms: number; tokens_per_s: number; repeats: number }
+
+export async function benchStep(o: StepBenchOptions): Promise<StepBenchResult> {
+  const config = resolveConfig(o.config, { vocabSize: o.vocabSize, hiddenDropout: 0.1, attentionDropout: 0.1 });
+  const ops = new Ops(defaultBackend(o.device));
+  const B = o.batchSize, T = o.seqLen, P = o.predictions;
+  const model = new BertModel(config, ops, { batchSize: B, seqLen: T, maxPredictions: P });
+  const optim = new AdamW(ops, model.groups, { beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.01, maxGradNorm: 1 });
+  try {
+    model.initParams(1);
+    const rng = new Rng(7);
+    const ids = Int32Array.from({ length: B * T }, () => 5 + rng.int(o.vocabSize - 5));
+    const types = Int32Array.from({ length: B * T }, (_, i) => ((i % T) < T / 2 ? 0 : 1));
+    const mask = new Int32Array(B * T).fill(1);
+    const mpos = Int32Array.from({ length: B * P }, (_, i) => Math.floor(i / P) * T + 1 + ((i % P) * 5) % (T - 1));
+    const mlab = Int32Array.from({ length: B * P }, () => 5 + rng.int(o.vocabSize - 5));
+    const drp = Int32Array.from({ length: B }, () => rng.int(3));
+    model.setInputs({ batchSize: B, inputIds: ids, tokenTypeIds: types, attentionMask: mask, maskedPositions: mpos, maskedLabels: mlab, drpLabels: drp });
+    const times: number[] = [];
+    for (let i = 0; i < o.warmup + o.repeats; i++) {
+      const t0 = performance.now();
+      model.forwardPretrain(true, i);
+      model.readPretrainOutputs();
+      model.backwardPretrain();
+      const norm = optim.gradNorm();
+      optim.update(1e-4, norm);
+      model.zeroGrads();
+      await ops.synchronize();
+      if (i >= o.warmup) times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)]!;
+    return {
+      bench: 'step', config: o.config, device: ops.backend, seq_len: T, batch_size: B, vocab_size: o.vocabSize, max_predictions: P,
+      median_ms: median, min_ms: times[0]!, tokens_per_s: (B * T) / (median / 1000), repeats: o.repeats,
+    };
+  } finally {
+    optim.dispose();
+    model.dispose();
+  }
+}
+
+export function register(bench: Command): void {
+  bench
+    .command('step')
+    .description('one full training step (forward, backward, clip, AdamW): median ms and tokens/s; --peer torch compares with PyTorch')
+    .option('--config <name>', 'model preset or config.json', 'mini')
+    .option('--seq-len <n>', 'sequence length', '128')
+    .option('--batch-size <n>', 'batch size', '32')
+    .option('--vocab-size <n>', 'vocab size', '30522')
+    .option('--predictions <n>', 'masked slots per sequence (sparse MLM)', '20')
+    .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--repeats <n>', 'timed steps', '5')
+    .option('--warmup <n>', 'untimed steps first', '1')
+    .option('--peer <name>', "time the same step in another framework in the same run: 'torch'")
+    .option('--python <exe>', "python with torch for --peer (default: Debian's /usr/bin/python3 when present)")
+    .option('--json', 'print JSON')
+    .action(async (opts: Record<string, string | boolean>) => {
+      const n = (k: string) => {
+        const v = Number(opts[k]);
+        if (!Number.isInteger(v) || v < 1) throw new Error(`--${k}: "${opts[k]}" must be a positive integer`);
+        return v;
+      };
+      const o: StepBenchOptions = {
+        config: opts.config as string, seqLen: n('seqLen'), batchSize: n('batchSize'), vocabSize: n('vocabSize'), predictions: n('predictions'),
+        device: opts.device as string, repeats: n('repeats'), warmup: Number(opts.warmup),
+      };
+      const ours = await benchStep(o);
+      const out: Record<string, unknown> = { ...ours };
+      if (opts.peer === 'torch') {
+        const cfg = resolveConfig(o.config, { vocabSize: o.vocabSize });
+        const args = [join(repoRoot, 'scripts', 'bench_step_torch.py'), '--layers', cfg.numLayers, '--hidden', cfg.hiddenSize, '--heads', cfg.numHeads,
+          '--ffn', cfg.intermediateSize, '--vocab', o.vocabSize, '--seq-len', o.seqLen, '--batch-size', o.batchSize, '--predictions', o.predictions,
+          '--repeats', o.repeats, '--warmup', o.warmup, '--threads', new Ops(defaultBackend(o.device)).info().threads].map(String);
+        const python = (opts.python as string | undefined) ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+        // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE work around old OpenBLAS bugs but slow a current one: unset for timing only
+        const env = { ...process.env };
+        delete env.OPENBLAS_CORETYPE;
+        delete env.OPENBLAS_L2_SIZE;
+        const r = spawnSync(python, args, { encoding: 'utf8', env });
+        if (r.status !== 0) out.peer = { name: 'torch', skipped: `python3 ${args[0]} failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+        else {
+          const peer = JSON.parse(r.stdout.trim().split('\n').pop()!) as { median_ms: number };
+          out.peer = { name: 'torch', ...peer };
+          out.ratio_vs_peer = ours.median_ms / peer.median_ms;
+        }
+      } else if (opts.peer !== undefined) throw new Error(`--peer: unknown peer '${opts.peer}' (only 'torch')`);
+      if (opts.json) process.stdout.write(JSON.stringify(out) + '\n');
+      else {
+        process.stdout.write(`step ${o.config} B=${o.batchSize} T=${o.seqLen} on ${ours.device}: ${ours.median_ms.toFixed(1)} ms median, ${Math.round(ours.tokens_per_s)} tokens/s\n`);
+        const p = out.peer as { median_ms?: number; skipped?: string } | undefined;
+        if (p?.median_ms) process.stdout.write(`torch: ${p.median_ms.toFixed(1)} ms median; ours / torch = ${(out.ratio_vs_peer as number).toFixed(2)}\n`);
+        else if (p?.skipped) process.stdout.write(`torch peer skipped: ${p.skipped}\n`);
+      }
+    });
+}
