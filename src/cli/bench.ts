@@ -2,6 +2,7 @@
 // and exports `register(bench: Command)`; add one import and one call below.
 import type { Command } from 'commander';
 // bench imports
+import { register as registerTrainBench } from '../bench/train.js';
 import { register as registerStepBench } from '../bench/step.js';
 import { register as registerKernelsBench } from '../bench/kernels.js';
 import { register as registerNerBench } from '../bench/ner.js';
@@ -12,6 +13,7 @@ import { register as registerTokenize } from '../bench/tokenize.js';
 export function register(program: Command): void {
   const bench = program.command('bench').description('benchmarks (kernels, step, train, prepare, tokenize, shards); JSON with --json');
   // bench registrations
+  registerTrainBench(bench);
   registerStepBench(bench);
   registerKernelsBench(bench);
   registerNerBench(bench);
