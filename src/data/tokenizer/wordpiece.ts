@@ -2,8 +2,9 @@
 // BertNormalizer + BertPreTokenizer + WordPiece pipeline), with [start, end) UTF-16 offsets into the
 // original text.
 //
-// Speed comes from (1) a char-code scan with a 128-entry class table for ASCII, (2) a word cache keyed by
-// the raw ASCII slice (so the common case never normalizes or runs WordPiece), (3) reusable output buffers.
+// Speed comes from (1) a char-code scan with a 128-entry class table for ASCII, (2) a word -> pieces cache
+// probed with a hash computed during the scan (so the common case allocates no substring and never runs
+// WordPiece), (3) reusable output buffers.
 // Non-ASCII words take a slower path that normalizes per code point (cached) and tracks where every
 // normalized code unit came from.
 //
@@ -24,6 +25,14 @@ const ASCII_KIND = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
   const k = BMP_CLASS[c];
   ASCII_KIND[c] = k & C_DROP ? A_DROP : k & C_SPACE ? A_SPACE : k & C_PUNCT ? A_PUNCT : A_WORD;
+}
+
+// ASCII case folding for cache keys (uncased: A-Z -> a-z) and the identity (cased)
+const ASCII_LOWER = new Uint8Array(128);
+const ASCII_SAME = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  ASCII_SAME[c] = c;
+  ASCII_LOWER[c] = c >= 65 && c <= 90 ? c + 32 : c;
 }
 
 // Kinds of a non-ASCII code point after cleaning + normalization (depends on the config).
@@ -79,6 +88,22 @@ class WordCache {
     this.slots[slot] = e + 1;
   }
 
+  /** entry index of the word fold(text[s, e)) (ASCII only) or -1 */
+  findFolded(text: string, s: number, e: number, h: number, fold: Uint8Array): number {
+    const len = e - s;
+    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
+      const v = this.slots[slot];
+      if (v === 0) return -1;
+      const idx = v - 1;
+      if (this.hashes[idx] !== h) continue;
+      const key = this.keys[idx];
+      if (key.length !== len) continue;
+      let k = 0;
+      while (k < len && key.charCodeAt(k) === fold[text.charCodeAt(s + k)]) k++;
+      if (k === len) return idx;
+    }
+  }
+
   /** entry index of the word text[s, e) or -1 */
   findText(text: string, s: number, e: number, h: number): number {
     const len = e - s;
@@ -112,15 +137,6 @@ class WordCache {
     this.off[idx] = this.poolLen;
     this.cnt[idx] = pieces.length >> 1;
     this.poolLen += pieces.length;
-    return idx;
-  }
-
-  /** another key for an existing entry (e.g. 'The' -> the pieces of 'the'); returns the new entry */
-  alias(key: string, h: number, of: number): number {
-    if (this.count >= WordCache.MAX_ENTRIES) return of; // clearing would drop the entry we point at
-    const idx = this.newEntry(key, h);
-    this.off[idx] = this.off[of];
-    this.cnt[idx] = this.cnt[of];
     return idx;
   }
 
@@ -222,7 +238,8 @@ export class WordPieceTokenizer {
   private readonly specialFirst = new Uint8Array(128); // ASCII punctuation that can start a special token
   private readonly bmpEntries: (CharEntry | undefined)[] = new Array(0x10000);
   private readonly astralEntries = new Map<number, CharEntry>();
-  private readonly cache = new WordCache(); // normalized (and raw ASCII) word -> pieces
+  private readonly cache = new WordCache(); // normalized word -> pieces
+  private readonly fold: Uint8Array; // ASCII normalization for cache lookups
   private readonly rawCache = new WordCache(); // raw non-ASCII "simple" word -> pieces
   private readonly simple = new Uint8Array(0x10000); // S_* class of each BMP unit, 0 = not yet known
   private readonly simpleNorm = new Uint16Array(0x10000); // S_WORD: its normalized code unit
@@ -277,6 +294,7 @@ export class WordPieceTokenizer {
     this.lower = config.doLowerCase;
     this.strip = config.stripAccents === null ? config.doLowerCase : config.stripAccents;
     this.cjk = config.tokenizeChineseChars;
+    this.fold = this.lower ? ASCII_LOWER : ASCII_SAME;
     this.wordStart = new Uint8Array(tokens.length);
     for (let id = 0; id < tokens.length; id++) this.wordStart[id] = tokens[id].startsWith('##') ? 0 : 1;
     const sp = [config.unkToken, config.clsToken, config.sepToken, config.padToken, config.maskToken];
@@ -498,11 +516,12 @@ export class WordPieceTokenizer {
         if (k === A_WORD) {
           let j = i + 1;
           let d = 32;
-          let h = Math.imul(FNV_BASIS ^ c, FNV_PRIME);
+          const fold = this.fold;
+          let h = Math.imul(FNV_BASIS ^ fold[c], FNV_PRIME);
           while (j < n) {
             d = text.charCodeAt(j);
             if (d >= 128 || ASCII_KIND[d] !== A_WORD) break;
-            h = Math.imul(h ^ d, FNV_PRIME);
+            h = Math.imul(h ^ fold[d], FNV_PRIME);
             j++;
           }
           // A pure-ASCII word ends at ASCII space/punct or the end; anything else (non-ASCII, control
@@ -551,20 +570,13 @@ export class WordPieceTokenizer {
       this.sink.push(this.lower ? key.toLowerCase() : key);
       return;
     }
+    // keyed by the normalized word, so 'The' and 'the' share one entry
     const cache = this.cache;
-    let idx = cache.findText(text, s, e, h);
+    let idx = cache.findFolded(text, s, e, h, this.fold);
     if (idx < 0) {
-      const key = text.slice(s, e);
-      if (this.lower) {
-        // 'The' and 'the' share pieces: look the lowercased word up before running WordPiece
-        const low = key.toLowerCase();
-        if (low !== key) {
-          const lh = hashString(low);
-          let li = cache.findStr(low, lh);
-          if (li < 0) li = cache.insert(low, lh, this.wordPiece(low, e - s));
-          idx = cache.alias(key, h, li);
-        } else idx = cache.insert(key, h, this.wordPiece(key, e - s));
-      } else idx = cache.insert(key, h, this.wordPiece(key, e - s));
+      const raw = text.slice(s, e);
+      const key = this.lower ? raw.toLowerCase() : raw;
+      idx = cache.insert(key, h, this.wordPiece(key, e - s));
     }
     this.emitCached(cache, idx, s);
   }
