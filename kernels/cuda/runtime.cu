@@ -160,8 +160,11 @@ cudaStream_t cuda_stream() {
 }
 
 LbDeviceError* cuda_error_slot() {
+  // Outside the caching allocator, so cuda_bytes_in_use() counts tensors and scratch only.
   static LbDeviceError* slot = [] {
-    void* p = allocator().alloc(sizeof(LbDeviceError));
+    require_device("cuda error slot");
+    void* p = nullptr;
+    lb_check(cudaMalloc(&p, sizeof(LbDeviceError)), "cuda error slot");
     lb_check(cudaMemsetAsync(p, 0, sizeof(LbDeviceError), cuda_stream()), "cuda error slot");
     return static_cast<LbDeviceError*>(p);
   }();
