@@ -47,6 +47,7 @@ const pick = (r: Rng, a: string[]): string => a[r.int(a.length)]!;
 
 /** Checks shared by every task: loss went down, best checkpoint saved and reloadable, evaluate = dev metrics. */
 async function commonChecks(t: import('ava').ExecutionContext, r: FinetuneResult, task: string, dev: string, nDev: number): Promise<void> {
+  t.log(`${task}: dev ${JSON.stringify(r.dev.metrics)}; loss ${r.lossCurve.map((x) => x.toFixed(3)).join(' → ')}`);
   t.true(r.lossCurve.length >= 2);
   t.true(r.lossCurve[r.lossCurve.length - 1]! < r.lossCurve[0]!, `loss should go down: ${r.lossCurve.map((x) => x.toFixed(3)).join(' → ')}`);
   for (const f of ['config.json', 'model.safetensors', 'vocab.txt', TASK_CONFIG_FILE, TASK_HEAD_FILE]) t.true(existsSync(join(r.bestCheckpoint, f)), f);
