@@ -3,10 +3,11 @@
 //   - memory-bound ops are compared with a plain native copy moving the same number of bytes, in the
 //     same run (`vs_memcpy` = op GB/s / copy GB/s);
 //   - with --peer torch, GEMMs are compared with OpenBLAS sgemm (and torch) timed by
-//     scripts/bench_torch.py right after ours (`vs_openblas` = OpenBLAS time / our time: > 1 is faster).
+//     scripts/bench_torch.py --serve right after ours, shape by shape (`vs_openblas` = OpenBLAS time /
+//     our time: > 1 is faster).
 // Machines are shared and noisy: only ratios measured in one run mean anything.
-import { spawnSync } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -253,7 +254,6 @@ function attentionCases(quick: boolean): Case[] {
   const cases: Case[] = [];
   for (const c of quick ? [MINI] : [MINI, BASE]) {
     const B = quick ? 8 : 32, T = 128, NH = c.heads, D = c.hidden / c.heads;
-    const n = B * T * NH * D;
     const fwdFlops = 4 * B * NH * T * T * D; // S = Q K^T and O = P V
     const shape = { B, T, NH, D, config: c.name };
     const mk = (t: Tensors) => ({
@@ -275,7 +275,6 @@ function attentionCases(quick: boolean): Case[] {
         return () => t.addon.run('attention', 'backward', backendOf(t.device), args);
       },
     });
-    void n;
   }
   return cases;
 }
@@ -330,40 +329,75 @@ async function runCase(addon: NativeAddon, device: 'cpu' | 'cuda', c: Case, minT
   }
 }
 
-interface PeerOutput {
-  threads: number;
-  python: string;
-  peers: { name: string; blas: string; results: (GemmShape & { median_ms: number; min_ms: number; gflops: number; peer_beta?: number })[] }[];
-  skipped: string[];
-}
+type PeerTiming = GemmShape & { name: string; blas: string; median_ms: number; min_ms: number; gflops: number; peer_beta?: number };
+interface PeerHeader { threads: number; python: string; peers: { name: string; blas: string }[]; skipped: string[] }
 
-/** Runs scripts/bench_torch.py on our GEMM shapes; null (with a message) if python or its libraries are missing. */
-function runPeer(python: string, shapes: GemmShape[], threads: number, minTime: number, log: (s: string) => void): PeerOutput | null {
-  const script = path.join(repoRoot, 'scripts', 'bench_torch.py');
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE; // this command only: let OpenBLAS pick its kernels for this CPU
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync(python, [script, '--threads', String(threads), '--shapes', '-', '--min-time', String(minTime)], {
-    input: JSON.stringify(shapes),
-    env,
-    encoding: 'utf8',
-    maxBuffer: 64 << 20,
-  });
-  if (r.error) {
-    log(`peer skipped: cannot run ${python} (${r.error.message})`);
-    return null;
+/** scripts/bench_torch.py --serve: a child that times one GEMM shape per request, so each peer timing
+ * is taken right after ours for the same shape (load on a shared machine drifts over minutes). */
+class PeerServer {
+  private pending: ((line: string | null) => void)[] = [];
+  private buffered: string[] = [];
+  private closed = false;
+  private constructor(private proc: ChildProcessWithoutNullStreams) {
+    createInterface({ input: proc.stdout }).on('line', (line) => {
+      const waiter = this.pending.shift();
+      if (waiter) waiter(line);
+      else this.buffered.push(line);
+    });
+    proc.on('close', () => {
+      this.closed = true;
+      for (const w of this.pending.splice(0)) w(null);
+    });
   }
-  if (r.status !== 0) {
-    log(`peer skipped: ${python} ${path.relative(repoRoot, script)} exited with ${r.status}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    return null;
+  private next(): Promise<string | null> {
+    const b = this.buffered.shift();
+    if (b !== undefined) return Promise.resolve(b);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => this.pending.push(resolve));
   }
-  try {
-    const out = JSON.parse(r.stdout) as PeerOutput;
-    for (const s of out.skipped) log(`peer note: ${s}`);
-    return out;
-  } catch {
-    log(`peer skipped: unreadable output from ${path.relative(repoRoot, script)}`);
-    return null;
+  /** Starts the peer; null (with a message) if python or the script cannot run. */
+  static async start(python: string, threads: number, minTime: number, log: (s: string) => void): Promise<{ server: PeerServer; header: PeerHeader } | null> {
+    const script = path.join(repoRoot, 'scripts', 'bench_torch.py');
+    if (!existsSync(script)) {
+      log(`peer skipped: ${script} not found`);
+      return null;
+    }
+    const env = { ...process.env };
+    delete env.OPENBLAS_CORETYPE; // this command only: let OpenBLAS pick its kernels for this CPU
+    delete env.OPENBLAS_L2_SIZE;
+    let proc: ChildProcessWithoutNullStreams;
+    try {
+      proc = spawn(python, [script, '--serve', '--threads', String(threads), '--min-time', String(minTime)], { env, stdio: 'pipe' });
+    } catch (e) {
+      log(`peer skipped: cannot run ${python} (${(e as Error).message})`);
+      return null;
+    }
+    let stderr = '';
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const failed = new Promise<null>((resolve) => proc.on('error', () => resolve(null)));
+    const server = new PeerServer(proc);
+    const line = await Promise.race([server.next(), failed]);
+    if (line === null) {
+      log(`peer skipped: ${python} ${path.relative(repoRoot, script)} did not start${stderr ? ': ' + stderr.trim().split('\n').slice(-2).join(' | ') : ''}`);
+      proc.kill();
+      return null;
+    }
+    const header = JSON.parse(line) as PeerHeader;
+    for (const sk of header.skipped) log(`peer note: ${sk}`);
+    if (!header.peers.length) {
+      server.close();
+      return null;
+    }
+    return { server, header };
+  }
+  async time(s: GemmShape): Promise<PeerTiming[]> {
+    if (this.closed) return [];
+    this.proc.stdin.write(JSON.stringify(s) + '\n');
+    const line = await this.next();
+    return line === null ? [] : (JSON.parse(line) as { results: PeerTiming[] }).results;
+  }
+  close(): void {
+    if (!this.closed) this.proc.stdin.end();
   }
 }
 
@@ -447,7 +481,7 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
   const minTime = Number(opts.minTime);
   const log = (s: string) => process.stderr.write(s + '\n');
   const only = opts.only ? new Set(opts.only.split(',').map((s) => s.trim())) : undefined;
-  const want = (op: string) => !only || only.has(op) || (op === 'copy' && only.size > 0);
+  const want = (op: string) => !only || only.has(op);
   const machine = machineInfo(addon, device);
 
   // CUDA: a 256 MiB buffer overwritten before each timed launch of a memory-bound op evicts L2.
@@ -471,6 +505,13 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
   if (want('attention')) cases.push(...attentionCases(quick));
   cases.push(...memoryCases(quick).filter((c) => want(c.op)));
 
+  let peer: { server: PeerServer; header: PeerHeader } | null = null;
+  if (opts.peer) {
+    if (opts.peer !== 'torch' && opts.peer !== 'openblas') throw new Error(`--peer must be torch (OpenBLAS + torch via scripts/bench_torch.py)`);
+    if (device !== 'cpu') log('peer: OpenBLAS/torch time the CPU; ratios against a cuda run are not meaningful');
+    if (cases.some((c) => c.op === 'matmul')) peer = await PeerServer.start(opts.python, Number(machine.threads), minTime, log);
+  }
+
   const copyCache = new Map<number, KernelResult>();
   for (const c of cases) {
     const tty = !opts.json && process.stderr.isTTY;
@@ -490,39 +531,33 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
         r.vs_memcpy = r.gbps / cp.gbps;
       }
     }
+    if (peer && r.op === 'matmul' && !r.error && r.shape.epilogue === undefined) {
+      const sh = r.shape;
+      for (const m of await peer.server.time({ M: sh.M, N: sh.N, K: sh.K, trans_a: sh.trans_a, trans_b: sh.trans_b, beta: sh.beta } as GemmShape)) {
+        (r.peers ??= []).push({ name: m.name, blas: m.blas, median_ms: m.median_ms, gflops: m.gflops, ratio: m.median_ms / r.median_ms });
+        if (m.name === 'openblas' && /openblas/i.test(m.blas)) {
+          r.vs_openblas = m.median_ms / r.median_ms;
+          r.vs_openblas_min = m.min_ms / r.min_ms;
+        }
+      }
+    }
     results.push(r);
     if (tty) process.stderr.write(' '.repeat(100) + '\r');
   }
   if (flushId !== undefined) addon.dispose(flushId);
 
   const summary: Record<string, unknown> = {};
-  if (opts.peer) {
-    if (opts.peer !== 'torch' && opts.peer !== 'openblas') throw new Error(`--peer must be torch (OpenBLAS + torch via scripts/bench_torch.py)`);
-    if (device !== 'cpu') log('peer: OpenBLAS/torch time the CPU; ratios against a cuda run are not meaningful');
-    const mm = results.filter((r) => r.op === 'matmul' && !r.error && r.shape.epilogue === undefined);
-    const shapes = mm.map((r) => ({ M: r.shape.M, N: r.shape.N, K: r.shape.K, trans_a: r.shape.trans_a, trans_b: r.shape.trans_b, beta: r.shape.beta }) as GemmShape);
-    const out = existsSync(path.join(repoRoot, 'scripts', 'bench_torch.py')) ? runPeer(opts.python, shapes, Number(machine.threads), minTime, log) : null;
-    if (out) {
-      for (const r of mm) {
-        for (const p of out.peers) {
-          const m = p.results.find((x) => x.M === r.shape.M && x.N === r.shape.N && x.K === r.shape.K && x.trans_a === r.shape.trans_a && x.trans_b === r.shape.trans_b && x.beta === r.shape.beta);
-          if (!m) continue;
-          (r.peers ??= []).push({ name: p.name, blas: p.blas, median_ms: m.median_ms, gflops: m.gflops, ratio: m.median_ms / r.median_ms });
-          if (p.name === 'openblas' && /openblas/i.test(p.blas)) {
-            r.vs_openblas = m.median_ms / r.median_ms;
-            r.vs_openblas_min = m.min_ms / r.min_ms;
-          }
-        }
-      }
-      summary.peer = { python: out.python, threads: out.threads, peers: out.peers.map((p) => ({ name: p.name, blas: p.blas })), skipped: out.skipped };
-      const ratios = mm.map((r) => r.vs_openblas).filter((x): x is number => x !== undefined);
-      const best = mm.map((r) => r.vs_openblas_min).filter((x): x is number => x !== undefined);
-      if (ratios.length) {
-        summary.gemm_vs_openblas_geomean = geomean(ratios);
-        summary.gemm_vs_openblas_worst = Math.min(...ratios);
-        summary.gemm_vs_openblas_best_runs_geomean = geomean(best);
-        summary.gemm_vs_openblas_best_runs_worst = Math.min(...best);
-      }
+  if (peer) {
+    peer.server.close();
+    summary.peer = { python: peer.header.python, threads: peer.header.threads, peers: peer.header.peers, skipped: peer.header.skipped };
+    const mm = results.filter((r) => r.op === 'matmul');
+    const ratios = mm.map((r) => r.vs_openblas).filter((x): x is number => x !== undefined);
+    const best = mm.map((r) => r.vs_openblas_min).filter((x): x is number => x !== undefined);
+    if (ratios.length) {
+      summary.gemm_vs_openblas_geomean = geomean(ratios);
+      summary.gemm_vs_openblas_worst = Math.min(...ratios);
+      summary.gemm_vs_openblas_best_runs_geomean = geomean(best);
+      summary.gemm_vs_openblas_best_runs_worst = Math.min(...best);
     }
   }
   for (const op of ['layernorm', 'gelu', 'softmax_xent', 'adamw', 'bias_backward']) {
