@@ -523,8 +523,7 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dkv_kernel(const bf16_t* q,
 
 template <typename K>
 void fa_set_smem(K kernel, int bytes) {
-  if (bytes > 48 * 1024)
-    lb_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "attention");
+  if (bytes > 48 * 1024) lb_set_max_smem((const void*)kernel, bytes, "attention");
 }
 
 template <int D>

@@ -6,8 +6,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 #include "../../native/device.h"
 #include "../common.h"
@@ -55,6 +57,18 @@ inline void lb_check(cudaError_t e, const char* op) {
 }
 [[noreturn]] inline void lb_unsupported(const char* op, DType t) {
   throw std::runtime_error(std::string(op) + ": dtype " + dtype_name(t) + " is not supported on cuda");
+}
+
+// Raises a kernel's dynamic shared-memory limit once (cudaFuncSetAttribute costs host time per call and
+// the matmul / attention launchers run hundreds of times per step).
+inline void lb_set_max_smem(const void* kernel, int bytes, const char* op) {
+  static std::mutex mu;
+  static std::unordered_map<const void*, int> done;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = done.find(kernel);
+  if (it != done.end() && it->second >= bytes) return;
+  lb_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), op);
+  done[kernel] = bytes;
 }
 
 // bf16 is carried as its raw bits (uint16_t) so every conversion goes through kernels/common.h.

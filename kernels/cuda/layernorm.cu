@@ -119,8 +119,7 @@ void layernorm_backward_cuda(const LayernormParams& p) {
   CudaScratch partial(sizeof(float) * 2 * (size_t)p.cols * blocks);
   LB_FLOAT_DISPATCH("layernorm", p.dtype, T, {
     if (smem > 48 * 1024)
-      lb_check(cudaFuncSetAttribute(layernorm_bwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-               "layernorm");
+      lb_set_max_smem((const void*)layernorm_bwd_kernel<T>, (int)smem, "layernorm");
     layernorm_bwd_kernel<T><<<blocks, kBwdThreads, smem, cuda_stream()>>>(
         (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.mean, p.rstd, p.gamma, partial.as<float>(), p.rows, p.cols);
   });

@@ -246,7 +246,7 @@ template <typename TC>
 void launch_mma(const MatmulParams& p, const Epi& e) {
   const dim3 grid((p.N + kBN - 1) / kBN, (p.M + kBM - 1) / kBM, std::min(p.batch, 65535));
   auto go = [&](auto kernel) {
-    lb_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes), "matmul");
+    lb_set_max_smem((const void*)kernel, kSmemBytes, "matmul");
     kernel<<<grid, kThreads, kSmemBytes, cuda_stream()>>>((const bf16_t*)p.a, (const bf16_t*)p.b, (TC*)p.c,
                                                           (TC*)p.pre_gelu, p.M, p.N, p.K, p.lda, p.ldb, p.ldc,
                                                           p.stride_a, p.stride_b, p.stride_c, p.batch, e);
