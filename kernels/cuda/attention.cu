@@ -7,7 +7,7 @@
 //   forward: one block = 64 queries (4 warps x 16 rows), key/value tiles of 64 rows double-buffered with
 //   cp.async into XOR-swizzled shared memory; S = Q K^T and O += P V on mma.sync m16n8k16 (f32
 //   accumulators), online softmax in registers (base-2 exponent), P re-packed from the accumulator
-//   layout straight into A fragments. lse saved per row.
+//   layout straight into A fragments (as a bf16 hi + lo pair, see fa_pv). lse saved per row.
 //   backward: delta = rowsum(dout * out), then two kernels that never write the same element twice
 //   (deterministic, no atomics): dq per 64-query block looping over the keys, dk/dv per 64-key block
 //   looping over the queries; each recomputes P from lse (FA2's recompute, paid twice for determinism).
@@ -274,20 +274,33 @@ __device__ __forceinline__ void fa_qkt(float (&acc)[NT][4], uint32_t sa, int a_r
 
 // acc (16 x D, D/8 n-tiles) += P (16 x 16*KT, accumulator layout, packed here to bf16 A fragments) @ V
 // where V is a [k][d] tile (rows 0..16*KT-1): the P V, dS K, P^T dO, dS^T Q products.
+// P is an f32 intermediate: rounding it to one bf16 would add an error as large as the bf16 rounding of
+// the output itself (the op table allows about that much in total), so it goes in as hi + lo, two bf16
+// parts (~16 mantissa bits), at the price of a second mma per fragment. V / K / Q / dO are bf16 inputs,
+// exact in the fragments.
+__device__ __forceinline__ float fa_bf16_round(float x) { return lb_bf16_to_f32(lb_f32_to_bf16(x)); }
+
 template <int D, int KT>
 __device__ __forceinline__ void fa_pv(float (&acc)[D / 8][4], const float (&p)[2 * KT][4], uint32_t sv, int lane) {
   const int idx = lane >> 3, r = lane & 7;
 #pragma unroll
   for (int kk = 0; kk < KT; kk++) {
-    const uint32_t pa[4] = {lb_pack_bf16x2(p[2 * kk][0], p[2 * kk][1]), lb_pack_bf16x2(p[2 * kk][2], p[2 * kk][3]),
-                            lb_pack_bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]),
-                            lb_pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+    const float* p0 = p[2 * kk];
+    const float* p1 = p[2 * kk + 1];
+    const uint32_t hi[4] = {lb_pack_bf16x2(p0[0], p0[1]), lb_pack_bf16x2(p0[2], p0[3]), lb_pack_bf16x2(p1[0], p1[1]),
+                            lb_pack_bf16x2(p1[2], p1[3])};
+    const uint32_t lo[4] = {lb_pack_bf16x2(p0[0] - fa_bf16_round(p0[0]), p0[1] - fa_bf16_round(p0[1])),
+                            lb_pack_bf16x2(p0[2] - fa_bf16_round(p0[2]), p0[3] - fa_bf16_round(p0[3])),
+                            lb_pack_bf16x2(p1[0] - fa_bf16_round(p1[0]), p1[1] - fa_bf16_round(p1[1])),
+                            lb_pack_bf16x2(p1[2] - fa_bf16_round(p1[2]), p1[3] - fa_bf16_round(p1[3]))};
 #pragma unroll
     for (int dj = 0; dj < D / 16; dj++) {
       uint32_t bb[4];
       lb_ldmatrix_x4_trans(bb, sv + fa_off<D>(kk * 16 + r + (idx & 1) * 8, dj * 2 + (idx >> 1)));
-      lb_mma_bf16(acc[2 * dj], pa, bb[0], bb[1]);
-      lb_mma_bf16(acc[2 * dj + 1], pa, bb[2], bb[3]);
+      lb_mma_bf16(acc[2 * dj], hi, bb[0], bb[1]);
+      lb_mma_bf16(acc[2 * dj + 1], hi, bb[2], bb[3]);
+      lb_mma_bf16(acc[2 * dj], lo, bb[0], bb[1]);
+      lb_mma_bf16(acc[2 * dj + 1], lo, bb[2], bb[3]);
     }
   }
 }
