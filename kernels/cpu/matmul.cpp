@@ -3,6 +3,8 @@
 // build's source glob does not need a reconfigure.
 #include <algorithm>
 #include <atomic>
+#include <memory>
+#include <thread>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -108,8 +110,7 @@ void pack_b(const MatmulParams& p, const float* B, int j0, int nc, int p0, int k
 }
 
 // Packed B for all K blocks of columns [jc, jc+nc): block pc starts at pc * npad (npad = nc rounded up
-// to nr), and within it panel jp at jp * kc * nr. Packing it all up front costs one barrier per GEMM
-// instead of two per K block, which matters on a loaded machine where a late thread stalls everyone.
+// to nr), and within it panel jp at jp * kc * nr; shared by all threads, packed on first use.
 constexpr int64_t kMaxPackedB = (int64_t)16 << 20;  // floats (64 MiB); wider N is split into jc blocks
 
 // One batch item. `threaded` = use the pool inside (false when the caller parallelises over batch).
@@ -138,17 +139,30 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
   for (int jc = 0; jc < N; jc += (int)NC) {
     const int nc = (int)std::min<int64_t>(NC, N - jc);
     const int64_t npanels = (nc + nr - 1) / nr, npad = npanels * nr;
-    auto pack_range = [&](int64_t t0, int64_t t1) {  // item = (pc block, panel)
-      for (int64_t t = t0; t < t1; t++) {
-        const int pcb = (int)(t / npanels);
-        const int64_t jp = t % npanels;
-        const int pc = pcb * KC, kc = std::min(KC, K - pc);
+    // B panels are packed lazily by whichever thread needs one first (state per (K block, panel):
+    // 0 unpacked, 1 being packed, 2 ready), so a GEMM is one parallel region: every extra region costs
+    // a worker wake-up on the critical path, which is milliseconds on a loaded machine.
+    const int64_t nitems = (int64_t)n_pc * npanels;
+    thread_local std::unique_ptr<std::atomic<uint8_t>[]> state_buf;
+    thread_local int64_t state_cap = 0;
+    if (state_cap < nitems) {
+      state_buf.reset(new std::atomic<uint8_t>[nitems]);
+      state_cap = nitems;
+    }
+    std::atomic<uint8_t>* state = state_buf.get();
+    for (int64_t t = 0; t < nitems; t++) state[t].store(0, std::memory_order_relaxed);
+    auto ensure_b = [&](int pc, int kc, int64_t jp) {
+      std::atomic<uint8_t>& st = state[(int64_t)(pc / KC) * npanels + jp];
+      if (st.load(std::memory_order_acquire) == 2) return;
+      uint8_t expected = 0;
+      if (st.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
         pack_b(p, B, jc, nc, pc, kc, nr, jp, jp + 1, bpack + (int64_t)pc * npad);
+        st.store(2, std::memory_order_release);
+        return;
       }
+      for (int spins = 0; st.load(std::memory_order_acquire) != 2; spins++)
+        if (spins > 256) std::this_thread::yield();  // the packer may have been descheduled
     };
-    // A small B packs faster than two threads can be woken for it (~0.1 ns per element).
-    if (threaded && (int64_t)K * nc >= (int64_t)1 << 19) parallel_for((int64_t)n_pc * npanels, 4, pack_range);
-    else pack_range(0, (int64_t)n_pc * npanels);
 
     const int n_ic = (M + MC - 1) / MC;
     // Column groups: enough tasks (~8 per thread) for dynamic balancing, each at least 4 panels wide.
@@ -175,6 +189,7 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
           const float* bblock = bpack + (int64_t)pc * npad;
           for (int64_t jp = jp0; jp < jp1; jp++) {
             const int j = jc + (int)jp * nr, cols = std::min(nr, N - j);
+            ensure_b(pc, kc, jp);
             const float* bp = bblock + jp * kc * nr;
             for (int ir = 0; ir < mc; ir += mr) {
               const int rows = std::min(mr, mc - ir);
