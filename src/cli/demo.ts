@@ -8,7 +8,7 @@ export function register(program: Command): void {
     .description('build a linked corpus from WordNet 3.1 + Brown, train a vocab, prepare shards, pretrain a tiny LinkBERT on CPU, evaluate and fill masks')
     .option('--out <dir>', 'demo folder', DEMO_DEFAULTS.out)
     .option('--budget <seconds>', 'wall-clock budget for the whole demo', String(DEMO_DEFAULTS.budgetS))
-    .option('--steps <n>', 'maximum pretraining steps', String(DEMO_DEFAULTS.steps))
+    .option('--steps <n>', 'pretraining steps (0 = as many as fit the budget, timed on this machine)', String(DEMO_DEFAULTS.steps))
     .option('--batch-size <n>', 'sequences per step', String(DEMO_DEFAULTS.batchSize))
     .option('--seq-len <n>', 'max_seq_len of the instances', String(DEMO_DEFAULTS.seqLen))
     .option('--vocab-size <n>', 'WordPiece vocab size', String(DEMO_DEFAULTS.vocabSize))
@@ -21,7 +21,7 @@ export function register(program: Command): void {
         return v;
       };
       const r = await runDemo({
-        out: opts.out as string, budgetS: n('budget', 30), steps: n('steps', 1), batchSize: n('batchSize', 1), seqLen: n('seqLen', 16),
+        out: opts.out as string, budgetS: n('budget', 30), steps: n('steps', 0), batchSize: n('batchSize', 1), seqLen: n('seqLen', 16),
         vocabSize: n('vocabSize', 100), seed: n('seed', 0), reuse: !opts.fresh, log: (s) => process.stderr.write(s + '\n'),
       });
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
