@@ -1,9 +1,11 @@
-// gelu.cpp (cpu): GELU (erf form, lb_gelu from common.h, the same scalar math as CUDA) and tanh,
+// gelu.cpp (cpu): GELU (erf form) and tanh. GELU uses the branch-free erfc polynomial of the GEMM
+// epilogue (gemm_gelu.h): libm's scalar erff/expf made it ~1% of copy bandwidth. Computed
 // elementwise over threaded chunks. Aliasing (x == out, dout == dx) is fine: each element is read
 // before it is written, by the same thread.
 #include <cmath>
 
 #include "cpu_util.h"
+#include "gemm_gelu.h"
 
 namespace lb {
 namespace {
@@ -28,16 +30,46 @@ void binary(const void* av, const void* bv, void* outv, int64_t n, F f) {
   });
 }
 
+// f32 fast paths: plain loops over the polynomial GELU vectorise; cloned for AVX-512 / AVX2 + FMA and
+// picked at load time (the generic clone keeps the build portable).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void gelu_f32(const float* __restrict x, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = gemm::gelu_fast(x[i]);
+}
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void gelu_grad_f32(const float* __restrict g, const float* __restrict x, float* __restrict dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dx[i] = g[i] * gemm::gelu_grad_fast(x[i]);
+}
+// The model runs the backward in place (dx == dout): a separate clone keeps the restrict promise.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void gelu_grad_inplace_f32(float* __restrict gdx, const float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) gdx[i] *= gemm::gelu_grad_fast(x[i]);
+}
+
 }  // namespace
 
 void gelu_forward_cpu(const ActivationParams& p) {
   // x, out (n)
-  cpu::with_dtype(p.dtype, [&](auto tag) { unary<decltype(tag)>(p.x, p.out, p.n, [](float x) { return lb_gelu(x); }); });
+  if (p.dtype == DType::F32 && p.x != p.out) {
+    const float* x = static_cast<const float*>(p.x);
+    float* out = static_cast<float*>(p.out);
+    parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_f32(x + b, out + b, e - b); });
+    return;
+  }
+  cpu::with_dtype(p.dtype, [&](auto tag) { unary<decltype(tag)>(p.x, p.out, p.n, [](float x) { return gemm::gelu_fast(x); }); });
 }
 void gelu_backward_cpu(const ActivationParams& p) {
   // x, dout, dx (n); dx = dout * gelu'(x)  (=)
+  if (p.dtype == DType::F32 && p.dx != p.x) {
+    const float* g = static_cast<const float*>(p.dout);
+    const float* x = static_cast<const float*>(p.x);
+    float* dx = static_cast<float*>(p.dx);
+    if (dx == g) parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_grad_inplace_f32(dx + b, x + b, e - b); });
+    else parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_grad_f32(g + b, x + b, dx + b, e - b); });
+    return;
+  }
   cpu::with_dtype(p.dtype, [&](auto tag) {
-    binary<decltype(tag)>(p.dout, p.x, p.dx, p.n, [](float g, float x) { return g * lb_gelu_grad(x); });
+    binary<decltype(tag)>(p.dout, p.x, p.dx, p.n, [](float g, float x) { return g * gemm::gelu_grad_fast(x); });
   });
 }
 void tanh_forward_cpu(const ActivationParams& p) {
