@@ -222,6 +222,9 @@ function matmulRows(r: Rng): OpCase[] {
   rows.push(mk('bias_gelu with pre_gelu, M=3 N=129 K=17', { M: 3, N: 129, K: 17, tb: true, epi: 'bias_gelu' }));
   rows.push(mk('batch 3, padded lda, M=5 N=7 K=9', { M: 5, N: 7, K: 9, batch: 3, lda: 12 }));
   rows.push(mk('M=127 N=129 K=65 (partial tiles)', { M: 127, N: 129, K: 65 }));
+  // several K blocks and row blocks of the packed CPU GEMM (KC 768, MC up to 168), in the transposes training uses
+  rows.push(mk('NT + bias_gelu, M=211 N=45 K=1601 (several K and row blocks)', { M: 211, N: 45, K: 1601, tb: true, epi: 'bias_gelu' }));
+  rows.push(mk('TN accumulate (dW +=), M=37 N=41 K=1793', { M: 37, N: 41, K: 1793, ta: true, beta: 1 }));
   for (const [M, N] of [[129, 33], [1, 1], [3, 1000]] as const)
     rows.push({
       op: 'bias_backward',
