@@ -14,6 +14,8 @@
 #include "tensor.h"
 
 namespace lb {
+
+Napi::Value OnlineSoftmaxLse(const Napi::CallbackInfo& info);  // host_math.cc
 namespace {
 
 constexpr int64_t kMaxElems = int64_t(1) << 40;
@@ -277,6 +279,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, guarded<SetNumThreads>, "setNumThreads"));
   exports.Set("run", Napi::Function::New(env, guarded<Run>, "run"));
   exports.Set("supports", Napi::Function::New(env, guarded<Supports>, "supports"));
+  Napi::Object host = Napi::Object::New(env);
+  host.Set("onlineSoftmaxLse", Napi::Function::New(env, guarded<OnlineSoftmaxLse>, "onlineSoftmaxLse"));
+  exports.Set("hostMath", host);
   return exports;
 }
 
