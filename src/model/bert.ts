@@ -51,6 +51,8 @@ export interface ParamGroupSpan {
   m: Tensor;
   v: Tensor;
   weightDecay: boolean;
+  /** bf16 copy of `param` refreshed by AdamW (mixed precision only) */
+  lowp?: Tensor;
 }
 
 const noDecay = (name: string): boolean => name.endsWith('.bias') || name.includes('LayerNorm');
@@ -90,6 +92,7 @@ export class BertModel {
   private readonly layers: LayerActs[] = [];
   private readonly dropSeed: bigint;
   private curB = 0;
+  readonly precision: 'fp32' | 'bf16';
   private training = false;
   private step = 0;
 
@@ -126,7 +129,7 @@ export class BertModel {
     readonly config: BertConfig,
     readonly ops: Ops,
     shape: ModelShape,
-    opts: { pretrainingHeads?: boolean; extra?: ExtraParam[] } = {},
+    opts: { pretrainingHeads?: boolean; extra?: ExtraParam[]; precision?: 'fp32' | 'bf16' } = {},
   ) {
     const c = config;
     this.H = c.hiddenSize; this.NH = c.numHeads; this.D = c.hiddenSize / c.numHeads; this.I = c.intermediateSize;
@@ -135,6 +138,10 @@ export class BertModel {
     if (this.T > c.maxPositionEmbeddings) throw new RangeError(`seqLen ${this.T} exceeds max_position_embeddings ${c.maxPositionEmbeddings}`);
     if (!Number.isInteger(this.D)) throw new RangeError(`hidden ${this.H} is not divisible by heads ${this.NH}`);
     this.pretrainingHeads = opts.pretrainingHeads ?? true;
+    // bf16 mixed precision: activations and matmul weights in bf16 (tensor cores on CUDA), fp32 master
+    // weights, gradients, AdamW moments, LayerNorm/softmax statistics and losses.
+    this.precision = opts.precision ?? 'fp32';
+    const act = this.precision === 'bf16' ? 'bf16' : 'f32';
     this.specs = paramSpecs(c);
     this.extra = opts.extra ?? [];
     this.dropSeed = 0x5eedn;
@@ -149,33 +156,38 @@ export class BertModel {
     for (const kind of ['p', 'g', 'm', 'v']) {
       for (const group of [decay, nodecay]) group.forEach((p, i) => arena.reserve(`${kind}:${p.name}`, p.shape, 'f32', i === 0));
     }
-    const r = (name: string, shp: number[], dtype: 'f32' | 'i32' = 'f32') => arena.reserve(name, shp, dtype);
+    if (act === 'bf16') for (const group of [decay, nodecay]) group.forEach((p, i) => arena.reserve(`w:${p.name}`, p.shape, 'bf16', i === 0));
+    const r = (name: string, shp: number[], dtype: 'f32' | 'i32' | 'bf16' = 'f32') => arena.reserve(name, shp, dtype);
+    const ra = (name: string, shp: number[]) => arena.reserve(name, shp, act); // an activation
     r('ids', [BT], 'i32'); r('types', [BT], 'i32'); r('mask', [BT], 'i32'); r('cls', [B], 'i32');
-    r('emb', [BT, H]); r('x0', [BT, H]); r('mean0', [BT]); r('rstd0', [BT]);
+    ra('emb', [BT, H]); ra('x0', [BT, H]); r('mean0', [BT]); r('rstd0', [BT]);
     for (let l = 0; l < this.L; l++) {
-      for (const n of ['q', 'k', 'v', 'att', 'ao', 's1', 'h1', 'fo', 's2', 'out']) r(`L${l}.${n}`, [BT, H]);
+      for (const n of ['q', 'k', 'v', 'att', 'ao', 's1', 'h1', 'fo', 's2', 'out']) ra(`L${l}.${n}`, [BT, H]);
       r(`L${l}.lse`, [B, NH, T]);
       for (const n of ['mean1', 'rstd1', 'mean2', 'rstd2']) r(`L${l}.${n}`, [BT]);
-      r(`L${l}.fpre`, [BT, I]); r(`L${l}.f`, [BT, I]);
+      ra(`L${l}.fpre`, [BT, I]); ra(`L${l}.f`, [BT, I]);
     }
-    r('pooledIn', [B, H]); r('pooled', [B, H]);
-    r('dHidden', [BT, H]); r('dPooled', [B, H]); r('dA', [BT, H]); r('dB', [BT, H]); r('dS', [BT, H]);
-    r('dF', [BT, I]); r('dq', [BT, H]); r('dk', [BT, H]); r('dv', [BT, H]); r('delta', [B, NH, T]); r('dPoolIn', [B, H]);
+    ra('pooledIn', [B, H]); ra('pooled', [B, H]);
+    ra('dHidden', [BT, H]); ra('dPooled', [B, H]); ra('dA', [BT, H]); ra('dB', [BT, H]); ra('dS', [BT, H]);
+    ra('dF', [BT, I]); ra('dq', [BT, H]); ra('dk', [BT, H]); ra('dv', [BT, H]); r('delta', [B, NH, T]); ra('dPoolIn', [B, H]);
     const BP = Math.max(1, B * P);
     if (this.pretrainingHeads) {
       if (P < 1) throw new RangeError('the pretraining heads need maxPredictions >= 1');
       r('mpos', [BP], 'i32'); r('mlabels', [BP], 'i32'); r('drpLabels', [B], 'i32');
-      for (const n of ['mh', 't1pre', 't1', 't2', 'dT']) r(n, [BP, H]);
+      for (const n of ['mh', 't1pre', 't1', 't2', 'dT']) ra(n, [BP, H]);
       r('tmean', [BP]); r('trstd', [BP]);
-      r('mlmLogits', [BP, V]); r('mlmLosses', [BP]); r('mlmCorrect', [BP], 'i32');
-      r('drpLogits', [B, c.numDrpLabels]); r('drpLosses', [B]); r('drpCorrect', [B], 'i32');
+      ra('mlmLogits', [BP, V]); r('mlmLosses', [BP]); r('mlmCorrect', [BP], 'i32');
+      ra('drpLogits', [B, c.numDrpLabels]); r('drpLosses', [B]); r('drpCorrect', [B], 'i32');
     }
     arena.allocate();
 
     const span = (group: { name: string }[], kind: string) => arena.span(`${kind}:${group[0]!.name}`, `${kind}:${group[group.length - 1]!.name}`);
     for (const [group, wd, name] of [[decay, true, 'decay'], [nodecay, false, 'no_decay']] as const) {
       if (!group.length) continue;
-      this.groups.push({ name, param: span(group, 'p'), grad: span(group, 'g'), m: span(group, 'm'), v: span(group, 'v'), weightDecay: wd });
+      this.groups.push({
+        name, param: span(group, 'p'), grad: span(group, 'g'), m: span(group, 'm'), v: span(group, 'v'), weightDecay: wd,
+        lowp: act === 'bf16' ? arena.span(`w:${group[0]!.name}`, `w:${group[group.length - 1]!.name}`, 'bf16') : undefined,
+      });
     }
 
     const g = (n: string) => arena.get(n);
@@ -206,6 +218,12 @@ export class BertModel {
   // ---- parameters -------------------------------------------------------------------------------
   param(name: string): Tensor { return this.arena.get(`p:${name}`); }
   grad(name: string): Tensor { return this.arena.get(`g:${name}`); }
+  /** The copy matmuls read: the bf16 copy under mixed precision, else the fp32 parameter. */
+  weight(name: string): Tensor { return this.precision === 'bf16' ? this.arena.get(`w:${name}`) : this.param(name); }
+  /** Refreshes the bf16 weight copies from the fp32 masters (after init or loading; AdamW keeps them in step). */
+  syncLowp(): void {
+    for (const g of this.groups) if (g.lowp) this.ops.copy({ src: g.param, dst: g.lowp });
+  }
   paramNames(): string[] { return [...this.specs.map((s) => s.name), ...this.extra.map((e) => e.name)]; }
 
   /** HF BertPreTrainedModel._init_weights: N(0, initializer_range) for weights, 0 for biases, LayerNorm 1/0. */
@@ -228,6 +246,7 @@ export class BertModel {
       }
       this.param(s.name).setData(data);
     }
+    this.syncLowp();
   }
 
   /** Copies host values into parameters (e.g. from a checkpoint); names must be ours. */
@@ -237,6 +256,7 @@ export class BertModel {
       if (data.length !== t.numel) throw new RangeError(`parameter ${name}: ${data.length} values for ${t.numel} elements`);
       t.setData(data);
     }
+    this.syncLowp();
   }
 
   /** All parameters as host arrays (for checkpoints). `encoderOnly` leaves task-head extras out. */
@@ -293,7 +313,7 @@ export class BertModel {
   /** y (M,N) = x (M,K) W^T + b, W stored (N,K) like nn.Linear. */
   private linear(x: Tensor, w: string, y: Tensor, M: number, N: number, K: number, gelu?: Tensor): void {
     this.ops.matmul({
-      a: x, b: this.param(`${w}.weight`), c: y, bias: this.param(`${w}.bias`), M, N, K, trans_b: true,
+      a: x, b: this.weight(`${w}.weight`), c: y, bias: this.param(`${w}.bias`), M, N, K, trans_b: true,
       epilogue: gelu ? 'bias_gelu' : 'bias', pre_gelu: gelu ?? null,
     });
   }
@@ -301,7 +321,7 @@ export class BertModel {
   private linearBackward(dy: Tensor, x: Tensor, w: string, dx: Tensor | null, M: number, N: number, K: number, accumulate = false): void {
     this.ops.matmul({ a: dy, b: x, c: this.grad(`${w}.weight`), M: N, N: K, K: M, trans_a: true, beta: 1 });
     this.ops.biasBackward({ dout: dy, dbias: this.grad(`${w}.bias`), M, N });
-    if (dx) this.ops.matmul({ a: dy, b: this.param(`${w}.weight`), c: dx, M, N: K, K: N, beta: accumulate ? 1 : 0 });
+    if (dx) this.ops.matmul({ a: dy, b: this.weight(`${w}.weight`), c: dx, M, N: K, K: N, beta: accumulate ? 1 : 0 });
   }
   /** Counter-based dropout seed for (step, site): masks are regenerated in backward, never stored. */
   private seedFor(site: number): bigint {
@@ -387,7 +407,7 @@ export class BertModel {
       x: this.t1, out: this.t2, mean: this.tmean, rstd: this.trstd, gamma: this.param('cls.predictions.transform.LayerNorm.weight'),
       beta: this.param('cls.predictions.transform.LayerNorm.bias'), rows: BP, cols: H, eps: c.layerNormEps,
     });
-    ops.matmul({ a: this.t2, b: this.param(WORD_EMBEDDINGS), c: this.mlmLogits, bias: this.param(MLM_BIAS), M: BP, N: V, K: H, trans_b: true, epilogue: 'bias' });
+    ops.matmul({ a: this.t2, b: this.weight(WORD_EMBEDDINGS), c: this.mlmLogits, bias: this.param(MLM_BIAS), M: BP, N: V, K: H, trans_b: true, epilogue: 'bias' });
     this.lossScale = opts.lossScale ?? 1;
     const withGrad = opts.withGrad ?? training;
     // dlogits in place: the logits are not needed after the loss.
@@ -439,7 +459,7 @@ export class BertModel {
     // MLM decoder (tied to the word embeddings): dWte += dlogits^T t2, dbias += colsum, dt2 = dlogits Wte.
     ops.matmul({ a: this.mlmLogits, b: this.t2, c: this.grad(WORD_EMBEDDINGS), M: V, N: H, K: BP, trans_a: true, beta: 1 });
     ops.biasBackward({ dout: this.mlmLogits, dbias: this.grad(MLM_BIAS), M: BP, N: V });
-    ops.matmul({ a: this.mlmLogits, b: this.param(WORD_EMBEDDINGS), c: this.dT, M: BP, N: H, K: V });
+    ops.matmul({ a: this.mlmLogits, b: this.weight(WORD_EMBEDDINGS), c: this.dT, M: BP, N: H, K: V });
     // t2 and t1 are dead after the decoder grads: reuse them as gradient buffers.
     ops.layernormBackward({
       x: this.t1, mean: this.tmean, rstd: this.trstd, gamma: this.param('cls.predictions.transform.LayerNorm.weight'),

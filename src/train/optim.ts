@@ -37,7 +37,7 @@ export class AdamW {
     this.step++;
     for (const g of this.groups) {
       this.ops.adamw({
-        param: g.param, grad: g.grad, m: g.m, v: g.v, lr, beta1: this.cfg.beta1, beta2: this.cfg.beta2, eps: this.cfg.eps,
+        param: g.param, grad: g.grad, m: g.m, v: g.v, param_lowp: g.lowp ?? null, lr, beta1: this.cfg.beta1, beta2: this.cfg.beta2, eps: this.cfg.eps,
         weight_decay: g.weightDecay ? this.cfg.weightDecay : 0, grad_scale: clip, step: this.step,
       });
     }

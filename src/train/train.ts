@@ -98,11 +98,10 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
   if (cfg.attentionDropout !== null) config = { ...config, attentionDropout: cfg.attentionDropout };
   if (seqLen > config.maxPositionEmbeddings) throw new Error(`data max_seq_len ${seqLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`);
   if (cfg.precision === 'bf16' && cfg.device !== 'cuda') throw new Error('--precision bf16 needs --device cuda (CPU training is fp32)');
-  if (cfg.precision === 'bf16') throw new Error('--precision bf16 is not available yet: the model runs fp32 on every device (see the README)');
 
   const ops = new Ops(cfg.device);
   if (cfg.threads) ops.native.setNumThreads(cfg.threads);
-  const model = new BertModel(config, ops, { batchSize: cfg.batchSize, seqLen, maxPredictions: maxPred });
+  const model = new BertModel(config, ops, { batchSize: cfg.batchSize, seqLen, maxPredictions: maxPred }, { precision: cfg.precision });
   const optim = new AdamW(ops, model.groups, {
     beta1: cfg.adamBetas[0], beta2: cfg.adamBetas[1], eps: cfg.adamEps, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm,
   });
