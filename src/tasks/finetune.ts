@@ -20,7 +20,7 @@ import { Rng } from '../data/masking.js';
 import { Ops } from '../ops.js';
 import { AdamW } from '../train/optim.js';
 import { learningRate } from '../train/schedule.js';
-import { formatDuration } from '../train/progress.js';
+import { Bar, formatDuration } from '../train/progress.js';
 import { getTask, type AnyTaskSpec } from './index.js';
 import { parseTaskConfig } from './config.js';
 import {
@@ -118,49 +118,6 @@ export interface FinetuneResult {
 
 type Log = (s: string) => void;
 const stderrLog: Log = (s) => process.stderr.write(s + '\n');
-
-// ---- progress -------------------------------------------------------------------------------------
-
-/** A one-line progress bar on stderr (redrawn on a TTY; otherwise a plain line at most every 10 s). */
-export class Bar {
-  private readonly tty: boolean;
-  private readonly start = Date.now();
-  private lastPlain = 0;
-  private drawn = false;
-  constructor(
-    private readonly enabled: boolean,
-    private readonly label: string,
-    private readonly total: number,
-    private readonly out: NodeJS.WriteStream = process.stderr,
-  ) {
-    this.tty = !!out.isTTY;
-  }
-  update(done: number, fields: string[] = []): void {
-    if (!this.enabled) return;
-    const elapsed = (Date.now() - this.start) / 1000;
-    const eta = done > 0 ? ((this.total - done) * elapsed) / done : NaN;
-    const width = 24;
-    const filled = Math.min(width, Math.round((width * done) / Math.max(1, this.total)));
-    const line = `${this.label} ${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${this.total} | ${[...fields, `ETA ${formatDuration(eta)}`].join(' | ')}`;
-    if (this.tty) {
-      this.out.write(`\r\x1b[2K${line}`);
-      this.drawn = true;
-    } else if (Date.now() - this.lastPlain >= 10000 || done === this.total) {
-      this.lastPlain = Date.now();
-      this.out.write(line + '\n');
-    }
-  }
-  /** A message on its own line without breaking the bar. */
-  note(msg: string): void {
-    if (this.enabled && this.tty && this.drawn) this.out.write('\r\x1b[2K');
-    this.drawn = false;
-    this.out.write(msg + '\n');
-  }
-  done(): void {
-    if (this.enabled && this.tty && this.drawn) this.out.write('\n');
-    this.drawn = false;
-  }
-}
 
 // ---- shared pieces ----------------------------------------------------------------------------------
 

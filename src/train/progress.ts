@@ -1,5 +1,6 @@
-// progress.ts: the training progress bar (stderr). On a TTY one line is redrawn in place; otherwise a
-// plain line is printed at most every 10 s, so logs stay readable.
+// progress.ts: progress bars on stderr. On a TTY one line is redrawn in place; otherwise a plain line
+// is printed at most every 10 s, so logs stay readable. `Bar` is the generic bar (fine-tuning,
+// evaluation); `Progress` shows the pretraining fields on it.
 export interface ProgressRecord {
   step: number;
   loss: number;
@@ -11,32 +12,68 @@ export interface ProgressRecord {
   mfu?: number;
 }
 
-export class Progress {
+/** A one-line progress bar: label, bar, done/total, extra fields and ETA. */
+export class Bar {
   private readonly tty: boolean;
-  private readonly start = Date.now();
+  private start = Date.now();
+  private startDone = 0;
   private lastPlain = 0;
-  private startStep = -1;
   private drawn = false;
   constructor(
     private readonly enabled: boolean,
-    private readonly maxSteps: number,
-    private readonly showMfu: boolean,
+    private readonly label: string,
+    private readonly total: number,
     private readonly out: NodeJS.WriteStream = process.stderr,
   ) {
     this.tty = !!out.isTTY;
   }
-
-  update(step: number, r: ProgressRecord): void {
+  /** ETA counts from here (e.g. a resumed run starts at its checkpoint's step). */
+  restartClock(done: number): void {
+    this.start = Date.now();
+    this.startDone = done;
+  }
+  update(done: number, fields: string[] = []): void {
     if (!this.enabled) return;
-    if (this.startStep < 0) this.startStep = step - 1;
     const elapsed = (Date.now() - this.start) / 1000;
-    const done = step - this.startStep;
-    const eta = done > 0 ? ((this.maxSteps - step) * elapsed) / done : 0;
+    const progressed = done - this.startDone;
+    const eta = progressed > 0 ? ((this.total - done) * elapsed) / progressed : NaN;
     const width = 24;
-    const filled = Math.round((width * step) / Math.max(1, this.maxSteps));
-    const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-    const fields = [
-      `${step}/${this.maxSteps}`,
+    const filled = Math.min(width, Math.round((width * done) / Math.max(1, this.total)));
+    const line = `${this.label ? this.label + ' ' : ''}${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${done}/${this.total} | ${[...fields, `ETA ${formatDuration(eta)}`].join(' | ')}`;
+    if (this.tty) {
+      this.out.write(`\r\x1b[2K${line}`);
+      this.drawn = true;
+    } else if (Date.now() - this.lastPlain >= 10000 || done === this.total) {
+      this.lastPlain = Date.now();
+      this.out.write(line + '\n');
+    }
+  }
+  /** A message on its own line without breaking the bar. */
+  note(msg: string): void {
+    if (!this.enabled) return;
+    if (this.tty && this.drawn) this.out.write('\r\x1b[2K');
+    this.drawn = false;
+    this.out.write(msg + '\n');
+  }
+  done(): void {
+    if (this.enabled && this.tty && this.drawn) this.out.write('\n');
+    this.drawn = false;
+  }
+}
+
+/** The pretraining bar: step/max, loss, MLM and DRP accuracy, lr, tokens/s, data wait, MFU (GPU), ETA. */
+export class Progress {
+  private readonly bar: Bar;
+  private started = false;
+  constructor(enabled: boolean, maxSteps: number, private readonly showMfu: boolean, out: NodeJS.WriteStream = process.stderr) {
+    this.bar = new Bar(enabled, '[train]', maxSteps, out);
+  }
+  update(step: number, r: ProgressRecord): void {
+    if (!this.started) {
+      this.bar.restartClock(step - 1);
+      this.started = true;
+    }
+    this.bar.update(step, [
       `loss ${r.loss.toFixed(4)}`,
       `mlm ${(100 * r.mlm_accuracy).toFixed(1)}%`,
       `drp ${(100 * r.drp_accuracy).toFixed(1)}%`,
@@ -44,27 +81,13 @@ export class Progress {
       `${Math.round(r.tokens_per_s)} tok/s`,
       `data wait ${(100 * r.data_wait_share).toFixed(0)}%`,
       ...(this.showMfu && r.mfu !== undefined ? [`MFU ${(100 * r.mfu).toFixed(1)}%`] : []),
-      `ETA ${formatDuration(eta)}`,
-    ];
-    if (this.tty) {
-      this.out.write(`\r\x1b[2K${bar} ${fields.join(' | ')}`);
-      this.drawn = true;
-    } else if (Date.now() - this.lastPlain >= 10000 || step === this.maxSteps) {
-      this.lastPlain = Date.now();
-      this.out.write(`[train] ${fields.join(' | ')}\n`);
-    }
+    ]);
   }
-
-  /** A message on its own line, without breaking the bar. */
   note(msg: string): void {
-    if (!this.enabled) return;
-    if (this.tty && this.drawn) this.out.write('\r\x1b[2K');
-    this.out.write(msg + '\n');
+    this.bar.note(msg);
   }
-
   done(): void {
-    if (this.enabled && this.tty && this.drawn) this.out.write('\n');
-    this.drawn = false;
+    this.bar.done();
   }
 }
 
