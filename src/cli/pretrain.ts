@@ -86,7 +86,13 @@ export function resolvePretrainConfig(opts: Record<string, unknown>, cmd: Comman
       throw new Error(`--config-file ${opts.configFile}: ${(e as Error).message}`);
     }
     const known = new Set([...Object.keys(PRETRAIN_DEFAULTS), 'data', 'out']);
-    for (const k of Object.keys(fileCfg)) if (!known.has(k)) throw new Error(`--config-file ${opts.configFile}: unknown field "${k}"`);
+    // RUN/config.json's "train" block also records values derived at start: accepted and recomputed
+    const derived = new Set(['model_config', 'params', 'seq_len', 'max_predictions']);
+    if (fileCfg && typeof fileCfg === 'object' && 'train' in fileCfg) fileCfg = (fileCfg as { train: Partial<PretrainConfig> }).train;
+    for (const k of Object.keys(fileCfg)) {
+      if (derived.has(k)) delete (fileCfg as Record<string, unknown>)[k];
+      else if (!known.has(k)) throw new Error(`--config-file ${opts.configFile}: unknown field "${k}"`);
+    }
   }
   const cfg: PretrainConfig = { ...PRETRAIN_DEFAULTS, ...fileCfg, data: opts.data as string, out: opts.out as string };
   for (const [flag, key] of FLAGS) {
