@@ -122,6 +122,10 @@ test.serial('exact resume: SIGKILL mid-run, then --resume, gives bit-identical l
   const got = losses(run);
   t.deepEqual(got.map(([s]) => s), want.map(([s]) => s));
   for (let i = 0; i < want.length; i++) t.is(got[i]![1], want[i]![1], `step ${want[i]![0]}: loss differs after resume`);
+  // evaluations are neither lost nor repeated by the resume
+  const evalSteps = (r: string) => readFileSync(join(r, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { step: number; split?: string; loss: number }).filter((e) => e.split === 'valid').map((e) => [e.step, e.loss]);
+  t.deepEqual(evalSteps(run), evalSteps(ref));
 });
 
 test.serial('SIGINT finishes the step, saves a checkpoint and exits 0', async (t) => {

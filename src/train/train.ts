@@ -134,7 +134,14 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
   if (!state && existsSync(metricsPath)) writeFileSync(metricsPath, ''); // a fresh run starts a fresh log
   if (state && existsSync(metricsPath)) {
     // Drop log lines past the checkpoint (they belong to the interrupted segment, replayed now).
-    const kept = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= state!.step);
+    // An evaluation at the checkpoint's own step ran after that checkpoint was written, unless the
+    // checkpoint's eval history has it: otherwise it is replayed too.
+    const evalAtStep = state.eval_history.some((e) => (e as { step?: number }).step === state!.step);
+    const kept = readFileSync(metricsPath, 'utf8').split('\n').filter((l) => {
+      if (!l) return false;
+      const r = JSON.parse(l) as { step: number; split?: string };
+      return r.split === 'valid' ? r.step < state!.step || (r.step === state!.step && evalAtStep) : r.step <= state!.step;
+    });
     writeFileSync(metricsPath, kept.map((l) => l + '\n').join(''));
   }
   let step = state?.step ?? 0;
