@@ -419,20 +419,73 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
 export { DRP_LABELS };
 
 /**
+ * What both worker pools share: prepare-worker.js threads, a per-worker in-flight count, waiting for
+ * room or results, and the first failure (a worker error, a non-zero exit, or a job error), which
+ * every later call rethrows.
+ */
+abstract class WorkerPool<Result> {
+  protected workers: Worker[] = [];
+  protected inflight: number[] = [];
+  private waiters: (() => void)[] = [];
+  protected failure: Error | null = null;
+  protected static MAX_INFLIGHT = 3;
+
+  constructor(n: number, init: TokenizeInit | BuildInit, what: string) {
+    for (let k = 0; k < n; k++) {
+      const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
+      w.on('message', (m: Result) => this.onMessage(m));
+      w.on('error', (e) => this.fail(e));
+      w.on('exit', (code) => {
+        if (code !== 0) this.fail(new Error(`${what} worker exited with code ${code}`));
+      });
+      this.workers.push(w);
+      this.inflight.push(0);
+    }
+  }
+
+  protected abstract onMessage(m: Result): void;
+
+  /** Index of the worker with the fewest jobs in flight. */
+  protected leastLoaded(): number {
+    let best = 0;
+    for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
+    return best;
+  }
+
+  /** Resolves at the next result or failure; throws the failure if there is one. */
+  protected async wait(): Promise<void> {
+    if (this.failure) throw this.failure;
+    await new Promise<void>((r) => this.waiters.push(r));
+    if (this.failure) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+
+  protected fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    this.wake();
+  }
+
+  protected wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/**
  * Sends documents to worker threads in batches (bounded in flight) and hands results back by document
  * index. With 0 workers it tokenises inline.
  */
-class TokenizePool {
-  private workers: Worker[] = [];
-  private inflight: number[] = [];
-  private pending = new Map<number, { w: number; resolve: () => void; reject: (e: Error) => void }>();
+class TokenizePool extends WorkerPool<TokenizeResult> {
+  private pending = new Map<number, number>(); // job id -> worker
   private batch: { i: number; text: string }[] = [];
   private batchChars = 0;
   private nextJob = 0;
-  private waiters: (() => void)[] = [];
-  private failure: Error | null = null;
   private static BATCH_CHARS = 256 * 1024;
-  private static MAX_INFLIGHT = 3;
 
   constructor(
     n: number,
@@ -440,16 +493,7 @@ class TokenizePool {
     private tok: WordPieceTokenizer,
     private onResult: (i: number, r: { tokens: Int32Array; bounds: Int32Array; sentences: number }) => void,
   ) {
-    for (let k = 0; k < n; k++) {
-      const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
-      w.on('message', (m: TokenizeResult) => this.onMessage(m));
-      w.on('error', (e) => this.fail(e));
-      w.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`tokenizer worker exited with code ${code}`));
-      });
-      this.workers.push(w);
-      this.inflight.push(0);
-    }
+    super(n, init, 'tokenizer');
   }
 
   async submit(i: number, text: string): Promise<void> {
@@ -465,57 +509,37 @@ class TokenizePool {
 
   async drain(): Promise<void> {
     if (this.batch.length) await this.flush();
-    while (this.pending.size > 0) {
-      if (this.failure) throw this.failure;
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
+    while (this.pending.size > 0) await this.wait();
     if (this.failure) throw this.failure;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-    this.workers = [];
   }
 
   private async flush(): Promise<void> {
     // wait for a worker with room
     for (;;) {
       if (this.failure) throw this.failure;
-      let best = 0;
-      for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
-      if (this.inflight[best] < TokenizePool.MAX_INFLIGHT) {
+      const best = this.leastLoaded();
+      if (this.inflight[best] < WorkerPool.MAX_INFLIGHT) {
         const id = this.nextJob++;
         const job: TokenizeJob = { id, docs: this.batch };
         this.batch = [];
         this.batchChars = 0;
         this.inflight[best]++;
-        this.pending.set(id, { w: best, resolve: () => {}, reject: () => {} });
+        this.pending.set(id, best);
         this.workers[best].postMessage(job);
         return;
       }
-      await new Promise<void>((r) => this.waiters.push(r));
+      await this.wait();
     }
   }
 
-  private onMessage(m: TokenizeResult): void {
-    const p = this.pending.get(m.id);
-    if (!p) return;
+  protected onMessage(m: TokenizeResult): void {
+    const w = this.pending.get(m.id);
+    if (w === undefined) return;
     this.pending.delete(m.id);
-    this.inflight[p.w]--;
+    this.inflight[w]--;
     if (m.error) this.fail(new Error(`tokenizer worker: ${m.error}`));
     else for (const r of m.results) this.onResult(r.i, r);
     this.wake();
-  }
-
-  private fail(e: Error): void {
-    if (!this.failure) this.failure = e;
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
   }
 }
 
@@ -523,36 +547,21 @@ class TokenizePool {
  * Sends planned anchors to instance-building workers (bounded in flight) and hands the encoded records
  * back strictly in submission order, so the shards do not depend on which worker finished first.
  */
-class BuildPool {
-  private workers: Worker[] = [];
-  private inflight: number[] = [];
+class BuildPool extends WorkerPool<BuildResult> {
   private jobs = new Map<number, { w: number; plan: AnchorPlan; result?: BuildResult }>();
   private nextJob = 0;
   private nextEmit = 0;
-  private waiters: (() => void)[] = [];
-  private failure: Error | null = null;
-  private static MAX_INFLIGHT = 3;
 
   constructor(n: number, init: BuildInit, private onResult: (plan: AnchorPlan, r: BuildResult) => void) {
-    for (let k = 0; k < n; k++) {
-      const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
-      w.on('message', (m: BuildResult) => this.onMessage(m));
-      w.on('error', (e) => this.fail(e));
-      w.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`instance worker exited with code ${code}`));
-      });
-      this.workers.push(w);
-      this.inflight.push(0);
-    }
+    super(n, init, 'instance');
   }
 
   async submit(round: number, plan: AnchorPlan): Promise<void> {
     for (;;) {
       if (this.failure) throw this.failure;
-      let best = 0;
-      for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
+      const best = this.leastLoaded();
       // bounded both per worker and in total (finished jobs wait here until their turn to be written)
-      if (this.inflight[best] < BuildPool.MAX_INFLIGHT && this.nextJob - this.nextEmit < 2 * BuildPool.MAX_INFLIGHT * this.workers.length) {
+      if (this.inflight[best] < WorkerPool.MAX_INFLIGHT && this.nextJob - this.nextEmit < 2 * WorkerPool.MAX_INFLIGHT * this.workers.length) {
         const id = this.nextJob++;
         this.inflight[best]++;
         this.jobs.set(id, { w: best, plan });
@@ -560,24 +569,16 @@ class BuildPool {
         this.workers[best].postMessage(job);
         return;
       }
-      await new Promise<void>((r) => this.waiters.push(r));
+      await this.wait();
     }
   }
 
   async drain(): Promise<void> {
-    while (this.nextEmit < this.nextJob) {
-      if (this.failure) throw this.failure;
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
+    while (this.nextEmit < this.nextJob) await this.wait();
     if (this.failure) throw this.failure;
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-    this.workers = [];
-  }
-
-  private onMessage(m: BuildResult): void {
+  protected onMessage(m: BuildResult): void {
     const j = this.jobs.get(m.id);
     if (!j) return;
     this.inflight[j.w]--;
@@ -597,16 +598,5 @@ class BuildPool {
       this.fail(err as Error);
     }
     this.wake();
-  }
-
-  private fail(e: Error): void {
-    if (!this.failure) this.failure = e;
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
   }
 }
