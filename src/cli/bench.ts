@@ -20,5 +20,4 @@ export function register(program: Command): void {
   registerPrepareBench(bench);
   registerShardsBench(bench);
   registerTokenize(bench);
-  void bench;
 }

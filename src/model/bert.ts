@@ -121,7 +121,6 @@ export class BertModel {
   readonly drpLogits: Tensor; // (B,3), dlogits in place
   readonly drpLosses: Tensor; readonly drpCorrect: Tensor; // (B)
   private readonly dT: Tensor; // (B*P,H)
-  private hostDrpLabels: Int32Array = new Int32Array(0);
   private lossScale = 1;
   private mlmValid = 0;
 
@@ -259,7 +258,7 @@ export class BertModel {
     this.syncLowp();
   }
 
-  /** All parameters as host arrays (for checkpoints). `encoderOnly` leaves task-head extras out. */
+  /** All parameters as host arrays (for checkpoints); task-head extras only with `includeExtra`. */
   exportParams(includeExtra = false): Map<string, Float32Array> {
     const out = new Map<string, Float32Array>();
     for (const s of this.specs) out.set(s.name, this.param(s.name).toArray() as Float32Array);
@@ -305,7 +304,6 @@ export class BertModel {
       this.mpos.setData(x.maskedPositions);
       this.mlabels.setData(x.maskedLabels);
       this.drpLabels.setData(x.drpLabels);
-      this.hostDrpLabels = x.drpLabels;
     }
   }
 
@@ -532,13 +530,6 @@ export class BertModel {
       dwpe: this.grad('bert.embeddings.position_embeddings.weight'), dwtt: this.grad('bert.embeddings.token_type_embeddings.weight'),
       B, T, C: H, V: this.V, max_pos: c.maxPositionEmbeddings, type_vocab: c.typeVocabSize,
     });
-  }
-
-  get batchSize(): number {
-    return this.curB;
-  }
-  get drpLabelsHost(): Int32Array {
-    return this.hostDrpLabels;
   }
 
   dispose(): void {
