@@ -532,6 +532,11 @@ export class BertModel {
     });
   }
 
+  /** Rows of the current batch (set by setInputs; may be below the arena's B). */
+  get batchSize(): number {
+    return this.curB;
+  }
+
   dispose(): void {
     this.arena.dispose();
   }
