@@ -20,8 +20,45 @@
 #define LB_SIMD_CLONES
 #endif
 
+// Explicit AVX-512 paths (memory-bound kernels): compiled with target attributes, chosen at run time
+// with has_avx512(). Tails use masked loads and stores, so every element sees the same instructions
+// wherever a thread's chunk starts or ends.
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LB_X86_SIMD 1
+#define LB_AVX512 __attribute__((target("avx512f,fma")))
+// Wrap AVX-512 code in these: GCC 12 warns about the deliberately undefined upper halves inside its
+// own intrinsics.
+#define LB_AVX512_BEGIN _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define LB_AVX512_END _Pragma("GCC diagnostic pop")
+#else
+#define LB_X86_SIMD 0
+#endif
+
 namespace lb {
 namespace cpu {
+
+#if LB_X86_SIMD
+inline bool has_avx512() {
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
+}
+// lanes [0, min(left, 16)) of a 16-lane op
+inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u); }
+// f32 -> bf16 bits (in the low half of each lane) as lb_f32_to_bf16: nearest even, NaN -> quiet NaN
+LB_AVX512 inline __m512i bf16_bits(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+#else
+inline bool has_avx512() { return false; }
+#endif
 
 using bf16 = uint16_t;  // storage type of a bf16 value
 
