@@ -26,11 +26,14 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define LB_X86_SIMD 1
-#define LB_AVX512 __attribute__((target("avx512f,fma")))
-// Wrap AVX-512 code in these: GCC 12 warns about the deliberately undefined upper halves inside its
-// own intrinsics.
-#define LB_AVX512_BEGIN _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
-#define LB_AVX512_END _Pragma("GCC diagnostic pop")
+#define LB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+// Wrap AVX-512 code in these. Contraction off: an FMA happens only where the code says _mm512_fmadd_ps
+// (GCC would otherwise fuse some mul + add pairs, so e.g. a - b*c can differ from the same expression
+// recomputed elsewhere). GCC 12 also warns about the undefined upper halves inside its own intrinsics.
+#define LB_AVX512_BEGIN                                                                          \
+  _Pragma("GCC push_options") _Pragma("GCC optimize(\"fp-contract=off\")") _Pragma("GCC diagnostic push") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define LB_AVX512_END _Pragma("GCC diagnostic pop") _Pragma("GCC pop_options")
 #else
 #define LB_X86_SIMD 0
 #endif
@@ -42,12 +45,14 @@ namespace cpu {
 inline bool has_avx512() {
   static const bool yes = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("fma");
   }();
   return yes;
 }
 // lanes [0, min(left, 16)) of a 16-lane op
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u); }
+LB_AVX512_BEGIN
 // f32 -> bf16 bits (in the low half of each lane) as lb_f32_to_bf16: nearest even, NaN -> quiet NaN
 LB_AVX512 inline __m512i bf16_bits(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
@@ -56,6 +61,14 @@ LB_AVX512 inline __m512i bf16_bits(__m512 x) {
   const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
   return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
+// 16 lanes of f32 or bf16 storage as f32; masked-off lanes read as 0 and are not written
+LB_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+LB_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+LB_AVX512 inline void store16(float* p, __mmask16 m, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
+LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) { _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits(v)); }
+LB_AVX512_END
 #else
 inline bool has_avx512() { return false; }
 #endif

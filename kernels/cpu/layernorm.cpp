@@ -2,7 +2,8 @@
 // Mean and variance are summed in 8 f32 lanes around a pivot (the row's first value), so rows with a
 // large mean (1e4) and small variance keep their precision. The backward computes dx per row and
 // reduces dgamma/dbeta over fixed chunks of kRowChunk rows, then over chunks in order: deterministic
-// and independent of the thread count.
+// and independent of the thread count. With AVX-512 each row streams through memory once (forward:
+// x, residual -> sum, out; backward: x, dout -> dx); the other passes run over an L1 copy of the row.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -119,13 +120,197 @@ void backward_impl(const LayernormParams& p) {
   });
 }
 
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+using cpu::load16;
+using cpu::store16;
+using cpu::tail_mask;
+
+// Forward, one row per iteration: pass 1 reads x (+ residual), writes sum and accumulates the sum and
+// sum of squares of d = s - pivot (pivot = the row's first value); pass 2 reloads the row from L1 and
+// writes out. var = E[d^2] - E[d]^2 loses at most 2 bits while E[d]^2 <= 3/4 E[d^2]; rows beyond that
+// (the pivot far from the mean) take an exact extra pass over (d - E[d])^2.
+// x + residual (residual may be null), in f32
+template <class T>
+LB_AVX512 inline __m512 row16(const T* xr, const T* rr, int j, __mmask16 m) {
+  const __m512 v = load16(xr + j, m);
+  return rr ? _mm512_add_ps(v, load16(rr + j, m)) : v;
+}
+
+template <class T>
+LB_AVX512 void forward_rows_avx512(const LayernormParams& p, int64_t begin, int64_t end) {
+  const int C = p.cols;
+  const T* x = static_cast<const T*>(p.x);
+  const T* res = static_cast<const T*>(p.residual);
+  T* sum = static_cast<T*>(p.sum);
+  T* out = static_cast<T*>(p.out);
+  for (int64_t r = begin; r < end; r++) {
+    const T* xr = x + r * C;
+    const T* rr = res ? res + r * C : nullptr;
+    const float pivot = rr ? cpu::to_f32(xr[0]) + cpu::to_f32(rr[0]) : cpu::to_f32(xr[0]);
+    const __m512 vp = _mm512_set1_ps(pivot);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), q0 = _mm512_setzero_ps(), q1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= C; j += 32) {
+      const __m512 s0 = row16(xr, rr, j, 0xffff), s1 = row16(xr, rr, j + 16, 0xffff);
+      if (sum) { store16(sum + r * C + j, 0xffff, s0); store16(sum + r * C + j + 16, 0xffff, s1); }
+      const __m512 d0 = _mm512_sub_ps(s0, vp), d1 = _mm512_sub_ps(s1, vp);
+      a0 = _mm512_add_ps(a0, d0); q0 = _mm512_fmadd_ps(d0, d0, q0);
+      a1 = _mm512_add_ps(a1, d1); q1 = _mm512_fmadd_ps(d1, d1, q1);
+    }
+    for (; j < C; j += 16) {
+      const __mmask16 m = tail_mask(C - j);
+      const __m512 s0 = row16(xr, rr, j, m);
+      if (sum) store16(sum + r * C + j, m, s0);
+      const __m512 d0 = _mm512_maskz_sub_ps(m, s0, vp);
+      a0 = _mm512_add_ps(a0, d0); q0 = _mm512_fmadd_ps(d0, d0, q0);
+    }
+    const float dmean = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) / (float)C;
+    const float msq = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) / (float)C;
+    const __m512 vm = _mm512_set1_ps(dmean);
+    float var;
+    if (dmean * dmean <= 0.75f * msq) {
+      var = msq - dmean * dmean;
+    } else {  // s - mean is formed without ever rounding the mean to f32
+      q0 = _mm512_setzero_ps();
+      for (j = 0; j < C; j += 16) {
+        const __mmask16 m = tail_mask(C - j);
+        const __m512 d = _mm512_maskz_sub_ps(m, _mm512_sub_ps(row16(xr, rr, j, m), vp), vm);
+        q0 = _mm512_fmadd_ps(d, d, q0);
+      }
+      var = _mm512_reduce_add_ps(q0) / (float)C;
+    }
+    const float rstd = 1.0f / std::sqrt(var + p.eps);
+    p.mean[r] = pivot + dmean;
+    p.rstd[r] = rstd;
+    const __m512 vr = _mm512_set1_ps(rstd);
+    T* o = out + r * C;
+    for (j = 0; j < C; j += 16) {
+      const __mmask16 m = tail_mask(C - j);
+      const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(row16(xr, rr, j, m), vp), vm), vr);
+      store16(o + j, m, _mm512_fmadd_ps(xh, _mm512_maskz_loadu_ps(m, p.gamma + j), _mm512_maskz_loadu_ps(m, p.beta + j)));
+    }
+  }
+}
+
+// Backward over the rows [r0, r1) of one chunk: dx (=) and the chunk's dgamma, dbeta partials dg, db
+// (C) (=). Pass 1 (row by row) sums dxhat and dxhat * xhat per row; pass 2 (64 columns at a time, rows
+// in order, the chunk now in L2) accumulates dg, db in registers and writes dx.
+template <class T>
+LB_AVX512 inline void row_sums(const T* xr, const T* gr, const float* gamma, int j, __mmask16 m, __m512 vmean, __m512 vr,
+                               __m512& s1, __m512& s2) {
+  const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(load16(xr + j, m), vmean), vr);
+  const __m512 dxh = _mm512_mul_ps(load16(gr + j, m), _mm512_maskz_loadu_ps(m, gamma + j));
+  s1 = _mm512_add_ps(s1, dxh);
+  s2 = _mm512_fmadd_ps(dxh, xh, s2);
+}
+
+template <class T>
+LB_AVX512 void backward_rows_avx512(const LayernormParams& p, float* stats, int64_t r0, int64_t r1, float* dg, float* db) {
+  const int C = p.cols;
+  const T* x = static_cast<const T*>(p.x);
+  const T* dout = static_cast<const T*>(p.dout);
+  T* dx = static_cast<T*>(p.dx);
+  for (int64_t r = r0; r < r1; r++) {
+    const T* xr = x + r * C;
+    const T* gr = dout + r * C;
+    const __m512 vmean = _mm512_set1_ps(p.mean[r]), vr = _mm512_set1_ps(p.rstd[r]);
+    // sums of dxhat and dxhat * xhat, in two sets of lanes
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), q0 = _mm512_setzero_ps(), q1 = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 32 <= C; j += 32) {
+      row_sums(xr, gr, p.gamma, j, 0xffff, vmean, vr, a0, q0);
+      row_sums(xr, gr, p.gamma, j + 16, 0xffff, vmean, vr, a1, q1);
+    }
+    for (; j < C; j += 16) row_sums(xr, gr, p.gamma, j, tail_mask(C - j), vmean, vr, a0, q0);
+    float* st = stats + 4 * (r - r0);  // mean, rstd, mean of dxhat, mean of dxhat * xhat
+    st[0] = p.mean[r];
+    st[1] = p.rstd[r];
+    st[2] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) / (float)C;
+    st[3] = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) / (float)C;
+  }
+  for (int j0 = 0; j0 < C; j0 += 64) {
+    __mmask16 m[4];
+    __m512 gam[4], sg[4], sb[4];
+    for (int k = 0; k < 4; k++) {
+      m[k] = j0 + 16 * k < C ? tail_mask(C - j0 - 16 * k) : (__mmask16)0;
+      gam[k] = _mm512_maskz_loadu_ps(m[k], p.gamma + j0 + 16 * k);
+      sg[k] = _mm512_setzero_ps();
+      sb[k] = _mm512_setzero_ps();
+    }
+    for (int64_t r = r0; r < r1; r++) {
+      const float* st = stats + 4 * (r - r0);
+      const __m512 vmean = _mm512_set1_ps(st[0]), vr = _mm512_set1_ps(st[1]);
+      const __m512 m1 = _mm512_set1_ps(st[2]), m2 = _mm512_set1_ps(st[3]);
+      for (int k = 0; k < 4; k++) {
+        const int64_t o = r * C + j0 + 16 * k;
+        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(load16(x + o, m[k]), vmean), vr);
+        const __m512 g = load16(dout + o, m[k]);
+        sg[k] = _mm512_fmadd_ps(g, xh, sg[k]);
+        sb[k] = _mm512_add_ps(sb[k], g);
+        const __m512 v = _mm512_fnmadd_ps(xh, m2, _mm512_sub_ps(_mm512_mul_ps(g, gam[k]), m1));
+        store16(dx + o, m[k], _mm512_mul_ps(vr, v));
+      }
+    }
+    for (int k = 0; k < 4; k++) {
+      _mm512_mask_storeu_ps(dg + j0 + 16 * k, m[k], sg[k]);
+      _mm512_mask_storeu_ps(db + j0 + 16 * k, m[k], sb[k]);
+    }
+  }
+}
+
+// dgamma, dbeta (C) += sum over chunks in chunk order of partial (nchunks, 2, C)
+LB_AVX512 void reduce_chunks_avx512(const float* partial, int64_t nchunks, int C, int64_t c0, int64_t c1, float* dgamma, float* dbeta) {
+  for (int64_t c = c0; c < c1; c += 16) {
+    const __mmask16 m = tail_mask(c1 - c);
+    __m512 sg = _mm512_setzero_ps(), sb = _mm512_setzero_ps();
+    for (int64_t ch = 0; ch < nchunks; ch++) {
+      sg = _mm512_add_ps(sg, _mm512_maskz_loadu_ps(m, partial + ch * 2 * C + c));
+      sb = _mm512_add_ps(sb, _mm512_maskz_loadu_ps(m, partial + ch * 2 * C + C + c));
+    }
+    _mm512_mask_storeu_ps(dgamma + c, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dgamma + c), sg));
+    _mm512_mask_storeu_ps(dbeta + c, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dbeta + c), sb));
+  }
+}
+LB_AVX512_END
+
+template <class T>
+void forward_avx512(const LayernormParams& p) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / p.cols);
+  parallel_for(p.rows, grain, [&](int64_t begin, int64_t end) { forward_rows_avx512<T>(p, begin, end); });
+}
+
+template <class T>
+void backward_avx512(const LayernormParams& p) {
+  const int C = p.cols;
+  const int64_t nchunks = ((int64_t)p.rows + kRowChunk - 1) / kRowChunk;
+  thread_local std::vector<float> partial_buf;  // (nchunks, 2, C), owned by the calling thread
+  float* partial = cpu::grow(partial_buf, (size_t)nchunks * 2 * C);
+  parallel_for(nchunks, 1, [&](int64_t begin, int64_t end) {
+    float stats[4 * kRowChunk];
+    for (int64_t ch = begin; ch < end; ch++) {
+      float* dg = partial + ch * 2 * C;
+      backward_rows_avx512<T>(p, stats, ch * kRowChunk, std::min<int64_t>(p.rows, (ch + 1) * kRowChunk), dg, dg + C);
+    }
+  });
+  parallel_for(C, 256, [&](int64_t c0, int64_t c1) { reduce_chunks_avx512(partial, nchunks, C, c0, c1, p.dgamma, p.dbeta); });
+}
+#endif
+
 }  // namespace
 
 void layernorm_forward_cpu(const LayernormParams& p) {
+  // x, residual, sum, out (rows, cols); mean, rstd (rows); gamma, beta (cols)
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) return cpu::with_dtype(p.dtype, [&](auto tag) { forward_avx512<decltype(tag)>(p); });
+#endif
   cpu::with_dtype(p.dtype, [&](auto tag) { forward_impl<decltype(tag)>(p); });
 }
 // backward: dx (=), dgamma and dbeta (+=)
 void layernorm_backward_cpu(const LayernormParams& p) {
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) return cpu::with_dtype(p.dtype, [&](auto tag) { backward_avx512<decltype(tag)>(p); });
+#endif
   cpu::with_dtype(p.dtype, [&](auto tag) { backward_impl<decltype(tag)>(p); });
 }
 
