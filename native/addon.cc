@@ -16,6 +16,13 @@
 namespace lb {
 
 Napi::Value OnlineSoftmaxLse(const Napi::CallbackInfo& info);  // host_math.cc
+Napi::Value WgmmaAccCoords(const Napi::CallbackInfo& info);   // host_math.cc (Hopper GEMM index math)
+Napi::Value Sw128(const Napi::CallbackInfo& info);
+Napi::Value WgmmaDesc(const Napi::CallbackInfo& info);
+Napi::Value Sm90OperandAddrs(const Napi::CallbackInfo& info);
+Napi::Value Sm90Tiles(const Napi::CallbackInfo& info);
+Napi::Value Sm90Reject(const Napi::CallbackInfo& info);
+Napi::Value CudaMatmulPath(const Napi::CallbackInfo& info);
 namespace {
 
 constexpr int64_t kMaxElems = int64_t(1) << 40;
@@ -281,7 +288,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("supports", Napi::Function::New(env, guarded<Supports>, "supports"));
   Napi::Object host = Napi::Object::New(env);
   host.Set("onlineSoftmaxLse", Napi::Function::New(env, guarded<OnlineSoftmaxLse>, "onlineSoftmaxLse"));
+  host.Set("wgmmaAccCoords", Napi::Function::New(env, guarded<WgmmaAccCoords>, "wgmmaAccCoords"));
+  host.Set("sw128", Napi::Function::New(env, guarded<Sw128>, "sw128"));
+  host.Set("wgmmaDesc", Napi::Function::New(env, guarded<WgmmaDesc>, "wgmmaDesc"));
+  host.Set("sm90OperandAddrs", Napi::Function::New(env, guarded<Sm90OperandAddrs>, "sm90OperandAddrs"));
+  host.Set("sm90Tiles", Napi::Function::New(env, guarded<Sm90Tiles>, "sm90Tiles"));
+  host.Set("sm90Reject", Napi::Function::New(env, guarded<Sm90Reject>, "sm90Reject"));
   exports.Set("hostMath", host);
+  exports.Set("cudaMatmulPath", Napi::Function::New(env, guarded<CudaMatmulPath>, "cudaMatmulPath"));
   return exports;
 }
 

@@ -1,11 +1,14 @@
 // host_math.cc: exposes the __host__ __device__ helpers that only the CUDA kernels use, so the CPU test
 // suite checks their math on every build (test/host-math.test.ts). The helpers every backend shares
 // (bf16, GELU, Philox dropout) are covered by the op table through the ref and cpu kernels.
+// Also: cudaMatmulPath(), which GEMM path the last cuda matmul took (the kernel benchmark reports it).
 #include <napi.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
+#include "../kernels/cuda/gemm_sm90.h"
 #include "../kernels/cuda/online_softmax.h"
 #include "napi_util.h"
 
@@ -37,5 +40,130 @@ Napi::Value OnlineSoftmaxLse(const Napi::CallbackInfo& info) {
   }
   return Napi::Number::New(env, lb_softmax_lse(states[0]));
 }
+
+// ---- the Hopper GEMM's index math (kernels/cuda/gemm_sm90.h)
+
+namespace {
+int int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, double lo, double hi) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": expected a number");
+  const double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || std::floor(d) != d)
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " out of range");
+  return (int)d;
+}
+}  // namespace
+
+// wgmmaAccCoords(n: 128 | 256 | 8*j) -> Int32Array of 128 * n/2 (row, col) pairs: thread t, register r
+// at index 2 * (t * n/2 + r).
+Napi::Value WgmmaAccCoords(const Napi::CallbackInfo& info) {
+  const int n = int_arg(info, 0, "wgmmaAccCoords", 8, 256);
+  if (n % 8) throw Napi::RangeError::New(info.Env(), "wgmmaAccCoords: n must be a multiple of 8");
+  Napi::Int32Array out = Napi::Int32Array::New(info.Env(), (size_t)128 * n);
+  for (int t = 0; t < 128; t++)
+    for (int r = 0; r < n / 2; r++) {
+      int row, col;
+      lb_wgmma_acc_coord(t, r, &row, &col);
+      out[2 * ((size_t)t * (n / 2) + r)] = row;
+      out[2 * ((size_t)t * (n / 2) + r) + 1] = col;
+    }
+  return out;
+}
+
+// sw128(offsets: Int32Array) -> Int32Array: the 128-byte swizzle of each byte offset.
+Napi::Value Sw128(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(info.Env(), "sw128(offsets: Int32Array)");
+  Napi::Int32Array in = info[0].As<Napi::Int32Array>();
+  Napi::Int32Array out = Napi::Int32Array::New(info.Env(), in.ElementLength());
+  for (size_t i = 0; i < in.ElementLength(); i++) out[i] = (int32_t)lb_sw128((uint32_t)in[i]);
+  return out;
+}
+
+// wgmmaDesc(start, lbo, sbo, swizzle) -> { bits: bigint, start, lbo, sbo, baseOffset, swizzle } (decoded back).
+Napi::Value WgmmaDesc(const Napi::CallbackInfo& info) {
+  const uint32_t start = (uint32_t)int_arg(info, 0, "wgmmaDesc", 0, 4294967295.0);
+  const uint32_t lbo = (uint32_t)int_arg(info, 1, "wgmmaDesc", 0, 4294967295.0);
+  const uint32_t sbo = (uint32_t)int_arg(info, 2, "wgmmaDesc", 0, 4294967295.0);
+  const uint32_t sw = (uint32_t)int_arg(info, 3, "wgmmaDesc", 0, 3);
+  const uint64_t d = lb_wgmma_desc_encode(start, lbo, sbo, sw);
+  const LbWgmmaDesc f = lb_wgmma_desc_decode(d);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("bits", Napi::BigInt::New(info.Env(), d));
+  o.Set("start", f.start);
+  o.Set("lbo", f.lbo);
+  o.Set("sbo", f.sbo);
+  o.Set("baseOffset", f.base_offset);
+  o.Set("swizzle", f.swizzle);
+  return o;
+}
+
+// sm90OperandAddrs(mnMajor: boolean, rows: number, row0: number, tile: number) -> { tma, wgmma }: for
+// every k16 step ks (0..3) of a k-block, element i (0..rows-1) and k (0..15), at index (ks*rows + i)*16 + k:
+// where TMA stored element (row0 + i, 16 ks + k) of the operand tile at shared address `tile`, and where
+// the descriptor the kernel builds (lb_sm90_desc) makes the tensor core read it (lb_wgmma_model_addr).
+Napi::Value Sm90OperandAddrs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "sm90OperandAddrs(mnMajor: boolean, rows, row0, tile)");
+  const bool mn = info[0].As<Napi::Boolean>().Value();
+  const int rows = int_arg(info, 1, "sm90OperandAddrs", 8, 256);
+  const int row0 = int_arg(info, 2, "sm90OperandAddrs", 0, 192);
+  const uint32_t tile = (uint32_t)int_arg(info, 3, "sm90OperandAddrs", 0, 262143);
+  const size_t n = (size_t)4 * rows * 16;
+  Napi::Int32Array tma = Napi::Int32Array::New(info.Env(), n), wg = Napi::Int32Array::New(info.Env(), n);
+  for (int ks = 0; ks < 4; ks++) {
+    const uint64_t d = lb_sm90_desc(tile, row0, ks, mn);
+    for (int i = 0; i < rows; i++)
+      for (int k = 0; k < 16; k++) {
+        const size_t at = ((size_t)ks * rows + i) * 16 + k;
+        const int kk = 16 * ks + k;
+        tma[at] = (int32_t)(tile + (mn ? lb_sm90_mnmajor_off(row0 + i, kk) : lb_sm90_kmajor_off(row0 + i, kk)));
+        wg[at] = (int32_t)lb_wgmma_model_addr(d, mn, i, k);
+      }
+  }
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("tma", tma);
+  o.Set("wgmma", wg);
+  return o;
+}
+
+// sm90Tiles(nm, nn, group) -> Int32Array of (bm, bn) per tile index.
+Napi::Value Sm90Tiles(const Napi::CallbackInfo& info) {
+  const int nm = int_arg(info, 0, "sm90Tiles", 1, 4096), nn = int_arg(info, 1, "sm90Tiles", 1, 4096);
+  const int group = int_arg(info, 2, "sm90Tiles", 1, 4096);
+  Napi::Int32Array out = Napi::Int32Array::New(info.Env(), (size_t)2 * nm * nn);
+  for (int t = 0; t < nm * nn; t++) {
+    int bm, bn;
+    lb_sm90_tile(t, nm, nn, group, &bm, &bn);
+    out[2 * (size_t)t] = bm;
+    out[2 * (size_t)t + 1] = bn;
+  }
+  return out;
+}
+
+// sm90Reject({M, N, K, batch, transA, transB, lda, ldb, strideA, strideB, alignA, alignB}) -> reason
+// code of lb_sm90_reject (0: the Hopper path takes the shape); alignX: the base address modulo 16.
+Napi::Value Sm90Reject(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "sm90Reject(shape: object)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* k, double dflt) {
+    Napi::Value v = o.Get(k);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+  };
+  auto flag = [&](const char* k) { Napi::Value v = o.Get(k); return v.IsBoolean() && v.As<Napi::Boolean>().Value(); };
+  const int M = (int)num("M", 0), N = (int)num("N", 0), K = (int)num("K", 0), batch = (int)num("batch", 1);
+  const bool ta = flag("transA"), tb = flag("transB");
+  const int64_t lda = (int64_t)num("lda", ta ? M : K), ldb = (int64_t)num("ldb", tb ? K : N);
+  const int64_t sa = (int64_t)num("strideA", (double)lda * (ta ? K : M)), sb = (int64_t)num("strideB", (double)ldb * (tb ? N : K));
+  const uint64_t aa = 4096 + (uint64_t)num("alignA", 0), ab = 8192 + (uint64_t)num("alignB", 0);
+  return Napi::Number::New(info.Env(), lb_sm90_reject(M, N, K, batch, ta, tb, lda, ldb, sa, sb, aa, ab));
+}
+
+#if !defined(LINKBERT_CUDA)
+const char* cuda_matmul_last_path() { return "none"; }  // CPU build: no cuda matmul ever runs
+#else
+const char* cuda_matmul_last_path();  // kernels/cuda/matmul.cu
+#endif
+
+// cudaMatmulPath() -> "wgmma" | "mma" | "simt" | "none": the path of the last cuda matmul.
+Napi::Value CudaMatmulPath(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), cuda_matmul_last_path()); }
 
 }  // namespace lb

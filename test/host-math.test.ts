@@ -1,9 +1,20 @@
 // The CUDA kernels' host/device helpers that no CPU kernel uses, checked on the CPU: the online softmax
-// state (softmax_xent.cu, generic attention) against a two-pass fp64 logsumexp.
+// state (softmax_xent.cu, generic attention) against a two-pass fp64 logsumexp, and the index math of the
+// Hopper GEMM (kernels/cuda/gemm_sm90.h: wgmma accumulator fragment, 128B swizzle, shared-memory matrix
+// descriptors, tile raster, shape eligibility) against the layouts the PTX ISA documents.
 import test from 'ava';
 import { loadNative } from '../src/native.js';
 
-const host = (loadNative() as unknown as { hostMath: { onlineSoftmaxLse(x: Float32Array, chunk: number): number } }).hostMath;
+interface HostMath {
+  onlineSoftmaxLse(x: Float32Array, chunk: number): number;
+  wgmmaAccCoords(n: number): Int32Array;
+  sw128(offsets: Int32Array): Int32Array;
+  wgmmaDesc(start: number, lbo: number, sbo: number, swizzle: number): { bits: bigint; start: number; lbo: number; sbo: number; baseOffset: number; swizzle: number };
+  sm90OperandAddrs(mnMajor: boolean, rows: number, row0: number, tile: number): { tma: Int32Array; wgmma: Int32Array };
+  sm90Tiles(nm: number, nn: number, group: number): Int32Array;
+  sm90Reject(shape: Record<string, number | boolean>): number;
+}
+const host = (loadNative() as unknown as { hostMath: HostMath }).hostMath;
 
 function lse64(x: Float32Array): number {
   let m = -Infinity;
@@ -34,4 +45,143 @@ test('online softmax: logsumexp matches two-pass fp64 for any chunking, incl. ±
   const masked = Float32Array.from({ length: 10 }, () => -Infinity);
   t.is(host.onlineSoftmaxLse(masked, 4), -Infinity, 'every input masked gives -inf');
   t.throws(() => host.onlineSoftmaxLse(new Float32Array(3), 0), { instanceOf: RangeError });
+});
+
+// ---- Hopper GEMM (matmul_sm90.cu) index math
+
+test('wgmma m64nNk16 f32 accumulators: a bijection onto the 64xN tile, laid out as the PTX ISA figure shows', (t) => {
+  for (const n of [8, 16, 64, 128, 256]) {
+    const rc = host.wgmmaAccCoords(n);
+    const per = n / 2;
+    t.is(rc.length, 128 * per * 2);
+    const seen = new Uint8Array(64 * n);
+    for (let th = 0; th < 128; th++) {
+      const warp = th >> 5;
+      for (let r = 0; r < per; r++) {
+        const row = rc[2 * (th * per + r)], col = rc[2 * (th * per + r) + 1];
+        t.true(row >= 0 && row < 64 && col >= 0 && col < n, `n=${n} thread ${th} reg ${r}: (${row}, ${col}) outside the tile`);
+        seen[row * n + col]++;
+        if (row >> 4 !== warp) t.fail(`n=${n}: thread ${th} (warp ${warp}) owns row ${row}; warp w owns rows 16w..16w+15`);
+        if (r % 2 === 1) {
+          // the epilogue stores registers (r-1, r) as one pair: same row, adjacent columns, even first column
+          const prow = rc[2 * (th * per + r - 1)], pcol = rc[2 * (th * per + r - 1) + 1];
+          if (prow !== row || pcol + 1 !== col || pcol % 2) t.fail(`n=${n} thread ${th} regs ${r - 1},${r} are not a column pair`);
+        }
+      }
+    }
+    t.true(seen.every((c) => c === 1), `n=${n}: every element of the 64x${n} tile is held exactly once`);
+  }
+  // Documented examples (g = lane/4, q = lane%4): d0,d1 -> (16w+g, 2q..2q+1); d2,d3 -> (16w+g+8, ..); d4.. -> next 8 columns.
+  const rc = host.wgmmaAccCoords(256);
+  const at = (th: number, r: number) => [rc[2 * (th * 128 + r)], rc[2 * (th * 128 + r) + 1]];
+  t.deepEqual(at(0, 0), [0, 0]);
+  t.deepEqual(at(0, 1), [0, 1]);
+  t.deepEqual(at(0, 2), [8, 0]);
+  t.deepEqual(at(0, 3), [8, 1]);
+  t.deepEqual(at(0, 4), [0, 8]);
+  t.deepEqual(at(5, 0), [1, 2]); // lane 5: g 1, q 1
+  t.deepEqual(at(37, 0), [17, 2]); // warp 1, lane 5
+  t.deepEqual(at(127, 127), [63, 255]); // warp 3, lane 31, last register
+  t.deepEqual(at(66, 42), [16 * 2 + 0 + 8, 8 * 10 + 4 + 0]); // warp 2, lane 2 (g 0, q 2), reg 42 = block 10, d2
+});
+
+test('128B swizzle: a permutation of each 1024-byte atom that moves whole 16-byte chunks, chunk c of row r to c ^ r', (t) => {
+  const n = 8192;
+  const sw = host.sw128(Int32Array.from({ length: n }, (_, i) => i));
+  const hit = new Uint8Array(n);
+  for (let x = 0; x < n; x++) {
+    const y = sw[x];
+    t.is(y >> 10, x >> 10, `offset ${x} leaves its atom`);
+    if ((y & 15) !== (x & 15)) t.fail(`offset ${x}: byte within the 16-byte chunk changed`);
+    const row = (x >> 7) & 7, chunk = (x >> 4) & 7;
+    const want = (x & ~0x7f) | ((chunk ^ row) << 4) | (x & 15);
+    if (y !== want) t.fail(`offset ${x}: ${y}, expected chunk ${chunk} ^ row ${row}`);
+    hit[y]++;
+  }
+  t.true(hit.every((c) => c === 1), 'a bijection');
+  t.deepEqual(Array.from(sw.subarray(0, 128)), Array.from({ length: 128 }, (_, i) => i), 'row 0 of each atom is unchanged');
+  const twice = host.sw128(sw);
+  t.true(twice.every((v, i) => v === i), 'an involution (TMA writes and wgmma reads with the same pattern)');
+});
+
+test('wgmma shared-memory descriptor: fields at bits 0/16/32/62, (x & 0x3FFFF) >> 4 encoding, round trip', (t) => {
+  const d = host.wgmmaDesc(1024, 16, 1024, 1);
+  t.is(d.bits, 64n | (1n << 16n) | (64n << 32n) | (1n << 62n));
+  t.deepEqual([d.start, d.lbo, d.sbo, d.baseOffset, d.swizzle], [1024, 16, 1024, 0, 1]);
+  const e = host.wgmmaDesc(0x3fff0, 8192, 0x3fff0, 3);
+  t.is(e.bits, 0x3fffn | (512n << 16n) | (0x3fffn << 32n) | (3n << 62n));
+  t.is(host.wgmmaDesc(0x40000 + 2048, 0, 0, 0).start, 2048, 'addresses wrap at 2^18 (shared-memory window)');
+  t.is(host.wgmmaDesc(1039, 0, 0, 0).start, 1024, 'the low 4 bits are dropped');
+  let seed = 7;
+  const rnd = (m: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % m);
+  for (let i = 0; i < 200; i++) {
+    const start = rnd(1 << 14) << 4, lbo = rnd(1 << 14) << 4, sbo = rnd(1 << 14) << 4, sw = rnd(4);
+    const f = host.wgmmaDesc(start, lbo, sbo, sw);
+    t.deepEqual([f.start, f.lbo, f.sbo, f.swizzle, f.baseOffset], [start, lbo, sbo, sw, 0]);
+    if (f.bits >> 46n !== BigInt(sw) << 16n) t.fail('bits 46..61 are zero (base offset 0)');
+  }
+});
+
+test('sm90 operands: the descriptors the kernel builds read every element where TMA stored it (K- and MN-major, A and B)', (t) => {
+  const cases: [string, boolean, number, number][] = [
+    ['A K-major, warpgroup 0', false, 64, 0],
+    ['A K-major, warpgroup 1', false, 64, 64],
+    ['A M-major, warpgroup 0', true, 64, 0],
+    ['A M-major, warpgroup 1', true, 64, 64],
+    ['B K-major, n128', false, 128, 0],
+    ['B K-major, n256', false, 256, 0],
+    ['B N-major, n128', true, 128, 0],
+    ['B N-major, n256', true, 256, 0],
+  ];
+  for (const tile of [0, 3 * 1024, 49152 + 16384]) {
+    for (const [name, mn, rows, row0] of cases) {
+      const { tma, wgmma } = host.sm90OperandAddrs(mn, rows, row0, tile);
+      let bad = 0;
+      for (let i = 0; i < tma.length; i++) if (tma[i] !== wgmma[i]) bad++;
+      t.is(bad, 0, `${name}, tile at ${tile}: ${bad} of ${tma.length} elements read from the wrong address`);
+      // non-trivial: the 64 k of each row (4 steps x 16) are 64 distinct bf16 slots of the operand tile
+      const uniq = new Set(tma);
+      t.is(uniq.size, tma.length, `${name}: distinct addresses`);
+      const lo = Math.min(...tma), hi = Math.max(...tma);
+      t.true(lo >= tile && hi < tile + (row0 + rows) * 128, `${name}: inside the ${row0 + rows}-row tile`);
+      t.true(tma.every((a) => a % 2 === 0), 'bf16 aligned');
+    }
+  }
+  // The swizzle is anchored at 1024-byte boundaries: a tile that is only 512-aligned breaks the agreement,
+  // which is why the kernel rounds its shared-memory base up to 1024.
+  const { tma, wgmma } = host.sm90OperandAddrs(false, 64, 0, 512);
+  t.true(tma.some((a, i) => a !== wgmma[i]), 'a 512-aligned tile is read at other addresses');
+});
+
+test('sm90 tile raster: a bijection onto the block grid, walking groups of 8 block-rows column by column', (t) => {
+  for (const [nm, nn, g] of [[32, 16, 8], [1, 1, 8], [5, 3, 8], [13, 7, 8], [9, 240, 8], [16, 16, 4], [7, 2, 1]]) {
+    const tl = host.sm90Tiles(nm, nn, g);
+    const seen = new Uint8Array(nm * nn);
+    for (let i = 0; i < nm * nn; i++) {
+      const bm = tl[2 * i], bn = tl[2 * i + 1];
+      t.true(bm >= 0 && bm < nm && bn >= 0 && bn < nn, `(${nm},${nn},${g}) tile ${i}: (${bm}, ${bn}) outside the grid`);
+      seen[bm * nn + bn]++;
+      const group = Math.floor(bm / g);
+      if (Math.floor(i / (g * nn)) !== group) t.fail(`(${nm},${nn},${g}) tile ${i}: block-row ${bm} is outside its group`);
+    }
+    t.true(seen.every((c) => c === 1), `(${nm},${nn},${g}): every block exactly once`);
+  }
+  const tl = host.sm90Tiles(32, 16, 8);
+  t.deepEqual(Array.from(tl.subarray(0, 20)), [0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 0, 1, 1, 1]);
+  const last = host.sm90Tiles(13, 7, 8); // last group has 5 block-rows
+  t.deepEqual(Array.from(last.subarray(2 * 56, 2 * 56 + 12)), [8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 8, 1]);
+});
+
+test('sm90 shape check: the Hopper path takes TMA-compatible strides and refuses the rest (mma.sync fallback)', (t) => {
+  for (const transA of [false, true])
+    for (const transB of [false, true]) t.is(host.sm90Reject({ M: 4096, N: 4096, K: 4096, transA, transB }), 0, `4096^3 ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`);
+  t.is(host.sm90Reject({ M: 4096, N: 30522, K: 768, transB: true }), 0, 'MLM decoder (N not a multiple of the tile)');
+  t.is(host.sm90Reject({ M: 100, N: 30, K: 24 }), 2, 'ldb = N = 30: not a multiple of 8 elements');
+  t.is(host.sm90Reject({ M: 100, N: 32, K: 24 }), 0, 'small but aligned: edges are zero-filled by TMA');
+  t.is(host.sm90Reject({ M: 64, N: 64, K: 64, alignA: 8 }), 1);
+  t.is(host.sm90Reject({ M: 64, N: 64, K: 64, lda: 56 }), 2, 'lda smaller than K');
+  t.is(host.sm90Reject({ M: 64, N: 64, K: 64, batch: 4, strideB: 0 }), 3, 'a batch-broadcast operand');
+  t.is(host.sm90Reject({ M: 64, N: 64, K: 64, batch: 4, strideA: 64 * 64 + 4 }), 3);
+  t.is(host.sm90Reject({ M: 64, N: 64, K: 64, batch: 4 }), 0);
+  t.is(host.sm90Reject({ M: 64, N: 64, K: 0 }), 4);
 });

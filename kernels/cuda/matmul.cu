@@ -7,55 +7,24 @@
 //     3-stage cp.async pipeline, XOR-swizzled shared memory read with ldmatrix (.trans for the
 //     M/N-contiguous layouts), so all four transpose combinations share one kernel template.
 //     Edge tiles: cp.async zero-fills past the matrix, the epilogue masks the stores.
+//   bf16 A/B on an sm_90a device (compute capability 9.0 with the sm_90a image loaded), TMA-compatible
+//     strides (see lb_sm90_reject in gemm_sm90.h), K >= 1: TMA + wgmma (matmul_sm90.cu), tried first;
+//     LINKBERT_CUDA_GEMM=auto|mma|wgmma picks (mma: never wgmma; wgmma: error where it is unavailable).
 //   anything else (f32 A/B, or bf16 with unaligned strides / pre-sm_80): SIMT 64x64x16 tile,
 //     4x4 outputs per thread, f32 accumulation.
-// Epilogue (both paths): v = alpha*acc (+ beta*C, C read only when beta != 0) (+ bias[n]);
+// cuda_matmul_last_path() says which of wgmma / mma / simt the last call took (the kernel benchmark).
+// Epilogue (every path, matmul_epilogue.cuh): v = alpha*acc (+ beta*C, C read only when beta != 0) (+ bias[n]);
 //   BiasGelu stores v into pre_gelu (if non-null) and gelu_erf(v) into C.
+#include <atomic>
+
 #include "common.cuh"
+#include "matmul_epilogue.cuh"
+#include "matmul_sm90.h"
 #include "mma.cuh"
 
 namespace lb {
 namespace {
-
-struct Epi {
-  float alpha, beta;
-  const float* bias;
-  Epilogue kind;
-  bool pairs;  // C/pre_gelu allow 2-element vector stores at even n (ldc, batch stride even; aligned base)
-};
-
-template <typename TC>
-__device__ __forceinline__ void epilogue_store(TC* c, TC* pre, size_t off, int n, float acc, const Epi& e) {
-  float v = e.alpha * acc;
-  if (e.beta != 0.0f) v += e.beta * lb_ld(c + off);
-  if (e.kind != Epilogue::None) v += e.bias[n];
-  if (e.kind == Epilogue::BiasGelu) {
-    if (pre) lb_st(pre + off, v);
-    v = lb_gelu(v);
-  }
-  lb_st(c + off, v);
-}
-
-__device__ __forceinline__ float epilogue_value(float acc, float c_old, int n, const Epi& e, float* pre_v) {
-  float v = e.alpha * acc;
-  if (e.beta != 0.0f) v += e.beta * c_old;
-  if (e.kind != Epilogue::None) v += e.bias[n];
-  *pre_v = v;
-  return e.kind == Epilogue::BiasGelu ? lb_gelu(v) : v;
-}
-__device__ __forceinline__ void store_pair(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
-__device__ __forceinline__ void store_pair(bf16_t* p, float a, float b) { *reinterpret_cast<uint32_t*>(p) = lb_pack_bf16x2(a, b); }
-
-// Columns n and n+1 (n even, n+1 < N) of one row in a single vector store per output.
-template <typename TC>
-__device__ __forceinline__ void epilogue_store_pair(TC* c, TC* pre, size_t off, int n, float acc0, float acc1,
-                                                    const Epi& e) {
-  float p0, p1;
-  const float v0 = epilogue_value(acc0, e.beta != 0.0f ? lb_ld(c + off) : 0.0f, n, e, &p0);
-  const float v1 = epilogue_value(acc1, e.beta != 0.0f ? lb_ld(c + off + 1) : 0.0f, n + 1, e, &p1);
-  if (e.kind == Epilogue::BiasGelu && pre) store_pair(pre + off, p0, p1);
-  store_pair(c + off, v0, v1);
-}
+using namespace matmul_epi;
 
 // ------------------------------------------------------------------------------------------------
 // SIMT path.
@@ -288,7 +257,11 @@ __global__ void bias_final_kernel(const float* partial, float* dbias, int chunks
   dbias[n] += acc;
 }
 
+std::atomic<const char*> g_last_path{"none"};
+
 }  // namespace
+
+const char* cuda_matmul_last_path() { return g_last_path.load(); }
 
 void matmul_forward_cuda(const MatmulParams& p) {
   if (p.M <= 0 || p.N <= 0 || p.batch <= 0) return;
@@ -298,16 +271,31 @@ void matmul_forward_cuda(const MatmulParams& p) {
                      ((uintptr_t)p.pre_gelu % (2 * csz)) == 0;
   const Epi e{p.alpha, p.beta, p.bias, p.epilogue, pairs};
   if (p.ab_dtype == DType::BF16) {
+    const GemmMode mode = cuda_gemm_mode();
+    if (mode != GemmMode::Mma && p.K > 0) {
+      const bool sm90a = cuda_sm90a_loaded();
+      if (!sm90a && mode == GemmMode::Wgmma)
+        throw std::runtime_error("matmul: LINKBERT_CUDA_GEMM=wgmma needs a compute capability 9.0 device and the sm_90a "
+                                 "image (build with LINKBERT_CUDA_ARCHS including 90a)");
+      if (sm90a && matmul_sm90_launch(p, e)) {
+        g_last_path = "wgmma";
+        lb_check_launch("matmul");
+        return;
+      }
+    }
     const bool mma_ok = cuda_props().major >= 8 && aligned16(p.a) && aligned16(p.b) && p.lda % 8 == 0 &&
                         p.ldb % 8 == 0 && (p.batch == 1 || (p.stride_a % 8 == 0 && p.stride_b % 8 == 0));
     if (mma_ok) {
+      g_last_path = "mma";
       if (p.c_dtype == DType::F32) launch_mma<float>(p, e);
       else launch_mma<bf16_t>(p, e);
     } else {
+      g_last_path = "simt";
       if (p.c_dtype == DType::F32) launch_simt<bf16_t, float>(p, e);
       else launch_simt<bf16_t, bf16_t>(p, e);
     }
   } else if (p.ab_dtype == DType::F32) {
+    g_last_path = "simt";
     if (p.c_dtype == DType::F32) launch_simt<float, float>(p, e);
     else launch_simt<float, bf16_t>(p, e);
   } else {
