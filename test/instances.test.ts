@@ -85,8 +85,8 @@ test('pairs are well formed: contiguous adjacent, random other doc, linked a rea
     t.is(ids[ids.length - 1], SEP);
     const A = docs[a];
     const B = docs[b];
-    t.deepEqual(Array.from(ids.subarray(1, inst.lenA + 1)), Array.from(A.tokens.subarray(A.bounds[inst.segA], A.bounds[inst.segA + 1])));
-    t.deepEqual(Array.from(ids.subarray(inst.lenA + 2, ids.length - 1)), Array.from(B.tokens.subarray(B.bounds[inst.segB], B.bounds[inst.segB + 1])));
+    t.deepEqual(Array.from(ids.subarray(1, inst.lenA + 1)), Array.from(A.tokens!.subarray(A.bounds[inst.segA], A.bounds[inst.segA + 1])));
+    t.deepEqual(Array.from(ids.subarray(inst.lenA + 2, ids.length - 1)), Array.from(B.tokens!.subarray(B.bounds[inst.segB], B.bounds[inst.segB + 1])));
   }
 });
 

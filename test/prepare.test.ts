@@ -171,6 +171,7 @@ test('a failed run leaves no manifest: the old one is removed before writing', a
   fs.writeFileSync(bad, fs.readFileSync(corpus, 'utf8') + '{"id": "x", "text": 5}\n');
   await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0 }), { message: /bad\.jsonl: line 21: text/ });
   t.false(fs.existsSync(path.join(out, 'manifest.json')));
+  t.false(fs.existsSync(path.join(out, '.tokens.tmp')), 'the token store is removed after a failure too');
   t.throws(() => ShardDataset.open(out, 'train'), { message: /no manifest\.json/ });
   // --skip-bad counts it instead
   const m = await prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, skipBad: true });
@@ -200,4 +201,106 @@ test('real corpora from shared/data: MediaWiki (incl. UTF-16) and JATS', async (
     t.true(x.inputIds.length <= 128);
   }
   ds.close();
+});
+
+/** A small MediaWiki dump with the cases the deferred conversion must get right. */
+function edgeCaseDump(file: string): void {
+  const long = (w: string) => Array.from({ length: 40 }, (_, k) => `${w} sentence number ${k} talks about ${w}.`).join(' ');
+  const page = (title: string, text: string, ns = 0) => `<page><title>${title}</title><ns>${ns}</ns><id>${title.length}</id><revision><text>${text}</text></revision></page>\n`;
+  fs.writeFileSync(
+    file,
+    '<mediawiki><siteinfo><namespaces><namespace key="0" /><namespace key="14">Category</namespace></namespaces></siteinfo>\n' +
+      page('Alpha', `${long('alpha')} See [[Beta]], [[Gamma]], [[Via redirect|the redirect]] and [[Category:Things]].`) +
+      page('Beta', `${long('beta')} Back to [[alpha#History|Alpha]].`) +
+      page('Gamma', 'Too short.') + // dropped by the converter: too_short
+      page('Alpha', `${long('again')} A second page titled Alpha.`) + // duplicate id: the first Alpha stays
+      page('Via redirect', '#REDIRECT [[Beta]]') +
+      page('Talk:Alpha', 'not an article', 1) +
+      '</mediawiki>\n',
+  );
+}
+
+test('MediaWiki markup is converted in the workers: same documents and links as in the reader, same bytes for 0/1/2 workers', async (t) => {
+  const dir = tmp(t);
+  const dump = path.join(dir, 'edge.xml');
+  edgeCaseDump(dump);
+  const { writeSyntheticWiki } = await import('../src/bench/synthetic-wiki.js');
+  const syn = path.join(dir, 'syn.xml');
+  const synInfo = writeSyntheticWiki(syn, { pages: 120, words: 150, links: 8 });
+  const { readDocuments } = await import('../src/data/readers/index.js');
+  const { convertDeferred } = await import('../src/data/readers/deferred.js');
+  const { SkipCounter } = await import('../src/data/document.js');
+  const realWiki = path.join(SHARED, 'wiki');
+  for (const f of [dump, syn, ...(fs.existsSync(realWiki) ? [realWiki] : [])]) {
+    const direct = new SkipCounter();
+    const want = [];
+    for await (const d of readDocuments(f, { skips: direct })) want.push({ id: d.id, text: d.text, links: d.links });
+    const deferredSkips = new SkipCounter();
+    const got = [];
+    for await (const d of readDocuments(f, { skips: deferredSkips, deferMarkup: true })) {
+      t.truthy(d.deferred, `${f}: ${d.id} not deferred`);
+      const c = convertDeferred(d.text, d.deferred!);
+      for (const [k, v] of c.skips) deferredSkips.add(k, v);
+      if (!c.dropped) got.push({ id: d.id, text: c.text, links: c.links });
+    }
+    t.deepEqual(got, want, f);
+    t.deepEqual(deferredSkips.toJSON(), direct.toJSON(), f);
+  }
+  const outs: string[] = [];
+  for (const workers of [0, 1, 2]) {
+    const out = path.join(dir, `out${workers}`);
+    const m = await prepare({ inputs: [dump, syn], vocab: VOCAB, out, maxSeqLen: 64, workers, seed: 3, validFraction: 0.1 });
+    t.is(m.skipped.too_short, 1);
+    t.is(m.skipped['duplicate-document-id'], 1);
+    t.is(m.skipped.redirect, 1 + synInfo.redirects);
+    t.is(m.skipped.namespace_1, 1);
+    t.is(m.inputs[1].documents, synInfo.articles);
+    t.is(m.inputs[0].documents, 2); // Alpha and Beta
+    t.false(fs.existsSync(path.join(out, '.tokens.tmp')), 'the token store is removed');
+    outs.push(out);
+  }
+  const nodes = readTsv(path.join(outs[0], 'graph/nodes.tsv')).map((r) => r[0]);
+  t.true(nodes.includes('Alpha') && nodes.includes('Beta') && !nodes.includes('Gamma'));
+  const edges = readTsv(path.join(outs[0], 'graph/edges.tsv')).map((r) => r.join('→'));
+  t.true(edges.includes('Alpha→Beta') && edges.includes('Beta→Alpha'), edges.slice(0, 5).join(' '));
+  const files = listFiles(outs[0]);
+  for (const o of outs.slice(1)) {
+    t.deepEqual(listFiles(o), files);
+    for (const f of files) t.true(fs.readFileSync(path.join(o, f)).equals(fs.readFileSync(path.join(outs[0], f))), `${f} differs in ${o}`);
+  }
+});
+
+test('token store: segments read back by offset (uint16 and int32), with and without a preload', async (t) => {
+  const { TokenFileWriter, TokenFileReader } = await import('../src/data/token-store.js');
+  const dir = tmp(t);
+  for (const width of [2, 4] as const) {
+    const file = path.join(dir, `tok${width}`);
+    const w = new TokenFileWriter(file, width);
+    const docs: Int32Array[] = [];
+    const off: number[] = [];
+    for (let d = 0; d < 300; d++) {
+      // one empty document, one larger than the write buffer's share, the rest small
+      const n = d === 7 ? 0 : d === 11 ? 3_000_000 : 1 + ((d * 37) % 500);
+      const a = new Int32Array(n);
+      for (let k = 0; k < n; k++) a[k] = (d * 131 + k * 7) % (width === 2 ? 65536 : 1 << 30);
+      docs.push(a);
+      off.push(w.append(a));
+    }
+    w.finish();
+    const docOffset = Float64Array.from(off);
+    const r = new TokenFileReader(file, width, docOffset, (d) => off[d] + docs[d].length);
+    const same = (got: ArrayLike<number>, want: Int32Array, what: string) => {
+      t.is(got.length, want.length, what);
+      for (let k = 0; k < want.length; k++) if (got[k] !== want[k]) return t.fail(`${what}: token ${k} is ${got[k]}, expected ${want[k]}`);
+    };
+    for (const d of [0, 7, 11, 12, 299]) {
+      const n = docs[d].length;
+      same(r.read(d, 0, n, 0), docs[d], `width ${width} doc ${d}`);
+      same(r.read(d, n >> 2, n >> 1, 1), docs[d].subarray(n >> 2, n >> 1), `width ${width} doc ${d} middle`);
+    }
+    r.preload(10, 20);
+    for (const d of [10, 11, 15, 19, 20, 3]) same(r.read(d, 0, docs[d].length, d % 2 ? 1 : 0), docs[d], `width ${width} doc ${d} after preload`);
+    r.close();
+  }
+  t.pass();
 });

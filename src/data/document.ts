@@ -14,6 +14,20 @@ export interface Document {
   aliases?: string[];
   /** File the document was read from. */
   source: string;
+  /**
+   * Set only when the reader was asked to defer markup conversion (ReadOptions.deferMarkup): `text` is
+   * then the raw markup, `links` is empty, and whoever consumes the document (prepare's workers) runs
+   * `convertDeferred` — which also applies `minChars` — off the reading thread.
+   */
+  deferred?: DeferredMarkup;
+}
+
+/** What `convertDeferred` needs to turn a deferred document's raw markup into text and links. */
+export interface DeferredMarkup {
+  kind: 'wikitext';
+  /** namespace name (lower case) → number, from the dump's siteinfo; one array shared by a dump's pages */
+  namespaces: [string, number][];
+  minChars: number;
 }
 
 /** Counts of things a reader (or the graph) left out, keyed by reason. Nothing is dropped without a count. */

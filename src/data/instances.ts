@@ -24,6 +24,7 @@
 import { CONTIGUOUS, RANDOM, LINKED, type Instance, type DrpLabelName, DRP_LABELS } from './shards/format.js';
 import { Rng, Masker } from './masking.js';
 import { truncatePair } from './segment.js';
+import { TokenFileReader } from './token-store.js';
 
 export { DRP_LABELS, CONTIGUOUS, RANDOM, LINKED };
 export type { Instance, DrpLabelName };
@@ -33,7 +34,8 @@ export interface SegmentedDoc {
   id: string;
   /** index of the input (corpus) it came from */
   input: number;
-  tokens: Int32Array;
+  /** the document's tokens; absent when they live in a token file (InstanceOptions.tokens) */
+  tokens?: Int32Array;
   /** segment k = tokens[bounds[k], bounds[k+1]) */
   bounds: Int32Array;
   /** distinct indices (into the SegmentedDoc array) of documents this one links to */
@@ -59,6 +61,8 @@ export interface InstanceOptions {
   sepId: number;
   /** static masking; undefined for dynamic-mask shards */
   masker?: Masker;
+  /** where documents without in-memory `tokens` read theirs (prepare's on-disk token store) */
+  tokens?: TokenFileReader;
 }
 
 export interface BuiltInstance {
@@ -284,6 +288,11 @@ export class InstanceBuilder {
     return best;
   }
 
+  /** Hint: the next make() calls anchor in documents [d0, d1) (lets a token file read them at once). */
+  willMake(d0: number, d1: number): void {
+    this.opts.tokens?.preload(d0, d1);
+  }
+
   /** Build the instance of one planned anchor: partner B, truncation, static masks. Pure. */
   make(round: number, d: number, seg: number, copy: number, label: number): BuiltInstance {
     const rng = new Rng(this.opts.seed, d, round, seg + 1, copy + 1);
@@ -321,11 +330,18 @@ export class InstanceBuilder {
     return all[k >= this.posInSplit[d] ? k + 1 : k];
   }
 
+  private segmentTokens(d: number, seg: number, slot: 0 | 1): Int32Array | Uint16Array {
+    const D = this.docs[d];
+    if (D.tokens) return D.tokens.subarray(D.bounds[seg], D.bounds[seg + 1]);
+    if (!this.opts.tokens) throw new Error(`internal: document ${D.id} has no tokens and no token file was given`);
+    return this.opts.tokens.read(d, D.bounds[seg], D.bounds[seg + 1], slot);
+  }
+
   private makeInstance(d: number, seg: number, bd: number, bseg: number, label: number, rng: Rng): Instance {
     const A = this.docs[d];
     const B = this.docs[bd];
-    const a = A.tokens.subarray(A.bounds[seg], A.bounds[seg + 1]);
-    const b = B.tokens.subarray(B.bounds[bseg], B.bounds[bseg + 1]);
+    const a = this.segmentTokens(d, seg, 0);
+    const b = this.segmentTokens(bd, bseg, 1);
     const [sa, ea, sb, eb] = truncatePair(a.length, b.length, this.opts.maxSeqLen - 3, () => rng.next());
     const lenA = ea - sa;
     const ids = new Int32Array(lenA + (eb - sb) + 3);
@@ -365,72 +381,44 @@ export function unlinkedProbs(p: [number, number, number]): [number, number, num
   return s > 0 ? [p[0] / s, p[1] / s, 0] : [0.5, 0.5, 0];
 }
 
-/** Segmented documents in SharedArrayBuffers, so instance-building workers read them without copies. */
+/**
+ * Segmented documents for instance-building workers: metadata in SharedArrayBuffers (read without
+ * copies), tokens in prepare's token file (token-store.ts), read by offset.
+ */
 export interface SharedDocs {
   ids: string[];
   input: Int32Array;
   inDegree: Int32Array;
-  tokens: Int32Array;
+  /** document i's tokens start at token tokOff[i] of tokenFile */
+  tokenFile: string;
+  tokenWidth: 2 | 4;
   tokOff: Float64Array;
+  /** document i's segment bounds (relative to its first token) are bounds[bOff[i] .. bOff[i+1]) */
   bounds: Int32Array;
   bOff: Float64Array;
   links: Int32Array;
   lOff: Float64Array;
 }
 
-function sharedI32(n: number): Int32Array {
+export function sharedI32(n: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(Math.max(1, n) * 4), 0, n);
 }
-function sharedF64(n: number): Float64Array {
+export function sharedF64(n: number): Float64Array {
   return new Float64Array(new SharedArrayBuffer(Math.max(1, n) * 8), 0, n);
 }
 
-/** Copy documents into shared memory (the returned views replace the originals, so memory is not doubled). */
-export function shareDocs(docs: SegmentedDoc[]): SharedDocs {
-  const n = docs.length;
-  let nt = 0, nb = 0, nl = 0;
-  for (const d of docs) {
-    nt += d.tokens.length;
-    nb += d.bounds.length;
-    nl += d.links.length;
-  }
-  const sh: SharedDocs = {
-    ids: docs.map((d) => d.id),
-    input: sharedI32(n),
-    inDegree: sharedI32(n),
-    tokens: sharedI32(nt),
-    tokOff: sharedF64(n + 1),
-    bounds: sharedI32(nb),
-    bOff: sharedF64(n + 1),
-    links: sharedI32(nl),
-    lOff: sharedF64(n + 1),
-  };
-  let t = 0, b = 0, l = 0;
-  for (let i = 0; i < n; i++) {
-    const d = docs[i];
-    sh.input[i] = d.input;
-    sh.inDegree[i] = d.inDegree;
-    sh.tokens.set(d.tokens, t);
-    sh.bounds.set(d.bounds, b);
-    sh.links.set(d.links, l);
-    t += d.tokens.length;
-    b += d.bounds.length;
-    l += d.links.length;
-    sh.tokOff[i + 1] = t;
-    sh.bOff[i + 1] = b;
-    sh.lOff[i + 1] = l;
-  }
-  return sh;
-}
-
-/** SegmentedDoc views over shared memory. */
+/** SegmentedDoc views over shared memory (no tokens: pass `tokenReader(sh)` as InstanceOptions.tokens). */
 export function docsFromShared(sh: SharedDocs): SegmentedDoc[] {
   return sh.ids.map((id, i) => ({
     id,
     input: sh.input[i],
     inDegree: sh.inDegree[i],
-    tokens: sh.tokens.subarray(sh.tokOff[i], sh.tokOff[i + 1]),
     bounds: sh.bounds.subarray(sh.bOff[i], sh.bOff[i + 1]),
     links: sh.links.subarray(sh.lOff[i], sh.lOff[i + 1]),
   }));
+}
+
+export function tokenReader(sh: SharedDocs): TokenFileReader {
+  // a document's last bound is its token count
+  return new TokenFileReader(sh.tokenFile, sh.tokenWidth, sh.tokOff, (d) => sh.tokOff[d] + sh.bounds[sh.bOff[d + 1] - 1]);
 }

@@ -1,10 +1,11 @@
 // worker_threads entry for `prepare`. Two modes:
-//  - tokenize: split, tokenise and pack documents sent by the main thread into segments;
+//  - tokenize: convert deferred markup (MediaWiki), then split, tokenise and pack documents sent by the
+//    main thread into segments;
 //  - build: make and encode the instances of anchors the main thread has planned (labels decided).
 // Results depend only on the inputs of each job, so any split of work over workers gives the same output.
 import { parentPort, workerData } from 'node:worker_threads';
-import { segmentText, loadTokenizer, type TokenizerSpec } from './segment.js';
-import { InstanceBuilder, docsFromShared, type SharedDocs, type InstanceOptions } from './instances.js';
+import { segmentJob, loadTokenizer, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
+import { InstanceBuilder, docsFromShared, tokenReader, type SharedDocs, type InstanceOptions } from './instances.js';
 import { Masker, type MaskSpec } from './masking.js';
 import { encodeRecord } from './shards/format.js';
 
@@ -15,11 +16,11 @@ export interface TokenizeInit {
 }
 export interface TokenizeJob {
   id: number;
-  docs: { i: number; text: string }[];
+  docs: ({ i: number } & TextJob)[];
 }
 export interface TokenizeResult {
   id: number;
-  results: { i: number; tokens: Int32Array; bounds: Int32Array; sentences: number }[];
+  results: ({ i: number } & SegmentedText)[];
   error?: string;
 }
 
@@ -27,7 +28,7 @@ export interface BuildInit {
   mode: 'build';
   shared: SharedDocs;
   split: Uint8Array;
-  builder: Omit<InstanceOptions, 'masker'>;
+  builder: Omit<InstanceOptions, 'masker' | 'tokens'>;
   /** static masking spec, or null for dynamic-mask shards */
   mask: MaskSpec | null;
   width: 2 | 4;
@@ -57,7 +58,7 @@ if (init.mode === 'tokenize') {
   const tok = loadTokenizer(init.tokenizer);
   port.on('message', (job: TokenizeJob) => {
     try {
-      const results = job.docs.map((d) => ({ i: d.i, ...segmentText(tok, d.text, init.target) }));
+      const results = job.docs.map((d) => ({ i: d.i, ...segmentJob(tok, d, init.target) }));
       const transfer = results.flatMap((r) => [r.tokens.buffer, r.bounds.buffer]) as ArrayBuffer[];
       port.postMessage({ id: job.id, results } satisfies TokenizeResult, transfer);
     } catch (e) {
@@ -65,10 +66,15 @@ if (init.mode === 'tokenize') {
     }
   });
 } else {
-  const builder = new InstanceBuilder(docsFromShared(init.shared), init.split, { ...init.builder, masker: init.mask ? new Masker(init.mask) : undefined });
+  const builder = new InstanceBuilder(docsFromShared(init.shared), init.split, {
+    ...init.builder,
+    masker: init.mask ? new Masker(init.mask) : undefined,
+    tokens: tokenReader(init.shared),
+  });
   port.on('message', (job: BuildJob) => {
     try {
       const n = job.label.length;
+      if (n > 0) builder.willMake(job.doc[0], job.doc[n - 1] + 1);
       const recs: Buffer[] = [];
       const lens = new Int32Array(n);
       const ntok = new Int32Array(n);

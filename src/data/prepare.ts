@@ -16,7 +16,8 @@ import { Worker } from 'node:worker_threads';
 import { SkipCounter, type Document } from './document.js';
 import { detectFormat, inputSize, readDocuments, type Format } from './readers/index.js';
 import { DocGraph } from './graph.js';
-import { loadTokenizer, segmentText, type TokenizerSpec } from './segment.js';
+import { loadTokenizer, segmentJob, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
+import { TokenFileWriter, GrowableI32, GrowableF64, type TokenFileReader } from './token-store.js';
 import type { WordPieceTokenizer } from './tokenizer/index.js';
 import type { TokenizeInit, TokenizeJob, TokenizeResult, BuildInit, BuildJob, BuildResult } from './prepare-worker.js';
 import {
@@ -24,9 +25,11 @@ import {
   splitDocuments,
   unlinkedProbs,
   numSegments,
-  shareDocs,
   docsFromShared,
-  type SegmentedDoc,
+  tokenReader,
+  sharedI32,
+  sharedF64,
+  type SharedDocs,
   type AnchorPlan,
 } from './instances.js';
 import { Masker, defaultMaxPredictions, packBitmap, type MaskSpec } from './masking.js';
@@ -81,6 +84,9 @@ export interface PrepareProgress {
   docs: number;
   instances: number;
 }
+
+/** prepare's temporary token store (token-store.ts), in the output directory; removed at the end */
+const TOKEN_FILE = '.tokens.tmp';
 
 /** anchors per instance-building job */
 const PLAN_CHUNK = 2048;
@@ -139,7 +145,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const out = opts.out;
   fs.mkdirSync(out, { recursive: true });
   fs.rmSync(path.join(out, 'manifest.json'), { force: true });
-  for (const sub of ['train', 'valid', 'graph', 'tokenizer']) fs.rmSync(path.join(out, sub), { recursive: true, force: true });
+  for (const sub of ['train', 'valid', 'graph', 'tokenizer', TOKEN_FILE]) fs.rmSync(path.join(out, sub), { recursive: true, force: true });
 
   const formats: Format[] = [];
   const sizes: number[] = [];
@@ -160,260 +166,326 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   };
 
   // ---- stage 1: read + tokenise --------------------------------------------------------------------
+  // Documents get an index in reading order; workers convert deferred markup, split and tokenise them,
+  // and results come back in index order, so their tokens go to the token file in that order and only
+  // offsets, segment bounds and link strings (interned: the graph's vocabulary) stay in memory.
   const skips = new SkipCounter();
   const redirects = new Map<string, string>();
   const metas: { id: string; title?: string; links: string[]; aliases?: string[] }[] = [];
   const docInput: number[] = [];
-  const seen = new Set<string>();
-  const segs: ({ tokens: Int32Array; bounds: Int32Array; sentences: number } | undefined)[] = [];
-  const pool = new TokenizePool(workers, { mode: 'tokenize', tokenizer: tokSpec, target }, tok, (i, r) => (segs[i] = r));
-  const docsPerInput = new Array<number>(opts.inputs.length).fill(0);
+  const dropped: boolean[] = [];
+  const tokOff = new GrowableF64();
+  const bounds = new GrowableI32();
+  const bOff = new GrowableF64();
+  bOff.push(0);
+  const interned = new Map<string, string>();
+  const intern = (l: string): string => {
+    const v = interned.get(l);
+    if (v !== undefined) return v;
+    interned.set(l, l);
+    return l;
+  };
+  const tokenFile = path.join(out, TOKEN_FILE);
+  const store = new TokenFileWriter(tokenFile, width);
+  let storeOpen = true;
+  let tokens: TokenFileReader | undefined;
+  const onSegmented = (i: number, r: SegmentedText): void => {
+    if (i !== tokOff.length) throw new Error(`internal: tokenizer result for document ${i} arrived out of order (expected ${tokOff.length})`);
+    if (r.skips) for (const [k, v] of r.skips) skips.add(k, v);
+    if (r.links) metas[i].links = r.links;
+    metas[i].links = metas[i].links.map(intern);
+    dropped[i] = r.dropped !== undefined;
+    tokOff.push(store.append(r.tokens));
+    bounds.pushAll(r.bounds);
+    bOff.push(bounds.length);
+  };
+  const pool = new TokenizePool(workers, { mode: 'tokenize', tokenizer: tokSpec, target }, tok, onSegmented);
   try {
-    for (let k = 0; k < opts.inputs.length; k++) {
-      const it = readDocuments(opts.inputs[k], {
-        format: formats[k],
-        skipBad: opts.skipBad,
-        skips,
-        minChars: opts.minChars,
-        redirects,
-        onBytes: (n: number) => {
-          prog.bytes += n;
+    try {
+      for (let k = 0; k < opts.inputs.length; k++) {
+        const it = readDocuments(opts.inputs[k], {
+          format: formats[k],
+          skipBad: opts.skipBad,
+          skips,
+          minChars: opts.minChars,
+          redirects,
+          deferMarkup: true,
+          onBytes: (n: number) => {
+            prog.bytes += n;
+            report();
+          },
+        });
+        for await (const doc of it as AsyncIterable<Document>) {
+          const i = metas.length;
+          metas.push({ id: doc.id, title: doc.title, links: doc.links, aliases: doc.aliases });
+          docInput.push(k);
+          await pool.submit(i, { text: doc.text, deferred: doc.deferred });
+          prog.docs++;
           report();
-        },
+        }
+      }
+      await pool.drain();
+    } finally {
+      await pool.close();
+    }
+    store.finish();
+    storeOpen = false;
+    prog.bytes = totalBytes;
+    report(true);
+
+    // ---- stage 2: graph -----------------------------------------------------------------------------
+    // Documents the converter dropped go now; a repeated id keeps its first document (in reading order).
+    const keep: number[] = [];
+    const seen = new Set<string>();
+    const docsPerInput = new Array<number>(opts.inputs.length).fill(0);
+    for (let i = 0; i < metas.length; i++) {
+      if (dropped[i]) continue;
+      if (seen.has(metas[i].id)) {
+        skips.add('duplicate-document-id');
+        continue;
+      }
+      seen.add(metas[i].id);
+      keep.push(i);
+      docsPerInput[docInput[i]]++;
+    }
+    seen.clear();
+    const kept = keep.map((i) => metas[i]);
+    const graph = DocGraph.build(kept, { redirects });
+    graph.writeTsv(out); // writes OUT/graph/{nodes,edges}.tsv
+    interned.clear();
+    const n = kept.length;
+    const gIndex = new Int32Array(n);
+    for (let j = 0; j < n; j++) {
+      gIndex[j] = graph.indexOf(kept[j].id);
+      if (gIndex[j] < 0) throw new Error(`internal: document ${kept[j].id} is missing from the graph`);
+    }
+    const mine = new Int32Array(graph.ids.length).fill(-1);
+    for (let j = 0; j < n; j++) mine[gIndex[j]] = j;
+    // into shared memory, for the instance-building workers
+    let nb = 0;
+    let nl = 0;
+    for (let j = 0; j < n; j++) {
+      nb += bOff.data[keep[j] + 1] - bOff.data[keep[j]];
+      for (const gj of graph.outLinks[gIndex[j]]) if (mine[gj] >= 0) nl++;
+    }
+    const shared: SharedDocs = {
+      ids: kept.map((m) => m.id),
+      input: sharedI32(n),
+      inDegree: sharedI32(n),
+      tokenFile,
+      tokenWidth: width,
+      tokOff: sharedF64(n),
+      bounds: sharedI32(nb),
+      bOff: sharedF64(n + 1),
+      links: sharedI32(nl),
+      lOff: sharedF64(n + 1),
+    };
+    for (let j = 0, b = 0, l = 0; j < n; j++) {
+      const i = keep[j];
+      shared.input[j] = docInput[i];
+      shared.inDegree[j] = graph.inDegree[gIndex[j]];
+      shared.tokOff[j] = tokOff.data[i];
+      shared.bounds.set(bounds.data.subarray(bOff.data[i], bOff.data[i + 1]), b);
+      b += bOff.data[i + 1] - bOff.data[i];
+      shared.bOff[j + 1] = b;
+      for (const gj of graph.outLinks[gIndex[j]]) if (mine[gj] >= 0) shared.links[l++] = mine[gj];
+      shared.lOff[j + 1] = l;
+    }
+    metas.length = 0;
+    const docs = docsFromShared(shared);
+    tokens = tokenReader(shared);
+    let segments = 0;
+    for (const d of docs) {
+      const n = numSegments(d);
+      if (n === 0) skips.add('document-without-tokens');
+      segments += n;
+    }
+
+    // ---- stage 3: instances ---------------------------------------------------------------------------
+    const split = splitDocuments(docs, seed, validFraction, validMinDocs);
+    // An input counts as linked when some document has an out-link to another document with text.
+    const linked = new Array<boolean>(opts.inputs.length).fill(false);
+    const anchors = new Array<number>(opts.inputs.length).fill(0);
+    for (let i = 0; i < docs.length; i++) {
+      const d = docs[i];
+      anchors[d.input] += numSegments(d);
+      if (numSegments(d) > 0 && !linked[d.input]) for (const j of d.links) if (j !== i && numSegments(docs[j]) > 0) linked[d.input] = true;
+    }
+    const inputProbs = linked.map((l) => (l ? probs : unlinkedProbs(probs)));
+    let keepRate = anchors.map(() => 1);
+    if (opts.mix) {
+      const wsum = opts.mix.reduce((a, b) => a + b, 0);
+      const total = anchors.reduce((a, b) => a + b, 0);
+      keepRate = anchors.map((n, k) => {
+        if (opts.mix![k] > 0 && n === 0) throw new Error(`--input ${opts.inputs[k]}: has mix weight ${opts.mix![k]} but produced no segments`);
+        return n === 0 ? 0 : ((opts.mix![k] / wsum) * total) / n;
       });
-      for await (const doc of it as AsyncIterable<Document>) {
-        if (seen.has(doc.id)) {
-          skips.add('duplicate-document-id');
-          continue;
+    }
+    const specialIds = [...new Set([tok.clsId, tok.sepId, tok.padId, tok.maskId, tok.unkId])].sort((a, b) => a - b);
+    const wordStart = new Uint8Array(tok.vocabSize);
+    for (let id = 0; id < tok.vocabSize; id++) wordStart[id] = tok.isWordStart(id) ? 1 : 0;
+    const maskSpec: MaskSpec = {
+      vocabSize: tok.vocabSize,
+      maskId: tok.maskId,
+      neverMask: [tok.clsId, tok.sepId, tok.padId, tok.maskId],
+      randomExclude: specialIds,
+      maskProb,
+      maxPredictions,
+      wholeWord: !!opts.wholeWordMask,
+      wordStart,
+    };
+    const builderOpts = { seed, maxSeqLen, dupeFactor, labelProbs: inputProbs, keepRate, clsId: tok.clsId, sepId: tok.sepId };
+    const builder = new InstanceBuilder(docs, split, { ...builderOpts, masker: mask === 'static' ? new Masker(maskSpec) : undefined, tokens });
+    const writers = [new ShardWriter(out, 'train', shardBytes), new ShardWriter(out, 'valid', shardBytes)];
+    const splitStats = [0, 1].map(() => ({ instances: 0, tokens: 0, labels: [0, 0, 0] }));
+    const writeOne = (s: number, label: number, ntok: number, rec: Uint8Array): void => {
+      writers[s].write(rec);
+      const st = splitStats[s];
+      st.instances++;
+      st.tokens += ntok;
+      st.labels[label]++;
+      prog.instances++;
+      if ((prog.instances & 1023) === 0) report();
+    };
+    // Labels are planned here, in order (they carry the deficit state); the instances themselves are made
+    // and encoded by workers, and written back in plan order.
+    const buildPool =
+      workers > 0
+        ? new BuildPool(workers, { mode: 'build', shared, split, builder: builderOpts, mask: mask === 'static' ? maskSpec : null, width }, (plan, r) => {
+            let off = 0;
+            for (let k = 0; k < plan.label.length; k++) {
+              writeOne(split[plan.doc[k]], plan.label[k], r.ntok[k], r.records.subarray(off, off + r.lens[k]));
+              off += r.lens[k];
+            }
+          })
+        : null;
+    try {
+      for (let round = 0; round < dupeFactor; round++) {
+        let d0 = 0;
+        while (d0 < docs.length) {
+          // chunks of about PLAN_CHUNK anchors
+          let d1 = d0;
+          let n = 0;
+          while (d1 < docs.length && n < PLAN_CHUNK) {
+            n += numSegments(docs[d1]) * Math.ceil(keepRate[docs[d1].input]);
+            d1++;
+          }
+          const plan = builder.plan(round, d0, d1);
+          d0 = d1;
+          if (plan.label.length === 0) continue;
+          if (buildPool) await buildPool.submit(round, plan);
+          else {
+            builder.willMake(plan.doc[0], plan.doc[plan.label.length - 1] + 1);
+            for (let k = 0; k < plan.label.length; k++) {
+              const b = builder.make(round, plan.doc[k], plan.seg[k], plan.copy[k], plan.label[k]);
+              writeOne(b.split, plan.label[k], b.inst.inputIds.length, encodeRecord(b.inst, width));
+            }
+          }
         }
-        seen.add(doc.id);
-        const i = metas.length;
-        metas.push({ id: doc.id, title: doc.title, links: doc.links, aliases: doc.aliases });
-        docInput.push(k);
-        docsPerInput[k]++;
-        await pool.submit(i, doc.text);
-        prog.docs++;
-        report();
       }
+      if (buildPool) await buildPool.drain();
+      builder.finish();
+    } catch (e) {
+      for (const w of writers) w.abort();
+      throw e;
+    } finally {
+      if (buildPool) await buildPool.close();
     }
-    await pool.drain();
-  } finally {
-    await pool.close();
-  }
-  prog.bytes = totalBytes;
-  report(true);
+    const shards = writers.map((w) => w.finish());
+    report(true);
+    if (builder.stats.noPartner > 0) skips.add('anchor-without-any-partner', builder.stats.noPartner);
 
-  // ---- stage 2: graph -----------------------------------------------------------------------------
-  const graph = DocGraph.build(metas, { redirects });
-  graph.writeTsv(out); // writes OUT/graph/{nodes,edges}.tsv
-  const gIndex = new Int32Array(metas.length);
-  for (let i = 0; i < metas.length; i++) {
-    gIndex[i] = graph.indexOf(metas[i].id);
-    if (gIndex[i] < 0) throw new Error(`internal: document ${metas[i].id} is missing from the graph`);
-  }
-  const mine = new Int32Array(graph.ids.length).fill(-1);
-  for (let i = 0; i < metas.length; i++) mine[gIndex[i]] = i;
-
-  const docsLocal: SegmentedDoc[] = metas.map((m, i) => {
-    const r = segs[i];
-    if (!r) throw new Error(`internal: no tokenizer result for document ${m.id}`);
-    const out: number[] = [];
-    for (const gj of graph.outLinks[gIndex[i]]) {
-      const j = mine[gj];
-      if (j >= 0) out.push(j);
-    }
-    return { id: m.id, input: docInput[i], tokens: r.tokens, bounds: r.bounds, links: Int32Array.from(out), inDegree: graph.inDegree[gIndex[i]] };
-  });
-  // into shared memory, for the instance-building workers
-  const shared = shareDocs(docsLocal);
-  docsLocal.length = 0;
-  segs.length = 0;
-  const docs = docsFromShared(shared);
-  let segments = 0;
-  for (const d of docs) {
-    const n = numSegments(d);
-    if (n === 0) skips.add('document-without-tokens');
-    segments += n;
-  }
-
-  // ---- stage 3: instances ---------------------------------------------------------------------------
-  const split = splitDocuments(docs, seed, validFraction, validMinDocs);
-  // An input counts as linked when some document has an out-link to another document with text.
-  const linked = new Array<boolean>(opts.inputs.length).fill(false);
-  const anchors = new Array<number>(opts.inputs.length).fill(0);
-  for (let i = 0; i < docs.length; i++) {
-    const d = docs[i];
-    anchors[d.input] += numSegments(d);
-    if (numSegments(d) > 0 && !linked[d.input]) for (const j of d.links) if (j !== i && numSegments(docs[j]) > 0) linked[d.input] = true;
-  }
-  const inputProbs = linked.map((l) => (l ? probs : unlinkedProbs(probs)));
-  let keepRate = anchors.map(() => 1);
-  if (opts.mix) {
-    const wsum = opts.mix.reduce((a, b) => a + b, 0);
-    const total = anchors.reduce((a, b) => a + b, 0);
-    keepRate = anchors.map((n, k) => {
-      if (opts.mix![k] > 0 && n === 0) throw new Error(`--input ${opts.inputs[k]}: has mix weight ${opts.mix![k]} but produced no segments`);
-      return n === 0 ? 0 : ((opts.mix![k] / wsum) * total) / n;
+    // ---- stage 4: tokenizer + manifest -----------------------------------------------------------------
+    const tokDir = path.join(out, 'tokenizer');
+    tok.save(tokDir);
+    const labelCounts = (a: number[]): LabelCounts => ({ contiguous: a[0], random: a[1], linked: a[2] });
+    const splitDocsCount = [0, 0];
+    for (let i = 0; i < docs.length; i++) if (numSegments(docs[i]) > 0) splitDocsCount[split[i]]++;
+    const splitInfo = (s: 0 | 1): SplitInfo => ({
+      instances: splitStats[s].instances,
+      documents: splitDocsCount[s],
+      tokens: splitStats[s].tokens,
+      labels: labelCounts(splitStats[s].labels),
+      shards: shards[s],
     });
-  }
-  const specialIds = [...new Set([tok.clsId, tok.sepId, tok.padId, tok.maskId, tok.unkId])].sort((a, b) => a - b);
-  const wordStart = new Uint8Array(tok.vocabSize);
-  for (let id = 0; id < tok.vocabSize; id++) wordStart[id] = tok.isWordStart(id) ? 1 : 0;
-  const maskSpec: MaskSpec = {
-    vocabSize: tok.vocabSize,
-    maskId: tok.maskId,
-    neverMask: [tok.clsId, tok.sepId, tok.padId, tok.maskId],
-    randomExclude: specialIds,
-    maskProb,
-    maxPredictions,
-    wholeWord: !!opts.wholeWordMask,
-    wordStart,
-  };
-  const builderOpts = { seed, maxSeqLen, dupeFactor, labelProbs: inputProbs, keepRate, clsId: tok.clsId, sepId: tok.sepId };
-  const builder = new InstanceBuilder(docs, split, { ...builderOpts, masker: mask === 'static' ? new Masker(maskSpec) : undefined });
-  const writers = [new ShardWriter(out, 'train', shardBytes), new ShardWriter(out, 'valid', shardBytes)];
-  const splitStats = [0, 1].map(() => ({ instances: 0, tokens: 0, labels: [0, 0, 0] }));
-  const writeOne = (s: number, label: number, ntok: number, rec: Uint8Array): void => {
-    writers[s].write(rec);
-    const st = splitStats[s];
-    st.instances++;
-    st.tokens += ntok;
-    st.labels[label]++;
-    prog.instances++;
-    if ((prog.instances & 1023) === 0) report();
-  };
-  // Labels are planned here, in order (they carry the deficit state); the instances themselves are made
-  // and encoded by workers, and written back in plan order.
-  const buildPool =
-    workers > 0
-      ? new BuildPool(workers, { mode: 'build', shared, split, builder: builderOpts, mask: mask === 'static' ? maskSpec : null, width }, (plan, r) => {
-          let off = 0;
-          for (let k = 0; k < plan.label.length; k++) {
-            writeOne(split[plan.doc[k]], plan.label[k], r.ntok[k], r.records.subarray(off, off + r.lens[k]));
-            off += r.lens[k];
-          }
-        })
-      : null;
-  try {
-    for (let round = 0; round < dupeFactor; round++) {
-      let d0 = 0;
-      while (d0 < docs.length) {
-        // chunks of about PLAN_CHUNK anchors
-        let d1 = d0;
-        let n = 0;
-        while (d1 < docs.length && n < PLAN_CHUNK) {
-          n += numSegments(docs[d1]) * Math.ceil(keepRate[docs[d1].input]);
-          d1++;
-        }
-        const plan = builder.plan(round, d0, d1);
-        d0 = d1;
-        if (plan.label.length === 0) continue;
-        if (buildPool) await buildPool.submit(round, plan);
-        else
-          for (let k = 0; k < plan.label.length; k++) {
-            const b = builder.make(round, plan.doc[k], plan.seg[k], plan.copy[k], plan.label[k]);
-            writeOne(b.split, plan.label[k], b.inst.inputIds.length, encodeRecord(b.inst, width));
-          }
-      }
-    }
-    if (buildPool) await buildPool.drain();
-    builder.finish();
-  } catch (e) {
-    for (const w of writers) w.abort();
-    throw e;
-  } finally {
-    if (buildPool) await buildPool.close();
-  }
-  const shards = writers.map((w) => w.finish());
-  report(true);
-  if (builder.stats.noPartner > 0) skips.add('anchor-without-any-partner', builder.stats.noPartner);
-
-  // ---- stage 4: tokenizer + manifest -----------------------------------------------------------------
-  const tokDir = path.join(out, 'tokenizer');
-  tok.save(tokDir);
-  const labelCounts = (a: number[]): LabelCounts => ({ contiguous: a[0], random: a[1], linked: a[2] });
-  const splitDocsCount = [0, 0];
-  for (let i = 0; i < docs.length; i++) if (numSegments(docs[i]) > 0) splitDocsCount[split[i]]++;
-  const splitInfo = (s: 0 | 1): SplitInfo => ({
-    instances: splitStats[s].instances,
-    documents: splitDocsCount[s],
-    tokens: splitStats[s].tokens,
-    labels: labelCounts(splitStats[s].labels),
-    shards: shards[s],
-  });
-  const inputs: InputInfo[] = opts.inputs.map((p, k) => ({
-    path: p,
-    format: formats[k],
-    bytes: sizes[k],
-    weight: opts.mix ? opts.mix[k] : 1,
-    documents: docsPerInput[k],
-    linked: linked[k],
-    label_probs: inputProbs[k],
-    instances: builder.stats.perInput[k].instances,
-    labels: labelCounts(builder.stats.perInput[k].labels),
-  }));
-  const manifest: Manifest = {
-    schema_version: SCHEMA_VERSION,
-    kind: 'linkbert-shards',
-    max_seq_len: maxSeqLen,
-    max_predictions: maxPredictions,
-    token_width: width,
-    mask,
-    whole_word_mask: !!opts.wholeWordMask,
-    mask_prob: maskProb,
-    seed,
-    vocab: {
-      hash: tok.hash(),
-      size: tok.vocabSize,
-      config: tok.config,
-      cls_id: tok.clsId,
-      sep_id: tok.sepId,
-      pad_id: tok.padId,
-      mask_id: tok.maskId,
-      unk_id: tok.unkId,
-      special_ids: specialIds,
-      word_start: packBitmap(wordStart),
-      dir: 'tokenizer',
-    },
-    config: {
-      inputs: opts.inputs,
-      format: opts.format ?? null,
-      vocab: opts.vocab,
+    const inputs: InputInfo[] = opts.inputs.map((p, k) => ({
+      path: p,
+      format: formats[k],
+      bytes: sizes[k],
+      weight: opts.mix ? opts.mix[k] : 1,
+      documents: docsPerInput[k],
+      linked: linked[k],
+      label_probs: inputProbs[k],
+      instances: builder.stats.perInput[k].instances,
+      labels: labelCounts(builder.stats.perInput[k].labels),
+    }));
+    const manifest: Manifest = {
+      schema_version: SCHEMA_VERSION,
+      kind: 'linkbert-shards',
       max_seq_len: maxSeqLen,
-      segment_target_tokens: target,
-      seed,
-      label_probs: probs,
-      dupe_factor: dupeFactor,
-      mix: opts.mix ?? null,
+      max_predictions: maxPredictions,
+      token_width: width,
       mask,
       whole_word_mask: !!opts.wholeWordMask,
       mask_prob: maskProb,
-      max_predictions: maxPredictions,
-      valid_fraction: validFraction,
-      valid_min_docs: validMinDocs,
-      skip_bad: !!opts.skipBad,
-      shard_bytes: shardBytes,
-      lowercase: opts.lowercase ?? null,
-      min_chars: opts.minChars ?? null,
-    },
-    inputs,
-    counts: {
-      instances: splitStats[0].instances + splitStats[1].instances,
-      tokens: splitStats[0].tokens + splitStats[1].tokens,
-      documents: docs.length,
-      segments,
-      labels: labelCounts(builder.stats.labels),
-    },
-    label_fallback: {
-      substituted: builder.stats.substituted,
-      unresolved: labelCounts(builder.stats.unresolved.reduce<number[]>((a, u) => a.map((x, l) => x + u[l]), [0, 0, 0])),
-    },
-    splits: { train: splitInfo(0), valid: splitInfo(1) },
-    skipped: skips.toJSON(),
-    graph: graph.stats(),
-  };
-  writeManifest(out, manifest);
-  return manifest;
+      seed,
+      vocab: {
+        hash: tok.hash(),
+        size: tok.vocabSize,
+        config: tok.config,
+        cls_id: tok.clsId,
+        sep_id: tok.sepId,
+        pad_id: tok.padId,
+        mask_id: tok.maskId,
+        unk_id: tok.unkId,
+        special_ids: specialIds,
+        word_start: packBitmap(wordStart),
+        dir: 'tokenizer',
+      },
+      config: {
+        inputs: opts.inputs,
+        format: opts.format ?? null,
+        vocab: opts.vocab,
+        max_seq_len: maxSeqLen,
+        segment_target_tokens: target,
+        seed,
+        label_probs: probs,
+        dupe_factor: dupeFactor,
+        mix: opts.mix ?? null,
+        mask,
+        whole_word_mask: !!opts.wholeWordMask,
+        mask_prob: maskProb,
+        max_predictions: maxPredictions,
+        valid_fraction: validFraction,
+        valid_min_docs: validMinDocs,
+        skip_bad: !!opts.skipBad,
+        shard_bytes: shardBytes,
+        lowercase: opts.lowercase ?? null,
+        min_chars: opts.minChars ?? null,
+      },
+      inputs,
+      counts: {
+        instances: splitStats[0].instances + splitStats[1].instances,
+        tokens: splitStats[0].tokens + splitStats[1].tokens,
+        documents: docs.length,
+        segments,
+        labels: labelCounts(builder.stats.labels),
+      },
+      label_fallback: {
+        substituted: builder.stats.substituted,
+        unresolved: labelCounts(builder.stats.unresolved.reduce<number[]>((a, u) => a.map((x, l) => x + u[l]), [0, 0, 0])),
+      },
+      splits: { train: splitInfo(0), valid: splitInfo(1) },
+      skipped: skips.toJSON(),
+      graph: graph.stats(),
+    };
+    writeManifest(out, manifest);
+    return manifest;
+  } finally {
+    tokens?.close();
+    if (storeOpen) store.abort();
+    fs.rmSync(tokenFile, { force: true });
+  }
 }
 
 export { DRP_LABELS };
@@ -477,54 +549,55 @@ abstract class WorkerPool<Result> {
 }
 
 /**
- * Sends documents to worker threads in batches (bounded in flight) and hands results back by document
- * index. With 0 workers it tokenises inline.
+ * Sends documents to worker threads in batches (bounded in flight) and hands the results back strictly
+ * in submission order (so the token file is in document order). With 0 workers it tokenises inline.
  */
 class TokenizePool extends WorkerPool<TokenizeResult> {
-  private pending = new Map<number, number>(); // job id -> worker
-  private batch: { i: number; text: string }[] = [];
+  private jobs = new Map<number, { w: number; result?: TokenizeResult }>();
+  private batch: TokenizeJob['docs'] = [];
   private batchChars = 0;
   private nextJob = 0;
+  private nextEmit = 0;
   private static BATCH_CHARS = 256 * 1024;
 
   constructor(
     n: number,
     private init: TokenizeInit,
     private tok: WordPieceTokenizer,
-    private onResult: (i: number, r: { tokens: Int32Array; bounds: Int32Array; sentences: number }) => void,
+    private onResult: (i: number, r: SegmentedText) => void,
   ) {
     super(n, init, 'tokenizer');
   }
 
-  async submit(i: number, text: string): Promise<void> {
+  async submit(i: number, job: TextJob): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.workers.length === 0) {
-      this.onResult(i, segmentText(this.tok, text, this.init.target));
+      this.onResult(i, segmentJob(this.tok, job, this.init.target));
       return;
     }
-    this.batch.push({ i, text });
-    this.batchChars += text.length + 64;
+    this.batch.push({ i, ...job });
+    this.batchChars += job.text.length + 64;
     if (this.batchChars >= TokenizePool.BATCH_CHARS) await this.flush();
   }
 
   async drain(): Promise<void> {
     if (this.batch.length) await this.flush();
-    while (this.pending.size > 0) await this.wait();
+    while (this.nextEmit < this.nextJob) await this.wait();
     if (this.failure) throw this.failure;
   }
 
   private async flush(): Promise<void> {
-    // wait for a worker with room
+    // wait for a worker with room; finished jobs wait for their turn, so bound those too
     for (;;) {
       if (this.failure) throw this.failure;
       const best = this.leastLoaded();
-      if (this.inflight[best] < WorkerPool.MAX_INFLIGHT) {
+      if (this.inflight[best] < WorkerPool.MAX_INFLIGHT && this.nextJob - this.nextEmit < 2 * WorkerPool.MAX_INFLIGHT * this.workers.length) {
         const id = this.nextJob++;
         const job: TokenizeJob = { id, docs: this.batch };
         this.batch = [];
         this.batchChars = 0;
         this.inflight[best]++;
-        this.pending.set(id, best);
+        this.jobs.set(id, { w: best });
         this.workers[best].postMessage(job);
         return;
       }
@@ -533,12 +606,23 @@ class TokenizePool extends WorkerPool<TokenizeResult> {
   }
 
   protected onMessage(m: TokenizeResult): void {
-    const w = this.pending.get(m.id);
-    if (w === undefined) return;
-    this.pending.delete(m.id);
-    this.inflight[w]--;
-    if (m.error) this.fail(new Error(`tokenizer worker: ${m.error}`));
-    else for (const r of m.results) this.onResult(r.i, r);
+    const j = this.jobs.get(m.id);
+    if (!j) return;
+    this.inflight[j.w]--;
+    if (m.error) {
+      this.fail(new Error(`tokenizer worker: ${m.error}`));
+      return;
+    }
+    j.result = m;
+    try {
+      for (let e = this.jobs.get(this.nextEmit); e && e.result; e = this.jobs.get(this.nextEmit)) {
+        this.jobs.delete(this.nextEmit);
+        this.nextEmit++;
+        for (const r of e.result.results) this.onResult(r.i, r);
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
     this.wake();
   }
 }

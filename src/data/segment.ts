@@ -2,6 +2,8 @@
 // `target` tokens (about half of max_seq_len − 3), so that a pair [CLS] A [SEP] B [SEP] fills a sequence.
 import fs from 'node:fs';
 import { WordPieceTokenizer } from './tokenizer/index.js';
+import type { DeferredMarkup } from './document.js';
+import { convertDeferred } from './readers/deferred.js';
 
 // Tokens before a '.' that do not end a sentence.
 const ABBREV = new Set(
@@ -123,6 +125,32 @@ export function segmentText(enc: Encoder, text: string, target: number): { token
   const sents = splitSentences(text);
   const ids = sents.map((s) => enc.encode(s));
   return { ...packSegments(ids, target, (id) => enc.isWordStart(id)), sentences: sents.length };
+}
+
+/** A document for the tokenizer: plain text, or raw markup to convert first (Document.deferred). */
+export interface TextJob {
+  text: string;
+  deferred?: DeferredMarkup;
+}
+
+export interface SegmentedText {
+  tokens: Int32Array;
+  bounds: Int32Array;
+  sentences: number;
+  /** links found by a deferred conversion (undefined when the document came as plain text) */
+  links?: string[];
+  /** skip counts from a deferred conversion */
+  skips?: [string, number][];
+  /** the conversion dropped the document (reason); tokens and bounds are then empty */
+  dropped?: string;
+}
+
+/** segmentText for a TextJob: runs the deferred markup conversion first, where there is one. */
+export function segmentJob(enc: Encoder, job: TextJob, target: number): SegmentedText {
+  if (!job.deferred) return segmentText(enc, job.text, target);
+  const c = convertDeferred(job.text, job.deferred);
+  if (c.dropped) return { tokens: new Int32Array(0), bounds: new Int32Array(1), sentences: 0, links: c.links, skips: c.skips, dropped: c.dropped };
+  return { ...segmentText(enc, c.text, target), links: c.links, skips: c.skips };
 }
 
 /** How to load the WordPiece tokenizer: a vocab.txt file or a saved tokenizer directory, plus overrides. */

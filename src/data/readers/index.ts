@@ -53,6 +53,12 @@ export interface ReadOptions {
   onBytes?: (n: number) => void;
   /** MediaWiki: filled with normalised redirect title → normalised target title; pass it to DocGraph.build. */
   redirects?: Map<string, string>;
+  /**
+   * MediaWiki: emit each page's raw wikitext with `Document.deferred` set instead of converting it here
+   * (the conversion is most of the reading cost; prepare runs it in its worker threads). Redirects,
+   * namespaces and duplicate handling are unchanged; `too_short` is then decided by the converter.
+   */
+  deferMarkup?: boolean;
   /** WordNet document unit: 'synset' (default) or 'lexfile' (see WordNetOptions.unit). */
   wordnetUnit?: 'synset' | 'lexfile';
 }
@@ -322,7 +328,7 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
   let it: AsyncIterable<Document>;
   switch (format) {
     case 'mediawiki':
-      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects });
+      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects, defer: opts.deferMarkup });
       break;
     case 'jats':
       it = readJats(chunks, { ...base, fallbackId: job.rel });

@@ -11,6 +11,8 @@ export interface MediaWikiOptions {
   skips: SkipCounter;
   minChars: number;
   redirects?: Map<string, string>;
+  /** emit raw wikitext with Document.deferred set (see ReadOptions.deferMarkup) */
+  defer?: boolean;
 }
 
 interface Page {
@@ -24,6 +26,7 @@ interface Page {
 
 export async function* readMediaWiki(chunks: AsyncIterable<string>, o: MediaWikiOptions): AsyncGenerator<Document> {
   const nsMap: NamespaceMap = defaultNamespaces();
+  let nsList: [string, number][] | undefined;
   yield* runSax<Document>(chunks, o, (emit) => {
     let page: Page | undefined;
     let field: 'title' | 'ns' | 'id' | 'text' | 'nsname' | undefined;
@@ -101,21 +104,21 @@ export async function* readMediaWiki(chunks: AsyncIterable<string>, o: MediaWiki
           o.skips.add('redirect');
           return;
         }
+        const pageId = p.id.trim();
+        const aliases = pageId ? [`pageid:${pageId}`] : undefined;
+        if (o.defer) {
+          // siteinfo (all namespaces) precedes the first page, so the map is complete here
+          if (!nsList || nsList.length !== nsMap.size) nsList = [...nsMap];
+          emit({ id: title, title, text, links: [], aliases, source: o.file, deferred: { kind: 'wikitext', namespaces: nsList, minChars: o.minChars } });
+          return;
+        }
         const w = wikiToText(text, nsMap);
         if (w.otherLinks) o.skips.add('link_not_article', w.otherLinks);
         if (w.text.length < o.minChars) {
           o.skips.add('too_short');
           return;
         }
-        const pageId = p.id.trim();
-        emit({
-          id: title,
-          title,
-          text: w.text,
-          links: w.links,
-          aliases: pageId ? [`pageid:${pageId}`] : undefined,
-          source: o.file,
-        });
+        emit({ id: title, title, text: w.text, links: w.links, aliases, source: o.file });
       },
       onrecover() {
         if (page) {

@@ -1,0 +1,148 @@
+// prepare's on-disk token store. Stage 1 appends every document's tokens to one temporary file in the
+// output directory; stage 3 (instance building, in any thread) reads segments back by offset. So memory
+// holds per-document and per-segment offsets, never the corpus's tokens: at Wikipedia scale that is
+// gigabytes kept on disk (and in the page cache, when there is room) instead of in the heap.
+//
+// Layout: little-endian uint16 (vocab ≤ 65536) or int32 tokens, documents back to back in the order
+// they were appended; `append` returns the document's offset in tokens.
+import fs from 'node:fs';
+
+const BUF_BYTES = 4 << 20;
+
+export class TokenFileWriter {
+  private fd: number;
+  private buf: Buffer;
+  private used = 0;
+  /** tokens written so far (= offset of the next document) */
+  length = 0;
+
+  constructor(readonly file: string, readonly width: 2 | 4) {
+    this.fd = fs.openSync(file, 'w');
+    this.buf = Buffer.allocUnsafeSlow(BUF_BYTES); // unpooled: byteOffset 0, aligned views
+  }
+
+  append(tokens: Int32Array): number {
+    const off = this.length;
+    const bytes = tokens.length * this.width;
+    if (this.used + bytes > this.buf.length) this.flush();
+    if (bytes > this.buf.length) this.buf = Buffer.allocUnsafeSlow(bytes);
+    if (this.width === 2) {
+      const v = new Uint16Array(this.buf.buffer, this.buf.byteOffset + this.used, tokens.length);
+      v.set(tokens);
+    } else new Int32Array(this.buf.buffer, this.buf.byteOffset + this.used, tokens.length).set(tokens);
+    this.used += bytes;
+    this.length += tokens.length;
+    return off;
+  }
+
+  private flush(): void {
+    let o = 0;
+    while (o < this.used) o += fs.writeSync(this.fd, this.buf, o, this.used - o);
+    this.used = 0;
+  }
+
+  /** Flushes and closes; the file is then ready for readers. */
+  finish(): void {
+    this.flush();
+    fs.closeSync(this.fd);
+  }
+
+  /** Closes without flushing (on failure; the caller removes the file). */
+  abort(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+/** Random access to a finished token file: tokens [start, end) of document d, relative to its offset. */
+export class TokenFileReader {
+  private fd: number;
+  // Two scratch slots, so that segment A and segment B of one instance can be held at once.
+  private scratch: Buffer[] = [Buffer.allocUnsafeSlow(4096), Buffer.allocUnsafeSlow(4096)]; // unpooled: byteOffset 0, aligned views
+
+  // Documents [pre0, pre1) read in one go (preload): an instance-building job's anchors are a run of
+  // consecutive documents, so their segments (and contiguous partners) cost no further reads.
+  private pre0 = 0;
+  private pre1 = 0;
+  private preTok0 = 0;
+  private pre: Uint16Array | Int32Array = new Int32Array(0);
+
+  /** `docEnd(d)` is the token offset just past document d (= docOffset[d] + its token count). */
+  constructor(readonly file: string, readonly width: 2 | 4, private docOffset: Float64Array, private docEnd: (d: number) => number) {
+    this.fd = fs.openSync(file, 'r');
+  }
+
+  /** Reads documents [d0, d1) into memory for the following reads; replaces the previous preload. */
+  preload(d0: number, d1: number): void {
+    this.pre0 = this.pre1 = 0;
+    if (d1 <= d0) return;
+    const t0 = this.docOffset[d0];
+    const n = this.docEnd(d1 - 1) - t0;
+    const buf = Buffer.allocUnsafeSlow(n * this.width);
+    this.readInto(buf, n * this.width, t0 * this.width);
+    this.pre = this.width === 2 ? new Uint16Array(buf.buffer, 0, n) : new Int32Array(buf.buffer, 0, n);
+    this.pre0 = d0;
+    this.pre1 = d1;
+    this.preTok0 = t0;
+  }
+
+  private readInto(buf: Buffer, bytes: number, pos: number): void {
+    let got = 0;
+    while (got < bytes) {
+      const r = fs.readSync(this.fd, buf, got, bytes - got, pos + got);
+      if (r === 0) throw new Error(`${this.file}: truncated token store (offset ${pos + got})`);
+      got += r;
+    }
+  }
+
+  /** A view valid until the next read into the same slot (or the next preload). */
+  read(d: number, start: number, end: number, slot: 0 | 1): Uint16Array | Int32Array {
+    if (d >= this.pre0 && d < this.pre1) {
+      const o = this.docOffset[d] - this.preTok0;
+      return this.pre.subarray(o + start, o + end);
+    }
+    const n = end - start;
+    const bytes = n * this.width;
+    if (this.scratch[slot].length < bytes) this.scratch[slot] = Buffer.allocUnsafeSlow(Math.max(bytes, 2 * this.scratch[slot].length));
+    const buf = this.scratch[slot];
+    this.readInto(buf, bytes, (this.docOffset[d] + start) * this.width);
+    return this.width === 2 ? new Uint16Array(buf.buffer, buf.byteOffset, n) : new Int32Array(buf.buffer, buf.byteOffset, n);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
+
+/** An Int32Array that grows by doubling (stage 1 collects per-segment bounds without a JS object each). */
+export class GrowableI32 {
+  data = new Int32Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const d = new Int32Array(this.data.length * 2);
+      d.set(this.data);
+      this.data = d;
+    }
+    this.data[this.length++] = v;
+  }
+  pushAll(a: ArrayLike<number>): void {
+    for (let k = 0; k < a.length; k++) this.push(a[k]);
+  }
+}
+
+export class GrowableF64 {
+  data = new Float64Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const d = new Float64Array(this.data.length * 2);
+      d.set(this.data);
+      this.data = d;
+    }
+    this.data[this.length++] = v;
+  }
+}
