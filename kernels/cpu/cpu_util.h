@@ -32,7 +32,7 @@
 // recomputed elsewhere). GCC 12 also warns about the undefined upper halves inside its own intrinsics.
 #define LB_AVX512_BEGIN                                                                          \
   _Pragma("GCC push_options") _Pragma("GCC optimize(\"fp-contract=off\")") _Pragma("GCC diagnostic push") \
-      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
 #define LB_AVX512_END _Pragma("GCC diagnostic pop") _Pragma("GCC pop_options")
 #else
 #define LB_X86_SIMD 0

@@ -2,7 +2,9 @@
 // scratch first). Pass 1 is an online max / sum: blocks of kBlock logits, the running sum (8 lanes) is
 // rescaled when a block raises the max, and the argmax (first index) is tracked. Pass 2 writes the
 // gradient. Both passes use fast_exp and get an AVX2 clone. dlogits may alias logits: pass 2 reads
-// each element before writing it.
+// each element before writing it. With AVX-512 the row is read from memory once and exp is taken
+// once per logit: max (and its first index), then exp(z - max) into an L2-resident scratch row while
+// summing, then dlogits = scratch * (grad_scale / sum).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -100,6 +102,101 @@ void impl(const SoftmaxXentParams& p) {
   });
 }
 
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+using cpu::load16;
+using cpu::store16;
+using cpu::tail_mask;
+
+// exp(x) on 16 lanes for x <= 0: 2^n 2^f with z = x log2 e, n = rint(z), f = z - n in [-1/2, 1/2] and 2^f
+// a degree-5 polynomial (Lawson-weighted fit, max relative error 1.9e-7 in f32 Horner); rounding z adds
+// |z| 6e-8 relative. scalef underflows to 0 (z clamped at -150, so -inf gives 0); NaN stays NaN.
+LB_AVX512 inline __m512 exp16(__m512 x) {
+  const __m512 z = _mm512_max_ps(_mm512_set1_ps(-150.0f), _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)));
+  const __m512 n = _mm512_roundscale_ps(z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(z, n);
+  __m512 q = _mm512_set1_ps(0.001326472731307149f);
+  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.009671512991189957f));
+  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.05550733581185341f));
+  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.24022242426872253f));
+  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.6931470036506653f));
+  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(q, n);
+}
+
+// One row: loss, correct and (if d) d (V) = (softmax(z) - onehot(y)) * gs; e (V, padded to 16) scratch.
+template <class T>
+LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, T* d, float* loss, int32_t* correct) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 mx[4] = {ninf, ninf, ninf, ninf};
+  int j = 0;
+  for (; j + 64 <= V; j += 64)
+    for (int k = 0; k < 4; k++) mx[k] = _mm512_max_ps(load16(z + j + 16 * k, 0xffff), mx[k]);
+  for (; j < V; j += 16) {
+    const __mmask16 m = tail_mask(V - j);
+    mx[0] = _mm512_mask_max_ps(mx[0], m, load16(z + j, m), mx[0]);
+  }
+  const float zmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3])));
+  const __m512 vmax = _mm512_set1_ps(zmax);
+  if (correct) {  // first index of the max (none if the row has no number above -inf: index 0)
+    int am = 0;
+    for (j = 0; j < V; j += 16) {
+      const __mmask16 m = tail_mask(V - j);
+      const __mmask16 hit = _mm512_mask_cmp_ps_mask(m, load16(z + j, m), vmax, _CMP_EQ_OQ);
+      if (hit) { am = j + __builtin_ctz(hit); break; }
+    }
+    *correct = am == y ? 1 : 0;
+  }
+  // sum of exp(z - max) in 4 sets of lanes; the exps go to e when the gradient is wanted
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (j = 0; j + 64 <= V; j += 64)
+    for (int k = 0; k < 4; k++) {
+      const __m512 ex = exp16(_mm512_sub_ps(load16(z + j + 16 * k, 0xffff), vmax));
+      if (d) _mm512_store_ps(e + j + 16 * k, ex);
+      acc[k] = _mm512_add_ps(acc[k], ex);
+    }
+  for (; j < V; j += 16) {
+    const __mmask16 m = tail_mask(V - j);
+    const __m512 ex = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(load16(z + j, m), vmax)));
+    if (d) _mm512_store_ps(e + j, ex);
+    acc[0] = _mm512_add_ps(acc[0], ex);
+  }
+  const float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  const float zy = cpu::to_f32(z[y]);
+  *loss = zmax + std::log(sum) - zy;
+  if (!d) return;
+  const float inv = 1.0f / sum;
+  const float py = e[y] * inv;  // before d (which may alias z) is written
+  const __m512 sc = _mm512_set1_ps(inv * gs);
+  for (j = 0; j < V; j += 16) store16(d + j, tail_mask(V - j), _mm512_mul_ps(_mm512_load_ps(e + j), sc));
+  d[y] = cpu::from_f32<T>((py - 1.0f) * gs);
+}
+LB_AVX512_END
+
+template <class T>
+void impl_avx512(const SoftmaxXentParams& p) {
+  const T* logits = static_cast<const T*>(p.logits);
+  T* dlogits = static_cast<T*>(p.dlogits);
+  const int V = p.V;
+  parallel_for(p.N, std::max<int64_t>(1, 8192 / V), [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> buf;
+    float* b = cpu::grow(buf, (size_t)V + 32);
+    float* e = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b) + 63) & ~(uintptr_t)63);
+    for (int64_t r = begin; r < end; r++) {
+      const int32_t y = p.labels[r];
+      if (y == p.ignore_index) {
+        p.losses[r] = 0.0f;
+        if (p.correct) p.correct[r] = 0;
+        if (dlogits) std::fill(dlogits + r * p.ld, dlogits + r * p.ld + V, cpu::from_f32<T>(0.0f));
+        continue;
+      }
+      row_avx512<T>(logits + r * p.ld, V, y, p.grad_scale, e, dlogits ? dlogits + r * p.ld : nullptr, p.losses + r,
+                    p.correct ? p.correct + r : nullptr);
+    }
+  });
+}
+#endif
+
 }  // namespace
 
 void softmax_xent_forward_cpu(const SoftmaxXentParams& p) {
@@ -108,6 +205,9 @@ void softmax_xent_forward_cpu(const SoftmaxXentParams& p) {
     const int32_t y = p.labels[r];
     if (y != p.ignore_index && (y < 0 || y >= p.V)) cpu::index_error("softmax_xent", "labels", r, y, p.V);
   }
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) return cpu::with_dtype(p.dtype, [&](auto tag) { impl_avx512<decltype(tag)>(p); });
+#endif
   cpu::with_dtype(p.dtype, [&](auto tag) { impl<decltype(tag)>(p); });
 }
 
