@@ -33,6 +33,7 @@ export interface KernelResult {
   peers?: { name: string; blas: string; median_ms: number; gflops: number; ratio: number }[];
   vs_openblas?: number; // OpenBLAS median / our median (> 1: ours is faster)
   vs_openblas_min?: number; // the same for the fastest run of each: less sensitive to a loaded machine
+  path?: string; // cuda matmul: the GEMM path that ran (wgmma, mma or simt; LINKBERT_CUDA_GEMM picks)
   error?: string;
 }
 
@@ -77,8 +78,8 @@ class Tensors {
     }
     return out;
   }
-  f32(shape: number[], fill: 'rand' | 'zero' | 'one' | 'pos' = 'rand', scale = 1): number {
-    const id = this.addon.alloc(shape, 'f32', this.device);
+  f32(shape: number[], fill: 'rand' | 'zero' | 'one' | 'pos' = 'rand', scale = 1, dtype: DType = 'f32'): number {
+    const id = this.addon.alloc(shape, dtype, this.device);
     this.ids.push(id);
     const n = shape.reduce((a, b) => a * b, 1);
     if (fill === 'rand') this.addon.setData(id, this.rand(n, scale));
@@ -134,23 +135,24 @@ export function gemmShapes(quick: boolean): { config: string; layer: string; s: 
   return out;
 }
 
-function gemmCase(config: string, layer: string, s: GemmShape, epilogue: 'none' | 'bias' | 'bias_gelu' = 'none'): Case {
+function gemmCase(config: string, layer: string, s: GemmShape, epilogue: 'none' | 'bias' | 'bias_gelu' = 'none', dtype: DType = 'f32'): Case {
   const shape: Shape = { M: s.M, N: s.N, K: s.K, trans_a: s.trans_a, trans_b: s.trans_b, beta: s.beta, config, layer };
   if (epilogue !== 'none') shape.epilogue = epilogue;
+  if (dtype !== 'f32') shape.dtype = dtype; // cuda: bf16 A, B and C (the tensor-core paths), f32 accumulation
   return {
     op: 'matmul',
     pass: 'forward',
     shape,
     flops: 2 * s.M * s.N * s.K,
     setup: (t) => {
-      const a = t.f32(s.trans_a ? [s.K, s.M] : [s.M, s.K]);
-      const b = t.f32(s.trans_b ? [s.N, s.K] : [s.K, s.N], 'rand', 0.05);
-      const c = t.f32([s.M, s.N], 'zero');
+      const a = t.f32(s.trans_a ? [s.K, s.M] : [s.M, s.K], 'rand', 1, dtype);
+      const b = t.f32(s.trans_b ? [s.N, s.K] : [s.K, s.N], 'rand', 0.05, dtype);
+      const c = t.f32([s.M, s.N], 'zero', 1, dtype);
       const args: Record<string, unknown> = { a, b, c, M: s.M, N: s.N, K: s.K, trans_a: s.trans_a, trans_b: s.trans_b, beta: s.beta };
       if (epilogue !== 'none') {
         args.epilogue = epilogue;
         args.bias = t.f32([s.N], 'rand', 0.1);
-        if (epilogue === 'bias_gelu') args.pre_gelu = t.f32([s.M, s.N], 'zero');
+        if (epilogue === 'bias_gelu') args.pre_gelu = t.f32([s.M, s.N], 'zero', 1, dtype);
       }
       return () => t.addon.run('matmul', 'forward', backendOf(t.device), args);
     },
@@ -304,7 +306,7 @@ function median(sorted: number[]): number {
 
 async function runCase(addon: NativeAddon, device: 'cpu' | 'cuda', c: Case, minTime: number, flush?: () => void): Promise<KernelResult> {
   const base: KernelResult = { op: c.op, pass: c.pass, device, shape: c.shape, median_ms: NaN, min_ms: NaN, reps: 0 };
-  const dtype: DType = 'f32';
+  const dtype: DType = c.shape.dtype === 'bf16' ? 'bf16' : 'f32';
   if (!addon.supports(backendOf(device), c.op, dtype)) return { ...base, error: `${backendOf(device)} backend does not support ${c.op} ${dtype}` };
   const t = new Tensors(addon, device);
   try {
@@ -313,6 +315,7 @@ async function runCase(addon: NativeAddon, device: 'cpu' | 'cuda', c: Case, minT
     const times = await timeRuns(addon, device, fn, minTime, c.bytes !== undefined ? flush : undefined);
     const med = median(times);
     const r: KernelResult = { ...base, median_ms: med, min_ms: times[0], reps: times.length };
+    if (device === 'cuda' && c.op === 'matmul') r.path = (addon as unknown as { cudaMatmulPath?: () => string }).cudaMatmulPath?.();
     if (c.flops !== undefined) {
       r.flops = c.flops;
       r.gflops = c.flops / (med * 1e6);
@@ -427,7 +430,7 @@ function machineInfo(addon: NativeAddon, device: 'cpu' | 'cuda'): Record<string,
 function fmtShape(s: Shape): string {
   if ('M' in s && 'K' in s) {
     const t = `${s.trans_a ? 'T' : 'N'}${s.trans_b ? 'T' : 'N'}`;
-    return `${s.M}x${s.N}x${s.K} ${t}${s.beta ? ' b=1' : ''}${s.epilogue ? ' ' + String(s.epilogue) : ''} ${s.layer ?? ''}`.trim();
+    return `${s.M}x${s.N}x${s.K} ${t}${s.beta ? ' b=1' : ''}${s.epilogue ? ' ' + String(s.epilogue) : ''}${s.dtype ? ' ' + String(s.dtype) : ''} ${s.layer ?? ''}`.trim();
   }
   return Object.entries(s)
     .filter(([k]) => k !== 'config')
@@ -454,7 +457,7 @@ function printTable(results: KernelResult[], machine: Record<string, unknown>): 
     }
     lines.push(
       [
-        pad(r.op, 14), pad(r.pass, 8), pad(cfg, 10), pad(fmtShape(r.shape), 40),
+        pad(r.path ? `${r.op}/${r.path}` : r.op, 14), pad(r.pass, 8), pad(cfg, 10), pad(fmtShape(r.shape), 40),
         pad(r.median_ms.toFixed(3), 10, true),
         pad(r.gflops !== undefined ? r.gflops.toFixed(1) : '', 9, true),
         pad(r.gbps !== undefined ? r.gbps.toFixed(1) : '', 8, true),
@@ -501,6 +504,15 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
     // The FFN up-projection as the forward pass runs it: bias + GELU fused, pre-activation stored.
     const up = gemms.find((g) => g.layer === 'ffn_up' && g.s.trans_b && g.config === (quick ? MINI.name : BASE.name));
     if (up) cases.push(gemmCase(up.config, up.layer, up.s, 'bias_gelu'));
+    if (device === 'cuda') {
+      // bf16, as training runs on the GPU: the model GEMMs, the fused FFN-up, and the 4096^3 rows of the
+      // issue #3 target (>= 600 TFLOP/s on H100); `path` says whether wgmma or mma.sync ran.
+      for (const g of gemms) cases.push(gemmCase(g.config, g.layer, g.s, 'none', 'bf16'));
+      if (up) cases.push(gemmCase(up.config, up.layer, up.s, 'bias_gelu', 'bf16'));
+      const n = 4096;
+      for (const [ta, tb] of [[false, true], [false, false], [true, false]] as const)
+        cases.push(gemmCase('square', '4096^3', { M: n, N: n, K: n, trans_a: ta, trans_b: tb, beta: 0 }, 'none', 'bf16'));
+    }
   }
   if (want('attention')) cases.push(...attentionCases(quick));
   cases.push(...memoryCases(quick).filter((c) => want(c.op)));
@@ -547,6 +559,11 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
   if (flushId !== undefined) addon.dispose(flushId);
 
   const summary: Record<string, unknown> = {};
+  if (device === 'cuda') {
+    // issue #3 GEMM target: >= 600 TFLOP/s at 4096^3 bf16 (H100 SXM peak 989)
+    const sq = results.filter((r) => r.op === 'matmul' && r.shape.layer === '4096^3' && r.gflops !== undefined);
+    if (sq.length) summary.gemm_4096_bf16_tflops = Object.fromEntries(sq.map((r) => [`${r.shape.trans_a ? 'T' : 'N'}${r.shape.trans_b ? 'T' : 'N'}`, { tflops: (r.gflops as number) / 1000, path: r.path }]));
+  }
   if (peer) {
     peer.server.close();
     summary.peer = { python: peer.header.python, threads: peer.header.threads, peers: peer.header.peers, skipped: peer.header.skipped };
