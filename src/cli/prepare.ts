@@ -140,6 +140,9 @@ export function register(program: Command): void {
         out: o.out,
         seconds: Number(secs.toFixed(2)),
         mb_per_s: Number((totalBytes / (1 << 20) / Math.max(secs, 1e-9)).toFixed(3)),
+        // the whole process: main thread and every worker thread
+        cpu_seconds: Number(((process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1e6).toFixed(2)),
+        peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
         documents: m.counts.documents,
         segments: m.counts.segments,
         instances: m.counts.instances,
@@ -157,7 +160,7 @@ export function register(program: Command): void {
       const l = m.counts.labels;
       const pct = (x: number) => (m.counts.instances ? ((100 * x) / m.counts.instances).toFixed(1) : '0.0');
       const lines = [
-        `wrote ${o.out}/manifest.json in ${summary.seconds}s (${summary.mb_per_s} MB/s of input)`,
+        `wrote ${o.out}/manifest.json in ${summary.seconds}s (${summary.mb_per_s} MB/s of input; ${summary.cpu_seconds} CPU-s, peak RSS ${summary.peak_rss_mb} MB)`,
         `documents ${m.counts.documents}, segments ${m.counts.segments}, instances ${m.counts.instances}, tokens ${m.counts.tokens}`,
         `labels: contiguous ${l.contiguous} (${pct(l.contiguous)}%), random ${l.random} (${pct(l.random)}%), linked ${l.linked} (${pct(l.linked)}%)`,
         `train: ${summary.train.instances} instances from ${summary.train.documents} documents in ${summary.train.shards} shards; ` +
