@@ -231,20 +231,30 @@ test('MediaWiki markup is converted in the workers: same documents and links as 
   const { convertDeferred } = await import('../src/data/readers/deferred.js');
   const { SkipCounter } = await import('../src/data/document.js');
   const realWiki = path.join(SHARED, 'wiki');
-  for (const f of [dump, syn, ...(fs.existsSync(realWiki) ? [realWiki] : [])]) {
+  const utf16 = path.join(dir, 'edge16.xml');
+  fs.writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(fs.readFileSync(dump, 'utf8'), 'utf16le')]));
+  for (const f of [dump, utf16, syn, ...(fs.existsSync(realWiki) ? [realWiki] : [])]) {
     const direct = new SkipCounter();
+    const directRedirects = new Map<string, string>();
     const want = [];
-    for await (const d of readDocuments(f, { skips: direct })) want.push({ id: d.id, text: d.text, links: d.links });
+    for await (const d of readDocuments(f, { skips: direct, redirects: directRedirects })) want.push({ id: d.id, title: d.title, text: d.text, links: d.links, aliases: d.aliases });
     const deferredSkips = new SkipCounter();
+    const deferredRedirects = new Map<string, string>();
     const got = [];
-    for await (const d of readDocuments(f, { skips: deferredSkips, deferMarkup: true })) {
+    const kinds = new Set<string>();
+    for await (const d of readDocuments(f, { skips: deferredSkips, redirects: deferredRedirects, deferMarkup: true })) {
       t.truthy(d.deferred, `${f}: ${d.id} not deferred`);
-      const c = convertDeferred(d.text, d.deferred!);
+      kinds.add(d.deferred!.kind);
+      const c = await convertDeferred(d, d.deferred!);
       for (const [k, v] of c.skips) deferredSkips.add(k, v);
-      if (!c.dropped) got.push({ id: d.id, text: c.text, links: c.links });
+      for (const [k, v] of c.redirects) deferredRedirects.set(k, v);
+      if (c.doc) got.push(c.doc);
     }
+    // UTF-8 dumps are split into page records; the UTF-16 one is parsed and only its wikitext deferred
+    t.deepEqual([...kinds].sort(), f === utf16 ? ['wikitext'] : f === realWiki ? ['mediawiki-page', 'wikitext'] : ['mediawiki-page'], f);
     t.deepEqual(got, want, f);
     t.deepEqual(deferredSkips.toJSON(), direct.toJSON(), f);
+    t.deepEqual([...deferredRedirects].sort(), [...directRedirects].sort(), f);
   }
   const outs: string[] = [];
   for (const workers of [0, 1, 2]) {

@@ -22,13 +22,29 @@ export interface Document {
   deferred?: DeferredMarkup;
 }
 
-/** What `convertDeferred` needs to turn a deferred document's raw markup into text and links. */
-export interface DeferredMarkup {
-  kind: 'wikitext';
-  /** namespace name (lower case) → number, from the dump's siteinfo; one array shared by a dump's pages */
-  namespaces: [string, number][];
-  minChars: number;
-}
+/**
+ * What `convertDeferred` needs to finish a deferred document:
+ * - 'wikitext': `text` is a page's raw wikitext (UTF-16 and legacy-encoded dumps);
+ * - 'mediawiki-page': `bytes` is a whole `<page>…</page>` record of a UTF-8 dump, not yet parsed: id,
+ *   title, links and aliases come from the conversion, which may also drop it (redirect, namespace, …).
+ */
+export type DeferredMarkup =
+  | {
+      kind: 'wikitext';
+      /** namespace name (lower case) → number, from the dump's siteinfo; one array shared by a dump's pages */
+      namespaces: [string, number][];
+      minChars: number;
+    }
+  | {
+      kind: 'mediawiki-page';
+      bytes: Uint8Array;
+      /** byte offset of the record in the (decompressed) dump, for error messages */
+      offset: number;
+      file: string;
+      namespaces: [string, number][];
+      minChars: number;
+      skipBad: boolean;
+    };
 
 /** Counts of things a reader (or the graph) left out, keyed by reason. Nothing is dropped without a count. */
 export class SkipCounter {

@@ -4,6 +4,7 @@
 //  - build: make and encode the instances of anchors the main thread has planned (labels decided).
 // Results depend only on the inputs of each job, so any split of work over workers gives the same output.
 import { parentPort, workerData } from 'node:worker_threads';
+import { InputError } from './document.js';
 import { segmentJob, loadTokenizer, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
 import { InstanceBuilder, docsFromShared, tokenReader, type SharedDocs, type InstanceOptions } from './instances.js';
 import { Masker, type MaskSpec } from './masking.js';
@@ -22,6 +23,8 @@ export interface TokenizeResult {
   id: number;
   results: ({ i: number } & SegmentedText)[];
   error?: string;
+  /** the error is bad input (its message says where), not a bug */
+  inputError?: boolean;
 }
 
 export interface BuildInit {
@@ -56,14 +59,23 @@ const init = workerData as TokenizeInit | BuildInit;
 
 if (init.mode === 'tokenize') {
   const tok = loadTokenizer(init.tokenizer);
-  port.on('message', (job: TokenizeJob) => {
+  // Deferred conversions are async (they reuse the streaming readers), so jobs are chained to run one
+  // at a time, in arrival order.
+  let chain = Promise.resolve();
+  const run = async (job: TokenizeJob): Promise<void> => {
     try {
-      const results = job.docs.map((d) => ({ i: d.i, ...segmentJob(tok, d, init.target) }));
+      const results: TokenizeResult['results'] = [];
+      for (const d of job.docs) results.push({ i: d.i, ...(await segmentJob(tok, d, init.target)) });
       const transfer = results.flatMap((r) => [r.tokens.buffer, r.bounds.buffer]) as ArrayBuffer[];
       port.postMessage({ id: job.id, results } satisfies TokenizeResult, transfer);
     } catch (e) {
-      port.postMessage({ id: job.id, results: [], error: (e as Error).stack ?? String(e) } satisfies TokenizeResult);
+      // an input error's message names the file and place; anything else gets its stack
+      const msg = e instanceof InputError ? e.message : ((e as Error).stack ?? String(e));
+      port.postMessage({ id: job.id, results: [], error: msg, inputError: e instanceof InputError } satisfies TokenizeResult);
     }
+  };
+  port.on('message', (job: TokenizeJob) => {
+    chain = chain.then(() => run(job));
   });
 } else {
   const builder = new InstanceBuilder(docsFromShared(init.shared), init.split, {

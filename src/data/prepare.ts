@@ -173,7 +173,6 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const redirects = new Map<string, string>();
   const metas: { id: string; title?: string; links: string[]; aliases?: string[] }[] = [];
   const docInput: number[] = [];
-  const dropped: boolean[] = [];
   const tokOff = new GrowableF64();
   const bounds = new GrowableI32();
   const bOff = new GrowableF64();
@@ -189,12 +188,21 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const store = new TokenFileWriter(tokenFile, width);
   let storeOpen = true;
   let tokens: TokenFileReader | undefined;
-  const onSegmented = (i: number, r: SegmentedText): void => {
-    if (i !== tokOff.length) throw new Error(`internal: tokenizer result for document ${i} arrived out of order (expected ${tokOff.length})`);
+  // Submissions waiting for their result (FIFO; results come back in submission order). A deferred
+  // record's document (id, links, …) is only known from its result, and it may be dropped there.
+  const subs: ({ input: number; meta?: (typeof metas)[number] } | undefined)[] = [];
+  let subHead = 0;
+  const onSegmented = (q: number, r: SegmentedText): void => {
+    if (q !== subHead) throw new Error(`internal: tokenizer result ${q} arrived out of order (expected ${subHead})`);
+    const sub = subs[subHead]!;
+    subs[subHead++] = undefined;
     if (r.skips) for (const [k, v] of r.skips) skips.add(k, v);
-    if (r.links) metas[i].links = r.links;
-    metas[i].links = metas[i].links.map(intern);
-    dropped[i] = r.dropped !== undefined;
+    if (r.redirects) for (const [from, to] of r.redirects) redirects.set(from, to);
+    const meta = r.deferred ? r.doc : sub.meta;
+    if (!meta) return;
+    meta.links = meta.links.map(intern);
+    metas.push(meta);
+    docInput.push(sub.input);
     tokOff.push(store.append(r.tokens));
     bounds.pushAll(r.bounds);
     bOff.push(bounds.length);
@@ -216,10 +224,14 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
           },
         });
         for await (const doc of it as AsyncIterable<Document>) {
-          const i = metas.length;
-          metas.push({ id: doc.id, title: doc.title, links: doc.links, aliases: doc.aliases });
-          docInput.push(k);
-          await pool.submit(i, { text: doc.text, deferred: doc.deferred });
+          const q = subs.length;
+          if (doc.deferred) {
+            subs.push({ input: k });
+            await pool.submit(q, { text: doc.text, deferred: doc.deferred, id: doc.id, title: doc.title, aliases: doc.aliases });
+          } else {
+            subs.push({ input: k, meta: { id: doc.id, title: doc.title, links: doc.links, aliases: doc.aliases } });
+            await pool.submit(q, { text: doc.text });
+          }
           prog.docs++;
           report();
         }
@@ -228,18 +240,18 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     } finally {
       await pool.close();
     }
+    subs.length = 0;
     store.finish();
     storeOpen = false;
     prog.bytes = totalBytes;
     report(true);
 
     // ---- stage 2: graph -----------------------------------------------------------------------------
-    // Documents the converter dropped go now; a repeated id keeps its first document (in reading order).
+    // A repeated id keeps its first document (in reading order).
     const keep: number[] = [];
     const seen = new Set<string>();
     const docsPerInput = new Array<number>(opts.inputs.length).fill(0);
     for (let i = 0; i < metas.length; i++) {
-      if (dropped[i]) continue;
       if (seen.has(metas[i].id)) {
         skips.add('duplicate-document-id');
         continue;
@@ -572,11 +584,11 @@ class TokenizePool extends WorkerPool<TokenizeResult> {
   async submit(i: number, job: TextJob): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.workers.length === 0) {
-      this.onResult(i, segmentJob(this.tok, job, this.init.target));
+      this.onResult(i, await segmentJob(this.tok, job, this.init.target));
       return;
     }
     this.batch.push({ i, ...job });
-    this.batchChars += job.text.length + 64;
+    this.batchChars += (job.deferred?.kind === 'mediawiki-page' ? job.deferred.bytes.length : job.text.length) + 64;
     if (this.batchChars >= TokenizePool.BATCH_CHARS) await this.flush();
   }
 
@@ -610,7 +622,7 @@ class TokenizePool extends WorkerPool<TokenizeResult> {
     if (!j) return;
     this.inflight[j.w]--;
     if (m.error) {
-      this.fail(new Error(`tokenizer worker: ${m.error}`));
+      this.fail(new Error(m.inputError ? m.error : `tokenizer worker: ${m.error}`));
       return;
     }
     j.result = m;

@@ -127,30 +127,38 @@ export function segmentText(enc: Encoder, text: string, target: number): { token
   return { ...packSegments(ids, target, (id) => enc.isWordStart(id)), sentences: sents.length };
 }
 
-/** A document for the tokenizer: plain text, or raw markup to convert first (Document.deferred). */
+/** A document for the tokenizer: plain text, or work its reader deferred (Document.deferred). */
 export interface TextJob {
   text: string;
   deferred?: DeferredMarkup;
+  /** for deferred 'wikitext': the document's id, title and aliases, passed through */
+  id?: string;
+  title?: string;
+  aliases?: string[];
 }
 
 export interface SegmentedText {
   tokens: Int32Array;
   bounds: Int32Array;
   sentences: number;
-  /** links found by a deferred conversion (undefined when the document came as plain text) */
-  links?: string[];
+  /** for a deferred job: the document the conversion produced (undefined: dropped, see `skips`) */
+  doc?: { id: string; title?: string; links: string[]; aliases?: string[] };
+  /** set for deferred jobs */
+  deferred?: true;
   /** skip counts from a deferred conversion */
   skips?: [string, number][];
-  /** the conversion dropped the document (reason); tokens and bounds are then empty */
-  dropped?: string;
+  /** MediaWiki redirects found by a deferred conversion */
+  redirects?: [string, string][];
 }
 
-/** segmentText for a TextJob: runs the deferred markup conversion first, where there is one. */
-export function segmentJob(enc: Encoder, job: TextJob, target: number): SegmentedText {
+/** segmentText for a TextJob: runs the deferred conversion first, where there is one. */
+export async function segmentJob(enc: Encoder, job: TextJob, target: number): Promise<SegmentedText> {
   if (!job.deferred) return segmentText(enc, job.text, target);
-  const c = convertDeferred(job.text, job.deferred);
-  if (c.dropped) return { tokens: new Int32Array(0), bounds: new Int32Array(1), sentences: 0, links: c.links, skips: c.skips, dropped: c.dropped };
-  return { ...segmentText(enc, c.text, target), links: c.links, skips: c.skips };
+  const c = await convertDeferred({ id: job.id ?? '', title: job.title, text: job.text, aliases: job.aliases }, job.deferred);
+  const extra = { deferred: true as const, skips: c.skips, redirects: c.redirects };
+  if (!c.doc) return { tokens: new Int32Array(0), bounds: new Int32Array(1), sentences: 0, ...extra };
+  const { text, ...doc } = c.doc;
+  return { ...segmentText(enc, text, target), doc, ...extra };
 }
 
 /** How to load the WordPiece tokenizer: a vocab.txt file or a saved tokenizer directory, plus overrides. */

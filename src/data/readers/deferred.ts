@@ -1,27 +1,59 @@
-// Markup conversion that a reader left to the document's consumer (ReadOptions.deferMarkup), so that
-// prepare runs it in worker threads: it is most of the cost of reading a MediaWiki dump.
-import type { DeferredMarkup } from '../document.js';
+// Work that a reader left to the document's consumer (ReadOptions.deferMarkup), so that prepare runs it
+// in worker threads: parsing and converting MediaWiki pages is most of the cost of reading a dump.
+import { InputError, SkipCounter, type DeferredMarkup } from '../document.js';
 import { wikiToText, type NamespaceMap } from './wikitext.js';
+import { decodeText } from './io.js';
+import { readMediaWiki } from './mediawiki.js';
 
 export interface Converted {
-  text: string;
-  links: string[];
+  /** the finished document; undefined when the conversion dropped it (the reason is in `skips`) */
+  doc?: { id: string; title?: string; text: string; links: string[]; aliases?: string[] };
   /** what the reader would have counted in its SkipCounter */
   skips: [string, number][];
-  /** set when the document is dropped (e.g. 'too_short'), as the reader would have dropped it */
-  dropped?: string;
+  /** MediaWiki redirects found (normalised from → to), for ReadOptions.redirects */
+  redirects: [string, string][];
 }
 
 // One Map per namespace list: a dump's pages share the list (also across a worker message, since
-// structured clone keeps shared references shared).
+// structured clone keeps shared references shared). Pages never change it.
 const nsMaps = new WeakMap<[string, number][], NamespaceMap>();
+function nsMapOf(list: [string, number][]): NamespaceMap {
+  let ns = nsMaps.get(list);
+  if (!ns) nsMaps.set(list, (ns = new Map(list)));
+  return ns;
+}
 
-export function convertDeferred(text: string, d: DeferredMarkup): Converted {
-  if (d.kind !== 'wikitext') throw new Error(`unknown deferred markup kind ${String(d.kind)}`);
-  let ns = nsMaps.get(d.namespaces);
-  if (!ns) nsMaps.set(d.namespaces, (ns = new Map(d.namespaces)));
-  const w = wikiToText(text, ns);
-  const skips: [string, number][] = w.otherLinks ? [['link_not_article', w.otherLinks]] : [];
-  if (w.text.length < d.minChars) return { text: '', links: [], skips: [...skips, ['too_short', 1]], dropped: 'too_short' };
-  return { text: w.text, links: w.links, skips };
+/** Finishes a deferred document exactly as its reader would have (same text, links, drops and counts). */
+export async function convertDeferred(doc: { id: string; title?: string; text: string; aliases?: string[] }, d: DeferredMarkup): Promise<Converted> {
+  if (d.kind === 'wikitext') {
+    const w = wikiToText(doc.text, nsMapOf(d.namespaces));
+    const skips: [string, number][] = w.otherLinks ? [['link_not_article', w.otherLinks]] : [];
+    if (w.text.length < d.minChars) return { skips: [...skips, ['too_short', 1]], redirects: [] };
+    return { doc: { id: doc.id, title: doc.title, text: w.text, links: w.links, aliases: doc.aliases }, skips, redirects: [] };
+  }
+  if (d.kind === 'mediawiki-page') {
+    const skips = new SkipCounter();
+    const redirects = new Map<string, string>();
+    const bytes = Buffer.from(d.bytes.buffer, d.bytes.byteOffset, d.bytes.byteLength);
+    const one = (async function* () {
+      yield bytes;
+    })();
+    const docs = [];
+    try {
+      for await (const x of readMediaWiki(decodeText(one, skips), { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, redirects, nsMap: nsMapOf(d.namespaces) }))
+        docs.push(x);
+    } catch (e) {
+      // place the error in the dump: the page's byte offset, then the line within the page
+      if (e instanceof InputError) throw new InputError(d.file, `offset ${d.offset} (page ${e.where})`, e.field, e.detail);
+      throw e;
+    }
+    if (docs.length > 1) throw new Error(`internal: a page record of ${d.file} at offset ${d.offset} gave ${docs.length} documents`);
+    const x = docs[0];
+    return {
+      doc: x ? { id: x.id, title: x.title, text: x.text, links: x.links, aliases: x.aliases } : undefined,
+      skips: Object.entries(skips.toJSON()),
+      redirects: [...redirects],
+    };
+  }
+  throw new Error(`unknown deferred markup kind ${String((d as { kind: unknown }).kind)}`);
 }

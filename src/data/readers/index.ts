@@ -26,8 +26,8 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { Document, InputError, SkipCounter } from '../document.js';
-import { decodeText, listFiles, openBytes, openText, splitLines, stripCompressionExt } from './io.js';
-import { readMediaWiki } from './mediawiki.js';
+import { decodeText, declaredEncoding, listFiles, openBytes, openText, sniffEncoding, splitLines, stripCompressionExt } from './io.js';
+import { readMediaWiki, splitMediaWikiPages } from './mediawiki.js';
 import { readJats } from './jats.js';
 import { readMedline } from './medline.js';
 import { isHtmlFile, readHtmlPage } from './html.js';
@@ -309,6 +309,29 @@ async function* readTree(root: string, format: Format, opts: ReadOptions, shown:
   }
 }
 
+/** The first `n` bytes (or all, if fewer) of a byte stream, and the whole stream still to read. */
+async function peekBytes(src: AsyncIterable<Buffer>, n: number): Promise<{ head: Buffer; bytes: AsyncIterable<Buffer> }> {
+  const it = src[Symbol.asyncIterator]();
+  const got: Buffer[] = [];
+  let len = 0;
+  let done = false;
+  while (len < n) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    got.push(r.value);
+    len += r.value.length;
+  }
+  const head = Buffer.concat(got);
+  const bytes = (async function* () {
+    if (head.length) yield head;
+    if (!done) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  })();
+  return { head, bytes };
+}
+
 async function brownCategories(root: string): Promise<Map<string, string>> {
   const m = new Map<string, string>();
   const text = await fsp.readFile(path.join(root, 'cats.txt'), 'utf8').catch(() => '');
@@ -323,12 +346,24 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
   const minChars = opts.minChars ?? (format === 'wordnet' ? DEFAULT_MIN_CHARS_WORDNET : DEFAULT_MIN_CHARS);
   const skipBad = opts.skipBad ?? false;
   const skips = opts.skips;
-  const chunks = await openText(job.file, skips, opts.onBytes);
   const base = { file: job.shown, skipBad, skips, minChars };
+  if (format === 'mediawiki' && opts.deferMarkup) {
+    // UTF-8 dumps are split into raw page records here and parsed in prepare's workers; other encodings
+    // are decoded and parsed here, and only the wikitext conversion is deferred.
+    const { head, bytes } = await peekBytes(await openBytes(job.file, opts.onBytes), 1024);
+    const { enc, bom } = sniffEncoding(head);
+    if (enc === 'utf-8' && bom === 0 && !declaredEncoding(head)) {
+      yield* splitMediaWikiPages(bytes, { ...base, redirects: opts.redirects });
+      return;
+    }
+    yield* readMediaWiki(decodeText(bytes, skips), { ...base, redirects: opts.redirects, defer: true });
+    return;
+  }
+  const chunks = await openText(job.file, skips, opts.onBytes);
   let it: AsyncIterable<Document>;
   switch (format) {
     case 'mediawiki':
-      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects, defer: opts.deferMarkup });
+      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects });
       break;
     case 'jats':
       it = readJats(chunks, { ...base, fallbackId: job.rel });

@@ -1,7 +1,7 @@
 // MediaWiki XML export dumps (pages-articles.xml[.bz2]), UTF-8 or UTF-16 with a BOM.
 // Namespace 0 only; redirect pages emit no document but are recorded in `redirects` (normalised from → to)
 // so the graph can resolve links through them regardless of where in the dump they appear.
-import { Document, SkipCounter, normalizeTitle } from '../document.js';
+import { Document, InputError, SkipCounter, normalizeTitle } from '../document.js';
 import { runSax } from './xml.js';
 import { defaultNamespaces, redirectTarget, wikiToText, NamespaceMap } from './wikitext.js';
 
@@ -13,6 +13,8 @@ export interface MediaWikiOptions {
   redirects?: Map<string, string>;
   /** emit raw wikitext with Document.deferred set (see ReadOptions.deferMarkup) */
   defer?: boolean;
+  /** the namespace map to fill from siteinfo (and use); default a fresh one with the standard names */
+  nsMap?: NamespaceMap;
 }
 
 interface Page {
@@ -25,7 +27,7 @@ interface Page {
 }
 
 export async function* readMediaWiki(chunks: AsyncIterable<string>, o: MediaWikiOptions): AsyncGenerator<Document> {
-  const nsMap: NamespaceMap = defaultNamespaces();
+  const nsMap: NamespaceMap = o.nsMap ?? defaultNamespaces();
   let nsList: [string, number][] | undefined;
   yield* runSax<Document>(chunks, o, (emit) => {
     let page: Page | undefined;
@@ -128,4 +130,73 @@ export async function* readMediaWiki(chunks: AsyncIterable<string>, o: MediaWiki
       },
     };
   });
+}
+
+const PAGE_OPEN = Buffer.from('<page');
+const PAGE_CLOSE = Buffer.from('</page>');
+
+/**
+ * The reading side of a UTF-8 dump for prepare (ReadOptions.deferMarkup): splits the byte stream into
+ * `<page>…</page>` records without parsing or decoding them (inside <text>, '<' is always escaped, so a
+ * literal </page> closes the page). Each record becomes a Document with `deferred.kind = 'mediawiki-page'`
+ * and empty id and text; `convertDeferred` (in a worker) parses, converts and filters it exactly as
+ * readMediaWiki would. The header before the first page is parsed here, for the namespace names.
+ */
+export async function* splitMediaWikiPages(bytes: AsyncIterable<Buffer>, o: MediaWikiOptions): AsyncGenerator<Document> {
+  let buf: Buffer = Buffer.alloc(0);
+  let base = 0; // file offset of buf[0]
+  let namespaces: [string, number][] | undefined;
+  const isPageStart = (b: Buffer, i: number): boolean => i + 5 < b.length && (b[i + 5] === 0x3e || b[i + 5] === 0x20 || b[i + 5] === 0x0a || b[i + 5] === 0x09 || b[i + 5] === 0x0d);
+  const findPage = (b: Buffer, from: number): number => {
+    for (let i = b.indexOf(PAGE_OPEN, from); i !== -1; i = b.indexOf(PAGE_OPEN, i + 1)) if (isPageStart(b, i) || i + 5 >= b.length) return i;
+    return -1;
+  };
+  const parseHeader = async (header: string): Promise<void> => {
+    const nsMap = defaultNamespaces();
+    const one = (async function* () { yield header + '</mediawiki>'; })();
+    for await (const _ of readMediaWiki(one, { ...o, nsMap, defer: false, skipBad: true, skips: new SkipCounter() })) {
+      /* the header has no pages */
+    }
+    namespaces = [...nsMap];
+  };
+  for await (const chunk of bytes) {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    let pos = 0; // buf[pos..] is kept for the next chunk
+    for (;;) {
+      const s = findPage(buf, pos);
+      if (s === -1) {
+        // keep the header whole; after it, only a tail that may be the start of '<page'
+        if (namespaces) pos = Math.max(pos, buf.length - PAGE_OPEN.length);
+        break;
+      }
+      if (s + 5 >= buf.length) {
+        if (namespaces) pos = s;
+        break;
+      }
+      if (!namespaces) await parseHeader(buf.subarray(0, s).toString('utf8'));
+      const e = buf.indexOf(PAGE_CLOSE, s);
+      if (e === -1) {
+        pos = s;
+        break;
+      }
+      const end = e + PAGE_CLOSE.length;
+      const record = Uint8Array.prototype.slice.call(buf, s, end); // own copy: a view would ship the whole chunk
+      yield {
+        id: '',
+        text: '',
+        links: [],
+        source: o.file,
+        deferred: { kind: 'mediawiki-page', bytes: record, offset: base + s, file: o.file, namespaces: namespaces!, minChars: o.minChars, skipBad: o.skipBad },
+      };
+      pos = end;
+    }
+    base += pos;
+    buf = Buffer.from(buf.subarray(pos));
+  }
+  if (!namespaces) await parseHeader(buf.toString('utf8'));
+  const open = findPage(buf, 0);
+  if (open !== -1) {
+    if (!o.skipBad) throw new InputError(o.file, `offset ${base + open}`, 'page', 'malformed XML: the dump ends inside this page (truncated?)');
+    o.skips.add('page_malformed');
+  }
 }
