@@ -314,3 +314,24 @@ test('token store: segments read back by offset (uint16 and int32), with and wit
   }
   t.pass();
 });
+
+test('MediaWiki page records: a truncated dump or a malformed page names the file and byte offset; --skip-bad counts them', async (t) => {
+  const dir = tmp(t);
+  const dump = path.join(dir, 'edge.xml');
+  edgeCaseDump(dump);
+  const good = fs.readFileSync(dump, 'utf8');
+  const cut = path.join(dir, 'cut.xml');
+  fs.writeFileSync(cut, good.slice(0, good.lastIndexOf('<page>') + 40));
+  const off = Buffer.byteLength(good.slice(0, good.lastIndexOf('<page>')));
+  const out = path.join(dir, 'out');
+  await t.throwsAsync(prepare({ inputs: [cut], vocab: VOCAB, out, maxSeqLen: 64, workers: 1 }), { message: new RegExp(`cut\\.xml: offset ${off}: page: .*truncated`) });
+  let m = await prepare({ inputs: [cut], vocab: VOCAB, out, maxSeqLen: 64, workers: 1, skipBad: true });
+  t.is(m.skipped.page_malformed, 1);
+  const bad = path.join(dir, 'bad.xml');
+  const second = good.indexOf('<page>', good.indexOf('<page>') + 1);
+  fs.writeFileSync(bad, good.slice(0, second) + good.slice(second).replace('<title>Beta</title>', '<title>Beta</titel>'));
+  await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 1 }), { message: new RegExp(`bad\\.xml: offset ${Buffer.byteLength(good.slice(0, second))} \\(page line 1\\): .*malformed XML`) });
+  m = await prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, skipBad: true });
+  t.true((m.skipped.malformed_xml ?? 0) + (m.skipped.page_malformed ?? 0) >= 1, JSON.stringify(m.skipped));
+  t.false(fs.existsSync(path.join(out, '.tokens.tmp')));
+});
