@@ -33,7 +33,7 @@ tar -cf - "$addon" "${extra[@]}" dist bin package.json $(cat .gpu/deps.txt) | xz
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 xz -dc .gpu/payload.tar.xz | tar -xf - -C "$tmp"
-for entry in dist/src/cli/index.js dist/test/ops.test.js dist/test/model-golden.test.js; do
+for entry in dist/src/cli/index.js dist/test/ops.test.js dist/test/cuda-gemm.test.js dist/test/model-golden.test.js; do
   [ -f "$tmp/$entry" ] || continue
   if ! err=$(cd "$tmp" && node --input-type=module -e "await import('./$entry')" 2>&1); then
     if grep -q 'ERR_MODULE_NOT_FOUND\|Cannot find package' <<<"$err"; then

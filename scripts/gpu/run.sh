@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh: runs on the GPU machine (no Node, no network), from the repository root, after pack.sh:
-#   unpacks node and the payload, prints the device, runs the CUDA op tests and the model golden test
+#   unpacks node and the payload, prints the device, runs the CUDA op tests, the Hopper GEMM test and the model golden test
 #   (ava, LINKBERT_TEST_DEVICE=cuda), then `bench kernels --device cuda --json`, and writes
 #   bench/results/<date>-<gpu>.json (benchmark + commit packed + test outcome) and copies the
 #   resource-usage report next to it. With $OUT set (the device tool), copies of the results go there.
@@ -24,7 +24,7 @@ nvidia-smi 2>/dev/null | head -15
 node -e "const a=require('./build-cuda/Release/linkbert_cuda.node'); console.log(JSON.stringify(a.info()))" || true
 
 export LINKBERT_ADDON=cuda LINKBERT_TEST_DEVICE=cuda
-node node_modules/ava/entrypoints/cli.mjs --timeout=10m dist/test/ops.test.js dist/test/model-golden.test.js 2>&1 | tee "$work/tests.log"
+node node_modules/ava/entrypoints/cli.mjs --timeout=10m dist/test/ops.test.js dist/test/cuda-gemm.test.js dist/test/model-golden.test.js 2>&1 | tee "$work/tests.log"
 tests_rc=${PIPESTATUS[0]}
 
 node bin/linkbert.js bench kernels --device cuda --json > "$work/bench.json" 2> "$work/bench.err"
