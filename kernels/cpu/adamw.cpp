@@ -34,17 +34,17 @@ LB_AVX512 void adamw_avx512(const Consts& k, float* w, float* m, float* v, const
   const __m512 eps = _mm512_set1_ps(k.eps), wd = _mm512_set1_ps(k.wd), gs = _mm512_set1_ps(k.gs);
   for (int64_t i = b; i < e; i += 16) {
     const __mmask16 mk = cpu::tail_mask(e - i);
-    const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + i), gs);
-    const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(mk, m + i)), _mm512_mul_ps(c1, gi));
-    const __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(mk, v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, gi), gi));
-    _mm512_mask_storeu_ps(m + i, mk, mi);
-    _mm512_mask_storeu_ps(v + i, mk, vi);
-    const __m512 wi = _mm512_maskz_loadu_ps(mk, w + i);
+    const __m512 gi = _mm512_mul_ps(cpu::maskz_loadu(mk, g + i), gs);
+    const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, cpu::maskz_loadu(mk, m + i)), _mm512_mul_ps(c1, gi));
+    const __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, cpu::maskz_loadu(mk, v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, gi), gi));
+    cpu::mask_storeu(m + i, mk, mi);
+    cpu::mask_storeu(v + i, mk, vi);
+    const __m512 wi = cpu::maskz_loadu(mk, w + i);
     const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vi, ib2)), eps);
     const __m512 upd = _mm512_add_ps(_mm512_div_ps(_mm512_mul_ps(mi, ib1), den), _mm512_mul_ps(wd, wi));
     const __m512 wn = _mm512_sub_ps(wi, _mm512_mul_ps(lr, upd));
-    _mm512_mask_storeu_ps(w + i, mk, wn);
-    if (lowp) _mm512_mask_cvtepi32_storeu_epi16(lowp + i, mk, cpu::bf16_bits(wn));
+    cpu::mask_storeu(w + i, mk, wn);
+    if (lowp) cpu::store16(lowp + i, mk, wn);
   }
 }
 LB_AVX512_END

@@ -61,13 +61,27 @@ LB_AVX512 inline __m512i bf16_bits(__m512 x) {
   const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
   return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
-// 16 lanes of f32 or bf16 storage as f32; masked-off lanes read as 0 and are not written
-LB_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-LB_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+// Masked f32 load / store that use the plain instruction for a full mask: masked memory operations
+// run at about half the rate on AMD cores.
+LB_AVX512 inline __m512 maskz_loadu(__mmask16 m, const float* p) {
+  if (m == 0xffff) return _mm512_loadu_ps(p);
+  return _mm512_maskz_loadu_ps(m, p);
 }
-LB_AVX512 inline void store16(float* p, __mmask16 m, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
-LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) { _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits(v)); }
+LB_AVX512 inline void mask_storeu(float* p, __mmask16 m, __m512 v) {
+  if (m == 0xffff) _mm512_storeu_ps(p, v);
+  else _mm512_mask_storeu_ps(p, m, v);
+}
+// 16 lanes of f32 or bf16 storage as f32; masked-off lanes read as 0 and are not written
+LB_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return maskz_loadu(m, p); }
+LB_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  const __m256i h = m == 0xffff ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+LB_AVX512 inline void store16(float* p, __mmask16 m, __m512 v) { mask_storeu(p, m, v); }
+LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) {
+  if (m == 0xffff) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v)));
+  else _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits(v));
+}
 LB_AVX512_END
 #else
 inline bool has_avx512() { return false; }

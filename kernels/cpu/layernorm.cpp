@@ -188,7 +188,7 @@ LB_AVX512 void forward_rows_avx512(const LayernormParams& p, int64_t begin, int6
     for (j = 0; j < C; j += 16) {
       const __mmask16 m = tail_mask(C - j);
       const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(row16(xr, rr, j, m), vp), vm), vr);
-      store16(o + j, m, _mm512_fmadd_ps(xh, _mm512_maskz_loadu_ps(m, p.gamma + j), _mm512_maskz_loadu_ps(m, p.beta + j)));
+      store16(o + j, m, _mm512_fmadd_ps(xh, cpu::maskz_loadu(m, p.gamma + j), cpu::maskz_loadu(m, p.beta + j)));
     }
   }
 }
@@ -200,7 +200,7 @@ template <class T>
 LB_AVX512 inline void row_sums(const T* xr, const T* gr, const float* gamma, int j, __mmask16 m, __m512 vmean, __m512 vr,
                                __m512& s1, __m512& s2) {
   const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(load16(xr + j, m), vmean), vr);
-  const __m512 dxh = _mm512_mul_ps(load16(gr + j, m), _mm512_maskz_loadu_ps(m, gamma + j));
+  const __m512 dxh = _mm512_mul_ps(load16(gr + j, m), cpu::maskz_loadu(m, gamma + j));
   s1 = _mm512_add_ps(s1, dxh);
   s2 = _mm512_fmadd_ps(dxh, xh, s2);
 }
@@ -234,7 +234,7 @@ LB_AVX512 void backward_rows_avx512(const LayernormParams& p, float* stats, int6
     __m512 gam[4], sg[4], sb[4];
     for (int k = 0; k < 4; k++) {
       m[k] = j0 + 16 * k < C ? tail_mask(C - j0 - 16 * k) : (__mmask16)0;
-      gam[k] = _mm512_maskz_loadu_ps(m[k], p.gamma + j0 + 16 * k);
+      gam[k] = cpu::maskz_loadu(m[k], p.gamma + j0 + 16 * k);
       sg[k] = _mm512_setzero_ps();
       sb[k] = _mm512_setzero_ps();
     }
@@ -253,8 +253,8 @@ LB_AVX512 void backward_rows_avx512(const LayernormParams& p, float* stats, int6
       }
     }
     for (int k = 0; k < 4; k++) {
-      _mm512_mask_storeu_ps(dg + j0 + 16 * k, m[k], sg[k]);
-      _mm512_mask_storeu_ps(db + j0 + 16 * k, m[k], sb[k]);
+      cpu::mask_storeu(dg + j0 + 16 * k, m[k], sg[k]);
+      cpu::mask_storeu(db + j0 + 16 * k, m[k], sb[k]);
     }
   }
 }
@@ -265,11 +265,11 @@ LB_AVX512 void reduce_chunks_avx512(const float* partial, int64_t nchunks, int C
     const __mmask16 m = tail_mask(c1 - c);
     __m512 sg = _mm512_setzero_ps(), sb = _mm512_setzero_ps();
     for (int64_t ch = 0; ch < nchunks; ch++) {
-      sg = _mm512_add_ps(sg, _mm512_maskz_loadu_ps(m, partial + ch * 2 * C + c));
-      sb = _mm512_add_ps(sb, _mm512_maskz_loadu_ps(m, partial + ch * 2 * C + C + c));
+      sg = _mm512_add_ps(sg, cpu::maskz_loadu(m, partial + ch * 2 * C + c));
+      sb = _mm512_add_ps(sb, cpu::maskz_loadu(m, partial + ch * 2 * C + C + c));
     }
-    _mm512_mask_storeu_ps(dgamma + c, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dgamma + c), sg));
-    _mm512_mask_storeu_ps(dbeta + c, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dbeta + c), sb));
+    cpu::mask_storeu(dgamma + c, m, _mm512_add_ps(cpu::maskz_loadu(m, dgamma + c), sg));
+    cpu::mask_storeu(dbeta + c, m, _mm512_add_ps(cpu::maskz_loadu(m, dbeta + c), sb));
   }
 }
 LB_AVX512_END
