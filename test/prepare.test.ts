@@ -220,7 +220,7 @@ function edgeCaseDump(file: string): void {
   );
 }
 
-test('MediaWiki markup is converted in the workers: same documents and links as in the reader, same bytes for 0/1/2 workers', async (t) => {
+test('deferred parsing (MediaWiki pages, JATS and HTML files) in the workers: same documents, links and counts as in the reader; same bytes for 0/1/2 workers', async (t) => {
   const dir = tmp(t);
   const dump = path.join(dir, 'edge.xml');
   edgeCaseDump(dump);
@@ -233,7 +233,10 @@ test('MediaWiki markup is converted in the workers: same documents and links as 
   const realWiki = path.join(SHARED, 'wiki');
   const utf16 = path.join(dir, 'edge16.xml');
   fs.writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(fs.readFileSync(dump, 'utf8'), 'utf16le')]));
-  for (const f of [dump, utf16, syn, ...(fs.existsSync(realWiki) ? [realWiki] : [])]) {
+  const fixtures = path.join(repoRoot, 'test/fixtures/readers');
+  const realPmc = path.join(SHARED, 'pmc');
+  const others = [path.join(fixtures, 'jats'), path.join(fixtures, 'html'), ...(fs.existsSync(realPmc) ? [realPmc] : [])];
+  for (const f of [dump, utf16, syn, ...(fs.existsSync(realWiki) ? [realWiki] : []), ...others]) {
     const direct = new SkipCounter();
     const directRedirects = new Map<string, string>();
     const want = [];
@@ -251,7 +254,7 @@ test('MediaWiki markup is converted in the workers: same documents and links as 
       if (c.doc) got.push(c.doc);
     }
     // UTF-8 dumps are split into page records; the UTF-16 one is parsed and only its wikitext deferred
-    t.deepEqual([...kinds].sort(), f === utf16 ? ['wikitext'] : f === realWiki ? ['mediawiki-page', 'wikitext'] : ['mediawiki-page'], f);
+    t.deepEqual([...kinds].sort(), f === utf16 ? ['wikitext'] : f === realWiki ? ['mediawiki-page', 'wikitext'] : others.includes(f) ? ['file'] : ['mediawiki-page'], f);
     t.deepEqual(got, want, f);
     t.deepEqual(deferredSkips.toJSON(), direct.toJSON(), f);
     t.deepEqual([...deferredRedirects].sort(), [...directRedirects].sort(), f);

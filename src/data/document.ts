@@ -26,7 +26,8 @@ export interface Document {
  * What `convertDeferred` needs to finish a deferred document:
  * - 'wikitext': `text` is a page's raw wikitext (UTF-16 and legacy-encoded dumps);
  * - 'mediawiki-page': `bytes` is a whole `<page>…</page>` record of a UTF-8 dump, not yet parsed: id,
- *   title, links and aliases come from the conversion, which may also drop it (redirect, namespace, …).
+ *   title, links and aliases come from the conversion, which may also drop it (redirect, namespace, …);
+ * - 'file': `bytes` is a whole JATS article or HTML page file, parsed (or dropped) by the conversion.
  */
 export type DeferredMarkup =
   | {
@@ -42,6 +43,17 @@ export type DeferredMarkup =
       offset: number;
       file: string;
       namespaces: [string, number][];
+      minChars: number;
+      skipBad: boolean;
+    }
+  | {
+      /** a whole file of a one-document-per-file format, not yet decoded or parsed */
+      kind: 'file';
+      format: 'jats' | 'html';
+      bytes: Uint8Array;
+      /** the path shown in messages, and the path relative to the corpus root (HTML ids, JATS fallback id) */
+      file: string;
+      rel: string;
       minChars: number;
       skipBad: boolean;
     };

@@ -4,6 +4,8 @@ import { InputError, SkipCounter, type DeferredMarkup } from '../document.js';
 import { wikiToText, type NamespaceMap } from './wikitext.js';
 import { decodeText } from './io.js';
 import { readMediaWiki } from './mediawiki.js';
+import { readJats } from './jats.js';
+import { readHtmlPage } from './html.js';
 
 export interface Converted {
   /** the finished document; undefined when the conversion dropped it (the reason is in `skips`) */
@@ -54,6 +56,20 @@ export async function convertDeferred(doc: { id: string; title?: string; text: s
       skips: Object.entries(skips.toJSON()),
       redirects: [...redirects],
     };
+  }
+  if (d.kind === 'file') {
+    const skips = new SkipCounter();
+    const bytes = Buffer.from(d.bytes.buffer, d.bytes.byteOffset, d.bytes.byteLength);
+    const one = (async function* () {
+      if (bytes.length) yield bytes;
+    })();
+    const text = decodeText(one, skips);
+    const it = d.format === 'jats' ? readJats(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, fallbackId: d.rel }) : readHtmlPage(text, { file: d.file, rel: d.rel, skips, minChars: d.minChars });
+    const docs = [];
+    for await (const x of it) docs.push(x);
+    if (docs.length > 1) throw new Error(`internal: ${d.file} gave ${docs.length} documents`);
+    const x = docs[0];
+    return { doc: x ? { id: x.id, title: x.title, text: x.text, links: x.links, aliases: x.aliases } : undefined, skips: Object.entries(skips.toJSON()), redirects: [] };
   }
   throw new Error(`unknown deferred markup kind ${String((d as { kind: unknown }).kind)}`);
 }

@@ -54,9 +54,10 @@ export interface ReadOptions {
   /** MediaWiki: filled with normalised redirect title → normalised target title; pass it to DocGraph.build. */
   redirects?: Map<string, string>;
   /**
-   * MediaWiki: emit each page's raw wikitext with `Document.deferred` set instead of converting it here
-   * (the conversion is most of the reading cost; prepare runs it in its worker threads). Redirects,
-   * namespaces and duplicate handling are unchanged; `too_short` is then decided by the converter.
+   * Leave parsing to the consumer (prepare runs it in its worker threads; `convertDeferred` does it):
+   * UTF-8 MediaWiki dumps yield raw `<page>` records, other dumps raw wikitext per page, and JATS and
+   * HTML inputs one raw file each (`Document.deferred` says which). The converted documents, drops and
+   * skip counts are exactly those of reading without it.
    */
   deferMarkup?: boolean;
   /** WordNet document unit: 'synset' (default) or 'lexfile' (see WordNetOptions.unit). */
@@ -357,6 +358,16 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
       return;
     }
     yield* readMediaWiki(decodeText(bytes, skips), { ...base, redirects: opts.redirects, defer: true });
+    return;
+  }
+  if ((format === 'jats' || format === 'html') && opts.deferMarkup) {
+    // one document per file: read the bytes here, decode and parse in prepare's workers
+    const parts: Buffer[] = [];
+    for await (const b of await openBytes(job.file, opts.onBytes)) parts.push(b);
+    let bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    // a view into a larger (pooled) buffer would ship all of it to the worker
+    if (bytes.byteOffset !== 0 || bytes.buffer.byteLength !== bytes.length) bytes = Buffer.from(Uint8Array.prototype.slice.call(bytes));
+    yield { id: '', text: '', links: [], source: job.shown, deferred: { kind: 'file', format, bytes, file: job.shown, rel: job.rel, minChars, skipBad } };
     return;
   }
   const chunks = await openText(job.file, skips, opts.onBytes);
