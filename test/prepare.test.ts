@@ -220,7 +220,7 @@ function edgeCaseDump(file: string): void {
   );
 }
 
-test('deferred parsing (MediaWiki pages, JATS and HTML files) in the workers: same documents, links and counts as in the reader; same bytes for 0/1/2 workers', async (t) => {
+test('deferred parsing (MediaWiki pages, JATS and HTML files) in the workers: same documents, links and counts as in the reader; same bytes for 0/1/2 workers, tokens in memory or on disk', async (t) => {
   const dir = tmp(t);
   const dump = path.join(dir, 'edge.xml');
   edgeCaseDump(dump);
@@ -260,9 +260,10 @@ test('deferred parsing (MediaWiki pages, JATS and HTML files) in the workers: sa
     t.deepEqual([...deferredRedirects].sort(), [...directRedirects].sort(), f);
   }
   const outs: string[] = [];
-  for (const workers of [0, 1, 2]) {
-    const out = path.join(dir, `out${workers}`);
-    const m = await prepare({ inputs: [dump, syn], vocab: VOCAB, out, maxSeqLen: 64, workers, seed: 3, validFraction: 0.1 });
+  // tokens held in memory (default budget) and read from the token file (budget 0) give the same bytes
+  for (const [workers, tokenMemoryMb] of [[0, undefined], [1, 0], [2, undefined], [2, 0]]) {
+    const out = path.join(dir, `out${workers}-${tokenMemoryMb}`);
+    const m = await prepare({ inputs: [dump, syn], vocab: VOCAB, out, maxSeqLen: 64, workers, seed: 3, validFraction: 0.1, tokenMemoryMb });
     t.is(m.skipped.too_short, 1);
     t.is(m.skipped['duplicate-document-id'], 1);
     t.is(m.skipped.redirect, 1 + synInfo.redirects);

@@ -43,6 +43,7 @@ interface Opts {
   shardSizeMb: number;
   lowercase?: boolean;
   minChars?: number;
+  tokenMemoryMb: number;
   json?: boolean;
   progress: boolean;
 }
@@ -72,6 +73,7 @@ export function register(program: Command): void {
     .option('--lowercase', 'lower-case text (overrides the tokenizer config)')
     .option('--no-lowercase', 'keep case (overrides the tokenizer config)')
     .option('--min-chars <n>', 'skip documents with fewer characters (reader default otherwise)', num('--min-chars', true))
+    .option('--token-memory-mb <n>', "tokens go to a temporary file in --out; while building instances they are held in memory if they fit in this many MiB, else read from the file by offset (output is the same)", num('--token-memory-mb', false), 2048)
     .option('--json', 'print the manifest summary as JSON')
     .option('--no-progress', 'no progress bar')
     .action(async (o: Opts, cmd: Command) => {
@@ -98,6 +100,7 @@ export function register(program: Command): void {
         // commander defaults --no-lowercase's value to true; only pass what the user actually set
         lowercase: lcSource === 'cli' ? o.lowercase : undefined,
         minChars: o.minChars,
+        tokenMemoryMb: o.tokenMemoryMb,
       };
       const t0 = Date.now();
       const tty = o.progress && process.stderr.isTTY;

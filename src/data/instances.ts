@@ -392,6 +392,8 @@ export interface SharedDocs {
   /** document i's tokens start at token tokOff[i] of tokenFile */
   tokenFile: string;
   tokenWidth: 2 | 4;
+  /** the whole token file, when it fitted prepare's memory budget (shared; then the file is not read) */
+  tokensInMemory?: Uint16Array | Int32Array;
   tokOff: Float64Array;
   /** document i's segment bounds (relative to its first token) are bounds[bOff[i] .. bOff[i+1]) */
   bounds: Int32Array;
@@ -420,5 +422,5 @@ export function docsFromShared(sh: SharedDocs): SegmentedDoc[] {
 
 export function tokenReader(sh: SharedDocs): TokenFileReader {
   // a document's last bound is its token count
-  return new TokenFileReader(sh.tokenFile, sh.tokenWidth, sh.tokOff, (d) => sh.tokOff[d] + sh.bounds[sh.bOff[d + 1] - 1]);
+  return new TokenFileReader(sh.tokenFile, sh.tokenWidth, sh.tokOff, (d) => sh.tokOff[d] + sh.bounds[sh.bOff[d + 1] - 1], sh.tokensInMemory);
 }

@@ -17,7 +17,7 @@ import { SkipCounter, type Document } from './document.js';
 import { detectFormat, inputSize, readDocuments, type Format } from './readers/index.js';
 import { DocGraph } from './graph.js';
 import { loadTokenizer, segmentJob, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
-import { TokenFileWriter, GrowableI32, GrowableF64, type TokenFileReader } from './token-store.js';
+import { TokenFileWriter, GrowableI32, GrowableF64, loadTokenFile, type TokenFileReader } from './token-store.js';
 import type { WordPieceTokenizer } from './tokenizer/index.js';
 import type { TokenizeInit, TokenizeJob, TokenizeResult, BuildInit, BuildJob, BuildResult } from './prepare-worker.js';
 import {
@@ -76,6 +76,12 @@ export interface PrepareOptions {
   lowercase?: boolean;
   /** drop documents with fewer characters (passed to the readers) */
   minChars?: number;
+  /**
+   * Memory budget for the corpus's tokens while instances are built (MiB, default 2048). Tokens always
+   * go to a temporary file first; when it fits the budget it is loaded into shared memory, else every
+   * segment is read from the file (page cache) by offset. Output is the same either way.
+   */
+  tokenMemoryMb?: number;
 }
 
 export interface PrepareProgress {
@@ -118,6 +124,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const validMinDocs = opts.validMinDocs ?? DEFAULTS.validMinDocs;
   const labelProbs = opts.labelProbs ?? [1 / 3, 1 / 3, 1 / 3];
   const shardBytes = opts.shardBytes ?? Math.round((opts.shardSizeMb ?? DEFAULTS.shardSizeMb) * 1024 * 1024);
+  const tokenMemoryMb = opts.tokenMemoryMb ?? 2048;
   const workers = opts.workers ?? Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
   check(opts.inputs.length > 0, 'prepare: at least one --input is required');
   check(Number.isInteger(maxSeqLen) && maxSeqLen >= 8 && maxSeqLen <= 65535, `--max-seq-len must be an integer in [8, 65535], got ${maxSeqLen}`);
@@ -127,6 +134,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   check(Number.isInteger(maxPredictions) && maxPredictions >= 1 && maxPredictions <= maxSeqLen, `--max-predictions must be in [1, max_seq_len], got ${maxPredictions}`);
   check(Number.isInteger(workers) && workers >= 0, `--workers must be a non-negative integer, got ${workers}`);
   check(shardBytes >= 1, `shard size must be positive, got ${shardBytes} bytes`);
+  check(Number.isFinite(tokenMemoryMb) && tokenMemoryMb >= 0, `--token-memory-mb must be a non-negative number, got ${tokenMemoryMb}`);
   check(labelProbs.length === 3 && labelProbs.every((p) => p >= 0) && labelProbs[0] + labelProbs[1] + labelProbs[2] > 0, `--label-probs must be three non-negative numbers, got ${labelProbs}`);
   const lpSum = labelProbs[0] + labelProbs[1] + labelProbs[2];
   const probs: [number, number, number] = [labelProbs[0] / lpSum, labelProbs[1] / lpSum, labelProbs[2] / lpSum];
@@ -304,6 +312,8 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       shared.lOff[j + 1] = l;
     }
     metas.length = 0;
+    const tokenBytes = store.length * width;
+    if (tokenBytes <= tokenMemoryMb * 1024 * 1024) shared.tokensInMemory = loadTokenFile(tokenFile, width, store.length);
     const docs = docsFromShared(shared);
     tokens = tokenReader(shared);
     let segments = 0;

@@ -70,13 +70,23 @@ export class TokenFileReader {
   private preTok0 = 0;
   private pre: Uint16Array | Int32Array = new Int32Array(0);
 
-  /** `docEnd(d)` is the token offset just past document d (= docOffset[d] + its token count). */
-  constructor(readonly file: string, readonly width: 2 | 4, private docOffset: Float64Array, private docEnd: (d: number) => number) {
-    this.fd = fs.openSync(file, 'r');
+  /**
+   * `docEnd(d)` is the token offset just past document d (= docOffset[d] + its token count). With
+   * `inMemory` (the whole file, e.g. from loadTokenFile), reads are views into it and the file is unused.
+   */
+  constructor(
+    readonly file: string,
+    readonly width: 2 | 4,
+    private docOffset: Float64Array,
+    private docEnd: (d: number) => number,
+    private inMemory?: Uint16Array | Int32Array,
+  ) {
+    this.fd = inMemory ? -1 : fs.openSync(file, 'r');
   }
 
   /** Reads documents [d0, d1) into memory for the following reads; replaces the previous preload. */
   preload(d0: number, d1: number): void {
+    if (this.inMemory) return;
     this.pre0 = this.pre1 = 0;
     if (d1 <= d0) return;
     const t0 = this.docOffset[d0];
@@ -100,6 +110,7 @@ export class TokenFileReader {
 
   /** A view valid until the next read into the same slot (or the next preload). */
   read(d: number, start: number, end: number, slot: 0 | 1): Uint16Array | Int32Array {
+    if (this.inMemory) return this.inMemory.subarray(this.docOffset[d] + start, this.docOffset[d] + end);
     if (d >= this.pre0 && d < this.pre1) {
       const o = this.docOffset[d] - this.preTok0;
       return this.pre.subarray(o + start, o + end);
@@ -113,8 +124,30 @@ export class TokenFileReader {
   }
 
   close(): void {
-    fs.closeSync(this.fd);
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
   }
+}
+
+/**
+ * The whole token file in a SharedArrayBuffer (instance builders in every thread read it without
+ * copies). prepare does this when the file fits its memory budget (--token-memory-mb): a read per
+ * partner segment costs more than the rest of building an instance.
+ */
+export function loadTokenFile(file: string, width: 2 | 4, tokens: number): Uint16Array | Int32Array {
+  const sab = new SharedArrayBuffer(Math.max(1, tokens * width));
+  const bytes = new Uint8Array(sab, 0, tokens * width);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let got = 0; got < bytes.length; ) {
+      const r = fs.readSync(fd, bytes, got, Math.min(bytes.length - got, 1 << 30), got);
+      if (r === 0) throw new Error(`${file}: truncated token store (offset ${got} of ${bytes.length})`);
+      got += r;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return width === 2 ? new Uint16Array(sab, 0, tokens) : new Int32Array(sab, 0, tokens);
 }
 
 /** An Int32Array that grows by doubling (stage 1 collects per-segment bounds without a JS object each). */
