@@ -319,7 +319,7 @@ test('token store: segments read back by offset (uint16 and int32), with and wit
   t.pass();
 });
 
-test('MediaWiki page records: a truncated dump or a malformed page names the file and byte offset; --skip-bad counts them', async (t) => {
+test('MediaWiki page records: a truncated dump or a malformed page names the file, line and byte offset; --skip-bad counts them', async (t) => {
   const dir = tmp(t);
   const dump = path.join(dir, 'edge.xml');
   edgeCaseDump(dump);
@@ -328,13 +328,33 @@ test('MediaWiki page records: a truncated dump or a malformed page names the fil
   fs.writeFileSync(cut, good.slice(0, good.lastIndexOf('<page>') + 40));
   const off = Buffer.byteLength(good.slice(0, good.lastIndexOf('<page>')));
   const out = path.join(dir, 'out');
-  await t.throwsAsync(prepare({ inputs: [cut], vocab: VOCAB, out, maxSeqLen: 64, workers: 1 }), { message: new RegExp(`cut\\.xml: offset ${off}: page: .*truncated`) });
+  const lineOf = (text: string, i: number) => text.slice(0, i).split('\n').length;
+  await t.throwsAsync(prepare({ inputs: [cut], vocab: VOCAB, out, maxSeqLen: 64, workers: 1 }), {
+    message: new RegExp(`cut\\.xml: line ${lineOf(good, good.lastIndexOf('<page>'))} \\(offset ${off}\\): page: .*truncated`),
+  });
   let m = await prepare({ inputs: [cut], vocab: VOCAB, out, maxSeqLen: 64, workers: 1, skipBad: true });
   t.is(m.skipped.page_malformed, 1);
   const bad = path.join(dir, 'bad.xml');
   const second = good.indexOf('<page>', good.indexOf('<page>') + 1);
   fs.writeFileSync(bad, good.slice(0, second) + good.slice(second).replace('<title>Beta</title>', '<title>Beta</titel>'));
-  await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 1 }), { message: new RegExp(`bad\\.xml: offset ${Buffer.byteLength(good.slice(0, second))} \\(page line 1\\): .*malformed XML`) });
+  // the same place the direct reader names (its sax line), plus the page's offset
+  const direct = await (async () => {
+    const { readDocuments } = await import('../src/data/readers/index.js');
+    const { SkipCounter } = await import('../src/data/document.js');
+    try {
+      for await (const _ of readDocuments(bad, { skips: new SkipCounter() })) {
+        /* read all */
+      }
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'no error';
+  })();
+  const where = /bad\.xml: (line \d+): /.exec(direct);
+  t.truthy(where, direct);
+  await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 1 }), {
+    message: new RegExp(`bad\\.xml: ${where![1]} \\(page at offset ${Buffer.byteLength(good.slice(0, second))}\\): .*malformed XML`),
+  });
   m = await prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, skipBad: true });
   t.true((m.skipped.malformed_xml ?? 0) + (m.skipped.page_malformed ?? 0) >= 1, JSON.stringify(m.skipped));
   t.false(fs.existsSync(path.join(out, '.tokens.tmp')));

@@ -39,8 +39,9 @@ export type DeferredMarkup =
   | {
       kind: 'mediawiki-page';
       bytes: Uint8Array;
-      /** byte offset of the record in the (decompressed) dump, for error messages */
+      /** byte offset and line (1-based) of the record in the (decompressed) dump, for error messages */
       offset: number;
+      line: number;
       file: string;
       namespaces: [string, number][];
       minChars: number;

@@ -45,8 +45,12 @@ export async function convertDeferred(doc: { id: string; title?: string; text: s
       for await (const x of readMediaWiki(decodeText(one, skips), { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, redirects, nsMap: nsMapOf(d.namespaces) }))
         docs.push(x);
     } catch (e) {
-      // place the error in the dump: the page's byte offset, then the line within the page
-      if (e instanceof InputError) throw new InputError(d.file, `offset ${d.offset} (page ${e.where})`, e.field, e.detail);
+      // place the error in the dump: the record's first line plus the line within it
+      if (e instanceof InputError) {
+        const m = /^line (\d+)$/.exec(e.where);
+        const where = m ? `line ${d.line + Number(m[1]) - 1}` : `${e.where} of the page at line ${d.line}`;
+        throw new InputError(d.file, `${where} (page at offset ${d.offset})`, e.field, e.detail);
+      }
       throw e;
     }
     if (docs.length > 1) throw new Error(`internal: a page record of ${d.file} at offset ${d.offset} gave ${docs.length} documents`);

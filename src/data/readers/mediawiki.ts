@@ -145,6 +145,14 @@ const PAGE_CLOSE = Buffer.from('</page>');
 export async function* splitMediaWikiPages(bytes: AsyncIterable<Buffer>, o: MediaWikiOptions): AsyncGenerator<Document> {
   let buf: Buffer = Buffer.alloc(0);
   let base = 0; // file offset of buf[0]
+  // line number (1-based) at buf[counted]; advanced lazily to each record start, for error messages
+  let line = 1;
+  let counted = 0;
+  const lineAt = (i: number): number => {
+    for (let k = buf.indexOf(10, counted); k !== -1 && k < i; k = buf.indexOf(10, k + 1)) line++;
+    counted = i;
+    return line;
+  };
   let namespaces: [string, number][] | undefined;
   const isPageStart = (b: Buffer, i: number): boolean => i + 5 < b.length && (b[i + 5] === 0x3e || b[i + 5] === 0x20 || b[i + 5] === 0x0a || b[i + 5] === 0x09 || b[i + 5] === 0x0d);
   const findPage = (b: Buffer, from: number): number => {
@@ -186,17 +194,19 @@ export async function* splitMediaWikiPages(bytes: AsyncIterable<Buffer>, o: Medi
         text: '',
         links: [],
         source: o.file,
-        deferred: { kind: 'mediawiki-page', bytes: record, offset: base + s, file: o.file, namespaces: namespaces!, minChars: o.minChars, skipBad: o.skipBad },
+        deferred: { kind: 'mediawiki-page', bytes: record, offset: base + s, line: lineAt(s), file: o.file, namespaces: namespaces!, minChars: o.minChars, skipBad: o.skipBad },
       };
       pos = end;
     }
+    lineAt(pos);
     base += pos;
+    counted = 0;
     buf = Buffer.from(buf.subarray(pos));
   }
   if (!namespaces) await parseHeader(buf.toString('utf8'));
   const open = findPage(buf, 0);
   if (open !== -1) {
-    if (!o.skipBad) throw new InputError(o.file, `offset ${base + open}`, 'page', 'malformed XML: the dump ends inside this page (truncated?)');
+    if (!o.skipBad) throw new InputError(o.file, `line ${lineAt(open)} (offset ${base + open})`, 'page', 'malformed XML: the dump ends inside this page (truncated?)');
     o.skips.add('page_malformed');
   }
 }
