@@ -220,7 +220,7 @@ function edgeCaseDump(file: string): void {
   );
 }
 
-test('deferred parsing (MediaWiki pages, JATS and HTML files) in the workers: same documents, links and counts as in the reader; same bytes for 0/1/2 workers, tokens in memory or on disk', async (t) => {
+test('deferred parsing (MediaWiki pages, PubMed records, JATS and HTML files) in the workers: same documents, links and counts as in the reader; same bytes for 0/1/2 workers, tokens in memory or on disk', async (t) => {
   const dir = tmp(t);
   const dump = path.join(dir, 'edge.xml');
   edgeCaseDump(dump);
@@ -236,7 +236,8 @@ test('deferred parsing (MediaWiki pages, JATS and HTML files) in the workers: sa
   const fixtures = path.join(repoRoot, 'test/fixtures/readers');
   const realPmc = path.join(SHARED, 'pmc');
   const others = [path.join(fixtures, 'jats'), path.join(fixtures, 'html'), ...(fs.existsSync(realPmc) ? [realPmc] : [])];
-  for (const f of [dump, utf16, syn, ...(fs.existsSync(realWiki) ? [realWiki] : []), ...others]) {
+  const medline = path.join(fixtures, 'medline');
+  for (const f of [dump, utf16, syn, ...(fs.existsSync(realWiki) ? [realWiki] : []), ...others, medline]) {
     const direct = new SkipCounter();
     const directRedirects = new Map<string, string>();
     const want = [];
@@ -254,7 +255,7 @@ test('deferred parsing (MediaWiki pages, JATS and HTML files) in the workers: sa
       if (c.doc) got.push(c.doc);
     }
     // UTF-8 dumps are split into page records; the UTF-16 one is parsed and only its wikitext deferred
-    t.deepEqual([...kinds].sort(), f === utf16 ? ['wikitext'] : f === realWiki ? ['mediawiki-page', 'wikitext'] : others.includes(f) ? ['file'] : ['mediawiki-page'], f);
+    t.deepEqual([...kinds].sort(), f === utf16 ? ['wikitext'] : f === realWiki ? ['mediawiki-page', 'wikitext'] : others.includes(f) ? ['file'] : f === medline ? ['medline-record'] : ['mediawiki-page'], f);
     t.deepEqual(got, want, f);
     t.deepEqual(deferredSkips.toJSON(), direct.toJSON(), f);
     t.deepEqual([...deferredRedirects].sort(), [...directRedirects].sort(), f);

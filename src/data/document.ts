@@ -27,6 +27,7 @@ export interface Document {
  * - 'wikitext': `text` is a page's raw wikitext (UTF-16 and legacy-encoded dumps);
  * - 'mediawiki-page': `bytes` is a whole `<page>…</page>` record of a UTF-8 dump, not yet parsed: id,
  *   title, links and aliases come from the conversion, which may also drop it (redirect, namespace, …);
+ * - 'medline-record': the same for one record of a UTF-8 PubMed XML file;
  * - 'file': `bytes` is a whole JATS article or HTML page file, parsed (or dropped) by the conversion.
  */
 export type DeferredMarkup =
@@ -44,6 +45,16 @@ export type DeferredMarkup =
       line: number;
       file: string;
       namespaces: [string, number][];
+      minChars: number;
+      skipBad: boolean;
+    }
+  | {
+      /** one top-level record of a UTF-8 PubMed XML file (PubmedArticle, PubmedBookArticle or DeleteCitation) */
+      kind: 'medline-record';
+      bytes: Uint8Array;
+      offset: number;
+      line: number;
+      file: string;
       minChars: number;
       skipBad: boolean;
     }

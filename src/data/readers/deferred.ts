@@ -5,6 +5,10 @@ import { wikiToText, type NamespaceMap } from './wikitext.js';
 import { decodeText } from './io.js';
 import { readMediaWiki } from './mediawiki.js';
 import { readJats } from './jats.js';
+import { readMedline } from './medline.js';
+
+const SET_OPEN = Buffer.from('<PubmedArticleSet>');
+const SET_CLOSE = Buffer.from('</PubmedArticleSet>');
 import { readHtmlPage } from './html.js';
 
 export interface Converted {
@@ -33,27 +37,33 @@ export async function convertDeferred(doc: { id: string; title?: string; text: s
     if (w.text.length < d.minChars) return { skips: [...skips, ['too_short', 1]], redirects: [] };
     return { doc: { id: doc.id, title: doc.title, text: w.text, links: w.links, aliases: doc.aliases }, skips, redirects: [] };
   }
-  if (d.kind === 'mediawiki-page') {
+  if (d.kind === 'mediawiki-page' || d.kind === 'medline-record') {
     const skips = new SkipCounter();
     const redirects = new Map<string, string>();
     const bytes = Buffer.from(d.bytes.buffer, d.bytes.byteOffset, d.bytes.byteLength);
+    // a PubMed record is parsed inside its set element, as in the file (no newline: lines stay aligned)
     const one = (async function* () {
-      yield bytes;
+      if (d.kind === 'medline-record') yield Buffer.concat([SET_OPEN, bytes, SET_CLOSE]);
+      else yield bytes;
     })();
+    const text = decodeText(one, skips);
+    const it =
+      d.kind === 'mediawiki-page'
+        ? readMediaWiki(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, redirects, nsMap: nsMapOf(d.namespaces) })
+        : readMedline(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars });
     const docs = [];
     try {
-      for await (const x of readMediaWiki(decodeText(one, skips), { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, redirects, nsMap: nsMapOf(d.namespaces) }))
-        docs.push(x);
+      for await (const x of it) docs.push(x);
     } catch (e) {
-      // place the error in the dump: the record's first line plus the line within it
+      // place the error in the file: the record's first line plus the line within it
       if (e instanceof InputError) {
         const m = /^line (\d+)$/.exec(e.where);
-        const where = m ? `line ${d.line + Number(m[1]) - 1}` : `${e.where} of the page at line ${d.line}`;
-        throw new InputError(d.file, `${where} (page at offset ${d.offset})`, e.field, e.detail);
+        const where = m ? `line ${d.line + Number(m[1]) - 1}` : `${e.where} of the record at line ${d.line}`;
+        throw new InputError(d.file, `${where} (${d.kind === 'mediawiki-page' ? 'page' : 'record'} at offset ${d.offset})`, e.field, e.detail);
       }
       throw e;
     }
-    if (docs.length > 1) throw new Error(`internal: a page record of ${d.file} at offset ${d.offset} gave ${docs.length} documents`);
+    if (docs.length > 1) throw new Error(`internal: the record of ${d.file} at offset ${d.offset} gave ${docs.length} documents`);
     const x = docs[0];
     return {
       doc: x ? { id: x.id, title: x.title, text: x.text, links: x.links, aliases: x.aliases } : undefined,

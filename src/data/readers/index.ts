@@ -28,6 +28,7 @@ import path from 'node:path';
 import { Document, InputError, SkipCounter } from '../document.js';
 import { decodeText, declaredEncoding, listFiles, openBytes, openText, sniffEncoding, splitLines, stripCompressionExt } from './io.js';
 import { readMediaWiki, splitMediaWikiPages } from './mediawiki.js';
+import { splitXmlRecords } from './xml.js';
 import { readJats } from './jats.js';
 import { readMedline } from './medline.js';
 import { isHtmlFile, readHtmlPage } from './html.js';
@@ -55,8 +56,8 @@ export interface ReadOptions {
   redirects?: Map<string, string>;
   /**
    * Leave parsing to the consumer (prepare runs it in its worker threads; `convertDeferred` does it):
-   * UTF-8 MediaWiki dumps yield raw `<page>` records, other dumps raw wikitext per page, and JATS and
-   * HTML inputs one raw file each (`Document.deferred` says which). The converted documents, drops and
+   * UTF-8 MediaWiki dumps yield raw `<page>` records, other dumps raw wikitext per page, UTF-8 PubMed
+   * files raw records, and JATS and HTML inputs one raw file each (`Document.deferred` says which). The converted documents, drops and
    * skip counts are exactly those of reading without it.
    */
   deferMarkup?: boolean;
@@ -358,6 +359,19 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
       return;
     }
     yield* readMediaWiki(decodeText(bytes, skips), { ...base, redirects: opts.redirects, defer: true });
+    return;
+  }
+  if (format === 'medline' && opts.deferMarkup) {
+    // UTF-8 PubMed files are split into raw records here (PubmedArticle and the elements the reader
+    // counts: PubmedBookArticle, DeleteCitation) and parsed in prepare's workers
+    const { head, bytes } = await peekBytes(await openBytes(job.file, opts.onBytes), 1024);
+    const { enc, bom } = sniffEncoding(head);
+    if (enc === 'utf-8' && bom === 0 && !declaredEncoding(head)) {
+      for await (const r of splitXmlRecords(bytes, ['PubmedArticle', 'PubmedBookArticle', 'DeleteCitation'], base))
+        yield { id: '', text: '', links: [], source: job.shown, deferred: { kind: 'medline-record', bytes: r.bytes, offset: r.offset, line: r.line, file: job.shown, minChars, skipBad } };
+      return;
+    }
+    yield* readMedline(decodeText(bytes, skips), base);
     return;
   }
   if ((format === 'jats' || format === 'html') && opts.deferMarkup) {

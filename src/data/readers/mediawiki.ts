@@ -1,8 +1,8 @@
 // MediaWiki XML export dumps (pages-articles.xml[.bz2]), UTF-8 or UTF-16 with a BOM.
 // Namespace 0 only; redirect pages emit no document but are recorded in `redirects` (normalised from → to)
 // so the graph can resolve links through them regardless of where in the dump they appear.
-import { Document, InputError, SkipCounter, normalizeTitle } from '../document.js';
-import { runSax } from './xml.js';
+import { Document, SkipCounter, normalizeTitle } from '../document.js';
+import { runSax, splitXmlRecords } from './xml.js';
 import { defaultNamespaces, redirectTarget, wikiToText, NamespaceMap } from './wikitext.js';
 
 export interface MediaWikiOptions {
@@ -132,9 +132,6 @@ export async function* readMediaWiki(chunks: AsyncIterable<string>, o: MediaWiki
   });
 }
 
-const PAGE_OPEN = Buffer.from('<page');
-const PAGE_CLOSE = Buffer.from('</page>');
-
 /**
  * The reading side of a UTF-8 dump for prepare (ReadOptions.deferMarkup): splits the byte stream into
  * `<page>…</page>` records without parsing or decoding them (inside <text>, '<' is always escaped, so a
@@ -143,70 +140,23 @@ const PAGE_CLOSE = Buffer.from('</page>');
  * readMediaWiki would. The header before the first page is parsed here, for the namespace names.
  */
 export async function* splitMediaWikiPages(bytes: AsyncIterable<Buffer>, o: MediaWikiOptions): AsyncGenerator<Document> {
-  let buf: Buffer = Buffer.alloc(0);
-  let base = 0; // file offset of buf[0]
-  // line number (1-based) at buf[counted]; advanced lazily to each record start, for error messages
-  let line = 1;
-  let counted = 0;
-  const lineAt = (i: number): number => {
-    for (let k = buf.indexOf(10, counted); k !== -1 && k < i; k = buf.indexOf(10, k + 1)) line++;
-    counted = i;
-    return line;
-  };
-  let namespaces: [string, number][] | undefined;
-  const isPageStart = (b: Buffer, i: number): boolean => i + 5 < b.length && (b[i + 5] === 0x3e || b[i + 5] === 0x20 || b[i + 5] === 0x0a || b[i + 5] === 0x09 || b[i + 5] === 0x0d);
-  const findPage = (b: Buffer, from: number): number => {
-    for (let i = b.indexOf(PAGE_OPEN, from); i !== -1; i = b.indexOf(PAGE_OPEN, i + 1)) if (isPageStart(b, i) || i + 5 >= b.length) return i;
-    return -1;
-  };
+  let namespaces: [string, number][] = [...defaultNamespaces()];
   const parseHeader = async (header: string): Promise<void> => {
     const nsMap = defaultNamespaces();
-    const one = (async function* () { yield header + '</mediawiki>'; })();
+    const one = (async function* () {
+      yield header + '</mediawiki>';
+    })();
     for await (const _ of readMediaWiki(one, { ...o, nsMap, defer: false, skipBad: true, skips: new SkipCounter() })) {
       /* the header has no pages */
     }
     namespaces = [...nsMap];
   };
-  for await (const chunk of bytes) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    let pos = 0; // buf[pos..] is kept for the next chunk
-    for (;;) {
-      const s = findPage(buf, pos);
-      if (s === -1) {
-        // keep the header whole; after it, only a tail that may be the start of '<page'
-        if (namespaces) pos = Math.max(pos, buf.length - PAGE_OPEN.length);
-        break;
-      }
-      if (s + 5 >= buf.length) {
-        if (namespaces) pos = s;
-        break;
-      }
-      if (!namespaces) await parseHeader(buf.subarray(0, s).toString('utf8'));
-      const e = buf.indexOf(PAGE_CLOSE, s);
-      if (e === -1) {
-        pos = s;
-        break;
-      }
-      const end = e + PAGE_CLOSE.length;
-      const record = Uint8Array.prototype.slice.call(buf, s, end); // own copy: a view would ship the whole chunk
-      yield {
-        id: '',
-        text: '',
-        links: [],
-        source: o.file,
-        deferred: { kind: 'mediawiki-page', bytes: record, offset: base + s, line: lineAt(s), file: o.file, namespaces: namespaces!, minChars: o.minChars, skipBad: o.skipBad },
-      };
-      pos = end;
-    }
-    lineAt(pos);
-    base += pos;
-    counted = 0;
-    buf = Buffer.from(buf.subarray(pos));
-  }
-  if (!namespaces) await parseHeader(buf.toString('utf8'));
-  const open = findPage(buf, 0);
-  if (open !== -1) {
-    if (!o.skipBad) throw new InputError(o.file, `line ${lineAt(open)} (offset ${base + open})`, 'page', 'malformed XML: the dump ends inside this page (truncated?)');
-    o.skips.add('page_malformed');
-  }
+  for await (const r of splitXmlRecords(bytes, ['page'], o, parseHeader))
+    yield {
+      id: '',
+      text: '',
+      links: [],
+      source: o.file,
+      deferred: { kind: 'mediawiki-page', bytes: r.bytes, offset: r.offset, line: r.line, file: o.file, namespaces, minChars: o.minChars, skipBad: o.skipBad },
+    };
 }
