@@ -47,6 +47,7 @@ interface Opts {
   dupeFactor: string;
   repeat: string;
   syntheticPages?: string;
+  tokenMemoryMb?: string;
 }
 
 /** One `linkbert prepare --json` in a child process, so that its peak RSS and CPU time are its own. */
@@ -69,6 +70,7 @@ export function register(bench: Command): void {
     .option('--max-seq-len <n>', 'sequence length', '128')
     .option('--dupe-factor <n>', 'dupe factor', '2')
     .option('--repeat <n>', 'timed runs per worker count (best is reported)', '2')
+    .option('--token-memory-mb <n>', 'passed to prepare (0: build instances from the on-disk token file)')
     .option('--synthetic-pages <n>', 'instead of the shared corpora: a synthetic MediaWiki dump of n pages (about 6.7 KB each, Zipf words, heavy-tailed links)')
     .action(async (o: Opts) => {
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-bench-prepare-'));
@@ -102,7 +104,7 @@ export function register(bench: Command): void {
         for (const workers of workerCounts) {
           let best: ReturnType<typeof runPrepare> | null = null;
           for (let r = 0; r < Math.max(1, Number(o.repeat)); r++) {
-            const args = ['--out', outDir, '--vocab', vocab, '--workers', String(workers), '--max-seq-len', o.maxSeqLen, '--dupe-factor', o.dupeFactor, '--input', ...inputs];
+            const args = ['--out', outDir, '--vocab', vocab, '--workers', String(workers), '--max-seq-len', o.maxSeqLen, '--dupe-factor', o.dupeFactor, ...(o.tokenMemoryMb !== undefined ? ['--token-memory-mb', o.tokenMemoryMb] : []), '--input', ...inputs];
             const res = runPrepare(args);
             if (!best || res.seconds < best.seconds) best = res;
           }
@@ -136,6 +138,7 @@ export function register(bench: Command): void {
           // speed-up of each worker count over the first one timed
           speedup: runs.map((r) => ({ workers: r.workers, vs_first: Number((runs[0].seconds / r.seconds).toFixed(3)) })),
           synthetic_pages: o.syntheticPages !== undefined ? Number(o.syntheticPages) : null,
+          token_memory_mb: o.tokenMemoryMb !== undefined ? Number(o.tokenMemoryMb) : 2048,
           machine: { cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, loadavg: os.loadavg() },
         };
         if (o.json) process.stdout.write(JSON.stringify(out) + '\n');
