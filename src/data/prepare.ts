@@ -199,15 +199,22 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   // Submissions waiting for their result (FIFO; results come back in submission order). A deferred
   // record's document (id, links, …) is only known from its result, and it may be dropped there.
   const subs: ({ input: number; meta?: (typeof metas)[number] } | undefined)[] = [];
-  let subHead = 0;
+  let subHead = 0; // subs[subHead] is the next to come back
+  let subBase = 0; // submission number of subs[0] (the answered head is cut off now and then)
   const onSegmented = (q: number, r: SegmentedText): void => {
-    if (q !== subHead) throw new Error(`internal: tokenizer result ${q} arrived out of order (expected ${subHead})`);
+    if (q !== subBase + subHead) throw new Error(`internal: tokenizer result ${q} arrived out of order (expected ${subBase + subHead})`);
     const sub = subs[subHead]!;
     subs[subHead++] = undefined;
+    if (subHead >= 65536) {
+      subs.splice(0, subHead);
+      subBase += subHead;
+      subHead = 0;
+    }
     if (r.skips) for (const [k, v] of r.skips) skips.add(k, v);
     if (r.redirects) for (const [from, to] of r.redirects) redirects.set(from, to);
     const meta = r.deferred ? r.doc : sub.meta;
     if (!meta) return;
+    if (meta.title === meta.id) meta.title = meta.id; // one string, not two equal copies (MediaWiki: id is the title)
     meta.links = meta.links.map(intern);
     metas.push(meta);
     docInput.push(sub.input);
@@ -232,7 +239,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
           },
         });
         for await (const doc of it as AsyncIterable<Document>) {
-          const q = subs.length;
+          const q = subBase + subs.length;
           if (doc.deferred) {
             subs.push({ input: k });
             await pool.submit(q, { text: doc.text, deferred: doc.deferred, id: doc.id, title: doc.title, aliases: doc.aliases });
