@@ -520,18 +520,22 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
 export { DRP_LABELS };
 
 /**
- * What both worker pools share: prepare-worker.js threads, a per-worker in-flight count, waiting for
- * room or results, and the first failure (a worker error, a non-zero exit, or a job error), which
- * every later call rethrows.
+ * What both worker pools share: prepare-worker.js threads, jobs sent to the least-loaded worker with a
+ * bound per worker and in total, results handed back strictly in submission order (so the output does
+ * not depend on which worker finished first), and the first failure (a worker error, a non-zero exit,
+ * or a job error), which every later call rethrows.
  */
-abstract class WorkerPool<Result> {
+abstract class WorkerPool<Result extends { id: number; error?: string; inputError?: boolean }, Meta> {
   protected workers: Worker[] = [];
-  protected inflight: number[] = [];
+  private inflight: number[] = [];
   private waiters: (() => void)[] = [];
   protected failure: Error | null = null;
-  protected static MAX_INFLIGHT = 3;
+  private jobs = new Map<number, { w: number; meta: Meta; result?: Result }>();
+  private nextJob = 0;
+  private nextEmit = 0;
+  private static MAX_INFLIGHT = 3;
 
-  constructor(n: number, init: TokenizeInit | BuildInit, what: string) {
+  constructor(n: number, init: TokenizeInit | BuildInit, private what: string) {
     for (let k = 0; k < n; k++) {
       const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
       w.on('message', (m: Result) => this.onMessage(m));
@@ -544,17 +548,57 @@ abstract class WorkerPool<Result> {
     }
   }
 
-  protected abstract onMessage(m: Result): void;
+  /** Called with each job's result, in submission order. */
+  protected abstract emit(meta: Meta, r: Result): void;
 
-  /** Index of the worker with the fewest jobs in flight. */
-  protected leastLoaded(): number {
-    let best = 0;
-    for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
-    return best;
+  /** Sends `make(id)` to a worker once there is room; `meta` comes back with its result. */
+  protected async post(meta: Meta, make: (id: number) => unknown): Promise<void> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      let best = 0;
+      for (let k = 1; k < this.workers.length; k++) if (this.inflight[k] < this.inflight[best]) best = k;
+      // finished jobs wait here until their turn, so the total is bounded too
+      if (this.inflight[best] < WorkerPool.MAX_INFLIGHT && this.nextJob - this.nextEmit < 2 * WorkerPool.MAX_INFLIGHT * this.workers.length) {
+        const id = this.nextJob++;
+        this.inflight[best]++;
+        this.jobs.set(id, { w: best, meta });
+        this.workers[best].postMessage(make(id));
+        return;
+      }
+      await this.wait();
+    }
+  }
+
+  /** Waits until every posted job has been emitted. */
+  async drain(): Promise<void> {
+    while (this.nextEmit < this.nextJob) await this.wait();
+    if (this.failure) throw this.failure;
+  }
+
+  private onMessage(m: Result): void {
+    const j = this.jobs.get(m.id);
+    if (!j) return;
+    this.inflight[j.w]--;
+    if (m.error) {
+      // bad input carries its own message (file, place, field); anything else is a bug in a worker
+      this.fail(new Error(m.inputError ? m.error : `${this.what} worker: ${m.error}`));
+      return;
+    }
+    j.result = m;
+    try {
+      for (let e = this.jobs.get(this.nextEmit); e && e.result; e = this.jobs.get(this.nextEmit)) {
+        this.jobs.delete(this.nextEmit);
+        this.nextEmit++;
+        this.emit(e.meta, e.result);
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    }
+    this.wake();
   }
 
   /** Resolves at the next result or failure; throws the failure if there is one. */
-  protected async wait(): Promise<void> {
+  private async wait(): Promise<void> {
     if (this.failure) throw this.failure;
     await new Promise<void>((r) => this.waiters.push(r));
     if (this.failure) throw this.failure;
@@ -565,12 +609,12 @@ abstract class WorkerPool<Result> {
     this.workers = [];
   }
 
-  protected fail(e: Error): void {
+  private fail(e: Error): void {
     if (!this.failure) this.failure = e;
     this.wake();
   }
 
-  protected wake(): void {
+  private wake(): void {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
@@ -578,15 +622,12 @@ abstract class WorkerPool<Result> {
 }
 
 /**
- * Sends documents to worker threads in batches (bounded in flight) and hands the results back strictly
- * in submission order (so the token file is in document order). With 0 workers it tokenises inline.
+ * Sends documents to worker threads in batches and hands each document's result back in submission
+ * order (so the token file is in document order). With 0 workers it tokenises inline.
  */
-class TokenizePool extends WorkerPool<TokenizeResult> {
-  private jobs = new Map<number, { w: number; result?: TokenizeResult }>();
+class TokenizePool extends WorkerPool<TokenizeResult, null> {
   private batch: TokenizeJob['docs'] = [];
   private batchChars = 0;
-  private nextJob = 0;
-  private nextEmit = 0;
   private static BATCH_CHARS = 256 * 1024;
 
   constructor(
@@ -605,111 +646,38 @@ class TokenizePool extends WorkerPool<TokenizeResult> {
       return;
     }
     this.batch.push({ i, ...job });
-    this.batchChars += (job.deferred?.kind === 'mediawiki-page' ? job.deferred.bytes.length : job.text.length) + 64;
+    this.batchChars += (job.deferred && 'bytes' in job.deferred ? job.deferred.bytes.length : job.text.length) + 64;
     if (this.batchChars >= TokenizePool.BATCH_CHARS) await this.flush();
   }
 
   async drain(): Promise<void> {
     if (this.batch.length) await this.flush();
-    while (this.nextEmit < this.nextJob) await this.wait();
-    if (this.failure) throw this.failure;
+    await super.drain();
   }
 
   private async flush(): Promise<void> {
-    // wait for a worker with room; finished jobs wait for their turn, so bound those too
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const best = this.leastLoaded();
-      if (this.inflight[best] < WorkerPool.MAX_INFLIGHT && this.nextJob - this.nextEmit < 2 * WorkerPool.MAX_INFLIGHT * this.workers.length) {
-        const id = this.nextJob++;
-        const job: TokenizeJob = { id, docs: this.batch };
-        this.batch = [];
-        this.batchChars = 0;
-        this.inflight[best]++;
-        this.jobs.set(id, { w: best });
-        this.workers[best].postMessage(job);
-        return;
-      }
-      await this.wait();
-    }
+    const docs = this.batch;
+    this.batch = [];
+    this.batchChars = 0;
+    await this.post(null, (id): TokenizeJob => ({ id, docs }));
   }
 
-  protected onMessage(m: TokenizeResult): void {
-    const j = this.jobs.get(m.id);
-    if (!j) return;
-    this.inflight[j.w]--;
-    if (m.error) {
-      this.fail(new Error(m.inputError ? m.error : `tokenizer worker: ${m.error}`));
-      return;
-    }
-    j.result = m;
-    try {
-      for (let e = this.jobs.get(this.nextEmit); e && e.result; e = this.jobs.get(this.nextEmit)) {
-        this.jobs.delete(this.nextEmit);
-        this.nextEmit++;
-        for (const r of e.result.results) this.onResult(r.i, r);
-      }
-    } catch (err) {
-      this.fail(err as Error);
-    }
-    this.wake();
+  protected emit(_: null, r: TokenizeResult): void {
+    for (const x of r.results) this.onResult(x.i, x);
   }
 }
 
-/**
- * Sends planned anchors to instance-building workers (bounded in flight) and hands the encoded records
- * back strictly in submission order, so the shards do not depend on which worker finished first.
- */
-class BuildPool extends WorkerPool<BuildResult> {
-  private jobs = new Map<number, { w: number; plan: AnchorPlan; result?: BuildResult }>();
-  private nextJob = 0;
-  private nextEmit = 0;
-
+/** Sends planned anchors to instance-building workers and hands the encoded records back in plan order. */
+class BuildPool extends WorkerPool<BuildResult, AnchorPlan> {
   constructor(n: number, init: BuildInit, private onResult: (plan: AnchorPlan, r: BuildResult) => void) {
     super(n, init, 'instance');
   }
 
-  async submit(round: number, plan: AnchorPlan): Promise<void> {
-    for (;;) {
-      if (this.failure) throw this.failure;
-      const best = this.leastLoaded();
-      // bounded both per worker and in total (finished jobs wait here until their turn to be written)
-      if (this.inflight[best] < WorkerPool.MAX_INFLIGHT && this.nextJob - this.nextEmit < 2 * WorkerPool.MAX_INFLIGHT * this.workers.length) {
-        const id = this.nextJob++;
-        this.inflight[best]++;
-        this.jobs.set(id, { w: best, plan });
-        const job: BuildJob = { id, round, doc: plan.doc, seg: plan.seg, copy: plan.copy, label: plan.label };
-        this.workers[best].postMessage(job);
-        return;
-      }
-      await this.wait();
-    }
+  submit(round: number, plan: AnchorPlan): Promise<void> {
+    return this.post(plan, (id): BuildJob => ({ id, round, doc: plan.doc, seg: plan.seg, copy: plan.copy, label: plan.label }));
   }
 
-  async drain(): Promise<void> {
-    while (this.nextEmit < this.nextJob) await this.wait();
-    if (this.failure) throw this.failure;
-  }
-
-  protected onMessage(m: BuildResult): void {
-    const j = this.jobs.get(m.id);
-    if (!j) return;
-    this.inflight[j.w]--;
-    if (m.error) {
-      this.fail(new Error(`instance worker: ${m.error}`));
-      return;
-    }
-    j.result = m;
-    try {
-      // emit every finished job that is next in order
-      for (let e = this.jobs.get(this.nextEmit); e && e.result; e = this.jobs.get(this.nextEmit)) {
-        this.jobs.delete(this.nextEmit);
-        this.nextEmit++;
-        this.onResult(e.plan, e.result);
-      }
-    } catch (err) {
-      this.fail(err as Error);
-    }
-    this.wake();
+  protected emit(plan: AnchorPlan, r: BuildResult): void {
+    this.onResult(plan, r);
   }
 }
