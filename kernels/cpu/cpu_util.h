@@ -26,7 +26,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define LB_X86_SIMD 1
-#define LB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define LB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 // Wrap AVX-512 code in these. Contraction off: an FMA happens only where the code says _mm512_fmadd_ps
 // (GCC would otherwise fuse some mul + add pairs, so e.g. a - b*c can differ from the same expression
 // recomputed elsewhere). GCC 12 also warns about the undefined upper halves inside its own intrinsics.
@@ -46,7 +46,7 @@ inline bool has_avx512() {
   static const bool yes = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("fma");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
   }();
   return yes;
 }

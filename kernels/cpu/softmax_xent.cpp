@@ -3,8 +3,8 @@
 // rescaled when a block raises the max, and the argmax (first index) is tracked. Pass 2 writes the
 // gradient. Both passes use fast_exp and get an AVX2 clone. dlogits may alias logits: pass 2 reads
 // each element before writing it. With AVX-512 the row is read from memory once and exp is taken
-// once per logit: max (and its first index), then exp(z - max) into an L2-resident scratch row while
-// summing, then dlogits = scratch * (grad_scale / sum).
+// once per logit, in one online pass (block max, exp into an L2-resident scratch row, running sum),
+// while the thread's next row is prefetched; then dlogits = scratch * (grad_scale / sum).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -108,13 +108,12 @@ using cpu::load16;
 using cpu::store16;
 using cpu::tail_mask;
 
-// exp(x) on 16 lanes for x <= 0: 2^n 2^f with z = x log2 e, n = rint(z), f = z - n in [-1/2, 1/2] and 2^f
-// a degree-5 polynomial (Lawson-weighted fit, max relative error 1.9e-7 in f32 Horner); rounding z adds
-// |z| 6e-8 relative. scalef underflows to 0 (z clamped at -150, so -inf gives 0); NaN stays NaN.
-LB_AVX512 inline __m512 exp16(__m512 x) {
-  const __m512 z = _mm512_max_ps(_mm512_set1_ps(-150.0f), _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)));
+// 2^z on 16 lanes for z <= 0: 2^n 2^f with n = rint(z), f = z - n in [-1/2, 1/2] (vreduceps: no
+// subtraction to wait for, and f = 0 for z = -inf, so scalef gives 0 there) and 2^f a degree-5
+// polynomial (Lawson-weighted fit, max relative error 1.9e-7 in f32 Horner); NaN stays NaN.
+LB_AVX512 inline __m512 exp2_16(__m512 z) {
   const __m512 n = _mm512_roundscale_ps(z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(z, n);
+  const __m512 f = _mm512_reduce_ps(z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 q = _mm512_set1_ps(0.001326472731307149f);
   q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.009671512991189957f));
   q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.05550733581185341f));
@@ -124,51 +123,113 @@ LB_AVX512 inline __m512 exp16(__m512 x) {
   return _mm512_scalef_ps(q, n);
 }
 
-// One row: loss, correct and (if d) d (V) = (softmax(z) - onehot(y)) * gs; e (V, padded to 16) scratch.
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr int kVB = 16;            // vectors per block
+constexpr int kBlk = 16 * kVB;     // logits per block
+
+// One row: loss, correct and (if d) d (V) = (softmax(z) - onehot(y)) * gs; e (V, padded to a block)
+// and ref (blocks) scratch. One pass over the row in memory, block by block (the block is re-read from
+// L1): block max, and if it raises the running max M, the running sum is rescaled; then
+// e = 2^(z log2e - ML) with ML = M log2e rounded to f32 (one FMA per element), summed, kept in e with
+// the block's ML. A second pass writes d = e * 2^(ML_block - ML_final) * gs / sum from L2.
+// ML's rounding makes every e_j off by the same factor 2^(M log2e - ML): it cancels in e / sum, and lse
+// is corrected for it exactly.
 template <class T>
-LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, T* d, float* loss, int32_t* correct) {
-  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  __m512 mx[4] = {ninf, ninf, ninf, ninf};
-  int j = 0;
-  for (; j + 64 <= V; j += 64)
-    for (int k = 0; k < 4; k++) mx[k] = _mm512_max_ps(load16(z + j + 16 * k, 0xffff), mx[k]);
-  for (; j < V; j += 16) {
-    const __mmask16 m = tail_mask(V - j);
-    mx[0] = _mm512_mask_max_ps(mx[0], m, load16(z + j, m), mx[0]);
+LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, float* ref, T* d, float* loss, int32_t* correct,
+                          const T* next) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  const __m512 vninf = _mm512_set1_ps(ninf);
+  const __m512 vl2e = _mm512_set1_ps(kLog2e);
+  float M = ninf, ML = ninf;
+  int amblock = -1;  // first block holding the max
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const int nb = (V + kBlk - 1) / kBlk;
+  for (int b = 0; b < nb; b++) {
+    const int j0 = b * kBlk;
+    float* eb = e + j0;
+    // the next row comes into cache while this one is computed (lines past its end are never touched)
+    if (next) {
+      const char* pn = reinterpret_cast<const char*>(next + j0);
+      const char* pe = reinterpret_cast<const char*>(next + V);
+      for (int o = 0; o < kBlk * (int)sizeof(T) && pn + o < pe; o += 64) _mm_prefetch(pn + o, _MM_HINT_T0);
+    }
+    if (j0 + kBlk <= V) {
+      __m512 mx[4] = {vninf, vninf, vninf, vninf};
+      for (int k = 0; k < kVB; k++) mx[k & 3] = _mm512_max_ps(load16(z + j0 + 16 * k, 0xffff), mx[k & 3]);
+      const float bm = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3])));
+      if (bm > M) {  // a strictly larger max: rescale the running sum (0 * anything on the first block)
+        const float nML = bm * kLog2e;
+        const __m512 c = exp2_16(_mm512_set1_ps(ML - nML));
+        for (int k = 0; k < 4; k++) acc[k] = _mm512_mul_ps(acc[k], c);
+        M = bm;
+        ML = nML;
+        amblock = b;
+      }
+      ref[b] = ML;
+      if (M == ninf) {  // nothing above -inf yet: these exps are 0
+        for (int k = 0; k < kVB; k++) _mm512_store_ps(eb + 16 * k, _mm512_setzero_ps());
+        continue;
+      }
+      const __m512 vML = _mm512_set1_ps(ML);
+      for (int k = 0; k < kVB; k++) {
+        const __m512 ex = exp2_16(_mm512_fmsub_ps(load16(z + j0 + 16 * k, 0xffff), vl2e, vML));
+        _mm512_store_ps(eb + 16 * k, ex);
+        acc[k & 3] = _mm512_add_ps(acc[k & 3], ex);
+      }
+    } else {  // the last, partial block: masked-off lanes read as -inf
+      __m512 mx = vninf;
+      for (int j = j0; j < V; j += 16) {
+        const __mmask16 m = tail_mask(V - j);
+        mx = _mm512_mask_max_ps(mx, m, load16(z + j, m), mx);
+      }
+      const float bm = _mm512_reduce_max_ps(mx);
+      if (bm > M) {
+        const float nML = bm * kLog2e;
+        const __m512 c = exp2_16(_mm512_set1_ps(ML - nML));
+        for (int k = 0; k < 4; k++) acc[k] = _mm512_mul_ps(acc[k], c);
+        M = bm;
+        ML = nML;
+        amblock = b;
+      }
+      ref[b] = ML;
+      const __m512 vML = _mm512_set1_ps(ML);
+      for (int j = j0; j < V; j += 16) {
+        const __mmask16 m = tail_mask(V - j);
+        const __m512 ex = M == ninf ? _mm512_setzero_ps() : _mm512_maskz_mov_ps(m, exp2_16(_mm512_fmsub_ps(load16(z + j, m), vl2e, vML)));
+        _mm512_store_ps(e + j, ex);
+        acc[0] = _mm512_add_ps(acc[0], ex);
+      }
+    }
   }
-  const float zmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3])));
-  const __m512 vmax = _mm512_set1_ps(zmax);
-  if (correct) {  // first index of the max (none if the row has no number above -inf: index 0)
+  if (correct) {  // first index of the max, in the first block that reached it (none above -inf: index 0)
     int am = 0;
-    for (j = 0; j < V; j += 16) {
-      const __mmask16 m = tail_mask(V - j);
-      const __mmask16 hit = _mm512_mask_cmp_ps_mask(m, load16(z + j, m), vmax, _CMP_EQ_OQ);
-      if (hit) { am = j + __builtin_ctz(hit); break; }
+    if (amblock >= 0) {
+      const __m512 vmax = _mm512_set1_ps(M);
+      for (int j = amblock * kBlk; j < V; j += 16) {
+        const __mmask16 m = tail_mask(V - j);
+        const __mmask16 hit = _mm512_mask_cmp_ps_mask(m, load16(z + j, m), vmax, _CMP_EQ_OQ);
+        if (hit) { am = j + __builtin_ctz(hit); break; }
+      }
     }
     *correct = am == y ? 1 : 0;
   }
-  // sum of exp(z - max) in 4 sets of lanes; the exps go to e when the gradient is wanted
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (j = 0; j + 64 <= V; j += 64)
-    for (int k = 0; k < 4; k++) {
-      const __m512 ex = exp16(_mm512_sub_ps(load16(z + j + 16 * k, 0xffff), vmax));
-      if (d) _mm512_store_ps(e + j + 16 * k, ex);
-      acc[k] = _mm512_add_ps(acc[k], ex);
-    }
-  for (; j < V; j += 16) {
-    const __mmask16 m = tail_mask(V - j);
-    const __m512 ex = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(load16(z + j, m), vmax)));
-    if (d) _mm512_store_ps(e + j, ex);
-    acc[0] = _mm512_add_ps(acc[0], ex);
-  }
   const float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  // e_j = exp(z_j - M) 2^-err with err = ML - M log2e (exact by FMA), so lse = M + ln(sum) + err ln2
+  const float err = -std::fma(M, kLog2e, -ML);
   const float zy = cpu::to_f32(z[y]);
-  *loss = zmax + std::log(sum) - zy;
+  *loss = M + (std::log(sum) + err * 0.69314718055994531f) - zy;
   if (!d) return;
   const float inv = 1.0f / sum;
+  // blocks summed before the max was reached: bring their e to the final reference (few blocks)
+  for (int b = 0; b < nb; b++)
+    if (ref[b] != ML) {
+      const __m512 c = _mm512_set1_ps(std::exp2(ref[b] - ML));
+      for (int j = b * kBlk; j < (b + 1) * kBlk; j += 16) _mm512_store_ps(e + j, _mm512_mul_ps(_mm512_load_ps(e + j), c));
+    }
   const float py = e[y] * inv;  // before d (which may alias z) is written
   const __m512 sc = _mm512_set1_ps(inv * gs);
-  for (j = 0; j < V; j += 16) store16(d + j, tail_mask(V - j), _mm512_mul_ps(_mm512_load_ps(e + j), sc));
+  // (plain stores: streaming stores measured slower here, and the next op reads dlogits back)
+  for (int j = 0; j < V; j += 16) store16(d + j, tail_mask(V - j), _mm512_mul_ps(_mm512_load_ps(e + j), sc));
   d[y] = cpu::from_f32<T>((py - 1.0f) * gs);
 }
 LB_AVX512_END
@@ -180,8 +241,10 @@ void impl_avx512(const SoftmaxXentParams& p) {
   const int V = p.V;
   parallel_for(p.N, std::max<int64_t>(1, 8192 / V), [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf;
-    float* b = cpu::grow(buf, (size_t)V + 32);
-    float* e = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b) + 63) & ~(uintptr_t)63);
+    const int nb = (V + kBlk - 1) / kBlk;
+    float* b = cpu::grow(buf, (size_t)nb * kBlk + nb + 16);
+    float* e = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b) + 63) & ~(uintptr_t)63);  // (nb * kBlk)
+    float* ref = e + (size_t)nb * kBlk;                                                                // (nb)
     for (int64_t r = begin; r < end; r++) {
       const int32_t y = p.labels[r];
       if (y == p.ignore_index) {
@@ -190,8 +253,9 @@ void impl_avx512(const SoftmaxXentParams& p) {
         if (dlogits) std::fill(dlogits + r * p.ld, dlogits + r * p.ld + V, cpu::from_f32<T>(0.0f));
         continue;
       }
-      row_avx512<T>(logits + r * p.ld, V, y, p.grad_scale, e, dlogits ? dlogits + r * p.ld : nullptr, p.losses + r,
-                    p.correct ? p.correct + r : nullptr);
+      const T* next = r + 1 < end ? logits + (r + 1) * p.ld : nullptr;
+      row_avx512<T>(logits + r * p.ld, V, y, p.grad_scale, e, ref, dlogits ? dlogits + r * p.ld : nullptr, p.losses + r,
+                    p.correct ? p.correct + r : nullptr, next);
     }
   });
 }
