@@ -1,7 +1,8 @@
-// gelu.cpp (cpu): GELU (erf form) and tanh. GELU uses the branch-free erfc polynomial of the GEMM
-// epilogue (gemm_gelu.h): libm's scalar erff/expf made it ~1% of copy bandwidth. Computed
-// elementwise over threaded chunks; with AVX-512 (f32 and bf16) the FMA form of that math, masked
-// tails, so an element's result does not depend on where a chunk ends. Aliasing (x == out, dout == dx) is fine: each element is read
+// gelu.cpp (cpu): GELU (erf form) and tanh. GELU uses the branch-free Phi of the GEMM epilogue
+// (gemm_gelu.h: a rational-in-t factor times exp(-x^2/2), one exp shared by Phi and phi in the
+// backward): libm's scalar erff/expf made it ~1% of copy bandwidth. Computed elementwise over threaded
+// chunks; with AVX-512 (f32 and bf16) the FMA form of that math, masked tails, so an element's result
+// does not depend on where a chunk ends. Aliasing (x == out, dout == dx) is fine: each element is read
 // before it is written, by the same thread.
 #include <cmath>
 
