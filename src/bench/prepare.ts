@@ -66,7 +66,7 @@ export function register(bench: Command): void {
     .option('--input <paths...>', 'corpora (default: shared wiki, pmc and html)')
     .option('--vocab <file>', 'vocab.txt (default: train one on the inputs)')
     .option('--vocab-size <n>', 'size of the trained vocab', '8000')
-    .option('--workers <list>', 'comma-separated worker counts to time', `1,${Math.max(1, os.availableParallelism() - 1)}`)
+    .option('--workers <list>', 'comma-separated worker counts to time (0: everything in the main thread)', `0,1,${os.availableParallelism()}`)
     .option('--max-seq-len <n>', 'sequence length', '128')
     .option('--dupe-factor <n>', 'dupe factor', '2')
     .option('--repeat <n>', 'timed runs per worker count (best is reported)', '2')

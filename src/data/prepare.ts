@@ -48,7 +48,10 @@ export interface PrepareOptions {
   vocab: string;
   out: string;
   maxSeqLen?: number;
-  /** worker threads for tokenisation; 0 tokenises in the calling thread. Default: cores − 1 (at least 1). */
+  /**
+   * worker threads that parse, tokenise and build instances; 0 does it all in the calling thread. Default:
+   * one per core (the main thread only splits input and writes shards, so it needs no core of its own).
+   */
   workers?: number;
   seed?: number;
   /** [contiguous, random, linked], normalised; default 1/3 each. Unlinked inputs use the first two renormalised. */
@@ -125,7 +128,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const labelProbs = opts.labelProbs ?? [1 / 3, 1 / 3, 1 / 3];
   const shardBytes = opts.shardBytes ?? Math.round((opts.shardSizeMb ?? DEFAULTS.shardSizeMb) * 1024 * 1024);
   const tokenMemoryMb = opts.tokenMemoryMb ?? 2048;
-  const workers = opts.workers ?? Math.max(1, (os.availableParallelism?.() ?? os.cpus().length) - 1);
+  const workers = opts.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
   check(opts.inputs.length > 0, 'prepare: at least one --input is required');
   check(Number.isInteger(maxSeqLen) && maxSeqLen >= 8 && maxSeqLen <= 65535, `--max-seq-len must be an integer in [8, 65535], got ${maxSeqLen}`);
   check(Number.isSafeInteger(seed) && seed >= 0, `--seed must be a non-negative integer, got ${seed}`);
