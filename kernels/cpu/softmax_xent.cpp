@@ -143,6 +143,19 @@ LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, float* r
   float M = ninf, ML = ninf;
   int amblock = -1;  // first block holding the max
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  // block b's max is bm: on a strictly larger max, rescale the running sum (0 * anything on the first
+  // block); ref[b] records the log2-scaled max the block's exps are taken against
+  auto raise_max = [&](float bm, int b) {
+    if (bm > M) {
+      const float nML = bm * kLog2e;
+      const __m512 c = exp2_16(_mm512_set1_ps(ML - nML));
+      for (int k = 0; k < 4; k++) acc[k] = _mm512_mul_ps(acc[k], c);
+      M = bm;
+      ML = nML;
+      amblock = b;
+    }
+    ref[b] = ML;
+  };
   const int nb = (V + kBlk - 1) / kBlk;
   for (int b = 0; b < nb; b++) {
     const int j0 = b * kBlk;
@@ -157,15 +170,7 @@ LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, float* r
       __m512 mx[4] = {vninf, vninf, vninf, vninf};
       for (int k = 0; k < kVB; k++) mx[k & 3] = _mm512_max_ps(load16(z + j0 + 16 * k, 0xffff), mx[k & 3]);
       const float bm = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3])));
-      if (bm > M) {  // a strictly larger max: rescale the running sum (0 * anything on the first block)
-        const float nML = bm * kLog2e;
-        const __m512 c = exp2_16(_mm512_set1_ps(ML - nML));
-        for (int k = 0; k < 4; k++) acc[k] = _mm512_mul_ps(acc[k], c);
-        M = bm;
-        ML = nML;
-        amblock = b;
-      }
-      ref[b] = ML;
+      raise_max(bm, b);
       if (M == ninf) {  // nothing above -inf yet: these exps are 0
         for (int k = 0; k < kVB; k++) _mm512_store_ps(eb + 16 * k, _mm512_setzero_ps());
         continue;
@@ -183,15 +188,7 @@ LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, float* r
         mx = _mm512_mask_max_ps(mx, m, load16(z + j, m), mx);
       }
       const float bm = _mm512_reduce_max_ps(mx);
-      if (bm > M) {
-        const float nML = bm * kLog2e;
-        const __m512 c = exp2_16(_mm512_set1_ps(ML - nML));
-        for (int k = 0; k < 4; k++) acc[k] = _mm512_mul_ps(acc[k], c);
-        M = bm;
-        ML = nML;
-        amblock = b;
-      }
-      ref[b] = ML;
+      raise_max(bm, b);
       const __m512 vML = _mm512_set1_ps(ML);
       for (int j = j0; j < V; j += 16) {
         const __mmask16 m = tail_mask(V - j);
