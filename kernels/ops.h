@@ -309,6 +309,6 @@ bool supports_cuda(OpId op, DType dtype);
 // CPU backend threads (kernels/cpu/threadpool.cpp).
 int cpu_num_threads();
 void cpu_set_num_threads(int n);
-const char* cpu_simd_level();  // "avx512", "avx2+fma", "sse2", "neon", "scalar"
+const char* cpu_simd_level();  // "avx512", "avx512f (GEMM only)", "avx2+fma", "sse2", "neon", "scalar"
 
 }  // namespace lb

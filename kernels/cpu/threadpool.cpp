@@ -132,7 +132,11 @@ void cpu_set_num_threads(int n) {
 const char* cpu_simd_level() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return "avx512";
+  // the memory-bound kernels' AVX-512 paths also need BW, VL and DQ (cpu::has_avx512); GEMM needs only F
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
+    return "avx512";
+  if (__builtin_cpu_supports("avx512f")) return "avx512f (GEMM only)";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
   return "sse2";
 #elif defined(__ARM_NEON)
