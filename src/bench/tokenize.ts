@@ -201,7 +201,7 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
     }
   }
   // The target compares tokenising *plus instance building* with encodeBatch: `prepare` on the same
-  // lines (documents of 20 lines, plain text, default workers = all cores), in a child process so that
+  // lines (documents of 20 lines, plain text, default workers), in a child process so that
   // it starts as cold as a user's run. It also splits sentences, packs segments, builds the graph,
   // pairs, masks and CRC'd shards, none of which the peer does.
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-bench-tokenize-'));
@@ -299,7 +299,7 @@ export function register(bench: Command): void {
       console.log(`tokenizers (${r.cores} cores): encodeBatch ${h.mb_s} MB/s (${h.with_get_ids_mb_s} MB/s with getIds); per CPU-second ${h.mb_per_cpu_s} MB`);
       console.log(`ratio (wall): ${r.ratio_cold}x cold, ${r.ratio_cache_cold}x cache-cold, ${r.ratio_warm}x warm; (CPU time): ${r.ratio_cold_cpu}x, ${r.ratio_cache_cold_cpu}x, ${r.ratio_warm_cpu}x; load ${(r.load_average as number[]).join(' ')}`);
       const pl = r.pipeline as Record<string, number>;
-      console.log(`prepare (tokenise + segments + instances + shards, all cores): ${pl.text_mb_s} MB/s of text = ${pl.ratio_vs_encode_batch}x encodeBatch (CPU time: ${pl.ratio_vs_encode_batch_cpu}x)`);
+      console.log(`prepare (tokenise + segments + instances + shards, default workers): ${pl.text_mb_s} MB/s of text = ${pl.ratio_vs_encode_batch}x encodeBatch (CPU time: ${pl.ratio_vs_encode_batch_cpu}x)`);
       console.log(`ids identical: ${r.ids_identical}${r.ids_identical ? '' : ` (${r.mismatched_lines} lines differ, first: ${r.first_mismatch_line})`}`);
     });
 }

@@ -57,7 +57,7 @@ export function register(program: Command): void {
     .requiredOption('--vocab <file>', 'WordPiece vocab.txt, or a saved tokenizer directory')
     .requiredOption('--out <dir>', 'output directory; its manifest.json (removed first), train/, valid/, graph/ and tokenizer/ are replaced')
     .option('--max-seq-len <n>', 'sequence length of [CLS] A [SEP] B [SEP] (512; 128 for short runs)', num('--max-seq-len', true), 512)
-    .option('--workers <n>', 'worker threads that parse, tokenise and build instances (default: one per core; 0 = all in the main thread; output is identical for any value)', num('--workers', true))
+    .option('--workers <n>', 'worker threads that parse, tokenise and build instances (default: one per core, none below 16 MiB of input; 0 = all in the main thread; output is identical for any value)', num('--workers', true))
     .option('--seed <n>', 'seed for splits, labels, partners and masks', num('--seed', true), 12345)
     .option('--label-probs <c,r,l>', 'probabilities of contiguous,random,linked (default 1/3 each; unlinked corpora use c,r renormalised)')
     .option('--dupe-factor <n>', 'passes over the corpus, each with fresh partners and masks', num('--dupe-factor', true), 1)

@@ -50,7 +50,8 @@ export interface PrepareOptions {
   maxSeqLen?: number;
   /**
    * worker threads that parse, tokenise and build instances; 0 does it all in the calling thread. Default:
-   * one per core (the main thread only splits input and writes shards, so it needs no core of its own).
+   * one per core (the main thread only splits input and writes shards, so it needs no core of its own),
+   * and none below 16 MiB of input.
    */
   workers?: number;
   seed?: number;
@@ -97,6 +98,9 @@ export interface PrepareProgress {
 /** prepare's temporary token store (token-store.ts), in the output directory; removed at the end */
 const TOKEN_FILE = '.tokens.tmp';
 
+/** input bytes per default worker: below this much input, prepare runs in the main thread */
+const SMALL_INPUT_BYTES = 16 << 20;
+
 /** anchors per instance-building job */
 const PLAN_CHUNK = 2048;
 
@@ -128,14 +132,13 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const labelProbs = opts.labelProbs ?? [1 / 3, 1 / 3, 1 / 3];
   const shardBytes = opts.shardBytes ?? Math.round((opts.shardSizeMb ?? DEFAULTS.shardSizeMb) * 1024 * 1024);
   const tokenMemoryMb = opts.tokenMemoryMb ?? 2048;
-  const workers = opts.workers ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  if (opts.workers !== undefined) check(Number.isInteger(opts.workers) && opts.workers >= 0, `--workers must be a non-negative integer, got ${opts.workers}`);
   check(opts.inputs.length > 0, 'prepare: at least one --input is required');
   check(Number.isInteger(maxSeqLen) && maxSeqLen >= 8 && maxSeqLen <= 65535, `--max-seq-len must be an integer in [8, 65535], got ${maxSeqLen}`);
   check(Number.isSafeInteger(seed) && seed >= 0, `--seed must be a non-negative integer, got ${seed}`);
   check(Number.isInteger(dupeFactor) && dupeFactor >= 1, `--dupe-factor must be a positive integer, got ${dupeFactor}`);
   check(mask === 'static' || mask === 'dynamic', `--mask must be static or dynamic, got ${mask}`);
   check(Number.isInteger(maxPredictions) && maxPredictions >= 1 && maxPredictions <= maxSeqLen, `--max-predictions must be in [1, max_seq_len], got ${maxPredictions}`);
-  check(Number.isInteger(workers) && workers >= 0, `--workers must be a non-negative integer, got ${workers}`);
   check(shardBytes >= 1, `shard size must be positive, got ${shardBytes} bytes`);
   check(Number.isFinite(tokenMemoryMb) && tokenMemoryMb >= 0, `--token-memory-mb must be a non-negative number, got ${tokenMemoryMb}`);
   check(labelProbs.length === 3 && labelProbs.every((p) => p >= 0) && labelProbs[0] + labelProbs[1] + labelProbs[2] > 0, `--label-probs must be three non-negative numbers, got ${labelProbs}`);
@@ -165,6 +168,9 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     sizes.push(await inputSize(p));
   }
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  // Default: one worker per core, but none for small inputs, where starting workers (each loads the
+  // modules and the tokenizer) costs more than it saves. The output is the same either way.
+  const workers = opts.workers ?? Math.min(os.availableParallelism?.() ?? os.cpus().length, Math.floor(totalBytes / SMALL_INPUT_BYTES));
   const prog: PrepareProgress = { bytes: 0, totalBytes, docs: 0, instances: 0 };
   let lastReport = 0;
   const report = (force = false): void => {
