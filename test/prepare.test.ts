@@ -220,7 +220,7 @@ function edgeCaseDump(file: string): void {
   );
 }
 
-test('deferred parsing (MediaWiki pages, PubMed records, JATS and HTML files) in the workers: same documents, links and counts as in the reader; same bytes for 0/1/2 workers, tokens in memory or on disk', async (t) => {
+test('deferred parsing (MediaWiki pages, PubMed records, JSON lines, JATS and HTML files) in the workers: same documents, links and counts as in the reader; same bytes for 0/1/2 workers, tokens in memory or on disk', async (t) => {
   const dir = tmp(t);
   const dump = path.join(dir, 'edge.xml');
   edgeCaseDump(dump);
@@ -237,25 +237,52 @@ test('deferred parsing (MediaWiki pages, PubMed records, JATS and HTML files) in
   const realPmc = path.join(SHARED, 'pmc');
   const others = [path.join(fixtures, 'jats'), path.join(fixtures, 'html'), ...(fs.existsSync(realPmc) ? [realPmc] : [])];
   const medline = path.join(fixtures, 'medline');
-  for (const f of [dump, utf16, syn, ...(fs.existsSync(realWiki) ? [realWiki] : []), ...others, medline]) {
+  const jsonLines = [path.join(fixtures, 'jsonl'), path.join(fixtures, 'wikiextractor')];
+  // a JSONL file with CRLF endings, blank lines, a bad record and invalid UTF-8, read with --skip-bad
+  const messy = path.join(dir, 'messy.jsonl');
+  fs.writeFileSync(
+    messy,
+    Buffer.concat([
+      Buffer.from('{"id":"a","text":"' + 'alpha text, long enough to keep. '.repeat(3) + '","links":["b"]}\r\n\r\n'),
+      Buffer.from('{"id":"b","text":"beta \u00e9 '),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(' ' + 'more beta text here. '.repeat(3) + '"}\n{"id": 5, "text": 7}\n{"id":"c","text":"short"}\n'),
+    ]),
+  );
+  for (const f of [dump, utf16, syn, ...(fs.existsSync(realWiki) ? [realWiki] : []), ...others, medline, ...jsonLines, messy]) {
+    const skipBad = f === messy || jsonLines.includes(f);
     const direct = new SkipCounter();
     const directRedirects = new Map<string, string>();
     const want = [];
-    for await (const d of readDocuments(f, { skips: direct, redirects: directRedirects })) want.push({ id: d.id, title: d.title, text: d.text, links: d.links, aliases: d.aliases });
+    for await (const d of readDocuments(f, { skips: direct, redirects: directRedirects, skipBad })) want.push({ id: d.id, title: d.title, text: d.text, links: d.links, aliases: d.aliases });
     const deferredSkips = new SkipCounter();
     const deferredRedirects = new Map<string, string>();
     const got = [];
     const kinds = new Set<string>();
-    for await (const d of readDocuments(f, { skips: deferredSkips, redirects: deferredRedirects, deferMarkup: true })) {
-      t.truthy(d.deferred, `${f}: ${d.id} not deferred`);
-      kinds.add(d.deferred!.kind);
-      const c = await convertDeferred(d, d.deferred!);
+    for await (const d of readDocuments(f, { skips: deferredSkips, redirects: deferredRedirects, deferMarkup: true, skipBad })) {
+      if (!d.deferred) {
+        // read on the main thread as before (WikiExtractor <doc> blocks)
+        kinds.add('none');
+        got.push({ id: d.id, title: d.title, text: d.text, links: d.links, aliases: d.aliases });
+        continue;
+      }
+      kinds.add(d.deferred.kind);
+      const c = await convertDeferred(d, d.deferred);
       for (const [k, v] of c.skips) deferredSkips.add(k, v);
       for (const [k, v] of c.redirects) deferredRedirects.set(k, v);
       if (c.doc) got.push(c.doc);
     }
-    // UTF-8 dumps are split into page records; the UTF-16 one is parsed and only its wikitext deferred
-    t.deepEqual([...kinds].sort(), f === utf16 ? ['wikitext'] : f === realWiki ? ['mediawiki-page', 'wikitext'] : others.includes(f) ? ['file'] : f === medline ? ['medline-record'] : ['mediawiki-page'], f);
+    // UTF-8 dumps are split into page records; the UTF-16 one is parsed and only its wikitext deferred;
+    // WikiExtractor's <doc>-block file (wiki_01) is read on the main thread
+    const expectKinds =
+      f === utf16 ? ['wikitext']
+      : f === realWiki ? ['mediawiki-page', 'wikitext']
+      : others.includes(f) ? ['file']
+      : f === medline ? ['medline-record']
+      : f === jsonLines[1] ? ['jsonl-line', 'none']
+      : f === messy || f === jsonLines[0] ? ['jsonl-line']
+      : ['mediawiki-page'];
+    t.deepEqual([...kinds].sort(), expectKinds, f);
     t.deepEqual(got, want, f);
     t.deepEqual(deferredSkips.toJSON(), direct.toJSON(), f);
     t.deepEqual([...deferredRedirects].sort(), [...directRedirects].sort(), f);

@@ -28,6 +28,7 @@ export interface Document {
  * - 'mediawiki-page': `bytes` is a whole `<page>…</page>` record of a UTF-8 dump, not yet parsed: id,
  *   title, links and aliases come from the conversion, which may also drop it (redirect, namespace, …);
  * - 'medline-record': the same for one record of a UTF-8 PubMed XML file;
+ * - 'jsonl-line': one line of a UTF-8 JSON-lines file (JSONL or WikiExtractor --json);
  * - 'file': `bytes` is a whole JATS article or HTML page file, parsed (or dropped) by the conversion.
  */
 export type DeferredMarkup =
@@ -53,6 +54,16 @@ export type DeferredMarkup =
       kind: 'medline-record';
       bytes: Uint8Array;
       offset: number;
+      line: number;
+      file: string;
+      minChars: number;
+      skipBad: boolean;
+    }
+  | {
+      /** one line of a UTF-8 JSON-lines file (generic JSONL, or WikiExtractor --json), not yet decoded */
+      kind: 'jsonl-line';
+      format: 'jsonl' | 'wikiextractor';
+      bytes: Uint8Array;
       line: number;
       file: string;
       minChars: number;

@@ -2,10 +2,11 @@
 // in worker threads: parsing and converting MediaWiki pages is most of the cost of reading a dump.
 import { InputError, SkipCounter, type DeferredMarkup } from '../document.js';
 import { wikiToText, type NamespaceMap } from './wikitext.js';
-import { decodeText } from './io.js';
+import { decodeText, decodeUtf8 } from './io.js';
 import { readMediaWiki } from './mediawiki.js';
 import { readJats } from './jats.js';
 import { readMedline } from './medline.js';
+import { jsonLineDocument } from './jsonl.js';
 
 const SET_OPEN = Buffer.from('<PubmedArticleSet>');
 const SET_CLOSE = Buffer.from('</PubmedArticleSet>');
@@ -70,6 +71,13 @@ export async function convertDeferred(doc: { id: string; title?: string; text: s
       skips: Object.entries(skips.toJSON()),
       redirects: [...redirects],
     };
+  }
+  if (d.kind === 'jsonl-line') {
+    // synchronous: a line is small and there are millions (async generators per line cost more than the work)
+    const skips = new SkipCounter();
+    const text = decodeUtf8(d.bytes, skips);
+    const x = jsonLineDocument(d.format, text, d.line, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars });
+    return { doc: x ? { id: x.id, title: x.title, text: x.text, links: x.links, aliases: x.aliases } : undefined, skips: Object.entries(skips.toJSON()), redirects: [] };
   }
   if (d.kind === 'file') {
     const skips = new SkipCounter();

@@ -311,6 +311,23 @@ async function* readTree(root: string, format: Format, opts: ReadOptions, shown:
   }
 }
 
+/** Lines of a byte stream (without '\n' or a '\r' before it, as LineSplitter), each its own copy, numbered from 1. */
+async function* splitByteLines(bytes: AsyncIterable<Buffer>): AsyncGenerator<[Uint8Array, number]> {
+  let carry: Buffer = Buffer.alloc(0);
+  let n = 0;
+  const cut = (b: Buffer, s: number, e: number): Uint8Array => Uint8Array.prototype.slice.call(b, s, e > s && b[e - 1] === 13 ? e - 1 : e);
+  for await (const chunk of bytes) {
+    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    let s = 0;
+    for (let e = buf.indexOf(10); e !== -1; e = buf.indexOf(10, s)) {
+      yield [cut(buf, s, e), ++n];
+      s = e + 1;
+    }
+    carry = Buffer.from(buf.subarray(s));
+  }
+  if (carry.length) yield [cut(carry, 0, carry.length), ++n];
+}
+
 /** The first `n` bytes (or all, if fewer) of a byte stream, and the whole stream still to read. */
 async function peekBytes(src: AsyncIterable<Buffer>, n: number): Promise<{ head: Buffer; bytes: AsyncIterable<Buffer> }> {
   const it = src[Symbol.asyncIterator]();
@@ -372,6 +389,21 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
       return;
     }
     yield* readMedline(decodeText(bytes, skips), base);
+    return;
+  }
+  if ((format === 'jsonl' || format === 'wikiextractor') && opts.deferMarkup) {
+    // UTF-8 JSON lines are split here, as bytes; each line is decoded and parsed in prepare's workers.
+    // (WikiExtractor's <doc> blocks span lines: those files are read here, as without deferMarkup.)
+    const { head, bytes } = await peekBytes(await openBytes(job.file, opts.onBytes), 1024);
+    const { enc, bom } = sniffEncoding(head);
+    const docBlocks = format === 'wikiextractor' && head.toString('latin1').trimStart().startsWith('<');
+    if (enc === 'utf-8' && bom === 0 && !docBlocks) {
+      for await (const [line, n] of splitByteLines(bytes))
+        if (line.length > 0) yield { id: '', text: '', links: [], source: job.shown, deferred: { kind: 'jsonl-line', format, bytes: line, line: n, file: job.shown, minChars, skipBad } };
+      return;
+    }
+    const lines = splitLines(decodeText(bytes, skips));
+    yield* format === 'jsonl' ? readJsonl(lines, base) : readWikiExtractor(lines, base);
     return;
   }
   if ((format === 'jats' || format === 'html') && opts.deferMarkup) {

@@ -224,6 +224,21 @@ export async function* decodeText(bytes: AsyncIterable<Buffer>, skips: SkipCount
   if (bad > 0) skips.add(enc === 'utf-8' ? 'invalid_utf8' : enc === 'legacy' ? 'invalid_legacy_encoding' : 'invalid_utf16', bad);
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+
+/** A whole UTF-8 buffer (no BOM handling), counting malformed sequences as decodeText does. */
+export function decodeUtf8(bytes: Uint8Array, skips: SkipCounter): string {
+  const s = utf8.decode(bytes);
+  if (s.indexOf('\ufffd') !== -1) {
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let legit = 0;
+    for (let i = b.indexOf(FFFD_UTF8); i !== -1; i = b.indexOf(FFFD_UTF8, i + 1)) legit++;
+    const bad = countChar(s, '\ufffd') - legit;
+    if (bad > 0) skips.add('invalid_utf8', bad);
+  }
+  return s;
+}
+
 /** Opens, decompresses and decodes a file. */
 export async function openText(file: string, skips: SkipCounter, onBytes?: (n: number) => void, oo?: OpenOptions): Promise<AsyncIterable<string>> {
   return decodeText(await openBytes(file, onBytes, oo), skips);

@@ -45,33 +45,46 @@ function strList(o: Record<string, unknown>, key: string, file: string, lineNo: 
   });
 }
 
-/** Runs `fn` on each non-blank line; InputErrors become counted skips when skipBad is set. */
+/**
+ * One line's document: `fn` on the parsed record, then the minChars filter; undefined when the line is
+ * blank or the record is skipped. InputErrors become counted skips when skipBad is set.
+ */
+function recordOf(
+  line: string,
+  lineNo: number,
+  o: JsonlOptions,
+  fn: (rec: Record<string, unknown>, lineNo: number) => Document | undefined,
+): Document | undefined {
+  if (line.trim() === '') return undefined;
+  let d: Document | undefined;
+  try {
+    d = fn(parseLine(line, o.file, lineNo), lineNo);
+  } catch (e) {
+    if (!(e instanceof InputError) || !o.skipBad) throw e;
+    o.skips.add(e.field === 'json' ? 'malformed_json' : `bad_field_${e.field.replace(/\[\d+\]$/, '')}`);
+    return undefined;
+  }
+  if (d && d.text.length < o.minChars) {
+    o.skips.add('too_short');
+    return undefined;
+  }
+  return d;
+}
+
+/** Runs recordOf on each line. */
 async function* eachRecord(
   lines: AsyncIterable<[string, number]>,
   o: JsonlOptions,
   fn: (rec: Record<string, unknown>, lineNo: number) => Document | undefined,
 ): AsyncGenerator<Document> {
   for await (const [line, lineNo] of lines) {
-    if (line.trim() === '') continue;
-    let d: Document | undefined;
-    try {
-      d = fn(parseLine(line, o.file, lineNo), lineNo);
-    } catch (e) {
-      if (!(e instanceof InputError) || !o.skipBad) throw e;
-      o.skips.add(e.field === 'json' ? 'malformed_json' : `bad_field_${e.field.replace(/\[\d+\]$/, '')}`);
-      continue;
-    }
-    if (!d) continue;
-    if (d.text.length < o.minChars) {
-      o.skips.add('too_short');
-      continue;
-    }
-    yield d;
+    const d = recordOf(line, lineNo, o, fn);
+    if (d) yield d;
   }
 }
 
-export function readJsonl(lines: AsyncIterable<[string, number]>, o: JsonlOptions): AsyncGenerator<Document> {
-  return eachRecord(lines, o, (r, n) => {
+function jsonlDoc(o: JsonlOptions): (r: Record<string, unknown>, n: number) => Document {
+  return (r, n) => {
     const id = str(r, 'id', o.file, n, true)!;
     if (id.trim() === '') throw new InputError(o.file, `line ${n}`, 'id', 'empty');
     const title = str(r, 'title', o.file, n, false);
@@ -79,7 +92,25 @@ export function readJsonl(lines: AsyncIterable<[string, number]>, o: JsonlOption
     const links = strList(r, 'links', o.file, n) ?? [];
     const aliases = strList(r, 'aliases', o.file, n);
     return { id, title, text, links, aliases: aliases?.length ? aliases : undefined, source: o.file };
-  });
+  };
+}
+
+function wikiExtractorJsonDoc(o: JsonlOptions): (r: Record<string, unknown>, n: number) => Document {
+  return (r, n) => {
+    const pageId = str(r, 'id', o.file, n, true)!;
+    const rawTitle = str(r, 'title', o.file, n, true)!;
+    const raw = str(r, 'text', o.file, n, true)!;
+    return wikiExtractorDoc(pageId, rawTitle, raw, o.file, n);
+  };
+}
+
+export function readJsonl(lines: AsyncIterable<[string, number]>, o: JsonlOptions): AsyncGenerator<Document> {
+  return eachRecord(lines, o, jsonlDoc(o));
+}
+
+/** One line of a JSONL file, or of a WikiExtractor --json file, exactly as the readers take it (sync). */
+export function jsonLineDocument(format: 'jsonl' | 'wikiextractor', line: string, lineNo: number, o: JsonlOptions): Document | undefined {
+  return recordOf(line, lineNo, o, format === 'jsonl' ? jsonlDoc(o) : wikiExtractorJsonDoc(o));
 }
 
 const ANCHOR_RE = /<a\s+href="([^"]*)"\s*>([\s\S]*?)<\/a>/g;
@@ -140,12 +171,7 @@ export async function* readWikiExtractor(lines: AsyncIterable<[string, number]>,
     yield* readDocBlocks(rest, o);
     return;
   }
-  yield* eachRecord(rest, o, (r, n) => {
-    const pageId = str(r, 'id', o.file, n, true)!;
-    const rawTitle = str(r, 'title', o.file, n, true)!;
-    const raw = str(r, 'text', o.file, n, true)!;
-    return wikiExtractorDoc(pageId, rawTitle, raw, o.file, n);
-  });
+  yield* eachRecord(rest, o, wikiExtractorJsonDoc(o));
 }
 
 const DOC_OPEN = /^<doc\b([^>]*)>\s*$/;
