@@ -150,13 +150,16 @@ export function loadTokenFile(file: string, width: 2 | 4, tokens: number): Uint1
   return width === 2 ? new Uint16Array(sab, 0, tokens) : new Int32Array(sab, 0, tokens);
 }
 
-/** An Int32Array that grows by doubling (stage 1 collects per-segment bounds without a JS object each). */
-export class GrowableI32 {
-  data = new Int32Array(1024);
+/**
+ * A typed array that grows by doubling (stage 1 collects per-document offsets and per-segment bounds
+ * without a JS object each).
+ */
+class Growable<A extends Int32Array | Float64Array> {
   length = 0;
+  constructor(public data: A, private make: (n: number) => A) {}
   push(v: number): void {
     if (this.length === this.data.length) {
-      const d = new Int32Array(this.data.length * 2);
+      const d = this.make(this.data.length * 2);
       d.set(this.data);
       this.data = d;
     }
@@ -167,15 +170,14 @@ export class GrowableI32 {
   }
 }
 
-export class GrowableF64 {
-  data = new Float64Array(1024);
-  length = 0;
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const d = new Float64Array(this.data.length * 2);
-      d.set(this.data);
-      this.data = d;
-    }
-    this.data[this.length++] = v;
+export class GrowableI32 extends Growable<Int32Array> {
+  constructor() {
+    super(new Int32Array(1024), (n) => new Int32Array(n));
+  }
+}
+
+export class GrowableF64 extends Growable<Float64Array> {
+  constructor() {
+    super(new Float64Array(1024), (n) => new Float64Array(n));
   }
 }
