@@ -7,10 +7,10 @@ import { readMediaWiki } from './mediawiki.js';
 import { readJats } from './jats.js';
 import { readMedline } from './medline.js';
 import { jsonLineDocument } from './jsonl.js';
+import { readHtmlPage } from './html.js';
 
 const SET_OPEN = Buffer.from('<PubmedArticleSet>');
 const SET_CLOSE = Buffer.from('</PubmedArticleSet>');
-import { readHtmlPage } from './html.js';
 
 export interface Converted {
   /** the finished document; undefined when the conversion dropped it (the reason is in `skips`) */

@@ -56,9 +56,10 @@ export interface ReadOptions {
   redirects?: Map<string, string>;
   /**
    * Leave parsing to the consumer (prepare runs it in its worker threads; `convertDeferred` does it):
-   * UTF-8 MediaWiki dumps yield raw `<page>` records, other dumps raw wikitext per page, UTF-8 PubMed
-   * files raw records, and JATS and HTML inputs one raw file each (`Document.deferred` says which). The converted documents, drops and
-   * skip counts are exactly those of reading without it.
+   * UTF-8 MediaWiki dumps yield raw `<page>` records (other dumps: raw wikitext per page), UTF-8 PubMed
+   * files raw records, UTF-8 JSONL and WikiExtractor --json raw lines, and JATS and HTML inputs one raw
+   * file each (`Document.deferred` says which). The converted documents, drops and skip counts are
+   * exactly those of reading without it.
    */
   deferMarkup?: boolean;
   /** WordNet document unit: 'synset' (default) or 'lexfile' (see WordNetOptions.unit). */
@@ -366,61 +367,43 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
   const skipBad = opts.skipBad ?? false;
   const skips = opts.skips;
   const base = { file: job.shown, skipBad, skips, minChars };
-  if (format === 'mediawiki' && opts.deferMarkup) {
-    // UTF-8 dumps are split into raw page records here and parsed in prepare's workers; other encodings
-    // are decoded and parsed here, and only the wikitext conversion is deferred.
-    const { head, bytes } = await peekBytes(await openBytes(job.file, opts.onBytes), 1024);
-    const { enc, bom } = sniffEncoding(head);
-    if (enc === 'utf-8' && bom === 0 && !declaredEncoding(head)) {
-      yield* splitMediaWikiPages(bytes, { ...base, redirects: opts.redirects });
-      return;
-    }
-    yield* readMediaWiki(decodeText(bytes, skips), { ...base, redirects: opts.redirects, defer: true });
-    return;
-  }
-  if (format === 'medline' && opts.deferMarkup) {
-    // UTF-8 PubMed files are split into raw records here (PubmedArticle and the elements the reader
-    // counts: PubmedBookArticle, DeleteCitation) and parsed in prepare's workers
-    const { head, bytes } = await peekBytes(await openBytes(job.file, opts.onBytes), 1024);
-    const { enc, bom } = sniffEncoding(head);
-    if (enc === 'utf-8' && bom === 0 && !declaredEncoding(head)) {
-      for await (const r of splitXmlRecords(bytes, ['PubmedArticle', 'PubmedBookArticle', 'DeleteCitation'], base))
-        yield { id: '', text: '', links: [], source: job.shown, deferred: { kind: 'medline-record', bytes: r.bytes, offset: r.offset, line: r.line, file: job.shown, minChars, skipBad } };
-      return;
-    }
-    yield* readMedline(decodeText(bytes, skips), base);
-    return;
-  }
-  if ((format === 'jsonl' || format === 'wikiextractor') && opts.deferMarkup) {
-    // UTF-8 JSON lines are split here, as bytes; each line is decoded and parsed in prepare's workers.
-    // (WikiExtractor's <doc> blocks span lines: those files are read here, as without deferMarkup.)
-    const { head, bytes } = await peekBytes(await openBytes(job.file, opts.onBytes), 1024);
-    const { enc, bom } = sniffEncoding(head);
-    const docBlocks = format === 'wikiextractor' && head.toString('latin1').trimStart().startsWith('<');
-    if (enc === 'utf-8' && bom === 0 && !docBlocks) {
-      for await (const [line, n] of splitByteLines(bytes))
-        if (line.length > 0) yield { id: '', text: '', links: [], source: job.shown, deferred: { kind: 'jsonl-line', format, bytes: line, line: n, file: job.shown, minChars, skipBad } };
-      return;
-    }
-    const lines = splitLines(decodeText(bytes, skips));
-    yield* format === 'jsonl' ? readJsonl(lines, base) : readWikiExtractor(lines, base);
-    return;
-  }
-  if ((format === 'jats' || format === 'html') && opts.deferMarkup) {
+  let bytes: AsyncIterable<Buffer> | undefined; // already open (and peeked at) for a deferred read
+  if (opts.deferMarkup && (format === 'jats' || format === 'html')) {
     // one document per file: read the bytes here, decode and parse in prepare's workers
     const parts: Buffer[] = [];
     for await (const b of await openBytes(job.file, opts.onBytes)) parts.push(b);
-    let bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    let all = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     // a view into a larger (pooled) buffer would ship all of it to the worker
-    if (bytes.byteOffset !== 0 || bytes.buffer.byteLength !== bytes.length) bytes = Buffer.from(Uint8Array.prototype.slice.call(bytes));
-    yield { id: '', text: '', links: [], source: job.shown, deferred: { kind: 'file', format, bytes, file: job.shown, rel: job.rel, minChars, skipBad } };
+    if (all.byteOffset !== 0 || all.buffer.byteLength !== all.length) all = Buffer.from(Uint8Array.prototype.slice.call(all));
+    yield { id: '', text: '', links: [], source: job.shown, deferred: { kind: 'file', format, bytes: all, file: job.shown, rel: job.rel, minChars, skipBad } };
     return;
   }
-  const chunks = await openText(job.file, skips, opts.onBytes);
+  if (opts.deferMarkup && (format === 'mediawiki' || format === 'medline' || format === 'jsonl' || format === 'wikiextractor')) {
+    // Plain UTF-8 is split into raw records here, as bytes, and parsed in prepare's workers. Other
+    // encodings (and WikiExtractor's multi-line <doc> blocks) are read below, as without deferMarkup;
+    // a MediaWiki dump then still defers its wikitext conversion.
+    const peek = await peekBytes(await openBytes(job.file, opts.onBytes), 1024);
+    const { enc, bom } = sniffEncoding(peek.head);
+    const docBlocks = format === 'wikiextractor' && peek.head.toString('latin1').trimStart().startsWith('<');
+    if (enc === 'utf-8' && bom === 0 && !declaredEncoding(peek.head) && !docBlocks) {
+      const src = job.shown;
+      if (format === 'mediawiki') yield* splitMediaWikiPages(peek.bytes, { ...base, redirects: opts.redirects });
+      else if (format === 'medline') {
+        // PubmedArticle, and the elements the reader counts: PubmedBookArticle, DeleteCitation
+        for await (const r of splitXmlRecords(peek.bytes, ['PubmedArticle', 'PubmedBookArticle', 'DeleteCitation'], base))
+          yield { id: '', text: '', links: [], source: src, deferred: { kind: 'medline-record', bytes: r.bytes, offset: r.offset, line: r.line, file: src, minChars, skipBad } };
+      } else
+        for await (const [line, n] of splitByteLines(peek.bytes))
+          if (line.length > 0) yield { id: '', text: '', links: [], source: src, deferred: { kind: 'jsonl-line', format, bytes: line, line: n, file: src, minChars, skipBad } };
+      return;
+    }
+    bytes = peek.bytes;
+  }
+  const chunks = bytes ? decodeText(bytes, skips) : await openText(job.file, skips, opts.onBytes);
   let it: AsyncIterable<Document>;
   switch (format) {
     case 'mediawiki':
-      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects });
+      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects, defer: opts.deferMarkup });
       break;
     case 'jats':
       it = readJats(chunks, { ...base, fallbackId: job.rel });
