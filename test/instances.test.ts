@@ -134,6 +134,23 @@ test('split by document: no document in both splits, partners drawn from the anc
   // split depends on seed and ids only
   t.deepEqual(splitDocuments(docs, 3, 0.2, 2), split);
   t.notDeepEqual(splitDocuments(docs, 4, 0.2, 2), split);
+  // graph-aware: validation documents come with their link neighbourhoods, so the valid split keeps
+  // linked pairs (a pick of 100 of these 500 documents by hash alone keeps about 20% of their links inside)
+  const ring = linkedCorpus(500);
+  const vs = splitDocuments(ring, 3, 0.2, 2);
+  t.is(vs.reduce((a, b) => a + b, 0), 100);
+  let inside = 0;
+  let all = 0;
+  ring.forEach((d, i) => {
+    if (!vs[i]) return;
+    for (const j of d.links) {
+      all++;
+      if (vs[j]) inside++;
+    }
+  });
+  t.true(inside / all > 0.5, `only ${inside} of ${all} links of validation documents stay inside the split`);
+  const vb = build(ring, {}, vs).out.filter((o) => o.split === 1);
+  t.true(vb.filter((o) => o.inst.drpLabel === LINKED).length / vb.length > 0.2, 'the validation split has linked pairs');
   // minimum number of validation documents
   t.is(splitDocuments(linkedCorpus(30), 3, 0.01, 2).reduce((a, b) => a + b, 0), 2);
   t.is(splitDocuments(linkedCorpus(30), 3, 0, 2).reduce((a, b) => a + b, 0), 0);

@@ -76,9 +76,14 @@ export function numSegments(d: SegmentedDoc): number {
 }
 
 /**
- * Choose the validation documents: hash (seed, doc id) and take the `count` smallest, so the split is a
- * function of the id set and seed only. Documents without segments are never chosen.
- * count = round(fraction · n) but at least `minDocs` (when fraction > 0) and at most half the documents.
+ * Choose the validation documents, count = round(fraction · n) but at least `minDocs` (when
+ * fraction > 0) and at most half the documents. Documents without segments are never chosen.
+ *
+ * Graph-aware: seeds are taken in the order of hash(seed, doc id), and each seed brings its link
+ * neighbourhood (breadth-first over out-links, nearest first, ties by hash order) up to
+ * max(4, ceil(count / 8)) documents. B is only drawn inside the anchor's split, so a split of scattered
+ * single documents would hold almost no linked pairs; whole neighbourhoods keep the linked class in
+ * validation. Deterministic: a function of the ids, the links and the seed.
  */
 export function splitDocuments(docs: SegmentedDoc[], seed: number, fraction: number, minDocs: number): Uint8Array {
   const split = new Uint8Array(docs.length);
@@ -89,7 +94,30 @@ export function splitDocuments(docs: SegmentedDoc[], seed: number, fraction: num
   const n = Math.min(Math.floor(usable.length / 2), Math.max(minDocs, Math.round(fraction * usable.length)));
   const keys = usable.map((i) => ({ i, k: hashString(docs[i].id, seed) }));
   keys.sort((a, b) => a.k - b.k || a.i - b.i);
-  for (let j = 0; j < n; j++) split[keys[j].i] = 1;
+  const rank = new Int32Array(docs.length).fill(-1); // hash order; -1: no segments
+  keys.forEach((x, r) => (rank[x.i] = r));
+  const cap = Math.max(4, Math.ceil(n / 8));
+  let count = 0;
+  for (let r = 0; r < keys.length && count < n; r++) {
+    const s0 = keys[r].i;
+    if (split[s0]) continue;
+    split[s0] = 1;
+    count++;
+    const queue = [s0];
+    for (let q = 0, taken = 1; q < queue.length && count < n && taken < cap; q++) {
+      const next = Array.from(docs[queue[q]].links)
+        .filter((j) => rank[j] >= 0 && !split[j])
+        .sort((a, b) => rank[a] - rank[b]);
+      for (const j of next) {
+        if (count >= n || taken >= cap) break;
+        if (split[j]) continue;
+        split[j] = 1;
+        count++;
+        taken++;
+        queue.push(j);
+      }
+    }
+  }
   return split;
 }
 
