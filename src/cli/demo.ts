@@ -30,7 +30,7 @@ export function register(program: Command): void {
         'linkbert demo: results on the validation split',
         `  MLM accuracy  ${pct(r.mlmAccuracy).padStart(6)}   (unigram baseline ${pct(r.unigramBaseline)})`,
         `  DRP balanced accuracy ${pct(r.drpBalancedAccuracy).padStart(6)}   (mean of per-class accuracies; chance ${pct(1 / Math.max(1, r.drpClasses))})`,
-        `  DRP accuracy  ${pct(r.drpAccuracy).padStart(6)}   (majority-class baseline ${pct(r.drpChance)}: the by-document split keeps few linked pairs)`,
+        `  DRP accuracy  ${pct(r.drpAccuracy).padStart(6)}   (majority-class baseline ${pct(r.drpChance)})`,
         '',
         'fill-mask (top 5):',
         ...r.fillMask.flatMap((f) => [`  ${f.text}`, `    ${f.top.map((t) => `${t.token} ${t.score.toFixed(3)}`).join(' | ')}`]),

@@ -12,7 +12,7 @@ export interface PretrainEval {
   drp_loss: number;
   drp_accuracy: number;
   /** mean of the per-class accuracies (macro recall): chance is 1/K whatever the label mix, which
-   * matters because a by-document validation split keeps few linked pairs (links mostly leave it) */
+   * matters because a validation split's label mix depends on how many links stay inside it */
   drp_balanced_accuracy: number;
   drp_per_class: Record<string, { accuracy: number; count: number }>;
   /** confusion[gold][pred] over contiguous, random, linked */
