@@ -58,6 +58,14 @@ LB_SIMD_CLONES void row_grad(const float* z, int V, float lse, float gs, float* 
   for (int j = 0; j < V; j++) d[j] = fast_exp(z[j] - lse) * gs;
 }
 
+// an ignored row (label == ignore_index): loss 0, not correct, zero gradient
+template <class T>
+void ignored_row(const SoftmaxXentParams& p, int64_t r, T* dlogits) {
+  p.losses[r] = 0.0f;
+  if (p.correct) p.correct[r] = 0;
+  if (dlogits) std::fill(dlogits + r * p.ld, dlogits + r * p.ld + p.V, cpu::from_f32<T>(0.0f));
+}
+
 template <class T>
 void impl(const SoftmaxXentParams& p) {
   const T* logits = static_cast<const T*>(p.logits);
@@ -68,9 +76,7 @@ void impl(const SoftmaxXentParams& p) {
     for (int64_t r = begin; r < end; r++) {
       const int32_t y = p.labels[r];
       if (y == p.ignore_index) {
-        p.losses[r] = 0.0f;
-        if (p.correct) p.correct[r] = 0;
-        if (dlogits) std::fill(dlogits + r * p.ld, dlogits + r * p.ld + V, cpu::from_f32<T>(0.0f));
+        ignored_row(p, r, dlogits);
         continue;
       }
       const float* z;  // the row in f32
@@ -245,9 +251,7 @@ void impl_avx512(const SoftmaxXentParams& p) {
     for (int64_t r = begin; r < end; r++) {
       const int32_t y = p.labels[r];
       if (y == p.ignore_index) {
-        p.losses[r] = 0.0f;
-        if (p.correct) p.correct[r] = 0;
-        if (dlogits) std::fill(dlogits + r * p.ld, dlogits + r * p.ld + V, cpu::from_f32<T>(0.0f));
+        ignored_row(p, r, dlogits);
         continue;
       }
       const T* next = r + 1 < end ? logits + (r + 1) * p.ld : nullptr;
