@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { prepare, type PrepareOptions, type PrepareProgress } from '../data/prepare.js';
+import { prepare, type PrepareOptions, type PrepareProgress, type PrepareTimings } from '../data/prepare.js';
 import { parseLabelProbs } from '../data/instances.js';
 import { FORMATS, type Format } from '../data/readers/index.js';
 
@@ -132,8 +132,9 @@ export function register(program: Command): void {
         bar.update(p.bytes, payload);
       };
       let m;
+      const timings: PrepareTimings = { setup: 0, tokenize: 0, graph: 0, instances: 0, finish: 0 };
       try {
-        m = await prepare(opts, onProgress);
+        m = await prepare(opts, onProgress, timings);
       } finally {
         if (started) bar!.stop();
       }
@@ -146,6 +147,7 @@ export function register(program: Command): void {
         // the whole process: main thread and every worker thread
         cpu_seconds: Number(((process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1e6).toFixed(2)),
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+        stage_seconds: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Number(v.toFixed(3))])),
         documents: m.counts.documents,
         segments: m.counts.segments,
         instances: m.counts.instances,

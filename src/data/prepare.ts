@@ -95,6 +95,20 @@ export interface PrepareProgress {
   instances: number;
 }
 
+/** Wall seconds of each stage of a prepare run (`prepare --json` prints them as `stage_seconds`). */
+export interface PrepareTimings {
+  /** options, tokenizer and input detection */
+  setup: number;
+  /** stage 1: read, convert markup, split sentences, tokenise, pack segments (workers: their start-up too) */
+  tokenize: number;
+  /** stage 2: document graph, graph files, shared document tables */
+  graph: number;
+  /** stage 3: split, label planning, instance building and masking, encoding, shard writing */
+  instances: number;
+  /** stage 4: tokenizer copy and manifest */
+  finish: number;
+}
+
 /** prepare's temporary token store (token-store.ts), in the output directory; removed at the end */
 const TOKEN_FILE = '.tokens.tmp';
 
@@ -120,7 +134,13 @@ function check(cond: boolean, msg: string): void {
 }
 
 /** Run the whole pipeline; returns the manifest it wrote. */
-export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgress) => void): Promise<Manifest> {
+export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgress) => void, timings?: PrepareTimings): Promise<Manifest> {
+  let tStage = performance.now();
+  const lap = (k: keyof PrepareTimings): void => {
+    const now = performance.now();
+    if (timings) timings[k] = (now - tStage) / 1000;
+    tStage = now;
+  };
   const maxSeqLen = opts.maxSeqLen ?? DEFAULTS.maxSeqLen;
   const seed = opts.seed ?? DEFAULTS.seed;
   const dupeFactor = opts.dupeFactor ?? DEFAULTS.dupeFactor;
@@ -182,6 +202,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     }
   };
 
+  lap('setup');
   // ---- stage 1: read + tokenise --------------------------------------------------------------------
   // Documents get an index in reading order; workers convert deferred markup, split and tokenise them,
   // and results come back in index order, so their tokens go to the token file in that order and only
@@ -270,6 +291,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     prog.bytes = totalBytes;
     report(true);
 
+    lap('tokenize');
     // ---- stage 2: graph -----------------------------------------------------------------------------
     // A repeated id keeps its first document (in reading order).
     const keep: number[] = [];
@@ -339,6 +361,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       segments += n;
     }
 
+    lap('graph');
     // ---- stage 3: instances ---------------------------------------------------------------------------
     const split = splitDocuments(docs, seed, validFraction, validMinDocs);
     // An input counts as linked when some document has an out-link to another document with text.
@@ -433,6 +456,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     report(true);
     if (builder.stats.noPartner > 0) skips.add('anchor-without-any-partner', builder.stats.noPartner);
 
+    lap('instances');
     // ---- stage 4: tokenizer + manifest -----------------------------------------------------------------
     const tokDir = path.join(out, 'tokenizer');
     tok.save(tokDir);
@@ -518,6 +542,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       graph: graph.stats(),
     };
     writeManifest(out, manifest);
+    lap('finish');
     return manifest;
   } finally {
     tokens?.close();
