@@ -1,31 +1,70 @@
-// threadpool.cpp: workers sleep on a condition variable between jobs; a job is a range split into
-// chunks claimed with an atomic counter, so uneven chunks balance themselves.
+// threadpool.cpp: a job is a range split into chunks claimed with an atomic counter, so uneven chunks
+// balance themselves. Between jobs a worker spins for a short while (kSpinNs) before it sleeps on a
+// condition variable, and the caller spins on the completion count before it sleeps: a training step
+// runs hundreds of ops back to back, each a few tens of microseconds at bert-mini sizes, and a futex
+// wake-up of a sleeping thread costs about as much as the op (OpenMP runtimes spin for the same reason).
 #include "threadpool.h"
 #include "../ops.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace lb {
 namespace {
 
+// how long an idle worker (or a caller waiting for workers) spins before it blocks
+constexpr int64_t kSpinNs = 100000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Spin until pred() holds or kSpinNs pass; true if it holds. The clock is read every 64 spins.
+template <class Pred>
+bool spin_until(Pred pred) {
+  int64_t deadline = -1;
+  for (int i = 0;; i++) {
+    if (pred()) return true;
+    if ((i & 63) == 63) {
+      const int64_t t = now_ns();
+      if (deadline < 0) deadline = t + kSpinNs;
+      else if (t >= deadline) return pred();
+    }
+    cpu_relax();
+  }
+}
+
 struct Pool {
   std::vector<std::thread> workers;
-  std::mutex mu;
+  std::mutex mu;  // guards sleeping on cv_start / cv_done (the job fields are published by `generation`)
   std::condition_variable cv_start, cv_done;
-  uint64_t generation = 0;
-  bool stopping = false;
-  // current job
+  std::atomic<uint64_t> generation{0};
+  std::atomic<bool> stopping{false};
+  int sleepers = 0;           // workers blocked on cv_start (under mu)
+  bool caller_sleeping = false;  // the caller is blocked on cv_done (under mu)
+  // current job: written before `generation` is bumped (release), read after it is seen (acquire)
   RangeFn fn = nullptr;
   void* ctx = nullptr;
   int64_t n = 0, chunk = 1;
   std::atomic<int64_t> next{0};
-  int active = 0;  // workers still inside the current job
+  std::atomic<int> active{0};  // workers still inside the current job
   int nthreads = 1;
   std::mutex job_mu;  // one parallel_for at a time (nested calls run serially)
 
@@ -36,33 +75,40 @@ struct Pool {
       fn(ctx, b, std::min(n, b + chunk));
     }
   }
-  void worker_loop() {
-    uint64_t seen = 0;
+  // `seen`: the generation when the worker was created (read then, not when the thread first runs, or
+  // a job published in between would never be seen)
+  void worker_loop(uint64_t seen) {
     for (;;) {
-      {
+      auto ready = [&] { return stopping.load(std::memory_order_acquire) || generation.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(ready)) {
         std::unique_lock<std::mutex> lk(mu);
-        cv_start.wait(lk, [&] { return stopping || generation != seen; });
-        if (stopping) return;
-        seen = generation;
+        sleepers++;
+        cv_start.wait(lk, ready);
+        sleepers--;
       }
+      if (stopping.load(std::memory_order_acquire)) return;
+      seen = generation.load(std::memory_order_acquire);
       run_chunks();
-      std::lock_guard<std::mutex> lk(mu);
-      if (--active == 0) cv_done.notify_one();
+      if (active.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(mu);
+        if (caller_sleeping) cv_done.notify_one();
+      }
     }
   }
   void start(int n_threads) {
     nthreads = std::max(1, n_threads);
-    for (int i = 1; i < nthreads; i++) workers.emplace_back([this] { worker_loop(); });
+    const uint64_t g = generation.load(std::memory_order_acquire);
+    for (int i = 1; i < nthreads; i++) workers.emplace_back([this, g] { worker_loop(g); });
   }
   void stop() {
     {
       std::lock_guard<std::mutex> lk(mu);
-      stopping = true;
+      stopping.store(true, std::memory_order_release);
     }
     cv_start.notify_all();
     for (auto& t : workers) t.join();
     workers.clear();
-    stopping = false;
+    stopping.store(false, std::memory_order_release);
   }
   ~Pool() { stop(); }
 };
@@ -102,20 +148,28 @@ void parallel_for_impl(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
   // ~4 chunks per thread balances uneven work without much claiming overhead.
   const int64_t target = (int64_t)p.nthreads * 4;
   const int64_t chunks = std::min(max_chunks, target);
+  p.fn = fn;
+  p.ctx = ctx;
+  p.n = n;
+  p.chunk = (n + chunks - 1) / chunks;
+  p.next.store(0, std::memory_order_relaxed);
+  p.active.store((int)p.workers.size(), std::memory_order_relaxed);
   {
+    // the bump publishes the job; sleepers are counted under mu, so none can miss it
     std::lock_guard<std::mutex> lk(p.mu);
-    p.fn = fn; p.ctx = ctx; p.n = n;
-    p.chunk = (n + chunks - 1) / chunks;
-    p.next.store(0, std::memory_order_relaxed);
-    p.active = (int)p.workers.size();
-    p.generation++;
+    p.generation.fetch_add(1, std::memory_order_release);
+    if (p.sleepers > 0) p.cv_start.notify_all();
   }
-  p.cv_start.notify_all();
   in_parallel = true;
   p.run_chunks();
   in_parallel = false;
-  std::unique_lock<std::mutex> lk(p.mu);
-  p.cv_done.wait(lk, [&] { return p.active == 0; });
+  auto done = [&] { return p.active.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(done)) {
+    std::unique_lock<std::mutex> lk(p.mu);
+    p.caller_sleeping = true;
+    p.cv_done.wait(lk, done);
+    p.caller_sleeping = false;
+  }
 }
 
 int cpu_num_threads() { return pool().nthreads; }
