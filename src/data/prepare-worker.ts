@@ -2,6 +2,8 @@
 //  - tokenize: convert deferred markup (MediaWiki), then split, tokenise and pack documents sent by the
 //    main thread into segments;
 //  - build: make and encode the instances of anchors the main thread has planned (labels decided).
+// A worker starts in the mode of its workerData; a BuildInit message switches a tokenize worker to build,
+// so stage 3 reuses stage 1's threads instead of paying for new ones (a thread, its module graph).
 // Results depend only on the inputs of each job, so any split of work over workers gives the same output.
 import { parentPort, workerData } from 'node:worker_threads';
 import { InputError } from './document.js';
@@ -57,7 +59,7 @@ export interface BuildResult {
 const port = parentPort!;
 const init = workerData as TokenizeInit | BuildInit;
 
-if (init.mode === 'tokenize') {
+function tokenizeMode(init: TokenizeInit): (job: TokenizeJob) => void {
   const tok = loadTokenizer(init.tokenizer);
   // Deferred conversions are async (they reuse the streaming readers), so jobs are chained to run one
   // at a time, in arrival order.
@@ -74,16 +76,18 @@ if (init.mode === 'tokenize') {
       port.postMessage({ id: job.id, results: [], error: msg, inputError: e instanceof InputError } satisfies TokenizeResult);
     }
   };
-  port.on('message', (job: TokenizeJob) => {
+  return (job) => {
     chain = chain.then(() => run(job));
-  });
-} else {
+  };
+}
+
+function buildMode(init: BuildInit): (job: BuildJob) => void {
   const builder = new InstanceBuilder(docsFromShared(init.shared), init.split, {
     ...init.builder,
     masker: init.mask ? new Masker(init.mask) : undefined,
     tokens: tokenReader(init.shared),
   });
-  port.on('message', (job: BuildJob) => {
+  return (job) => {
     try {
       const n = job.label.length;
       if (n > 0) builder.willMake(job.doc[0], job.doc[n - 1] + 1);
@@ -109,5 +113,16 @@ if (init.mode === 'tokenize') {
     } catch (e) {
       port.postMessage({ id: job.id, records: new Uint8Array(0), lens: new Int32Array(0), ntok: new Int32Array(0), error: (e as Error).stack ?? String(e) } satisfies BuildResult);
     }
-  });
+  };
 }
+
+// an error while setting up a mode escapes to the pool as the worker's 'error' event
+let handle = init.mode === 'tokenize' ? tokenizeMode(init) : buildMode(init);
+port.on('message', (m: (TokenizeJob & BuildJob) | BuildInit) => {
+  if ('mode' in m) {
+    // the switch to build mode: the tokenizer (and its word cache) is dropped with the old handler
+    handle = buildMode(m);
+    return;
+  }
+  handle(m);
+});

@@ -253,7 +253,10 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     bOff.push(bounds.length);
   };
   const pool = new TokenizePool(workers, { mode: 'tokenize', tokenizer: tokSpec, target }, tok, onSegmented);
+  // stage 1's workers, idle between the stages and handed to the build pool in stage 3
+  let idle: Worker[] = [];
   try {
+    let drained = false;
     try {
       for (let k = 0; k < opts.inputs.length; k++) {
         const it = readDocuments(opts.inputs[k], {
@@ -282,8 +285,10 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
         }
       }
       await pool.drain();
+      drained = true;
     } finally {
-      await pool.close();
+      if (drained) idle = pool.release();
+      else await pool.close();
     }
     subs.length = 0;
     store.finish();
@@ -412,7 +417,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     // and encoded by workers, and written back in plan order.
     const buildPool =
       workers > 0
-        ? new BuildPool(workers, { mode: 'build', shared, split, builder: builderOpts, mask: mask === 'static' ? maskSpec : null, width }, (plan, r) => {
+        ? new BuildPool(idle.splice(0), { mode: 'build', shared, split, builder: builderOpts, mask: mask === 'static' ? maskSpec : null, width }, (plan, r) => {
             let off = 0;
             for (let k = 0; k < plan.label.length; k++) {
               writeOne(split[plan.doc[k]], plan.label[k], r.ntok[k], r.records.subarray(off, off + r.lens[k]));
@@ -545,6 +550,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     lap('finish');
     return manifest;
   } finally {
+    await Promise.all(idle.map((w) => w.terminate())); // a failure between the stages
     tokens?.close();
     if (storeOpen) store.abort();
     fs.rmSync(tokenFile, { force: true });
@@ -559,6 +565,10 @@ export { DRP_LABELS };
  * not depend on which worker finished first), and the first failure (a worker error, a non-zero exit,
  * or a job error), which every later call rethrows.
  */
+function spawnWorkers(n: number, init: TokenizeInit): Worker[] {
+  return Array.from({ length: n }, () => new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init }));
+}
+
 abstract class WorkerPool<Result extends { id: number; error?: string; inputError?: boolean }, Meta> {
   protected workers: Worker[] = [];
   private inflight: number[] = [];
@@ -569,17 +579,34 @@ abstract class WorkerPool<Result extends { id: number; error?: string; inputErro
   private nextEmit = 0;
   private static MAX_INFLIGHT = 3;
 
-  constructor(n: number, init: TokenizeInit | BuildInit, private what: string) {
-    for (let k = 0; k < n; k++) {
-      const w = new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init });
-      w.on('message', (m: Result) => this.onMessage(m));
-      w.on('error', (e) => this.fail(e));
-      w.on('exit', (code) => {
+  private detach: (() => void)[] = [];
+
+  /** Adopts `workers` (see spawnWorkers); `switchTo`, when given, is posted to each first (a mode switch). */
+  constructor(workers: Worker[], private what: string, switchTo?: BuildInit) {
+    for (const w of workers) {
+      if (switchTo) w.postMessage(switchTo);
+      const onMessage = (m: Result): void => this.onMessage(m);
+      const onError = (e: Error): void => this.fail(e);
+      const onExit = (code: number): void => {
         if (code !== 0) this.fail(new Error(`${what} worker exited with code ${code}`));
-      });
+      };
+      w.on('message', onMessage);
+      w.on('error', onError);
+      w.on('exit', onExit);
+      // only our listeners: Worker keeps its port referenced through listeners of its own
+      this.detach.push(() => w.off('message', onMessage).off('error', onError).off('exit', onExit));
       this.workers.push(w);
       this.inflight.push(0);
     }
+  }
+
+  /** Hands the (idle: call after drain) workers over to another pool, without stopping them. */
+  release(): Worker[] {
+    for (const d of this.detach) d();
+    this.detach = [];
+    const ws = this.workers;
+    this.workers = [];
+    return ws;
   }
 
   /** Called with each job's result, in submission order. */
@@ -670,7 +697,7 @@ class TokenizePool extends WorkerPool<TokenizeResult, null> {
     private tok: WordPieceTokenizer,
     private onResult: (i: number, r: SegmentedText) => void,
   ) {
-    super(n, init, 'tokenizer');
+    super(spawnWorkers(n, init), 'tokenizer');
   }
 
   async submit(i: number, job: TextJob): Promise<void> {
@@ -703,8 +730,9 @@ class TokenizePool extends WorkerPool<TokenizeResult, null> {
 
 /** Sends planned anchors to instance-building workers and hands the encoded records back in plan order. */
 class BuildPool extends WorkerPool<BuildResult, AnchorPlan> {
-  constructor(n: number, init: BuildInit, private onResult: (plan: AnchorPlan, r: BuildResult) => void) {
-    super(n, init, 'instance');
+  /** `workers`: stage 1's tokenize workers, switched to build mode */
+  constructor(workers: Worker[], init: BuildInit, private onResult: (plan: AnchorPlan, r: BuildResult) => void) {
+    super(workers, 'instance', init);
   }
 
   submit(round: number, plan: AnchorPlan): Promise<void> {
