@@ -51,7 +51,7 @@ interface Opts {
 }
 
 /** One `linkbert prepare --json` in a child process, so that its peak RSS and CPU time are its own. */
-function runPrepare(args: string[]): { seconds: number; cpu_seconds: number; peak_rss_mb: number } {
+function runPrepare(args: string[]): { seconds: number; cpu_seconds: number; peak_rss_mb: number; stage_seconds: Record<string, number> } {
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin/linkbert.js'), 'prepare', '--json', ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`linkbert prepare ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
@@ -98,7 +98,7 @@ export function register(bench: Command): void {
         vocab ??= await benchVocab(inputs, tmp, Number(o.vocabSize), log);
         const workerCounts = [...new Set(o.workers.split(',').map((x) => Number(x)))];
         if (workerCounts.some((w) => !Number.isInteger(w) || w < 0)) throw new Error(`--workers: expected comma-separated non-negative integers, got "${o.workers}"`);
-        const runs: { workers: number; seconds: number; cpu_seconds: number; peak_rss_mb: number; input_mb_per_s: number; documents_per_s: number; instances_per_s: number; tokens_per_s: number }[] = [];
+        const runs: { workers: number; seconds: number; cpu_seconds: number; peak_rss_mb: number; stage_seconds: Record<string, number>; input_mb_per_s: number; documents_per_s: number; instances_per_s: number; tokens_per_s: number }[] = [];
         let m: Manifest | null = null;
         const outDir = path.join(tmp, 'out');
         for (const workers of workerCounts) {
@@ -116,6 +116,7 @@ export function register(bench: Command): void {
             seconds: secs,
             cpu_seconds: best!.cpu_seconds,
             peak_rss_mb: best!.peak_rss_mb,
+            stage_seconds: best!.stage_seconds,
             input_mb_per_s: Number((bytes / 1e6 / secs).toFixed(3)),
             documents_per_s: Math.round(m.counts.documents / secs),
             instances_per_s: Math.round(m.counts.instances / secs),
