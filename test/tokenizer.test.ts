@@ -235,21 +235,6 @@ test('encodeWords: each word tokenized on its own, wordIndex points into the inp
   t.true(Array.from(wordIndex).filter((i) => i === 6).length >= 3, "don't splits at the apostrophe");
 });
 
-test('encodeConcat: the texts\' ids back to back, each ending at its ends entry', (t) => {
-  const tok = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-uncased.txt'), { doLowerCase: true });
-  const texts = ['Identification of APC2, a homologue.', '', '\u0001', 'Café 日本 [SEP] x', ...corpus.slice(0, 50)];
-  const { ids, ends } = tok.encodeConcat(texts);
-  const expectIds: number[] = [];
-  const expectEnds: number[] = [];
-  for (const s of texts) {
-    expectIds.push(...tok.encode(s));
-    expectEnds.push(expectIds.length);
-  }
-  t.deepEqual(Array.from(ids), expectIds);
-  t.deepEqual(Array.from(ends), expectEnds);
-  t.deepEqual(Array.from(tok.encodeConcat([]).ids), []);
-});
-
 test('special tokens in text, decode, isWordStart, ids of specials', (t) => {
   const tok = WordPieceTokenizer.fromVocabFile(path.join(fixDir, 'vocab-uncased.txt'));
   t.deepEqual([tok.padId, tok.unkId, tok.clsId, tok.sepId, tok.maskId], [0, 1, 2, 3, 4]);

@@ -55,58 +55,46 @@ export function splitSentences(text: string): string[] {
  * boundaries: segment k is tokens[bounds[k], bounds[k+1]).
  */
 export function packSegments(sentences: Int32Array[], target: number, wordStart?: (id: number) => boolean): { tokens: Int32Array; bounds: Int32Array } {
+  if (!(target >= 1)) throw new RangeError(`segment target must be >= 1, got ${target}`);
   let total = 0;
   for (const s of sentences) total += s.length;
   const tokens = new Int32Array(total);
-  const ends = new Int32Array(sentences.length);
-  let pos = 0;
-  sentences.forEach((s, k) => {
-    tokens.set(s, pos);
-    pos += s.length;
-    ends[k] = pos;
-  });
-  return { tokens, bounds: segmentBounds(tokens, ends, target, wordStart) };
-}
-
-/**
- * packSegments on sentences already concatenated: sentence k is tokens[ends[k-1], ends[k]). Packing only
- * chooses where segments begin (the tokens stay in order), so this returns the segment boundaries.
- */
-export function segmentBounds(tokens: ArrayLike<number>, ends: ArrayLike<number>, target: number, wordStart?: (id: number) => boolean): Int32Array {
-  if (!(target >= 1)) throw new RangeError(`segment target must be >= 1, got ${target}`);
   const bounds: number[] = [0];
+  let pos = 0;
   let cur = 0; // tokens in the open segment
-  let start = 0;
-  for (let k = 0; k < ends.length; start = ends[k++]) {
-    const len = ends[k] - start;
-    if (len === 0) continue;
-    if (cur > 0 && cur + len > target) {
-      bounds.push(start);
+  for (const s of sentences) {
+    if (s.length === 0) continue;
+    if (cur > 0 && cur + s.length > target) {
+      bounds.push(pos);
       cur = 0;
     }
-    if (len <= target) {
-      cur += len;
+    if (s.length <= target) {
+      tokens.set(s, pos);
+      pos += s.length;
+      cur += s.length;
       continue;
     }
     // over-long sentence: pieces of at most `target`, cut before a word start when one lies in the
     // second half of the piece (so words are not split across segments); the remainder stays open
     let off = 0;
-    while (off < len) {
-      let e = Math.min(len, off + target);
-      if (e < len && wordStart) {
-        let j = e;
-        while (j > off + (target >> 1) && !wordStart(tokens[start + j])) j--;
-        if (j > off + (target >> 1)) e = j;
+    while (off < s.length) {
+      let end = Math.min(s.length, off + target);
+      if (end < s.length && wordStart) {
+        let k = end;
+        while (k > off + (target >> 1) && !wordStart(s[k])) k--;
+        if (k > off + (target >> 1)) end = k;
       }
-      if (e < len) {
-        bounds.push(start + e);
+      tokens.set(s.subarray(off, end), pos);
+      pos += end - off;
+      if (end < s.length) {
+        bounds.push(pos);
         cur = 0;
-      } else cur = e - off;
-      off = e;
+      } else cur = end - off;
+      off = end;
     }
   }
-  if (cur > 0) bounds.push(ends.length ? ends[ends.length - 1] : 0);
-  return Int32Array.from(bounds);
+  if (cur > 0) bounds.push(pos);
+  return { tokens, bounds: Int32Array.from(bounds) };
 }
 
 /**
@@ -125,18 +113,17 @@ export function truncatePair(lenA: number, lenB: number, maxTokens: number, coin
   return [sa, ea, sb, eb];
 }
 
-/** Anything that turns texts into token ids without special tokens: all of them into one array, text k
- * ending at ends[k]. */
+/** Anything that turns text into token ids without special tokens. */
 export interface Encoder {
-  encodeConcat(texts: string[]): { ids: Int32Array; ends: Int32Array };
+  encode(text: string): Int32Array;
   isWordStart(id: number): boolean;
 }
 
 /** Split a document into sentences, tokenise each and pack them into segments of at most `target` tokens. */
 export function segmentText(enc: Encoder, text: string, target: number): { tokens: Int32Array; bounds: Int32Array; sentences: number } {
   const sents = splitSentences(text);
-  const { ids, ends } = enc.encodeConcat(sents);
-  return { tokens: ids, bounds: segmentBounds(ids, ends, target, (id) => enc.isWordStart(id)), sentences: sents.length };
+  const ids = sents.map((s) => enc.encode(s));
+  return { ...packSegments(ids, target, (id) => enc.isWordStart(id)), sentences: sents.length };
 }
 
 /** A document for the tokenizer: plain text, or work its reader deferred (Document.deferred). */

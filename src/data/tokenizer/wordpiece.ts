@@ -420,22 +420,6 @@ export class WordPieceTokenizer {
     return ids;
   }
 
-  /** The ids of every text, one after another in one array (no per-text arrays); text k's ids end at
-   * ends[k]. */
-  encodeConcat(texts: string[]): { ids: Int32Array<ArrayBuffer>; ends: Int32Array<ArrayBuffer> } {
-    const ends = new Int32Array(texts.length);
-    this.n = 0;
-    this.wantOffsets = false;
-    for (let k = 0; k < texts.length; k++) {
-      this.wordIdx = 0;
-      this.scan(texts[k]);
-      ends[k] = this.n;
-    }
-    const ids = this.outIds.slice(0, this.n);
-    this.shrink();
-    return { ids, ends };
-  }
-
   encodeWithOffsets(text: string): { ids: Int32Array<ArrayBuffer>; offsets: Int32Array<ArrayBuffer>; wordIds: Int32Array<ArrayBuffer> } {
     this.run(text, true);
     const out = { ids: this.outIds.slice(0, this.n), offsets: this.outOff.slice(0, 2 * this.n), wordIds: this.outWid.slice(0, this.n) };
