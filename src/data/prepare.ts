@@ -559,16 +559,17 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
 
 export { DRP_LABELS };
 
+/** Stage 1's worker threads, in tokenize mode (stage 3 switches them to build mode). */
+function spawnWorkers(n: number, init: TokenizeInit): Worker[] {
+  return Array.from({ length: n }, () => new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init }));
+}
+
 /**
  * What both worker pools share: prepare-worker.js threads, jobs sent to the least-loaded worker with a
  * bound per worker and in total, results handed back strictly in submission order (so the output does
  * not depend on which worker finished first), and the first failure (a worker error, a non-zero exit,
  * or a job error), which every later call rethrows.
  */
-function spawnWorkers(n: number, init: TokenizeInit): Worker[] {
-  return Array.from({ length: n }, () => new Worker(new URL('./prepare-worker.js', import.meta.url), { workerData: init }));
-}
-
 abstract class WorkerPool<Result extends { id: number; error?: string; inputError?: boolean }, Meta> {
   protected workers: Worker[] = [];
   private inflight: number[] = [];

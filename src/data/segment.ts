@@ -150,11 +150,13 @@ export interface SegmentedText {
   redirects?: [string, string][];
 }
 
+// the markup readers, loaded on first use: a worker that only sees plain text never loads them
+let deferredReaders: Promise<typeof import('./readers/deferred.js')> | undefined;
+
 /** segmentText for a TextJob: runs the deferred conversion first, where there is one. */
 export async function segmentJob(enc: Encoder, job: TextJob, target: number): Promise<SegmentedText> {
   if (!job.deferred) return segmentText(enc, job.text, target);
-  // loaded on first use: a worker that only sees plain text never loads the markup readers
-  const { convertDeferred } = await import('./readers/deferred.js');
+  const { convertDeferred } = await (deferredReaders ??= import('./readers/deferred.js'));
   const c = await convertDeferred({ id: job.id ?? '', title: job.title, text: job.text, aliases: job.aliases }, job.deferred);
   const extra = { deferred: true as const, skips: c.skips, redirects: c.redirects };
   if (!c.doc) return { tokens: new Int32Array(0), bounds: new Int32Array(1), sentences: 0, ...extra };
