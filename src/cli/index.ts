@@ -1,33 +1,29 @@
 // The `linkbert` CLI: commander wiring. Each command lives in its own file and exports `register(program)`.
+// Only the invoked command's module is loaded (the others pull in the model, the trainer, the readers:
+// about 0.2 s of start-up); help, a bare `linkbert` or an unknown command load them all.
 import { Command } from 'commander';
-import { register as registerInfo } from './info.js';
-import { register as registerBench } from './bench.js';
-import { register as registerTokenize } from './tokenize.js';
-import { register as registerVocab } from './vocab.js';
-import { register as registerPrepare } from './prepare.js';
-import { register as registerInspect } from './inspect.js';
-import { register as registerPretrain } from './pretrain.js';
-import { register as registerFillMask } from './fill-mask.js';
-import { register as registerFinetune } from './finetune.js';
-import { register as registerEvaluate } from './evaluate.js';
-import { register as registerReport } from './report.js';
-import { register as registerDemo } from './demo.js';
+
+type Registrar = () => Promise<{ register: (program: Command) => void }>;
+const COMMANDS: [string, Registrar][] = [
+  ['info', () => import('./info.js')],
+  ['bench', () => import('./bench.js')],
+  ['tokenize', () => import('./tokenize.js')],
+  ['vocab', () => import('./vocab.js')],
+  ['prepare', () => import('./prepare.js')],
+  ['inspect', () => import('./inspect.js')],
+  ['pretrain', () => import('./pretrain.js')],
+  ['fill-mask', () => import('./fill-mask.js')],
+  ['finetune', () => import('./finetune.js')],
+  ['evaluate', () => import('./evaluate.js')],
+  ['report', () => import('./report.js')],
+  ['demo', () => import('./demo.js')],
+];
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
   program.name('linkbert').description('Pretrain, checkpoint, evaluate and fine-tune LinkBERT encoders').version('0.1.0');
   program.showHelpAfterError();
-  registerInfo(program);
-  registerBench(program);
-  registerTokenize(program);
-  registerVocab(program);
-  registerPrepare(program);
-  registerInspect(program);
-  registerPretrain(program);
-  registerFillMask(program);
-  registerFinetune(program);
-  registerEvaluate(program);
-  registerReport(program);
-  registerDemo(program);
+  const invoked = COMMANDS.find(([name]) => name === argv[2]);
+  for (const [, load] of invoked ? [invoked] : COMMANDS) (await load()).register(program);
   await program.parseAsync(argv);
 }
