@@ -3,11 +3,18 @@
 import { InputError, SkipCounter, type DeferredMarkup } from '../document.js';
 import { wikiToText, type NamespaceMap } from './wikitext.js';
 import { decodeText, decodeUtf8 } from './io.js';
-import { readMediaWiki } from './mediawiki.js';
-import { readJats } from './jats.js';
-import { readMedline } from './medline.js';
 import { jsonLineDocument } from './jsonl.js';
-import { readHtmlPage } from './html.js';
+
+// The readers built on XML/HTML parsers load on first use: a worker that converts wiki pages or JSON
+// lines never loads the HTML, JATS and MEDLINE readers.
+const lazy = <T>(load: () => Promise<T>): (() => Promise<T>) => {
+  let p: Promise<T> | undefined;
+  return () => (p ??= load());
+};
+const mediawikiReader = lazy(() => import('./mediawiki.js'));
+const medlineReader = lazy(() => import('./medline.js'));
+const jatsReader = lazy(() => import('./jats.js'));
+const htmlReader = lazy(() => import('./html.js'));
 
 const SET_OPEN = Buffer.from('<PubmedArticleSet>');
 const SET_CLOSE = Buffer.from('</PubmedArticleSet>');
@@ -50,8 +57,8 @@ export async function convertDeferred(doc: { id: string; title?: string; text: s
     const text = decodeText(one, skips);
     const it =
       d.kind === 'mediawiki-page'
-        ? readMediaWiki(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, redirects, nsMap: nsMapOf(d.namespaces) })
-        : readMedline(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars });
+        ? (await mediawikiReader()).readMediaWiki(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, redirects, nsMap: nsMapOf(d.namespaces) })
+        : (await medlineReader()).readMedline(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars });
     const docs = [];
     try {
       for await (const x of it) docs.push(x);
@@ -86,7 +93,7 @@ export async function convertDeferred(doc: { id: string; title?: string; text: s
       if (bytes.length) yield bytes;
     })();
     const text = decodeText(one, skips);
-    const it = d.format === 'jats' ? readJats(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, fallbackId: d.rel }) : readHtmlPage(text, { file: d.file, rel: d.rel, skips, minChars: d.minChars });
+    const it = d.format === 'jats' ? (await jatsReader()).readJats(text, { file: d.file, skipBad: d.skipBad, skips, minChars: d.minChars, fallbackId: d.rel }) : (await htmlReader()).readHtmlPage(text, { file: d.file, rel: d.rel, skips, minChars: d.minChars });
     const docs = [];
     for await (const x of it) docs.push(x);
     if (docs.length > 1) throw new Error(`internal: ${d.file} gave ${docs.length} documents`);
