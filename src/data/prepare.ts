@@ -417,7 +417,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     // and encoded by workers, and written back in plan order.
     const buildPool =
       workers > 0
-        ? new BuildPool(idle.splice(0), { mode: 'build', shared, split, builder: builderOpts, mask: mask === 'static' ? maskSpec : null, width }, (plan, r) => {
+        ? new BuildPool(idle, { mode: 'build', shared, split, builder: builderOpts, mask: mask === 'static' ? maskSpec : null, width }, (plan, r) => {
             let off = 0;
             for (let k = 0; k < plan.label.length; k++) {
               writeOne(split[plan.doc[k]], plan.label[k], r.ntok[k], r.records.subarray(off, off + r.lens[k]));
@@ -425,6 +425,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
             }
           })
         : null;
+    idle = []; // the build pool owns them now (and closes them below)
     try {
       for (let round = 0; round < dupeFactor; round++) {
         let d0 = 0;
