@@ -124,7 +124,3 @@ export async function* readHtmlPage(chunks: AsyncIterable<string>, o: HtmlOption
   yield { id: o.rel, title: t || undefined, text, links, source: o.file };
 }
 
-export function isHtmlFile(p: string): boolean {
-  return /\.(html?|xhtml)$/i.test(p);
-}
-

@@ -27,11 +27,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Document, InputError, SkipCounter } from '../document.js';
 import { decodeText, declaredEncoding, listFiles, openBytes, openText, sniffEncoding, splitLines, stripCompressionExt } from './io.js';
-import { readMediaWiki, splitMediaWikiPages } from './mediawiki.js';
-import { splitXmlRecords } from './xml.js';
-import { readJats } from './jats.js';
-import { readMedline } from './medline.js';
-import { isHtmlFile, readHtmlPage } from './html.js';
 import { readJsonl, readWikiExtractor } from './jsonl.js';
 import { readBrown, readPlainText } from './plain.js';
 import { readWordNet, WORDNET_FILES } from './wordnet.js';
@@ -65,6 +60,16 @@ export interface ReadOptions {
   /** WordNet document unit: 'synset' (default) or 'lexfile' (see WordNetOptions.unit). */
   wordnetUnit?: 'synset' | 'lexfile';
 }
+
+// The readers built on sax and htmlparser2 load when an input needs them, so that reading JSONL or text
+// (and `linkbert prepare`'s start-up on them) does not pay for the XML and HTML parsers.
+const mediawikiReader = () => import('./mediawiki.js');
+const xmlReader = () => import('./xml.js');
+const jatsReader = () => import('./jats.js');
+const medlineReader = () => import('./medline.js');
+const htmlReader = () => import('./html.js');
+
+const isHtmlFile = (p: string): boolean => /\.(html?|xhtml)$/i.test(p);
 
 const COMP = '(\\.(bz2|gz|xz))?$';
 const TAR_RE = /\.(tar|tar\.gz|tgz|tar\.xz|txz|tar\.bz2|tbz2?)$/i;
@@ -387,10 +392,10 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
     const docBlocks = format === 'wikiextractor' && peek.head.toString('latin1').trimStart().startsWith('<');
     if (enc === 'utf-8' && bom === 0 && !declaredEncoding(peek.head) && !docBlocks) {
       const src = job.shown;
-      if (format === 'mediawiki') yield* splitMediaWikiPages(peek.bytes, { ...base, redirects: opts.redirects });
+      if (format === 'mediawiki') yield* (await mediawikiReader()).splitMediaWikiPages(peek.bytes, { ...base, redirects: opts.redirects });
       else if (format === 'medline') {
         // PubmedArticle, and the elements the reader counts: PubmedBookArticle, DeleteCitation
-        for await (const r of splitXmlRecords(peek.bytes, ['PubmedArticle', 'PubmedBookArticle', 'DeleteCitation'], base))
+        for await (const r of (await xmlReader()).splitXmlRecords(peek.bytes, ['PubmedArticle', 'PubmedBookArticle', 'DeleteCitation'], base))
           yield { id: '', text: '', links: [], source: src, deferred: { kind: 'medline-record', bytes: r.bytes, offset: r.offset, line: r.line, file: src, minChars, skipBad } };
       } else
         for await (const [line, n] of splitByteLines(peek.bytes))
@@ -403,16 +408,16 @@ async function* readFile(job: FileJob, format: Format, opts: ReadOptions, catego
   let it: AsyncIterable<Document>;
   switch (format) {
     case 'mediawiki':
-      it = readMediaWiki(chunks, { ...base, redirects: opts.redirects, defer: opts.deferMarkup });
+      it = (await mediawikiReader()).readMediaWiki(chunks, { ...base, redirects: opts.redirects, defer: opts.deferMarkup });
       break;
     case 'jats':
-      it = readJats(chunks, { ...base, fallbackId: job.rel });
+      it = (await jatsReader()).readJats(chunks, { ...base, fallbackId: job.rel });
       break;
     case 'medline':
-      it = readMedline(chunks, base);
+      it = (await medlineReader()).readMedline(chunks, base);
       break;
     case 'html':
-      it = readHtmlPage(chunks, { file: job.shown, rel: job.rel, skips, minChars });
+      it = (await htmlReader()).readHtmlPage(chunks, { file: job.shown, rel: job.rel, skips, minChars });
       break;
     case 'jsonl':
       it = readJsonl(splitLines(chunks), base);
