@@ -528,6 +528,9 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
   for (const c of cases) {
     const tty = !opts.json && process.stderr.isTTY;
     if (tty) process.stderr.write(`  ${c.op} ${c.pass} ${fmtShape(c.shape)} ...\r`);
+    // OpenBLAS's threads busy-wait for a while after each call (THREAD_TIMEOUT, ~2^28 cycles): timed right
+    // after the peer, our small GEMMs shared the cores with them (medians halved, minima unchanged)
+    if (peer && c.op === 'matmul') await new Promise((r) => setTimeout(r, 250));
     const r = await runCase(addon, device, c, minTime, flush);
     if (r.gbps !== undefined && r.bytes !== undefined) {
       // The memcpy peer: a native f32 copy moving the same bytes (half read, half written).
