@@ -56,6 +56,15 @@ TpackFn detect_tpack() {
 }
 TpackFn g_tpack = detect_tpack();
 
+CpackFn detect_cpack() {
+#if LB_GEMM_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return &cpack_avx512;
+#endif
+  return &cpack_generic;
+}
+CpackFn g_cpack = detect_cpack();
+
 // Growable, 64-byte aligned scratch that never shrinks (no allocation per call once warm).
 struct Scratch {
   std::vector<float> buf;
@@ -73,12 +82,7 @@ void pack_a(const MatmulParams& p, const float* A, int i0, int mc, int p0, int k
     if (!p.trans_a) {  // A (M,K): row i is contiguous in k, so the panel is a transpose
       g_tpack(A + (int64_t)(i0 + ip) * p.lda + p0, p.lda, rows, kc, d, mr, mr);
     } else {  // A (K,M): op(A) column k is contiguous in i
-      for (int k = 0; k < kc; k++) {
-        const float* src = A + (int64_t)(p0 + k) * p.lda + i0 + ip;
-        float* dk = d + k * mr;
-        for (int r = 0; r < rows; r++) dk[r] = src[r];
-        for (int r = rows; r < mr; r++) dk[r] = 0.0f;
-      }
+      g_cpack(A + (int64_t)p0 * p.lda + i0 + ip, p.lda, rows, kc, d, mr, mr);
     }
   }
 }
@@ -230,17 +234,19 @@ const char* kernel_name() { return g_kernel->name; }
 
 bool force_kernel(const char* name) {
   // Forcing a smaller ISA also drops the AVX-512 packing, as a machine without it would run.
-  if (std::strcmp(name, "generic") == 0) { g_kernel = &kGeneric; g_tpack = &tpack_generic; return true; }
+  if (std::strcmp(name, "generic") == 0) { g_kernel = &kGeneric; g_tpack = &tpack_generic; g_cpack = &cpack_generic; return true; }
 #if LB_GEMM_X86
   __builtin_cpu_init();
   if (std::strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     g_kernel = &kAvx2;
     g_tpack = &tpack_generic;
+    g_cpack = &cpack_generic;
     return true;
   }
   if (std::strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
     g_kernel = &kAvx512;
     g_tpack = &tpack_avx512;
+    g_cpack = &cpack_avx512;
     return true;
   }
 #endif
