@@ -47,23 +47,24 @@ const Kernel* detect() {
 }
 const Kernel* g_kernel = detect();
 
-TpackFn detect_tpack() {
+// The packing routines: AVX-512 ones wherever the CPU has it (independent of the micro-kernel, except
+// when a smaller kernel is forced, see force_kernel).
+struct Packers {
+  TpackFn tpack;
+  CpackFn cpack;
+};
+const Packers kPackGeneric{&tpack_generic, &cpack_generic};
+#if LB_GEMM_X86
+const Packers kPackAvx512{&tpack_avx512, &cpack_avx512};
+#endif
+const Packers* detect_packers() {
 #if LB_GEMM_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return &tpack_avx512;
+  if (__builtin_cpu_supports("avx512f")) return &kPackAvx512;
 #endif
-  return &tpack_generic;
+  return &kPackGeneric;
 }
-TpackFn g_tpack = detect_tpack();
-
-CpackFn detect_cpack() {
-#if LB_GEMM_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return &cpack_avx512;
-#endif
-  return &cpack_generic;
-}
-CpackFn g_cpack = detect_cpack();
+const Packers* g_pack = detect_packers();
 
 // Growable, 64-byte aligned scratch that never shrinks (no allocation per call once warm).
 struct Scratch {
@@ -80,9 +81,9 @@ void pack_a(const MatmulParams& p, const float* A, int i0, int mc, int p0, int k
     const int rows = std::min(mr, mc - ip);
     float* d = dst + (int64_t)(ip / mr) * kc * mr;
     if (!p.trans_a) {  // A (M,K): row i is contiguous in k, so the panel is a transpose
-      g_tpack(A + (int64_t)(i0 + ip) * p.lda + p0, p.lda, rows, kc, d, mr, mr);
+      g_pack->tpack(A + (int64_t)(i0 + ip) * p.lda + p0, p.lda, rows, kc, d, mr, mr);
     } else {  // A (K,M): op(A) column k is contiguous in i
-      g_cpack(A + (int64_t)p0 * p.lda + i0 + ip, p.lda, rows, kc, d, mr, mr);
+      g_pack->cpack(A + (int64_t)p0 * p.lda + i0 + ip, p.lda, rows, kc, d, mr, mr);
     }
   }
 }
@@ -107,7 +108,7 @@ void pack_b(const MatmulParams& p, const float* B, int j0, int nc, int p0, int k
     } else {  // B (N,K) (nn.Linear weight): column j of op(B) is row j of B; transpose 16 rows at a time
       for (int h = 0; h < nr; h += 16) {
         const int width = std::min(16, nr - h), rows = std::max(0, std::min(width, cols - h));
-        g_tpack(B + (int64_t)(j0 + jj + h) * p.ldb + p0, p.ldb, rows, kc, d + h, nr, width);
+        g_pack->tpack(B + (int64_t)(j0 + jj + h) * p.ldb + p0, p.ldb, rows, kc, d + h, nr, width);
       }
     }
   }
@@ -234,19 +235,17 @@ const char* kernel_name() { return g_kernel->name; }
 
 bool force_kernel(const char* name) {
   // Forcing a smaller ISA also drops the AVX-512 packing, as a machine without it would run.
-  if (std::strcmp(name, "generic") == 0) { g_kernel = &kGeneric; g_tpack = &tpack_generic; g_cpack = &cpack_generic; return true; }
+  if (std::strcmp(name, "generic") == 0) { g_kernel = &kGeneric; g_pack = &kPackGeneric; return true; }
 #if LB_GEMM_X86
   __builtin_cpu_init();
   if (std::strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     g_kernel = &kAvx2;
-    g_tpack = &tpack_generic;
-    g_cpack = &cpack_generic;
+    g_pack = &kPackGeneric;
     return true;
   }
   if (std::strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
     g_kernel = &kAvx512;
-    g_tpack = &tpack_avx512;
-    g_cpack = &cpack_avx512;
+    g_pack = &kPackAvx512;
     return true;
   }
 #endif
