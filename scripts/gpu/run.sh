@@ -24,12 +24,33 @@ nvidia-smi 2>/dev/null | head -15
 node -e "const a=require('./build-cuda/Release/linkbert_cuda.node'); console.log(JSON.stringify(a.info()))" || true
 
 export LINKBERT_ADDON=cuda LINKBERT_TEST_DEVICE=cuda
-node node_modules/ava/entrypoints/cli.mjs --timeout=10m dist/test/ops.test.js dist/test/cuda-gemm.test.js dist/test/model-golden.test.js 2>&1 | tee "$work/tests.log"
-tests_rc=${PIPESTATUS[0]}
+# Each step has its own time cap (seconds; a hung kernel must not eat the whole lease) and its log goes
+# straight to $OUT when set, so a step killed at its cap still leaves what it printed.
+logdir=${OUT:-$work}
+ava=(node node_modules/ava/entrypoints/cli.mjs --timeout=3m --verbose)
+# 1. the Hopper GEMM (wgmma) shapes first: alone, so a hang there cannot hide the op table's results
+timeout "${T_GEMM:-90}" "${ava[@]}" dist/test/cuda-gemm.test.js > "$logdir/tests-gemm.log" 2>&1
+gemm_rc=$?
+# 2. every CUDA op against ref, forward and backward, and the golden model test
+timeout "${T_OPS:-200}" "${ava[@]}" dist/test/ops.test.js dist/test/model-golden.test.js > "$logdir/tests.log" 2>&1
+ops_rc=$?
+tail -n 5 "$logdir/tests-gemm.log" "$logdir/tests.log"
+tests_rc=$(( gemm_rc != 0 || ops_rc != 0 ))
+cp "$logdir/tests-gemm.log" "$logdir/tests.log" "$work/" 2>/dev/null
 
-node bin/linkbert.js bench kernels --device cuda --json > "$work/bench.json" 2> "$work/bench.err"
+# 3. the kernel benchmark (auto GEMM path), then PyTorch on the same rows (scripts/gpu/torch_peer.py)
+timeout "${T_BENCH:-150}" node bin/linkbert.js bench kernels --device cuda --json > "$work/bench.json" 2> "$work/bench.err"
 bench_rc=$?
 cat "$work/bench.err" >&2
+if [ "$bench_rc" = 0 ] && command -v python3 >/dev/null; then
+  timeout "${T_PEER:-90}" python3 scripts/gpu/torch_peer.py "$work/bench.json" "$work/bench-torch.json" > "$logdir/torch-peer.log" 2>&1 \
+    && mv "$work/bench-torch.json" "$work/bench.json"
+  tail -n 3 "$logdir/torch-peer.log"
+fi
+# 4. the GEMMs again on the mma.sync path, for the wgmma-vs-mma comparison on the same machine
+LINKBERT_CUDA_GEMM=mma timeout "${T_MMA:-60}" node bin/linkbert.js bench kernels --device cuda --only matmul --min-time 0.3 --json > "$logdir/bench-mma.json" 2> "$work/bench-mma.err"
+mma_rc=$?
+[ "$mma_rc" = 0 ] || { echo "run: mma bench exit $mma_rc" >&2; tail -n 5 "$work/bench-mma.err" >&2; }
 
 mkdir -p bench/results
 result="bench/results/$date-$slug.json"
@@ -39,14 +60,14 @@ const [benchPath, out, commit, gpu, testsRc, benchRc] = process.argv.slice(2);
 let bench = null;
 try { bench = JSON.parse(fs.readFileSync(benchPath, 'utf8')); } catch { bench = null; }
 const doc = { date: new Date().toISOString(), commit, gpu, node: process.version,
-  tests: { passed: testsRc === '0', exit_code: Number(testsRc) },
+  tests: { passed: testsRc === '0', exit_code: Number(testsRc), log: 'tests.log, tests-gemm.log (not committed)' },
   bench_exit_code: Number(benchRc), bench };
 fs.writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
 console.log(`run: wrote ${out}`);
 JS
 [ -f build-cuda/resource-usage.txt ] && cp build-cuda/resource-usage.txt "bench/results/$date-$slug-resource-usage.txt"
 if [ -n "${OUT:-}" ]; then
-  cp "$result" "$OUT/" ; cp "$work/tests.log" "$OUT/tests.log"
+  cp "$result" "$OUT/"
   [ -f build-cuda/resource-usage.txt ] && cp build-cuda/resource-usage.txt "$OUT/resource-usage.txt"
 fi
 [ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ]
