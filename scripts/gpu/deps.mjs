@@ -13,12 +13,13 @@ const exclude = new Set(
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const roots = [...Object.keys(pkg.dependencies ?? {}), 'ava'].filter((n) => !exclude.has(n));
 
-// node's lookup: <dir>/node_modules/<name>, walking up from the requiring package's folder.
+// node's lookup: <dir>/node_modules/<name>, walking up from the requiring package's folder, skipping
+// folders that are themselves named node_modules (node never looks in node_modules/node_modules).
 function locate(name, fromDir) {
   let dir = fromDir;
   for (;;) {
     const cand = path.join(dir, 'node_modules', name);
-    if (existsSync(path.join(cand, 'package.json'))) return cand;
+    if (path.basename(dir) !== 'node_modules' && existsSync(path.join(cand, 'package.json'))) return cand;
     if (dir === root) return undefined;
     const up = path.dirname(dir);
     if (up === dir) return undefined;

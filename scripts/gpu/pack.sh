@@ -44,6 +44,16 @@ for entry in dist/src/cli/index.js dist/test/ops.test.js dist/test/cuda-gemm.tes
   fi
 done
 
+# CommonJS requires inside packages resolve only when they run: run the CLI's bench help and the Hopper GEMM
+# test file (its tests skip here without a GPU, but ava loads its reporter and assertion libraries).
+if ! err=$(cd "$tmp" && node bin/linkbert.js bench kernels --help 2>&1 >/dev/null && LINKBERT_ADDON=cuda node node_modules/ava/entrypoints/cli.mjs dist/test/cuda-gemm.test.js 2>&1); then
+  if grep -q 'MODULE_NOT_FOUND\|Cannot find' <<<"$err"; then
+    echo "pack: the packed node_modules miss a package:" >&2
+    grep -m3 'MODULE_NOT_FOUND\|Cannot find' <<<"$err" >&2
+    exit 1
+  fi
+fi
+
 total=$(du -cb .gpu/* | tail -1 | cut -f1)
 echo "pack: .gpu/ is $((total / 1048576)) MiB (limit 64), commit $commit"
 [ "$total" -lt $((64 * 1048576)) ] || { echo "pack: .gpu/ exceeds 64 MiB" >&2; exit 1; }
