@@ -23,6 +23,8 @@ void cuda_memcpy_d2h(void*, const void*, size_t) { no_cuda("memcpy"); }
 void cuda_memcpy_d2d(void*, const void*, size_t) { no_cuda("memcpy"); }
 void cuda_memset_zero(void*, size_t) { no_cuda("memset"); }
 void cuda_synchronize() {}
+void cuda_timer_start() { no_cuda("cuda timer"); }
+double cuda_timer_stop_ms() { no_cuda("cuda timer"); }
 bool supports_cuda(OpId, DType) { return false; }
 
 #define LB_STUB(fn, P) \

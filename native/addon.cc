@@ -243,6 +243,15 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// cudaTimerStart() / cudaTimerStop() -> ms: device time of the work enqueued in between (benchmarks).
+Napi::Value CudaTimerStart(const Napi::CallbackInfo& info) {
+  cuda_timer_start();
+  return info.Env().Undefined();
+}
+Napi::Value CudaTimerStop(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), cuda_timer_stop_ms());
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -283,6 +292,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setData", Napi::Function::New(env, guarded<SetData>, "setData"));
   exports.Set("synchronize", Napi::Function::New(env, guarded<Synchronize>, "synchronize"));
   exports.Set("info", Napi::Function::New(env, guarded<Info>, "info"));
+  exports.Set("cudaTimerStart", Napi::Function::New(env, guarded<CudaTimerStart>, "cudaTimerStart"));
+  exports.Set("cudaTimerStop", Napi::Function::New(env, guarded<CudaTimerStop>, "cudaTimerStop"));
   exports.Set("setNumThreads", Napi::Function::New(env, guarded<SetNumThreads>, "setNumThreads"));
   exports.Set("run", Napi::Function::New(env, guarded<Run>, "run"));
   exports.Set("supports", Napi::Function::New(env, guarded<Supports>, "supports"));

@@ -22,5 +22,9 @@ void cuda_memcpy_d2h(void* dst, const void* src, size_t bytes);  // waits for th
 void cuda_memcpy_d2d(void* dst, const void* src, size_t bytes);  // enqueued on the stream
 void cuda_memset_zero(void* dst, size_t bytes);                   // enqueued on the stream
 void cuda_synchronize();                                          // waits for the stream; throws on a sticky error
+// Device-side timing for benchmarks: events recorded on the stream around the work in between, so the
+// launch and host synchronisation overheads are not counted. stop waits for the stop event.
+void cuda_timer_start();
+double cuda_timer_stop_ms();
 
 }  // namespace lb

@@ -34,6 +34,9 @@ export interface NativeAddon {
   toArray(id: number): Float32Array | Int32Array;
   setData(id: number, data: Float32Array | Int32Array, offsetElements?: number): void;
   synchronize(): Promise<void>;
+  /** CUDA builds: device time (ms) of the work enqueued between start and stop; stop waits for it. */
+  cudaTimerStart(): void;
+  cudaTimerStop(): number;
   info(): NativeInfo;
   setNumThreads(n: number): void;
   run(op: string, pass: 'forward' | 'backward', backend: BackendName, args: Record<string, unknown>): void;

@@ -1,6 +1,6 @@
 // layernorm.cu: LayerNorm over the last dim with the residual add fused into the forward.
 //   forward: s = x + residual (stored into sum when asked), out = (s - mean) * rstd * gamma + beta.
-//     One warp per row; two passes over the row (mean, then the centred variance) for accuracy.
+//     One warp per row; two passes over the row (mean, then the centred variance), both around a pivot.
 //   backward: dx (=), dgamma and dbeta (+=) in one pass over x and dout per row. Column partials of
 //     dgamma/dbeta stay in shared memory per block (each column owned by one thread: no atomics); a
 //     second kernel sums the per-block partials in block order, so the result is deterministic. The grid
@@ -24,20 +24,24 @@ __global__ void layernorm_fwd_kernel(const T* x, const T* res, T* sum, T* out, f
   if (row >= rows) return;
   const size_t base = (size_t)row * cols;
   auto load = [&](int c) { return res ? lb_ld(x + base + c) + lb_ld(res + base + c) : lb_ld(x + base + c); };
+  // Sums run around a pivot (the row's first value) so that a large mean (1e4) with a small spread keeps
+  // its precision: s - pivot is exact (Sterbenz) and the f32-rounded mean is never subtracted.
+  const float pivot = load(0);
   float acc = 0.0f;
   for (int c = lane; c < cols; c += 32) {
     const float s = load(c);
     if (sum) lb_st(sum + base + c, s);
-    acc += s;
+    acc += s - pivot;
   }
-  const float m = lb_warp_sum(acc) / cols;
+  const float dm = lb_warp_sum(acc) / cols;  // mean - pivot
   float var = 0.0f;
   for (int c = lane; c < cols; c += 32) {
-    const float d = load(c) - m;
+    const float d = (load(c) - pivot) - dm;
     var = fmaf(d, d, var);
   }
   const float rs = rsqrtf(lb_warp_sum(var) / cols + eps);
-  for (int c = lane; c < cols; c += 32) lb_st(out + base + c, (load(c) - m) * rs * gamma[c] + beta[c]);
+  for (int c = lane; c < cols; c += 32) lb_st(out + base + c, ((load(c) - pivot) - dm) * rs * gamma[c] + beta[c]);
+  const float m = pivot + dm;
   if (lane == 0) {
     mean[row] = m;
     rstd[row] = rs;
@@ -61,7 +65,7 @@ __global__ void layernorm_bwd_kernel(const T* x, const T* dout, T* dx, const flo
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
       const float xh = (lb_ld(x + base + c) - m) * rs;
       const float dy = lb_ld(dout + base + c);
-      const float dn = dy * gamma[c];
+      const float dn = __fmul_rn(dy, gamma[c]);  // rounded as in the second pass: never fused into a sum
       a += dn;
       b = fmaf(dn, xh, b);
       pg[c] = fmaf(dy, xh, pg[c]);  // each column belongs to one thread: no race
@@ -71,7 +75,7 @@ __global__ void layernorm_bwd_kernel(const T* x, const T* dout, T* dx, const flo
     b = lb_block_sum(b, red) / cols;
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
       const float xh = (lb_ld(x + base + c) - m) * rs;
-      const float dn = lb_ld(dout + base + c) * gamma[c];
+      const float dn = __fmul_rn(lb_ld(dout + base + c), gamma[c]);  // an FMA here would leave dn's rounding error in dn - a
       lb_st(dx + base + c, (dn - a - xh * b) * rs);
     }
   }

@@ -375,7 +375,11 @@ bool matmul_sm90_launch(const MatmulParams& p, const Epi& e) {
   // 256-wide tiles unless they leave SMs idle that 128-wide ones would use.
   const int64_t nm = (p.M + kSm90BM - 1) / kSm90BM;
   const int64_t tiles256 = nm * ((p.N + 255) / 256) * p.batch;
-  const int BN = p.N > 128 && tiles256 >= cuda_props().multiProcessorCount ? 256 : 128;
+  static const int force_bn = [] {  // LINKBERT_SM90_BN=128|256: a benchmarking knob, read once
+    const char* s = std::getenv("LINKBERT_SM90_BN");
+    return s && (!std::strcmp(s, "128") || !std::strcmp(s, "256")) ? std::atoi(s) : 0;
+  }();
+  const int BN = force_bn ? force_bn : p.N > 128 && tiles256 >= cuda_props().multiProcessorCount ? 256 : 128;
   CUtensorMap ta, tb;
   const bool ok_a = p.trans_a ? encode_map(&ta, p.a, p.M, p.K, p.batch, p.lda, p.stride_a, 64, 64)
                               : encode_map(&ta, p.a, p.K, p.M, p.batch, p.lda, p.stride_a, 64, kSm90BM);

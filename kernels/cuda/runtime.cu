@@ -214,6 +214,30 @@ void cuda_memset_zero(void* dst, size_t bytes) {
   if (!bytes) return;
   lb_check(cudaMemsetAsync(dst, 0, bytes, cuda_stream()), "memset");
 }
+namespace {
+cudaEvent_t timer_event(int which) {
+  static cudaEvent_t ev[2] = {nullptr, nullptr};
+  if (!ev[which]) lb_check(cudaEventCreate(&ev[which]), "cuda timer");
+  return ev[which];
+}
+bool timer_started = false;
+}  // namespace
+
+void cuda_timer_start() {
+  require_device("cuda timer");
+  lb_check(cudaEventRecord(timer_event(0), cuda_stream()), "cuda timer");
+  timer_started = true;
+}
+double cuda_timer_stop_ms() {
+  if (!timer_started) throw std::logic_error("cuda timer: stop without start");
+  timer_started = false;
+  lb_check(cudaEventRecord(timer_event(1), cuda_stream()), "cuda timer");
+  lb_check(cudaEventSynchronize(timer_event(1)), "cuda timer");
+  float ms = 0.0f;
+  lb_check(cudaEventElapsedTime(&ms, timer_event(0), timer_event(1)), "cuda timer");
+  return ms;
+}
+
 void cuda_synchronize() {
   if (device_info().count == 0) return;  // nothing was ever enqueued
   lb_check(cudaStreamSynchronize(cuda_stream()), "cuda_synchronize");

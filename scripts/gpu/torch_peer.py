@@ -7,7 +7,7 @@ adamw, bias_backward, copy) with torch (cuBLAS / cuDNN / torch's own kernels), a
 with `torch_ms` and `vs_torch` (torch median / ours: above 1 means ours is faster) on each matched row, plus
 summary.vs_torch_geomean per op. Same timing rule as ours: the L2 is flushed (256 MB fill) before each run,
 one warm-up, median of at least 3 runs and until 0.2 s. f32 matmuls run with TF32 off, as ours do.
-Our timings are host-side (synchronize around one launch), torch's are CUDA events: small rows favour torch.
+Both sides are timed with CUDA events around one run (linkbert: cudaTimerStart/Stop in the addon).
 """
 import json
 import math
