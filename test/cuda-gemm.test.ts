@@ -4,7 +4,7 @@
 // The op table's matmul rows use odd strides, so on an H100 they exercise mma.sync/SIMT, not wgmma;
 // these rows cover every transpose, several pipeline wraps (K up to 1200 = 19 k-blocks), partial tiles
 // in M, N and K, batch strides, padded lda, alpha/beta, the bias and bias+GELU epilogues, f32 and bf16 C,
-// and both tile widths (BN 256 needs >= one 128x256 tile per SM). Each test logs the path that ran; on
+// and grids of several waves (the 7-stage ring wrapping many times). Each test logs the path that ran; on
 // an H100/H200 (or with LINKBERT_CUDA_GEMM=wgmma) it must be wgmma. Skipped without a CUDA device.
 //   LINKBERT_ADDON=cuda LINKBERT_TEST_DEVICE=cuda npx ava dist/test/cuda-gemm.test.js
 import test from 'ava';
@@ -66,9 +66,9 @@ const cases: [string, G][] = [
   ['TT, M=72 N=40 K=136', { M: 72, N: 40, K: 136, ta: true, tb: true }],
   ['batch 3, padded lda 152, bias, M=96 N=80 K=144', { M: 96, N: 80, K: 144, batch: 3, lda: 152, epi: 'bias' }],
   ['M=1 N=8 K=8', { M: 1, N: 8, K: 8 }],
-  ['NT, BN=256 tiles, M=2304 N=2048 K=192', { M: 2304, N: 2048, K: 192, tb: true }],
-  ['NN, BN=256 tiles, M=2304 N=2048 K=136', { M: 2304, N: 2048, K: 136 }],
-  ['TN, BN=256 tiles, bias_gelu, M=2304 N=2048 K=72', { M: 2304, N: 2048, K: 72, ta: true, epi: 'bias_gelu' }],
+  ['NT, large grid, M=2304 N=2048 K=192', { M: 2304, N: 2048, K: 192, tb: true }],
+  ['NN, large grid, M=2304 N=2048 K=136', { M: 2304, N: 2048, K: 136 }],
+  ['TN, large grid, bias_gelu, M=2304 N=2048 K=72', { M: 2304, N: 2048, K: 72, ta: true, epi: 'bias_gelu' }],
   ['fallback: N=30 (ldb not 16-byte aligned) takes mma.sync', { M: 64, N: 30, K: 64, eligible: false }],
 ];
 

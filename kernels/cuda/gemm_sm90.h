@@ -4,7 +4,7 @@
 // ("Matrix fragments for wgmma .m64nNk16", "Shared Memory Matrix Layout", "Matrix Descriptor Format")
 // and cp.async.bulk.tensor with CU_TENSOR_MAP_SWIZZLE_128B.
 //
-// Tiles: the block computes a kSm90BM x BN tile of C (BN = 128 or 256) in k-blocks of kSm90BK = 64
+// Tiles: the block computes a kSm90BM x BN tile of C (BN = 128) in k-blocks of kSm90BK = 64
 // bf16 (= 128 bytes, the 128B-swizzle row). Each operand k-block sits in shared memory as TMA writes it:
 //   K-major (A not transposed, B transposed): one box {64 k, R rows}: row r at r*128 bytes, the 16-byte
 //     chunks of each row XOR-permuted by (r % 8) inside each 1024-byte atom of 8 rows.

@@ -2,9 +2,9 @@
 // pipeline and wgmma.mma_async, f32 accumulation, the same epilogues as matmul.cu.
 //
 // Block: 288 threads. Warps 0-7 are two consumer warpgroups, each computing 64 rows x BN columns of the
-// 128 x BN block tile (BN = 256, or 128 when 256-wide tiles would not fill the GPU); warp 8 is the
+// 128 x BN block tile (BN = 128); warp 8 is the
 // producer: one thread issues the TMA loads of each k-block (64 bf16, the 128-byte swizzle row) into a
-// ring of kStages stages (4 for BN = 256, 6 for BN = 128; 192 KiB either way). full[s] completes when
+// ring of kStages = 7 stages (224 KiB). full[s] completes when
 // the stage's bytes land (expect_tx); empty[s] when all 8 consumer warps are done reading it (one arrive
 // per warp after wgmma.wait_group retires the k-block). Consumers keep one k-block of wgmma in flight.
 // Shared-memory layouts, descriptors, the accumulator fragment and the tile raster are the tested
@@ -16,11 +16,8 @@
 // reported the sm_90a image loaded (cuda_sm90a_loaded). The tensor maps come from cuTensorMapEncodeTiled
 // via cudaGetDriverEntryPointByVersion: nothing links libcuda.
 //
-// Never run on a GPU when written. To validate and time it on an H100 / H200 (scripts/gpu/README.md):
-//   npm run build:cuda && npm run test:cuda            # op table, cuda vs ref (auto picks wgmma on sm_90a)
-//   LINKBERT_CUDA_GEMM=mma   node dist/src/cli.js bench kernels --device cuda --only matmul --json
-//   LINKBERT_CUDA_GEMM=wgmma node dist/src/cli.js bench kernels --device cuda --only matmul --json
-// (matmul rows carry `path`; the bf16 4096^3 row is the >= 600 TFLOP/s target of issue #3).
+// Validated on an H200 (2026-11-26, scripts/gpu/run.sh): test/cuda-gemm.test.ts and the op table pass on
+// this path; timings in bench/results/2026-11-26-h200.json. LINKBERT_CUDA_GEMM=mma|wgmma|auto picks the path.
 #include <cuda.h>  // CUtensorMap and the cuTensorMapEncodeTiled types only
 
 #include <cstdlib>
@@ -47,12 +44,16 @@ static_assert(kSm90Threads == 32 * (kConsumerWarps + 1), "warps 0-7 consume, war
 
 template <int BN>
 struct Sm90Cfg {
-  static constexpr int kStages = BN == 256 ? 4 : 6;
+  // 7 stages of 32 KiB: the deepest ring that fits. 128 x 256 tiles (4 stages of 48 KiB) measured slower on
+  // an H200 at every benchmark shape (4096^3 NT: 315 against 449 TFLOP/s for 128 x 128 with 6 stages):
+  // with one k-block of wgmma in flight only S - 2 stages are loading, too few to hide the TMA latency.
+  static constexpr int kStages = 7;
   static constexpr int kABytes = kSm90BM * kSm90BK * 2;  // 16 KiB
   static constexpr int kBBytes = BN * kSm90BK * 2;       // 32 or 16 KiB
   static constexpr int kStageBytes = kABytes + kBBytes;
   static constexpr int kSmem = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment slack
   static_assert(kSmem <= 227 * 1024, "sm_90 allows 227 KiB of dynamic shared memory per block");
+  static_assert(BN == 128, "one tile width");
 };
 
 #ifdef LB_SM90A_BODY
@@ -121,44 +122,10 @@ __device__ __forceinline__ void lb_wgmma_m64n128(float (&d)[64], uint64_t da, ui
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(da), "l"(db), "r"(1), "n"(TA), "n"(TB));
 }
-// d (64x256 f32, 128 per thread) += A(desc) * B(desc); TA/TB: 1 = MN-major operand.
-template <int TA, int TB>
-__device__ __forceinline__ void lb_wgmma_m64n256(float (&d)[128], uint64_t da, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-      "}, %128, %129, p, 1, 1, %131, %132;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(da), "l"(db), "r"(1), "n"(TA), "n"(TB));
-}
-
 template <int BN, int TA, int TB>
 __device__ __forceinline__ void wgmma_tile(float (&d)[BN / 2], uint64_t da, uint64_t db) {
-  if constexpr (BN == 256) lb_wgmma_m64n256<TA, TB>(d, da, db);
-  else lb_wgmma_m64n128<TA, TB>(d, da, db);
+  static_assert(BN == 128, "one tile width: 128 (see Sm90Cfg)");
+  lb_wgmma_m64n128<TA, TB>(d, da, db);
 }
 #endif  // LB_SM90A_BODY
 
@@ -372,27 +339,15 @@ bool matmul_sm90_launch(const MatmulParams& p, const Epi& e) {
   if (lb_sm90_reject(p.M, p.N, p.K, p.batch, p.trans_a, p.trans_b, p.lda, p.ldb, p.stride_a, p.stride_b,
                      (uint64_t)(uintptr_t)p.a, (uint64_t)(uintptr_t)p.b) != kSm90Ok)
     return false;
-  // 256-wide tiles unless they leave SMs idle that 128-wide ones would use.
-  const int64_t nm = (p.M + kSm90BM - 1) / kSm90BM;
-  const int64_t tiles256 = nm * ((p.N + 255) / 256) * p.batch;
-  static const int force_bn = [] {  // LINKBERT_SM90_BN=128|256: a benchmarking knob, read once
-    const char* s = std::getenv("LINKBERT_SM90_BN");
-    return s && (!std::strcmp(s, "128") || !std::strcmp(s, "256")) ? std::atoi(s) : 0;
-  }();
-  const int BN = force_bn ? force_bn : p.N > 128 && tiles256 >= cuda_props().multiProcessorCount ? 256 : 128;
+  constexpr int BN = 128;
   CUtensorMap ta, tb;
   const bool ok_a = p.trans_a ? encode_map(&ta, p.a, p.M, p.K, p.batch, p.lda, p.stride_a, 64, 64)
                               : encode_map(&ta, p.a, p.K, p.M, p.batch, p.lda, p.stride_a, 64, kSm90BM);
   const bool ok_b = p.trans_b ? encode_map(&tb, p.b, p.K, p.N, p.batch, p.ldb, p.stride_b, 64, BN)
                               : encode_map(&tb, p.b, p.N, p.K, p.batch, p.ldb, p.stride_b, 64, 64);
   if (!ok_a || !ok_b) return false;
-  if (BN == 256) {
-    if (p.c_dtype == DType::F32) launch_wgmma_t<256, float>(ta, tb, p, e);
-    else launch_wgmma_t<256, bf16_t>(ta, tb, p, e);
-  } else {
-    if (p.c_dtype == DType::F32) launch_wgmma_t<128, float>(ta, tb, p, e);
-    else launch_wgmma_t<128, bf16_t>(ta, tb, p, e);
-  }
+  if (p.c_dtype == DType::F32) launch_wgmma_t<BN, float>(ta, tb, p, e);
+  else launch_wgmma_t<BN, bf16_t>(ta, tb, p, e);
   return true;
 }
 

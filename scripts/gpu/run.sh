@@ -51,8 +51,8 @@ fi
 LINKBERT_CUDA_GEMM=mma timeout "${T_MMA:-60}" node bin/linkbert.js bench kernels --device cuda --only matmul --min-time 0.3 --json > "$logdir/bench-mma.json" 2> "$work/bench-mma.err"
 mma_rc=$?
 [ "$mma_rc" = 0 ] || { echo "run: mma bench exit $mma_rc" >&2; tail -n 5 "$work/bench-mma.err" >&2; }
-# 5. the 4096^3 bf16 GEMM with 256- and 128-wide tiles, then once under Nsight Compute, when it is there (T_NCU=0 skips)
-for bn in 256 128; do LINKBERT_SM90_BN=$bn timeout 30 node scripts/gpu/gemm_once.mjs 4096 4096 4096 NT 20 | sed "s/^/BN=$bn /" | tee -a "$logdir/torch-peer.log"; done
+# 5. the 4096^3 bf16 GEMMs back to back (L2 warm, no flush), then one launch under Nsight Compute (T_NCU=0 skips)
+for l in NT NN TN; do timeout 30 node scripts/gpu/gemm_once.mjs 4096 4096 4096 $l 20 | tee -a "$logdir/torch-peer.log"; done
 # Nsight Compute: one launch of it profiled
 if [ "${T_NCU:-90}" != 0 ] && command -v ncu >/dev/null; then
   timeout "${T_NCU:-90}" ncu --target-processes all -k regex:matmul_wgmma --launch-skip 1 --launch-count 1 \
