@@ -69,7 +69,7 @@ const [benchPath, out, commit, gpu, testsRc, benchRc] = process.argv.slice(2);
 let bench = null;
 try { bench = JSON.parse(fs.readFileSync(benchPath, 'utf8')); } catch { bench = null; }
 const doc = { date: new Date().toISOString(), commit, gpu, node: process.version,
-  tests: { passed: testsRc === '0', exit_code: Number(testsRc), log: 'tests.log, tests-gemm.log (not committed)' },
+  tests: { passed: testsRc === '0', exit_code: Number(testsRc), log: 'tests.log, tests-gemm.log: commit them as <date>-<gpu>-tests.txt' },
   bench_exit_code: Number(benchRc), bench };
 fs.writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
 console.log(`run: wrote ${out}`);
