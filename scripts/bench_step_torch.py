@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch peer of `linkbert bench step`: the same LinkBERT pretraining step (post-LN BERT, sparse MLM
 on gathered masked rows with a tied decoder, 3-way DRP on the pooled [CLS], AdamW, clip) on CPU, timed
-the same way. Prints one JSON line. Needs Debian's python3-torch; never a dependency of linkbert."""
+the same way. Prints one JSON line. Needs Debian's python3-torch (CPU) or a CUDA torch (--device cuda; --bf16 runs
+the step under bf16 autocast, as linkbert's mixed precision); never a dependency of linkbert."""
 import argparse, json, math, time
 import torch
 import torch.nn as nn
@@ -11,7 +12,13 @@ ap = argparse.ArgumentParser()
 for k, d in [('layers', 4), ('hidden', 256), ('heads', 4), ('ffn', 1024), ('vocab', 30522), ('seq-len', 128), ('batch-size', 32),
              ('predictions', 20), ('repeats', 5), ('warmup', 1), ('threads', 0)]:
     ap.add_argument('--' + k, type=int, default=d)
+ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+ap.add_argument('--bf16', action='store_true')
 a = ap.parse_args()
+dev = torch.device(a.device)
+cuda = a.device == 'cuda'
+if cuda:
+    torch.backends.cuda.matmul.allow_tf32 = False  # linkbert's fp32 GEMMs are true fp32
 if a.threads:
     torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -30,7 +37,7 @@ class Model(nn.Module):
         self.drop = nn.Dropout(0.1)
 
     def forward(self, ids, types, pad, mpos, mlab, drp):
-        x = self.drop(self.ln(self.wte(ids) + self.wpe(torch.arange(T)) + self.wtt(types)))
+        x = self.drop(self.ln(self.wte(ids) + self.wpe(torch.arange(T, device=ids.device)) + self.wtt(types)))
         for l in self.layers:
             x = l(x, src_key_padding_mask=pad)
         pooled = torch.tanh(self.pool(x[:, 0]))
@@ -40,21 +47,26 @@ class Model(nn.Module):
         return F.cross_entropy(logits, mlab, ignore_index=-1) + F.cross_entropy(self.drp(pooled), drp)
 
 
-m = Model()
-opt = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01)
+m = Model().to(dev)
+opt = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01, **({'fused': True} if cuda else {}))
 ids = torch.randint(5, V, (B, T)); types = (torch.arange(T) >= T // 2).long().expand(B, T)
 pad = torch.zeros(B, T, dtype=torch.bool)
 mpos = torch.tensor([(i // P) * T + 1 + ((i % P) * 5) % (T - 1) for i in range(B * P)])
 mlab = torch.randint(5, V, (B * P,)); drp = torch.randint(0, 3, (B,))
+ids, types, pad, mpos, mlab, drp = (t.to(dev) for t in (ids, types, pad, mpos, mlab, drp))
 times = []
 for i in range(a.warmup + a.repeats):
     t0 = time.perf_counter()
-    loss = m(ids, types, pad, mpos, mlab, drp)
+    with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.bf16):
+        loss = m(ids, types, pad, mpos, mlab, drp)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
     opt.step(); opt.zero_grad(set_to_none=False)
+    if cuda:
+        torch.cuda.synchronize()
     if i >= a.warmup:
         times.append((time.perf_counter() - t0) * 1000)
 times.sort()
 print(json.dumps({'median_ms': times[len(times) // 2], 'min_ms': times[0], 'torch': torch.__version__, 'threads': torch.get_num_threads(),
+                  'device': torch.cuda.get_device_name() if cuda else 'cpu', 'bf16_autocast': a.bf16,
                   'tokens_per_s': B * T / (times[len(times) // 2] / 1000)}))

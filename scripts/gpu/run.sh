@@ -51,7 +51,15 @@ fi
 LINKBERT_CUDA_GEMM=mma timeout "${T_MMA:-60}" node bin/linkbert.js bench kernels --device cuda --only matmul --min-time 0.3 --json > "$logdir/bench-mma.json" 2> "$work/bench-mma.err"
 mma_rc=$?
 [ "$mma_rc" = 0 ] || { echo "run: mma bench exit $mma_rc" >&2; tail -n 5 "$work/bench-mma.err" >&2; }
-# 5. the 4096^3 bf16 GEMMs back to back (L2 warm, no flush), then one launch under Nsight Compute (T_NCU=0 skips)
+# 5. whole pretraining steps (forward, backward, AdamW) against the same step in PyTorch on this GPU
+: > "$work/step.jsonl"
+for cfg in "mini bf16" "base bf16" "mini fp32"; do
+  set -- $cfg
+  timeout "${T_STEP:-90}" node bin/linkbert.js bench step --device cuda --config "$1" --precision "$2" --repeats 10 --warmup 2 --peer torch --json >> "$work/step.jsonl" 2>> "$work/bench.err" \
+    || echo "run: bench step $1 $2 failed" >&2
+done
+cat "$work/step.jsonl"
+# 6. the 4096^3 bf16 GEMMs back to back (L2 warm, no flush), then one launch under Nsight Compute (T_NCU=0 skips)
 for l in NT NN TN; do timeout 30 node scripts/gpu/gemm_once.mjs 4096 4096 4096 $l 20 | tee -a "$logdir/torch-peer.log"; done
 # Nsight Compute: one launch of it profiled
 if [ "${T_NCU:-90}" != 0 ] && command -v ncu >/dev/null; then
@@ -63,14 +71,16 @@ fi
 
 mkdir -p bench/results
 result="bench/results/$date-$slug.json"
-node - "$work/bench.json" "$result" "$commit" "$gpu" "$tests_rc" "$bench_rc" <<'JS'
+node - "$work/bench.json" "$result" "$commit" "$gpu" "$tests_rc" "$bench_rc" "$work/step.jsonl" <<'JS'
 const fs = require('fs');
-const [benchPath, out, commit, gpu, testsRc, benchRc] = process.argv.slice(2);
+const [benchPath, out, commit, gpu, testsRc, benchRc, stepPath] = process.argv.slice(2);
 let bench = null;
 try { bench = JSON.parse(fs.readFileSync(benchPath, 'utf8')); } catch { bench = null; }
+let step = [];
+try { step = fs.readFileSync(stepPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)); } catch { step = []; }
 const doc = { date: new Date().toISOString(), commit, gpu, node: process.version,
   tests: { passed: testsRc === '0', exit_code: Number(testsRc), log: 'tests.log, tests-gemm.log: commit them as <date>-<gpu>-tests.txt' },
-  bench_exit_code: Number(benchRc), bench };
+  bench_exit_code: Number(benchRc), step, bench };
 fs.writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
 console.log(`run: wrote ${out}`);
 JS

@@ -76,12 +76,13 @@ def matmul_fn(sh):
 
 def attention_fn(sh, backward):
     B, T, NH, D = sh["B"], sh["T"], sh["NH"], sh["D"]
-    q, k, v = (rnd(B, NH, T, D).requires_grad_(backward) for _ in range(3))
+    dt = torch.bfloat16 if sh.get("dtype") == "bf16" else torch.float32
+    q, k, v = (rnd(B, NH, T, D, dtype=dt).requires_grad_(backward) for _ in range(3))
     mask = torch.ones(B, 1, 1, T, device=dev, dtype=torch.bool)
     if not backward:
         return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    dout = rnd(B, NH, T, D)
+    dout = rnd(B, NH, T, D, dtype=dt)
     return lambda: torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
 
 

@@ -252,14 +252,16 @@ function copyCase(n: number): Case {
   };
 }
 
-function attentionCases(quick: boolean): Case[] {
+function attentionCases(quick: boolean, dtype: DType = 'f32'): Case[] {
   const cases: Case[] = [];
   for (const c of quick ? [MINI] : [MINI, BASE]) {
     const B = quick ? 8 : 32, T = 128, NH = c.heads, D = c.hidden / c.heads;
     const fwdFlops = 4 * B * NH * T * T * D; // S = Q K^T and O = P V
-    const shape = { B, T, NH, D, config: c.name };
+    const shape: Shape = { B, T, NH, D, config: c.name };
+    if (dtype !== 'f32') shape.dtype = dtype; // bf16: the tensor-core (FlashAttention-2 style) kernels
+    const x = (t: Tensors, init?: 'zero') => t.f32([B, T, NH, D], init, 1, dtype);
     const mk = (t: Tensors) => ({
-      q: t.f32([B, T, NH, D]), k: t.f32([B, T, NH, D]), v: t.f32([B, T, NH, D]), out: t.f32([B, T, NH, D], 'zero'),
+      q: x(t), k: x(t), v: x(t), out: x(t, 'zero'),
       lse: t.f32([B, NH, T], 'zero'), key_mask: t.i32([B, T], new Int32Array(B * T).fill(1)), B, T, NH, D,
     });
     cases.push({
@@ -272,7 +274,7 @@ function attentionCases(quick: boolean): Case[] {
     cases.push({
       op: 'attention', pass: 'backward', shape, flops: 2.5 * fwdFlops, // recompute S, then dV, dP, dQ, dK
       setup: (t) => {
-        const args = { ...mk(t), dout: t.f32([B, T, NH, D]), dq: t.f32([B, T, NH, D], 'zero'), dk: t.f32([B, T, NH, D], 'zero'), dv: t.f32([B, T, NH, D], 'zero'), delta: t.f32([B, NH, T], 'zero') };
+        const args = { ...mk(t), dout: x(t), dq: x(t, 'zero'), dk: x(t, 'zero'), dv: x(t, 'zero'), delta: t.f32([B, NH, T], 'zero') };
         t.addon.run('attention', 'forward', backendOf(t.device), args); // out and lse for the backward
         return () => t.addon.run('attention', 'backward', backendOf(t.device), args);
       },
@@ -522,7 +524,7 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
         cases.push(gemmCase('square', '4096^3', { M: n, N: n, K: n, trans_a: ta, trans_b: tb, beta: 0 }, 'none', 'bf16'));
     }
   }
-  if (want('attention')) cases.push(...attentionCases(quick));
+  if (want('attention')) cases.push(...attentionCases(quick), ...(device === 'cuda' ? attentionCases(quick, 'bf16') : []));
   cases.push(...memoryCases(quick).filter((c) => want(c.op)));
 
   let peer: { server: PeerServer; header: PeerHeader } | null = null;

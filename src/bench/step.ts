@@ -12,15 +12,16 @@ import { AdamW } from '../train/optim.js';
 import { Rng } from '../data/masking.js';
 import { repoRoot } from '../native.js';
 
-export interface StepBenchOptions { config: string; seqLen: number; batchSize: number; device: string; vocabSize: number; repeats: number; warmup: number; predictions: number }
+export interface StepBenchOptions { config: string; seqLen: number; batchSize: number; device: string; vocabSize: number; repeats: number; warmup: number; predictions: number; precision?: 'fp32' | 'bf16' }
 
-export interface StepBenchResult { bench: 'step'; config: string; device: string; seq_len: number; batch_size: number; vocab_size: number; max_predictions: number; median_ms: number; min_ms: number; tokens_per_s: number; repeats: number }
+export interface StepBenchResult { bench: 'step'; config: string; device: string; precision: 'fp32' | 'bf16'; seq_len: number; batch_size: number; vocab_size: number; max_predictions: number; median_ms: number; min_ms: number; tokens_per_s: number; repeats: number }
 
 export async function benchStep(o: StepBenchOptions): Promise<StepBenchResult> {
   const config = resolveConfig(o.config, { vocabSize: o.vocabSize, hiddenDropout: 0.1, attentionDropout: 0.1 });
   const ops = new Ops(defaultBackend(o.device));
   const B = o.batchSize, T = o.seqLen, P = o.predictions;
-  const model = new BertModel(config, ops, { batchSize: B, seqLen: T, maxPredictions: P });
+  const precision = o.precision ?? 'fp32';
+  const model = new BertModel(config, ops, { batchSize: B, seqLen: T, maxPredictions: P }, { precision });
   const optim = new AdamW(ops, model.groups, { beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.01, maxGradNorm: 1 });
   try {
     model.initParams(1);
@@ -47,7 +48,7 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchResult> {
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
     return {
-      bench: 'step', config: o.config, device: ops.backend, seq_len: T, batch_size: B, vocab_size: o.vocabSize, max_predictions: P,
+      bench: 'step', config: o.config, device: ops.backend, precision, seq_len: T, batch_size: B, vocab_size: o.vocabSize, max_predictions: P,
       median_ms: median, min_ms: times[0]!, tokens_per_s: (B * T) / (median / 1000), repeats: o.repeats,
     };
   } finally {
@@ -66,6 +67,7 @@ export function register(bench: Command): void {
     .option('--vocab-size <n>', 'vocab size', '30522')
     .option('--predictions <n>', 'masked slots per sequence (sparse MLM)', '20')
     .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--precision <p>', 'fp32, or bf16 (mixed precision: bf16 activations and matmul weights, fp32 master weights)', 'fp32')
     .option('--repeats <n>', 'timed steps', '5')
     .option('--warmup <n>', 'untimed steps first', '1')
     .option('--peer <name>', "time the same step in another framework in the same run: 'torch'")
@@ -80,6 +82,7 @@ export function register(bench: Command): void {
       const o: StepBenchOptions = {
         config: opts.config as string, seqLen: n('seqLen'), batchSize: n('batchSize'), vocabSize: n('vocabSize'), predictions: n('predictions'),
         device: opts.device as string, repeats: n('repeats'), warmup: Number(opts.warmup),
+        precision: opts.precision === 'bf16' ? 'bf16' : opts.precision === 'fp32' ? 'fp32' : (() => { throw new Error(`--precision: "${opts.precision}" must be fp32 or bf16`); })(),
       };
       const ours = await benchStep(o);
       const out: Record<string, unknown> = { ...ours };
@@ -87,8 +90,10 @@ export function register(bench: Command): void {
         const cfg = resolveConfig(o.config, { vocabSize: o.vocabSize });
         const args = [join(repoRoot, 'scripts', 'bench_step_torch.py'), '--layers', cfg.numLayers, '--hidden', cfg.hiddenSize, '--heads', cfg.numHeads,
           '--ffn', cfg.intermediateSize, '--vocab', o.vocabSize, '--seq-len', o.seqLen, '--batch-size', o.batchSize, '--predictions', o.predictions,
-          '--repeats', o.repeats, '--warmup', o.warmup, '--threads', new Ops(defaultBackend(o.device)).info().threads].map(String);
-        const python = (opts.python as string | undefined) ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+          '--repeats', o.repeats, '--warmup', o.warmup, '--threads', new Ops(defaultBackend(o.device)).info().threads,
+          '--device', ours.device === 'cuda' ? 'cuda' : 'cpu', ...(o.precision === 'bf16' ? ['--bf16'] : [])].map(String);
+        // CPU: Debian's python3-torch; cuda: the python3 on PATH (a GPU machine's torch is built with CUDA)
+        const python = (opts.python as string | undefined) ?? (ours.device !== 'cuda' && existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
         // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE work around old OpenBLAS bugs but slow a current one: unset for timing only
         const env = { ...process.env };
         delete env.OPENBLAS_CORETYPE;
@@ -103,7 +108,7 @@ export function register(bench: Command): void {
       } else if (opts.peer !== undefined) throw new Error(`--peer: unknown peer '${opts.peer}' (only 'torch')`);
       if (opts.json) process.stdout.write(JSON.stringify(out) + '\n');
       else {
-        process.stdout.write(`step ${o.config} B=${o.batchSize} T=${o.seqLen} on ${ours.device}: ${ours.median_ms.toFixed(1)} ms median, ${Math.round(ours.tokens_per_s)} tokens/s\n`);
+        process.stdout.write(`step ${o.config} ${ours.precision} B=${o.batchSize} T=${o.seqLen} on ${ours.device}: ${ours.median_ms.toFixed(1)} ms median, ${Math.round(ours.tokens_per_s)} tokens/s\n`);
         const p = out.peer as { median_ms?: number; skipped?: string } | undefined;
         if (p?.median_ms) process.stdout.write(`torch: ${p.median_ms.toFixed(1)} ms median; ours / torch = ${(out.ratio_vs_peer as number).toFixed(2)}\n`);
         else if (p?.skipped) process.stdout.write(`torch peer skipped: ${p.skipped}\n`);
