@@ -4,7 +4,7 @@
 // Block: 288 threads. Warps 0-7 are two consumer warpgroups, each computing 64 rows x BN columns of the
 // 128 x BN block tile (BN = 128); warp 8 is the
 // producer: one thread issues the TMA loads of each k-block (64 bf16, the 128-byte swizzle row) into a
-// ring of kStages = 7 stages (224 KiB). full[s] completes when
+// ring of kStages = 7 stages (224 KiB; LINKBERT_SM90_STAGES=3: 96 KiB, two blocks per SM). full[s] completes when
 // the stage's bytes land (expect_tx); empty[s] when all 8 consumer warps are done reading it (one arrive
 // per warp after wgmma.wait_group retires the k-block). Consumers keep one k-block of wgmma in flight.
 // Shared-memory layouts, descriptors, the accumulator fragment and the tile raster are the tested
@@ -42,12 +42,14 @@ constexpr int kSm90Threads = 288;  // 2 consumer warpgroups + 1 producer warp
 constexpr int kConsumerWarps = 8;
 static_assert(kSm90Threads == 32 * (kConsumerWarps + 1), "warps 0-7 consume, warp 8 produces");
 
-template <int BN>
+// S stages of 32 KiB: 7 is the deepest ring that fits one block per SM; 3 lets two blocks share an SM, so
+// one block's prologue and epilogue overlap the other's main loop. 128 x 256 tiles (4 stages of 48 KiB)
+// measured slower on an H200 at every benchmark shape (4096^3 NT: 315 against 449 TFLOP/s for 128 x 128
+// with 6 stages): with one k-block of wgmma in flight only S - 2 stages are loading.
+template <int BN, int S>
 struct Sm90Cfg {
-  // 7 stages of 32 KiB: the deepest ring that fits. 128 x 256 tiles (4 stages of 48 KiB) measured slower on
-  // an H200 at every benchmark shape (4096^3 NT: 315 against 449 TFLOP/s for 128 x 128 with 6 stages):
-  // with one k-block of wgmma in flight only S - 2 stages are loading, too few to hide the TMA latency.
-  static constexpr int kStages = 7;
+  static constexpr int kStages = S;
+  static constexpr int kBlocksPerSm = S <= 3 ? 2 : 1;
   static constexpr int kABytes = kSm90BM * kSm90BK * 2;  // 16 KiB
   static constexpr int kBBytes = BN * kSm90BK * 2;       // 32 or 16 KiB
   static constexpr int kStageBytes = kABytes + kBBytes;
@@ -140,12 +142,12 @@ __global__ void sm90a_probe_kernel(int* out) {
 
 // A (batch, M,K) [TA: (K,M)]; B (batch, K,N) [TB: (N,K)]; C, pre (batch, M,N) row stride ldc, batch stride sc.
 // tmA / tmB: 3-D bf16 tensor maps {contiguous dim, other dim, batch}, 128B swizzle, boxes as in gemm_sm90.h.
-template <int BN, bool TA, bool TB, typename TC>
-__global__ void __launch_bounds__(kSm90Threads, 1)
+template <int BN, int STAGES, bool TA, bool TB, typename TC>
+__global__ void __launch_bounds__(kSm90Threads, Sm90Cfg<BN, STAGES>::kBlocksPerSm)
     matmul_wgmma_kernel(const __grid_constant__ CUtensorMap tmA, const __grid_constant__ CUtensorMap tmB, TC* C,
                         TC* pre, int M, int N, int K, int64_t ldc, int64_t sc, Epi e) {
 #ifdef LB_SM90A_BODY
-  using Cfg = Sm90Cfg<BN>;
+  using Cfg = Sm90Cfg<BN, STAGES>;
   constexpr int S = Cfg::kStages;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t tiles = (lb_smem_addr(smem) + 1023u) & ~1023u;  // swizzle atoms need 1024-byte alignment
@@ -274,21 +276,32 @@ bool encode_map(CUtensorMap* map, const void* base, int64_t inner, int64_t outer
             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int BN, bool TA, bool TB, typename TC>
+template <int BN, int S, bool TA, bool TB, typename TC>
 void launch_wgmma(const CUtensorMap& ta, const CUtensorMap& tb, const MatmulParams& p, const Epi& e) {
-  auto kernel = matmul_wgmma_kernel<BN, TA, TB, TC>;
-  lb_set_max_smem((const void*)kernel, Sm90Cfg<BN>::kSmem, "matmul");
+  auto kernel = matmul_wgmma_kernel<BN, S, TA, TB, TC>;
+  lb_set_max_smem((const void*)kernel, Sm90Cfg<BN, S>::kSmem, "matmul");
   const int nm = (p.M + kSm90BM - 1) / kSm90BM, nn = (p.N + BN - 1) / BN;
-  kernel<<<dim3(nm * nn, p.batch), kSm90Threads, Sm90Cfg<BN>::kSmem, cuda_stream()>>>(
+  kernel<<<dim3(nm * nn, p.batch), kSm90Threads, Sm90Cfg<BN, S>::kSmem, cuda_stream()>>>(
       ta, tb, (TC*)p.c, (TC*)p.pre_gelu, p.M, p.N, p.K, p.ldc, p.stride_c, e);
 }
 
-template <int BN, typename TC>
+template <int BN, int S, typename TC>
 void launch_wgmma_t(const CUtensorMap& ta, const CUtensorMap& tb, const MatmulParams& p, const Epi& e) {
-  if (!p.trans_a && !p.trans_b) launch_wgmma<BN, false, false, TC>(ta, tb, p, e);
-  else if (!p.trans_a && p.trans_b) launch_wgmma<BN, false, true, TC>(ta, tb, p, e);
-  else if (p.trans_a && !p.trans_b) launch_wgmma<BN, true, false, TC>(ta, tb, p, e);
-  else launch_wgmma<BN, true, true, TC>(ta, tb, p, e);
+  if (!p.trans_a && !p.trans_b) launch_wgmma<BN, S, false, false, TC>(ta, tb, p, e);
+  else if (!p.trans_a && p.trans_b) launch_wgmma<BN, S, false, true, TC>(ta, tb, p, e);
+  else if (p.trans_a && !p.trans_b) launch_wgmma<BN, S, true, false, TC>(ta, tb, p, e);
+  else launch_wgmma<BN, S, true, true, TC>(ta, tb, p, e);
+}
+
+// LINKBERT_SM90_STAGES=7|3 (read once): the ring depth, for benchmarking the two block-per-SM layouts.
+int sm90_stages() {
+  static const int stages = [] {
+    const char* s = std::getenv("LINKBERT_SM90_STAGES");
+    if (!s || !*s) return 7;
+    if (!std::strcmp(s, "7") || !std::strcmp(s, "3")) return std::atoi(s);
+    throw std::runtime_error(std::string("LINKBERT_SM90_STAGES must be 7 or 3, got '") + s + "'");
+  }();
+  return stages;
 }
 
 }  // namespace
@@ -346,8 +359,9 @@ bool matmul_sm90_launch(const MatmulParams& p, const Epi& e) {
   const bool ok_b = p.trans_b ? encode_map(&tb, p.b, p.K, p.N, p.batch, p.ldb, p.stride_b, 64, BN)
                               : encode_map(&tb, p.b, p.N, p.K, p.batch, p.ldb, p.stride_b, 64, 64);
   if (!ok_a || !ok_b) return false;
-  if (p.c_dtype == DType::F32) launch_wgmma_t<BN, float>(ta, tb, p, e);
-  else launch_wgmma_t<BN, bf16_t>(ta, tb, p, e);
+  const bool f32 = p.c_dtype == DType::F32;
+  if (sm90_stages() == 3) f32 ? launch_wgmma_t<BN, 3, float>(ta, tb, p, e) : launch_wgmma_t<BN, 3, bf16_t>(ta, tb, p, e);
+  else f32 ? launch_wgmma_t<BN, 7, float>(ta, tb, p, e) : launch_wgmma_t<BN, 7, bf16_t>(ta, tb, p, e);
   return true;
 }
 
