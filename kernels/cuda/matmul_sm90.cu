@@ -2,11 +2,11 @@
 // pipeline and wgmma.mma_async, f32 accumulation, the same epilogues as matmul.cu.
 //
 // Block: 288 threads. Warps 0-7 are two consumer warpgroups, each computing 64 rows x BN columns of the
-// 128 x BN block tile (BN = 128); warp 8 is the
-// producer: one thread issues the TMA loads of each k-block (64 bf16, the 128-byte swizzle row) into a
-// ring of kStages = 7 stages (224 KiB; LINKBERT_SM90_STAGES=3: 96 KiB, two blocks per SM). full[s] completes when
-// the stage's bytes land (expect_tx); empty[s] when all 8 consumer warps are done reading it (one arrive
-// per warp after wgmma.wait_group retires the k-block). Consumers keep one k-block of wgmma in flight.
+// 128 x BN block tile (BN = 128); warp 8 is the producer: one thread issues the TMA loads of each k-block
+// (64 bf16, the 128-byte swizzle row) into a ring of kStages = 3 stages (96 KiB, two blocks per SM;
+// LINKBERT_SM90_STAGES=7: 224 KiB, one block per SM). full[s] completes when the stage's bytes land
+// (expect_tx); empty[s] when all 8 consumer warps are done reading it (one arrive per warp after
+// wgmma.wait_group retires the k-block). Consumers keep one k-block of wgmma in flight.
 // Shared-memory layouts, descriptors, the accumulator fragment and the tile raster are the tested
 // helpers of gemm_sm90.h. Edges: TMA zero-fills boxes past the matrix (M, N, K need no padding), the
 // epilogue masks the stores. Transposes: both operand majors (wgmma imm-trans), so NN, NT, TN and TT.
@@ -42,8 +42,10 @@ constexpr int kSm90Threads = 288;  // 2 consumer warpgroups + 1 producer warp
 constexpr int kConsumerWarps = 8;
 static_assert(kSm90Threads == 32 * (kConsumerWarps + 1), "warps 0-7 consume, warp 8 produces");
 
-// S stages of 32 KiB: 7 is the deepest ring that fits one block per SM; 3 lets two blocks share an SM, so
-// one block's prologue and epilogue overlap the other's main loop. 128 x 256 tiles (4 stages of 48 KiB)
+// S stages of 32 KiB: 3 (the default) lets two blocks share an SM, so one block's prologue and epilogue
+// overlap the other's main loop; 7 is the deepest ring for one block per SM. On an H200 (2026-11-26,
+// bench/results/2026-11-26-h200-ab-stages.json, alternating runs) 3 stages beat 7 at every bf16 bench
+// shape: 4096^3 404-448 -> 544-566 TFLOP/s, bert-base GEMMs up to +60%. 128 x 256 tiles (4 stages of 48 KiB)
 // measured slower on an H200 at every benchmark shape (4096^3 NT: 315 against 449 TFLOP/s for 128 x 128
 // with 6 stages): with one k-block of wgmma in flight only S - 2 stages are loading.
 template <int BN, int S>
@@ -293,11 +295,11 @@ void launch_wgmma_t(const CUtensorMap& ta, const CUtensorMap& tb, const MatmulPa
   else launch_wgmma<BN, S, true, true, TC>(ta, tb, p, e);
 }
 
-// LINKBERT_SM90_STAGES=7|3 (read once): the ring depth, for benchmarking the two block-per-SM layouts.
+// LINKBERT_SM90_STAGES=3|7 (read once; default 3): the ring depth, for benchmarking the two layouts.
 int sm90_stages() {
   static const int stages = [] {
     const char* s = std::getenv("LINKBERT_SM90_STAGES");
-    if (!s || !*s) return 7;
+    if (!s || !*s) return 3;
     if (!std::strcmp(s, "7") || !std::strcmp(s, "3")) return std::atoi(s);
     throw std::runtime_error(std::string("LINKBERT_SM90_STAGES must be 7 or 3, got '") + s + "'");
   }();
