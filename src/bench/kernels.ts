@@ -103,9 +103,11 @@ class Tensors {
 const TOKENS = 4096; // 32 sequences x 128 tokens: one training micro-batch
 const MASKED = 640; // ~15% of 4096 tokens go through the MLM decoder
 
-interface Config { name: string; hidden: number; inter: number; heads: number }
+interface Config { name: string; hidden: number; inter: number; heads: number; tokens?: number; seq?: number }
 const MINI: Config = { name: 'bert-mini', hidden: 256, inter: 1024, heads: 4 };
 const BASE: Config = { name: 'bert-base', hidden: 768, inter: 3072, heads: 12 };
+// cuda only: the issue #3 target shapes (B*T = 16k tokens of BERT-large, attention at seq 512)
+const LARGE: Config = { name: 'bert-large', hidden: 1024, inter: 4096, heads: 16, tokens: 16384, seq: 512 };
 const VOCAB = 30522;
 
 export interface GemmShape { M: number; N: number; K: number; trans_a: boolean; trans_b: boolean; beta: number }
@@ -163,11 +165,12 @@ function backendOf(device: 'cpu' | 'cuda'): BackendName {
   return device === 'cuda' ? 'cuda' : 'cpu';
 }
 
-function memoryCases(quick: boolean): Case[] {
+function memoryCases(quick: boolean, configs: Config[] = quick ? [MINI] : [MINI, BASE]): Case[] {
   const cases: Case[] = [];
   const F = 4; // bytes per f32
-  for (const c of quick ? [MINI] : [MINI, BASE]) {
-    const rows = TOKENS, cols = c.hidden, n = rows * cols;
+  for (const c of configs) {
+    const tokens = c.tokens ?? TOKENS;
+    const rows = tokens, cols = c.hidden, n = rows * cols;
     cases.push({
       op: 'layernorm', pass: 'forward', shape: { rows, cols, residual: true, config: c.name },
       bytes: F * (4 * n + 2 * rows + 2 * cols), // x, residual -> sum, out; mean, rstd; gamma, beta
@@ -190,7 +193,7 @@ function memoryCases(quick: boolean): Case[] {
         return () => t.addon.run('layernorm', 'backward', backendOf(t.device), args);
       },
     });
-    const ng = TOKENS * c.inter;
+    const ng = tokens * c.inter;
     cases.push({
       op: 'gelu', pass: 'forward', shape: { n: ng, config: c.name }, bytes: F * 2 * ng,
       setup: (t) => {
@@ -206,9 +209,9 @@ function memoryCases(quick: boolean): Case[] {
       },
     });
     cases.push({
-      op: 'bias_backward', pass: 'forward', shape: { M: TOKENS, N: c.inter, config: c.name }, bytes: F * (TOKENS * c.inter + 2 * c.inter),
+      op: 'bias_backward', pass: 'forward', shape: { M: tokens, N: c.inter, config: c.name }, bytes: F * (tokens * c.inter + 2 * c.inter),
       setup: (t) => {
-        const args = { dout: t.f32([TOKENS, c.inter]), dbias: t.f32([c.inter], 'zero'), M: TOKENS, N: c.inter };
+        const args = { dout: t.f32([tokens, c.inter]), dbias: t.f32([c.inter], 'zero'), M: tokens, N: c.inter };
         return () => t.addon.run('bias_backward', 'forward', backendOf(t.device), args);
       },
     });
@@ -252,10 +255,10 @@ function copyCase(n: number): Case {
   };
 }
 
-function attentionCases(quick: boolean, dtype: DType = 'f32'): Case[] {
+function attentionCases(quick: boolean, dtype: DType = 'f32', configs: Config[] = quick ? [MINI] : [MINI, BASE]): Case[] {
   const cases: Case[] = [];
-  for (const c of quick ? [MINI] : [MINI, BASE]) {
-    const B = quick ? 8 : 32, T = 128, NH = c.heads, D = c.hidden / c.heads;
+  for (const c of configs) {
+    const T = c.seq ?? 128, B = c.tokens ? c.tokens / T : quick ? 8 : 32, NH = c.heads, D = c.hidden / c.heads;
     const fwdFlops = 4 * B * NH * T * T * D; // S = Q K^T and O = P V
     const shape: Shape = { B, T, NH, D, config: c.name };
     if (dtype !== 'f32') shape.dtype = dtype; // bf16: the tensor-core (FlashAttention-2 style) kernels
@@ -524,8 +527,9 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
         cases.push(gemmCase('square', '4096^3', { M: n, N: n, K: n, trans_a: ta, trans_b: tb, beta: 0 }, 'none', 'bf16'));
     }
   }
-  if (want('attention')) cases.push(...attentionCases(quick), ...(device === 'cuda' ? attentionCases(quick, 'bf16') : []));
-  cases.push(...memoryCases(quick).filter((c) => want(c.op)));
+  const large = device === 'cuda' && !quick;
+  if (want('attention')) cases.push(...attentionCases(quick), ...(device === 'cuda' ? attentionCases(quick, 'bf16') : []), ...(large ? attentionCases(quick, 'bf16', [LARGE]) : []));
+  cases.push(...memoryCases(quick).filter((c) => want(c.op)), ...(large ? memoryCases(quick, [LARGE]).filter((c) => want(c.op)) : []));
 
   let peer: { server: PeerServer; header: PeerHeader } | null = null;
   if (opts.peer) {
