@@ -25,6 +25,9 @@ void cuda_memset_zero(void*, size_t) { no_cuda("memset"); }
 void cuda_synchronize() {}
 void cuda_timer_start() { no_cuda("cuda timer"); }
 double cuda_timer_stop_ms() { no_cuda("cuda timer"); }
+int cuda_timer_mark() { no_cuda("cuda timer"); }
+double cuda_timer_elapsed_ms(int, int) { no_cuda("cuda timer"); }
+void cuda_timer_clear() {}
 bool supports_cuda(OpId, DType) { return false; }
 
 #define LB_STUB(fn, P) \

@@ -252,6 +252,18 @@ Napi::Value CudaTimerStop(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), cuda_timer_stop_ms());
 }
 
+// cudaTimerMark() -> index; cudaTimerElapsed(a, b) -> ms; cudaTimerClear(): per-op device timing (bench step --profile).
+Napi::Value CudaTimerMark(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cuda_timer_mark()); }
+Napi::Value CudaTimerElapsed(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "cudaTimerElapsed(a, b): two mark indices expected");
+  return Napi::Number::New(info.Env(), cuda_timer_elapsed_ms(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value()));
+}
+Napi::Value CudaTimerClear(const Napi::CallbackInfo& info) {
+  cuda_timer_clear();
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -294,6 +306,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, guarded<Info>, "info"));
   exports.Set("cudaTimerStart", Napi::Function::New(env, guarded<CudaTimerStart>, "cudaTimerStart"));
   exports.Set("cudaTimerStop", Napi::Function::New(env, guarded<CudaTimerStop>, "cudaTimerStop"));
+  exports.Set("cudaTimerMark", Napi::Function::New(env, guarded<CudaTimerMark>, "cudaTimerMark"));
+  exports.Set("cudaTimerElapsed", Napi::Function::New(env, guarded<CudaTimerElapsed>, "cudaTimerElapsed"));
+  exports.Set("cudaTimerClear", Napi::Function::New(env, guarded<CudaTimerClear>, "cudaTimerClear"));
   exports.Set("setNumThreads", Napi::Function::New(env, guarded<SetNumThreads>, "setNumThreads"));
   exports.Set("run", Napi::Function::New(env, guarded<Run>, "run"));
   exports.Set("supports", Napi::Function::New(env, guarded<Supports>, "supports"));

@@ -26,5 +26,10 @@ void cuda_synchronize();                                          // waits for t
 // launch and host synchronisation overheads are not counted. stop waits for the stop event.
 void cuda_timer_start();
 double cuda_timer_stop_ms();
+// Profiling marks: cuda_timer_mark() records an event on the stream and returns its index (from 0 after
+// cuda_timer_clear()); cuda_timer_elapsed_ms(a, b) waits for mark b and gives the device time a -> b.
+int cuda_timer_mark();
+double cuda_timer_elapsed_ms(int a, int b);
+void cuda_timer_clear();
 
 }  // namespace lb

@@ -37,6 +37,11 @@ export interface NativeAddon {
   /** CUDA builds: device time (ms) of the work enqueued between start and stop; stop waits for it. */
   cudaTimerStart(): void;
   cudaTimerStop(): number;
+  /** CUDA builds: records an event on the stream, returns its index (0 after cudaTimerClear()). */
+  cudaTimerMark(): number;
+  /** Device ms from mark a to mark b; waits for b. */
+  cudaTimerElapsed(a: number, b: number): number;
+  cudaTimerClear(): void;
   info(): NativeInfo;
   setNumThreads(n: number): void;
   run(op: string, pass: 'forward' | 'backward', backend: BackendName, args: Record<string, unknown>): void;

@@ -238,6 +238,39 @@ double cuda_timer_stop_ms() {
   return ms;
 }
 
+namespace {
+struct MarkPool {
+  std::vector<cudaEvent_t> events;  // never destroyed: reused after cuda_timer_clear()
+  int used = 0;
+};
+MarkPool& marks() {
+  static MarkPool pool;
+  return pool;
+}
+}  // namespace
+
+int cuda_timer_mark() {
+  require_device("cuda timer");
+  MarkPool& m = marks();
+  if (m.used == (int)m.events.size()) {
+    cudaEvent_t e = nullptr;
+    lb_check(cudaEventCreate(&e), "cuda timer");
+    m.events.push_back(e);
+  }
+  lb_check(cudaEventRecord(m.events[m.used], cuda_stream()), "cuda timer");
+  return m.used++;
+}
+double cuda_timer_elapsed_ms(int a, int b) {
+  MarkPool& m = marks();
+  if (a < 0 || b < 0 || a >= m.used || b >= m.used)
+    throw std::out_of_range("cuda timer: marks " + std::to_string(a) + ", " + std::to_string(b) + " (have " + std::to_string(m.used) + ")");
+  lb_check(cudaEventSynchronize(m.events[b]), "cuda timer");
+  float ms = 0.0f;
+  lb_check(cudaEventElapsedTime(&ms, m.events[a], m.events[b]), "cuda timer");
+  return ms;
+}
+void cuda_timer_clear() { marks().used = 0; }
+
 void cuda_synchronize() {
   if (device_info().count == 0) return;  // nothing was ever enqueued
   lb_check(cudaStreamSynchronize(cuda_stream()), "cuda_synchronize");

@@ -11,14 +11,19 @@ import { Ops, defaultBackend } from '../ops.js';
 import { AdamW } from '../train/optim.js';
 import { Rng } from '../data/masking.js';
 import { repoRoot } from '../native.js';
+import { OpProfiler, byOp, type OpProfileRow } from './op-profile.js';
 
-export interface StepBenchOptions { config: string; seqLen: number; batchSize: number; device: string; vocabSize: number; repeats: number; warmup: number; predictions: number; precision?: 'fp32' | 'bf16' }
+export interface StepBenchOptions { config: string; seqLen: number; batchSize: number; device: string; vocabSize: number; repeats: number; warmup: number; predictions: number; precision?: 'fp32' | 'bf16'; profile?: boolean }
 
-export interface StepBenchResult { bench: 'step'; config: string; device: string; precision: 'fp32' | 'bf16'; seq_len: number; batch_size: number; vocab_size: number; max_predictions: number; median_ms: number; min_ms: number; tokens_per_s: number; repeats: number }
+export interface StepBenchResult { bench: 'step'; config: string; device: string; precision: 'fp32' | 'bf16'; seq_len: number; batch_size: number; vocab_size: number; max_predictions: number; median_ms: number; min_ms: number; tokens_per_s: number; repeats: number;
+  /** --profile: time per op and shape per step, and the step time the ops do not account for */
+  profile?: { ops: OpProfileRow[]; by_op: OpProfileRow[]; unattributed_ms: number } }
 
 export async function benchStep(o: StepBenchOptions): Promise<StepBenchResult> {
   const config = resolveConfig(o.config, { vocabSize: o.vocabSize, hiddenDropout: 0.1, attentionDropout: 0.1 });
-  const ops = new Ops(defaultBackend(o.device));
+  const base = new Ops(defaultBackend(o.device));
+  const profiler = o.profile ? new OpProfiler(base.native, base.device) : null;
+  const ops = profiler ? new Ops(base.backend, profiler.native) : base;
   const B = o.batchSize, T = o.seqLen, P = o.predictions;
   const precision = o.precision ?? 'fp32';
   const model = new BertModel(config, ops, { batchSize: B, seqLen: T, maxPredictions: P }, { precision });
@@ -35,6 +40,7 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchResult> {
     model.setInputs({ batchSize: B, inputIds: ids, tokenTypeIds: types, attentionMask: mask, maskedPositions: mpos, maskedLabels: mlab, drpLabels: drp });
     const times: number[] = [];
     for (let i = 0; i < o.warmup + o.repeats; i++) {
+      if (profiler) profiler.enabled = i >= o.warmup;
       const t0 = performance.now();
       model.forwardPretrain(true, i);
       model.readPretrainOutputs();
@@ -44,17 +50,35 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchResult> {
       model.zeroGrads();
       await ops.synchronize();
       if (i >= o.warmup) times.push(performance.now() - t0);
+      profiler?.endStep(); // after the step's time is taken: resolving CUDA marks waits on events
     }
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
     return {
       bench: 'step', config: o.config, device: ops.backend, precision, seq_len: T, batch_size: B, vocab_size: o.vocabSize, max_predictions: P,
       median_ms: median, min_ms: times[0]!, tokens_per_s: (B * T) / (median / 1000), repeats: o.repeats,
+      ...(profiler ? { profile: profileOf(profiler, times) } : {}),
     };
   } finally {
     optim.dispose();
     model.dispose();
   }
+}
+
+function profileOf(p: OpProfiler, times: number[]): { ops: OpProfileRow[]; by_op: OpProfileRow[]; unattributed_ms: number } {
+  const mean = times.reduce((a, b) => a + b, 0) / times.length; // the op times are means over the same steps
+  const ops = p.rows(mean);
+  return { ops, by_op: byOp(ops), unattributed_ms: mean - ops.reduce((a, r) => a + r.ms_per_step, 0) };
+}
+
+function printProfile(pr: NonNullable<StepBenchResult['profile']>, top: number): void {
+  const line = (r: OpProfileRow) =>
+    `  ${(r.op + ' ' + r.pass).padEnd(26)} ${r.detail.padEnd(30)} ${r.calls_per_step.toFixed(0).padStart(5)} ${r.ms_per_step.toFixed(2).padStart(9)} ms ${r.pct_of_step.toFixed(1).padStart(6)}%\n`;
+  process.stdout.write(`per op (mean per step):\n`);
+  for (const r of pr.by_op) process.stdout.write(line(r));
+  process.stdout.write(`  ${'not in any op'.padEnd(57)} ${pr.unattributed_ms.toFixed(2).padStart(15)} ms\n`);
+  process.stdout.write(`top ${top} op shapes:\n`);
+  for (const r of pr.ops.slice(0, top)) process.stdout.write(line(r));
 }
 
 export function register(bench: Command): void {
@@ -69,6 +93,7 @@ export function register(bench: Command): void {
     .option('--device <d>', 'cpu or cuda', 'cpu')
     .option('--precision <p>', 'fp32, or bf16 (mixed precision: bf16 activations and matmul weights, fp32 master weights)', 'fp32')
     .option('--repeats <n>', 'timed steps', '5')
+    .option('--profile', 'time every op of the timed steps (per op and per GEMM shape; CUDA: device time from events)')
     .option('--warmup <n>', 'untimed steps first', '1')
     .option('--peer <name>', "time the same step in another framework in the same run: 'torch'")
     .option('--python <exe>', "python with torch for --peer (default: Debian's /usr/bin/python3 when present)")
@@ -82,6 +107,7 @@ export function register(bench: Command): void {
       const o: StepBenchOptions = {
         config: opts.config as string, seqLen: n('seqLen'), batchSize: n('batchSize'), vocabSize: n('vocabSize'), predictions: n('predictions'),
         device: opts.device as string, repeats: n('repeats'), warmup: Number(opts.warmup),
+        profile: !!opts.profile,
         precision: opts.precision === 'bf16' ? 'bf16' : opts.precision === 'fp32' ? 'fp32' : (() => { throw new Error(`--precision: "${opts.precision}" must be fp32 or bf16`); })(),
       };
       const ours = await benchStep(o);
@@ -112,6 +138,7 @@ export function register(bench: Command): void {
         const p = out.peer as { median_ms?: number; skipped?: string } | undefined;
         if (p?.median_ms) process.stdout.write(`torch: ${p.median_ms.toFixed(1)} ms median; ours / torch = ${(out.ratio_vs_peer as number).toFixed(2)}\n`);
         else if (p?.skipped) process.stdout.write(`torch peer skipped: ${p.skipped}\n`);
+        if (ours.profile) printProfile(ours.profile, 15);
       }
     });
 }
