@@ -295,6 +295,8 @@ function attentionRows(r: Rng): OpCase[] {
       mask: (b, j) => (b === 0 ? (j === 20 ? 1 : 0) : b === 1 ? 0 : 1),
     }),
     attentionRow(r, 'B=2 T=65 NH=2 D=64, random padding', { B: 2, T: 65, NH: 2, D: 64, mask: () => (r.next() < 0.8 ? 1 : 0) }),
+    // D > 64: the CPU tile kernels take columns 64 at a time (the second chunk here is 16 wide)
+    attentionRow(r, 'B=1 T=45 NH=2 D=80', { B: 1, T: 45, NH: 2, D: 80 }),
     attentionRow(r, 'B=2 T=19 NH=2 D=5, dropout 0.2', { B: 2, T: 19, NH: 2, D: 5, dropout: 0.2, fd: true, mask: (_b, j) => (j === 3 ? 0 : 1) }),
     attentionRow(r, 'B=1 T=130 NH=1 D=3, dropout 0.1', { B: 1, T: 130, NH: 1, D: 3, dropout: 0.1 }),
   ];

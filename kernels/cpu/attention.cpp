@@ -103,9 +103,115 @@ LB_SIMD_CLONES void accum_rows(float* __restrict y, const float* w, int64_t ws, 
   }
 }
 
+// Y (m, D) += W X: Y[i] += sum_{r < n} W[i * wrs + r * wcs] X[r] (X (n, D)), r in order for each element.
+void accum_tile_generic(float* Y, const float* W, int64_t wrs, int64_t wcs, const float* X, int m, int n, int D) {
+  for (int i = 0; i < m; i++) accum_rows(Y + (int64_t)i * D, W + i * wrs, wcs, X, n, D);
+}
+
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+// S (nq, kKB) = A (nq, D) @ BT (D, kKB)[:, :nk] with R rows x 64 keys of accumulators (4 zmm per row):
+// per d, 4 loads of BT feed 4R FMAs. Each score is summed over d in order from 0, as in dot_tile.
+template <int R>
+LB_AVX512 inline void dot_rows_avx512(const float* __restrict A, const float* __restrict BT, int D, float* __restrict S,
+                                      const __mmask16 (&m)[4]) {
+  __m512 acc[R][4];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d++) {
+    const float* bt = BT + (int64_t)d * kKB;
+    const __m512 b0 = _mm512_loadu_ps(bt), b1 = _mm512_loadu_ps(bt + 16), b2 = _mm512_loadu_ps(bt + 32), b3 = _mm512_loadu_ps(bt + 48);
+    for (int r = 0; r < R; r++) {
+      const __m512 a = _mm512_set1_ps(A[(int64_t)r * D + d]);
+      acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(a, b3, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < 4; v++)
+      if (m[v]) cpu::mask_storeu(S + (int64_t)r * kKB + 16 * v, m[v], acc[r][v]);
+}
+static_assert(kKB == 64, "dot_tile_avx512 holds a key tile in 4 zmm per row");
+LB_AVX512 void dot_tile_avx512(const float* __restrict A, const float* __restrict BT, int nq, int nk, int D, float* __restrict S) {
+  __mmask16 m[4];
+  for (int v = 0; v < 4; v++) m[v] = 16 * v < nk ? cpu::tail_mask(nk - 16 * v) : (__mmask16)0;
+  int i = 0;
+  for (; i + 6 <= nq; i += 6) dot_rows_avx512<6>(A + (int64_t)i * D, BT, D, S + (int64_t)i * kKB, m);
+  const float* a = A + (int64_t)i * D;
+  float* st = S + (int64_t)i * kKB;
+  switch (nq - i) {
+    case 5: dot_rows_avx512<5>(a, BT, D, st, m); break;
+    case 4: dot_rows_avx512<4>(a, BT, D, st, m); break;
+    case 3: dot_rows_avx512<3>(a, BT, D, st, m); break;
+    case 2: dot_rows_avx512<2>(a, BT, D, st, m); break;
+    case 1: dot_rows_avx512<1>(a, BT, D, st, m); break;
+    default: break;
+  }
+}
+
+// accum_tile for R rows of Y and up to 64 columns [c0, c0 + 16 NV): accumulators stay in registers over
+// all n rows of X (per r: NV loads of X feed R * NV FMAs).
+template <int R, int NV>
+LB_AVX512 inline void accum_rows_avx512(float* Y, const float* W, int64_t wrs, int64_t wcs, const float* X, int n, int D,
+                                        int c0, const __mmask16 (&m)[4]) {
+  __m512 acc[R][NV];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = cpu::maskz_loadu(m[v], Y + (int64_t)r * D + c0 + 16 * v);
+  for (int k = 0; k < n; k++) {
+    __m512 x[NV];
+    for (int v = 0; v < NV; v++) x[v] = cpu::maskz_loadu(m[v], X + (int64_t)k * D + c0 + 16 * v);
+    for (int r = 0; r < R; r++) {
+      const __m512 w = _mm512_set1_ps(W[r * wrs + k * wcs]);
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w, x[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) cpu::mask_storeu(Y + (int64_t)r * D + c0 + 16 * v, m[v], acc[r][v]);
+}
+template <int NV>
+LB_AVX512 void accum_cols_avx512(float* Y, const float* W, int64_t wrs, int64_t wcs, const float* X, int m, int n, int D,
+                                 int c0, const __mmask16 (&mk)[4]) {
+  int i = 0;
+  for (; i + 6 <= m; i += 6) accum_rows_avx512<6, NV>(Y + (int64_t)i * D, W + i * wrs, wrs, wcs, X, n, D, c0, mk);
+  for (; i < m; i++) accum_rows_avx512<1, NV>(Y + (int64_t)i * D, W + i * wrs, wrs, wcs, X, n, D, c0, mk);
+}
+LB_AVX512 void accum_tile_avx512(float* Y, const float* W, int64_t wrs, int64_t wcs, const float* X, int m, int n, int D) {
+  for (int c0 = 0; c0 < D; c0 += 64) {
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; v++) mk[v] = c0 + 16 * v < D ? cpu::tail_mask(D - c0 - 16 * v) : (__mmask16)0;
+    const int nv = std::min(4, (D - c0 + 15) / 16);
+    if (nv == 4) accum_cols_avx512<4>(Y, W, wrs, wcs, X, m, n, D, c0, mk);
+    else if (nv == 3) accum_cols_avx512<3>(Y, W, wrs, wcs, X, m, n, D, c0, mk);
+    else if (nv == 2) accum_cols_avx512<2>(Y, W, wrs, wcs, X, m, n, D, c0, mk);
+    else accum_cols_avx512<1>(Y, W, wrs, wcs, X, m, n, D, c0, mk);
+  }
+}
+LB_AVX512_END
+#endif
+
+// The tile products: AVX-512 register-blocked kernels where the CPU has them (FMA, R rows x 64 columns of
+// accumulators), else the portable loops above (an AVX2 clone; same order of adds, no FMA).
+using DotTileFn = void (*)(const float*, const float*, int, int, int, float*);
+using AccumTileFn = void (*)(float*, const float*, int64_t, int64_t, const float*, int, int, int);
+struct TileKernels {
+  DotTileFn dot;
+  AccumTileFn accum;
+};
+const TileKernels& tile_kernels() {
+  static const TileKernels k = [] {
+#if LB_X86_SIMD
+    if (cpu::has_avx512()) return TileKernels{&dot_tile_avx512, &accum_tile_avx512};
+#endif
+    return TileKernels{&dot_tile, &accum_tile_generic};
+  }();
+  return k;
+}
+
 // scaled, masked scores: masked keys get -inf
 void score_tile(const float* Q, const float* KT, int nq, int nk, int D, float scale, const int32_t* mask_row, float* S) {
-  dot_tile(Q, KT, nq, nk, D, S);
+  tile_kernels().dot(Q, KT, nq, nk, D, S);
   for (int i = 0; i < nq; i++) {
     float* s = S + (int64_t)i * kKB;
     for (int j = 0; j < nk; j++) s[j] *= scale;
@@ -134,6 +240,26 @@ LB_SIMD_CLONES float exp_shift_sum(float* __restrict s, int n, float shift) {
 // f[j] *= keep(ctr0 + j) ? inv_keep : 0 for j < n: Philox over consecutive counters vectorises here
 LB_SIMD_CLONES void apply_dropout(float* __restrict f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
   for (int j = 0; j < n; j++) f[j] *= lb_dropout_keep(seed, ctr0 + (uint64_t)j, prob) ? inv_keep : 0.0f;
+}
+
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+// the same, 16 Philox counters per pass (cpu::dropout_keep16, bit-identical masks)
+LB_AVX512 void apply_dropout_avx512(float* f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
+  const __m512 s = _mm512_set1_ps(inv_keep);
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 t = cpu::tail_mask(n - j);
+    const __mmask16 keep = cpu::dropout_keep16(seed, ctr0 + (uint64_t)j, prob);
+    cpu::mask_storeu(f + j, t, _mm512_maskz_mul_ps(keep, cpu::maskz_loadu(t, f + j), s));
+  }
+}
+LB_AVX512_END
+#endif
+void dropout_tile(float* f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) return apply_dropout_avx512(f, n, seed, ctr0, prob, inv_keep);
+#endif
+  apply_dropout(f, n, seed, ctr0, prob, inv_keep);
 }
 
 inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
@@ -182,7 +308,10 @@ void forward_impl(const AttentionParams& p) {
           float* s = S + (int64_t)i * kKB;
           float mx = m[i];
           for (int j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
-          if (mx == kNegInf) continue;  // every key so far is padding
+          if (mx == kNegInf) {  // every key so far is padding: this block adds nothing to the row
+            for (int j = 0; j < nk; j++) s[j] = 0.0f;
+            continue;
+          }
           const float corr = cpu::fast_exp(m[i] - mx);  // exp(-inf) = 0 on the first live block
           const float sum = exp_shift_sum(s, nk, mx);     // s becomes exp(s - mx); masked -> 0
           l[i] = l[i] * corr + sum;
@@ -191,9 +320,9 @@ void forward_impl(const AttentionParams& p) {
           if (corr != 1.0f)
             for (int c = 0; c < D; c++) a[c] *= corr;
           if (dropout)  // s becomes the dropped, rescaled weights (l above keeps the undropped sum)
-            apply_dropout(s, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
-          accum_rows(a, s, 1, vt, nk, D);
+            dropout_tile(s, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
         }
+        tile_kernels().accum(acc, S, kKB, 1, vt, nq, nk, D);  // acc_i += sum_j s_ij v_j
       }
       for (int i = 0; i < nq; i++) {
         T* o = out + dm.row(b, i0 + i, h);
@@ -219,7 +348,7 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
                    float* dP) {
   const int32_t* mask_row = p.key_mask ? p.key_mask + (int64_t)b * p.T + j0 : nullptr;
   score_tile(qt, kT, nq, nk, p.D, p.scale, mask_row, S);
-  dot_tile(dot, vT, nq, nk, p.D, dP);  // dout_i . v_j
+  tile_kernels().dot(dot, vT, nq, nk, p.D, dP);  // dout_i . v_j
   const bool dropout = p.dropout_p > 0.0f;
   const float inv_keep = 1.0f / (1.0f - p.dropout_p);
   for (int i = 0; i < nq; i++) {
@@ -233,7 +362,7 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
     exp_shift_sum(s, nk, L);  // s = P = exp(s - lse); masked -> 0
     float keep[kKB];          // 1/(1-p) or 0 per key (1 without dropout)
     for (int j = 0; j < nk; j++) keep[j] = 1.0f;
-    if (dropout) apply_dropout(keep, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
+    if (dropout) dropout_tile(keep, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
     for (int j = 0; j < nk; j++) {
       const float P = s[j];
       s[j] = P * keep[j];
@@ -296,10 +425,8 @@ void backward_impl(const AttentionParams& p) {
         load_rows(q, dm, b, h, i0, nq, qt);
         load_rows(dout, dm, b, h, i0, nq, dot);
         backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
-        for (int j = 0; j < nk; j++) {
-          accum_rows(dv_acc + (int64_t)j * D, S + j, kKB, dot, nq, D);  // dv_j += sum_i P'_ij dout_i
-          accum_rows(dk_acc + (int64_t)j * D, dP + j, kKB, qt, nq, D);  // dk_j += sum_i dS_ij q_i
-        }
+        tile_kernels().accum(dv_acc, S, 1, kKB, dot, nk, nq, D);  // dv_j += sum_i P'_ij dout_i
+        tile_kernels().accum(dk_acc, dP, 1, kKB, qt, nk, nq, D);  // dk_j += sum_i dS_ij q_i
       }
       for (int j = 0; j < nk; j++) {
         T* dkr = dk + dm.row(b, j0 + j, h);
@@ -340,8 +467,7 @@ void backward_impl(const AttentionParams& p) {
         load_rows_t(v, dm, b, h, j0, nk, vT);
         load_rows(k, dm, b, h, j0, nk, kt);
         backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
-        for (int i = 0; i < nq; i++)  // dq_i += sum_j dS_ij k_j
-          accum_rows(dq_acc + (int64_t)i * D, dP + (int64_t)i * kKB, 1, kt, nk, D);
+        tile_kernels().accum(dq_acc, dP, kKB, 1, kt, nq, nk, D);  // dq_i += sum_j dS_ij k_j
       }
       for (int i = 0; i < nq; i++) {
         T* r = dq + dm.row(b, i0 + i, h);

@@ -78,6 +78,42 @@ LB_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 LB_AVX512 inline void store16(float* p, __mmask16 m, __m512 v) { mask_storeu(p, m, v); }
+
+// lb_dropout_keep(seed, ctr0 + j, p) for j = 0..15 as a mask, bit-identical to the scalar Philox4x32-10
+// of common.h (16 counters per pass; the counter's high word carries where the low word wraps).
+LB_AVX512 inline void mulhilo16(__m512i m, __m512i c, __m512i& lo, __m512i& hi) {
+  const __m512i pe = _mm512_mul_epu32(c, m);                         // even lanes: 64-bit products
+  const __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(c, 32), m);  // odd lanes
+  lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+}
+LB_AVX512 inline __mmask16 dropout_keep16(uint64_t seed, uint64_t ctr0, float p) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i base_lo = _mm512_set1_epi32((int)(uint32_t)ctr0);
+  __m512i c0 = _mm512_add_epi32(base_lo, lane);
+  const __mmask16 carry = _mm512_cmplt_epu32_mask(c0, base_lo);
+  __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32((int)(uint32_t)(ctr0 >> 32)), carry,
+                                     _mm512_set1_epi32((int)(uint32_t)(ctr0 >> 32)), _mm512_set1_epi32(1));
+  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+  for (int r = 0; r < 10; r++) {
+    __m512i lo0, hi0, lo1, hi1;
+    mulhilo16(m0, c0, lo0, hi0);
+    mulhilo16(m1, c2, lo1, hi1);
+    const __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
+    const __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  // uniform = (x0 >> 8) * 2^-24, exactly as lb_uniform
+  const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c0, 8)), _mm512_set1_ps(1.0f / 16777216.0f));
+  return _mm512_cmp_ps_mask(u, _mm512_set1_ps(p), _CMP_GE_OQ);
+}
 LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) {
   if (m == 0xffff) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v)));
   else _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits(v));

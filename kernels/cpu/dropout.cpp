@@ -12,11 +12,34 @@ LB_SIMD_CLONES void dropout_f32(const float* in, float* out, int64_t n, float pr
   for (int64_t i = 0; i < n; i++) out[i] = lb_dropout_keep(seed, ctr0 + (uint64_t)i, prob) ? in[i] * s : 0.0f;
 }
 
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+// 16 elements per pass: the keep mask from cpu::dropout_keep16 (bit-identical to lb_dropout_keep)
+template <class T>
+LB_AVX512 void dropout_avx512(const T* in, T* out, int64_t n, float prob, uint64_t seed, uint64_t ctr0, float s) {
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 t = cpu::tail_mask(n - i);
+    const __mmask16 keep = cpu::dropout_keep16(seed, ctr0 + (uint64_t)i, prob);
+    cpu::store16(out + i, t, _mm512_maskz_mul_ps(keep, cpu::load16(in + i, t), vs));
+  }
+}
+LB_AVX512_END
+#endif
+
 template <class T>
 void impl(const void* inv, void* outv, int64_t n, float prob, uint64_t seed, uint64_t offset) {
   const T* in = static_cast<const T*>(inv);
   T* out = static_cast<T*>(outv);
   const float s = 1.0f / (1.0f - prob);
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) {
+    parallel_for(n, 1 << 13, [&](int64_t b, int64_t e) {
+      dropout_avx512<T>(in + b, out + b, e - b, prob, seed, offset + (uint64_t)b, s);  // T: float or cpu::bf16 bits
+    });
+    return;
+  }
+#endif
   parallel_for(n, 1 << 13, [&](int64_t b, int64_t e) {
     if constexpr (std::is_same_v<T, float>) {
       dropout_f32(in + b, out + b, e - b, prob, seed, offset + (uint64_t)b, s);
