@@ -244,6 +244,18 @@ LB_SIMD_CLONES void apply_dropout(float* __restrict f, int n, uint64_t seed, uin
 
 #if LB_X86_SIMD
 LB_AVX512_BEGIN
+// exp_shift_sum with cpu::fast_exp16 (the same exp bits); the sum runs in 16 lanes
+LB_AVX512 float exp_shift_sum_avx512(float* s, int n, float shift) {
+  const __m512 sh = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps();
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 t = cpu::tail_mask(n - j);
+    const __m512 e = _mm512_maskz_mov_ps(t, cpu::fast_exp16(_mm512_sub_ps(cpu::maskz_loadu(t, s + j), sh)));
+    cpu::mask_storeu(s + j, t, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
 // the same, 16 Philox counters per pass (cpu::dropout_keep16, bit-identical masks)
 LB_AVX512 void apply_dropout_avx512(float* f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
   const __m512 s = _mm512_set1_ps(inv_keep);
@@ -255,6 +267,14 @@ LB_AVX512 void apply_dropout_avx512(float* f, int n, uint64_t seed, uint64_t ctr
 }
 LB_AVX512_END
 #endif
+// s[j] = exp(s[j] - shift), returns the sum (AVX-512 where the CPU has it). Not inlined: inlined into
+// forward_impl it made the forward 35% slower (its row loop compiled worse).
+__attribute__((noinline)) float exp_tile(float* s, int n, float shift) {
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) return exp_shift_sum_avx512(s, n, shift);
+#endif
+  return exp_shift_sum(s, n, shift);
+}
 void dropout_tile(float* f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
 #if LB_X86_SIMD
   if (cpu::has_avx512()) return apply_dropout_avx512(f, n, seed, ctr0, prob, inv_keep);
@@ -313,7 +333,7 @@ void forward_impl(const AttentionParams& p) {
             continue;
           }
           const float corr = cpu::fast_exp(m[i] - mx);  // exp(-inf) = 0 on the first live block
-          const float sum = exp_shift_sum(s, nk, mx);     // s becomes exp(s - mx); masked -> 0
+          const float sum = exp_tile(s, nk, mx);          // s becomes exp(s - mx); masked -> 0
           l[i] = l[i] * corr + sum;
           m[i] = mx;
           float* a = acc + (int64_t)i * D;
@@ -359,7 +379,7 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
       for (int j = 0; j < nk; j++) { s[j] = 0.0f; dp[j] = 0.0f; }
       continue;
     }
-    exp_shift_sum(s, nk, L);  // s = P = exp(s - lse); masked -> 0
+    exp_tile(s, nk, L);       // s = P = exp(s - lse); masked -> 0
     float keep[kKB];          // 1/(1-p) or 0 per key (1 without dropout)
     for (int j = 0; j < nk; j++) keep[j] = 1.0f;
     if (dropout) dropout_tile(keep, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
