@@ -16,6 +16,8 @@ namespace gemm {
 
 // Runs C = alpha op(A) op(B) + beta C (+ epilogue) for f32 operands, as MatmulParams describes.
 void sgemm(const MatmulParams& p);
+// The same for bf16 A and B (C f32 or bf16): vdpbf16ps where the CPU has AVX512-BF16, else widened to f32.
+void sgemm_bf16(const MatmulParams& p);
 // Name of the micro-kernel in use: "avx512 14x32", "avx2 6x16" or "generic 4x16".
 const char* kernel_name();
 // Forces a kernel ("avx512", "avx2", "generic") for tests and benchmarks; false if unavailable here.

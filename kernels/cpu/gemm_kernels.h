@@ -140,6 +140,23 @@ __attribute__((target("avx2,fma"))) inline void epi_avx2(float* c, int64_t ldc, 
   epilogue_body(c, ldc, pre, rows, cols);
 }
 
+// Write-back of the 14 x 32 accumulators c00..c131 (both AVX-512 kernels): C = alpha acc + bias + beta C.
+#define LB_S2_0(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c##i##0, bv0)); \
+                   _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c##i##1, bv1));
+#define LB_S2_1(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), _mm512_fmadd_ps(va, c##i##0, bv0))); \
+                   _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), _mm512_fmadd_ps(va, c##i##1, bv1)));
+#define LB_AVX512_WRITEBACK                                                                                        \
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                             \
+  const __m512 bv0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();                                           \
+  const __m512 bv1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();                                      \
+  if (beta == 0.0f) {                                                                                             \
+    LB_S2_0(0) LB_S2_0(1) LB_S2_0(2) LB_S2_0(3) LB_S2_0(4) LB_S2_0(5) LB_S2_0(6)                                  \
+    LB_S2_0(7) LB_S2_0(8) LB_S2_0(9) LB_S2_0(10) LB_S2_0(11) LB_S2_0(12) LB_S2_0(13)                              \
+  } else {                                                                                                        \
+    LB_S2_1(0) LB_S2_1(1) LB_S2_1(2) LB_S2_1(3) LB_S2_1(4) LB_S2_1(5) LB_S2_1(6)                                  \
+    LB_S2_1(7) LB_S2_1(8) LB_S2_1(9) LB_S2_1(10) LB_S2_1(11) LB_S2_1(12) LB_S2_1(13)                              \
+  }
+
 // ---- AVX-512: 14 x 32 (28 zmm accumulators, 2 for B, 1 broadcast); ~2 FMAs per load.
 constexpr int kAvx512MR = 14, kAvx512NR = 32;
 __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const float* __restrict a,
@@ -165,23 +182,38 @@ __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const floa
     a += kAvx512MR;
     b += kAvx512NR;
   }
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  const __m512 bv0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
-  const __m512 bv1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
-  if (beta == 0.0f) {
-#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c##i##0, bv0)); \
-                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c##i##1, bv1));
-    LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5) LB_S2(6)
-    LB_S2(7) LB_S2(8) LB_S2(9) LB_S2(10) LB_S2(11) LB_S2(12) LB_S2(13)
-#undef LB_S2
-  } else {
-#define LB_S2(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), _mm512_fmadd_ps(va, c##i##0, bv0))); \
-                 _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc + 16), _mm512_fmadd_ps(va, c##i##1, bv1)));
-    LB_S2(0) LB_S2(1) LB_S2(2) LB_S2(3) LB_S2(4) LB_S2(5) LB_S2(6)
-    LB_S2(7) LB_S2(8) LB_S2(9) LB_S2(10) LB_S2(11) LB_S2(12) LB_S2(13)
-#undef LB_S2
-  }
+  LB_AVX512_WRITEBACK
 }
+// ---- AVX-512 BF16: the same 14 x 32 tile from bf16 operands. A k step is a pair of k: each packed word
+// holds (op(A)[i, 2p], op(A)[i, 2p+1]) or (op(B)[2p, j], op(B)[2p+1, j]) and vdpbf16ps adds both
+// products to the f32 accumulator, so a "k step" here is two k; the write-back is ukr_avx512's.
+__attribute__((target("avx512f,avx512bf16"))) inline void ukr_avx512_bf16(int64_t kc2, const float* __restrict a,
+                                                                         const float* __restrict b, float* c,
+                                                                         int64_t ldc, float alpha, float beta,
+                                                                         const float* bias) {
+#define LB_Z2(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+  LB_Z2(0) LB_Z2(1) LB_Z2(2) LB_Z2(3) LB_Z2(4) LB_Z2(5) LB_Z2(6)
+  LB_Z2(7) LB_Z2(8) LB_Z2(9) LB_Z2(10) LB_Z2(11) LB_Z2(12) LB_Z2(13)
+#undef LB_Z2
+  for (int i = 0; i < kAvx512MR; i++) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 31), _MM_HINT_T0);
+  }
+  const int32_t* aw = reinterpret_cast<const int32_t*>(a);
+  for (int64_t k = 0; k < kc2; k++) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+    _mm_prefetch((const char*)(b + 8 * kAvx512NR), _MM_HINT_T0);
+    __m512bh x;
+#define LB_F2(i) x = (__m512bh)_mm512_set1_epi32(aw[i]); c##i##0 = _mm512_dpbf16_ps(c##i##0, x, b0); c##i##1 = _mm512_dpbf16_ps(c##i##1, x, b1);
+    LB_F2(0) LB_F2(1) LB_F2(2) LB_F2(3) LB_F2(4) LB_F2(5) LB_F2(6)
+    LB_F2(7) LB_F2(8) LB_F2(9) LB_F2(10) LB_F2(11) LB_F2(12) LB_F2(13)
+#undef LB_F2
+    aw += kAvx512MR;
+    b += kAvx512NR;
+  }
+  LB_AVX512_WRITEBACK
+}
+
 // 16 x 16 in-register transposes: ~8x faster than the scalar pack on this kind of core.
 __attribute__((target("avx512f"))) inline void tpack_avx512(const float* src, int64_t ld, int rows, int kc,
                                                             float* dst, int stride, int width) {

@@ -3,8 +3,10 @@
 // build's source glob does not need a reconfigure.
 #include <algorithm>
 #include <atomic>
+#include <type_traits>
 #include <memory>
 #include <thread>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "../ops.h"
 #include "gemm.h"
 #include "gemm_kernels.h"
+#include "cpu_util.h"
 #include "threadpool.h"
 
 namespace lb {
@@ -35,6 +38,8 @@ const Kernel kAvx2{"avx2 6x16", kAvx2MR, kAvx2NR, 144, 256, 4096, &ukr_avx2, &ep
 // 4096x3072x768; 768: ~0.85-1.0x, single thread 0.9 -> 1.0x). The B micro-panel (768 x 32) then lives
 // in L2 next to the 516 KB A block (Zen 4/5, Intel server cores: 1-2 MB L2).
 const Kernel kAvx512{"avx512 14x32", kAvx512MR, kAvx512NR, 168, 768, 4096, &ukr_avx512, &epi_avx512};
+// bf16 operands (vdpbf16ps): kc counts k pairs, so a K block is 2 x 768 k of bf16, the same bytes.
+const Kernel kAvx512Bf16{"avx512-bf16 14x32", kAvx512MR, kAvx512NR, 168, 768, 4096, &ukr_avx512_bf16, &epi_avx512};
 #endif
 
 const Kernel* detect() {
@@ -123,18 +128,58 @@ void pack_b(const MatmulParams& p, const float* B, int j0, int nc, int p0, int k
   }
 }
 
+// bf16 operands: panels of k-pair words. dst[q * width + t] = X(t, 2(p0+q)) | X(t, 2(p0+q)+1) << 16 for
+// t < n (zero words for n <= t < width), X(t, k) = src[t * st + k * sk] and 0 for k >= K. One of st, sk is 1.
+void pack_pairs(const uint16_t* src, int64_t st, int64_t sk, int n, int p0, int kc, int K, int width, uint32_t* dst) {
+  for (int q = 0; q < kc; q++) {
+    const int64_t k = 2 * (int64_t)(p0 + q);
+    uint32_t* d = dst + (int64_t)q * width;
+    if (k + 1 < K) {
+      const uint16_t* r0 = src + k * sk;
+      const uint16_t* r1 = r0 + sk;
+      for (int t = 0; t < n; t++) d[t] = (uint32_t)r0[t * st] | (uint32_t)r1[t * st] << 16;
+    } else if (k < K) {
+      const uint16_t* r0 = src + k * sk;
+      for (int t = 0; t < n; t++) d[t] = r0[t * st];
+    } else {
+      for (int t = 0; t < n; t++) d[t] = 0;
+    }
+    for (int t = n; t < width; t++) d[t] = 0;
+  }
+}
+// pack_a / pack_b for bf16 operands; p0 and kc count k pairs, the layouts are those of the f32 panels
+void pack_a_bf16(const MatmulParams& p, const uint16_t* A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+  for (int ip = 0; ip < mc; ip += mr) {
+    uint32_t* d = reinterpret_cast<uint32_t*>(dst) + (int64_t)(ip / mr) * kc * mr;
+    if (!p.trans_a) pack_pairs(A + (int64_t)(i0 + ip) * p.lda, p.lda, 1, std::min(mr, mc - ip), p0, kc, p.K, mr, d);
+    else pack_pairs(A + i0 + ip, 1, p.lda, std::min(mr, mc - ip), p0, kc, p.K, mr, d);
+  }
+}
+void pack_b_bf16(const MatmulParams& p, const uint16_t* B, int j0, int nc, int p0, int kc, int nr, int64_t jp0, int64_t jp1,
+                 float* dst) {
+  for (int64_t jp = jp0; jp < jp1; jp++) {
+    const int jj = (int)jp * nr, cols = std::min(nr, nc - jj);
+    uint32_t* d = reinterpret_cast<uint32_t*>(dst) + jp * kc * nr;
+    if (!p.trans_b) pack_pairs(B + j0 + jj, 1, p.ldb, cols, p0, kc, p.K, nr, d);
+    else pack_pairs(B + (int64_t)(j0 + jj) * p.ldb, p.ldb, 1, cols, p0, kc, p.K, nr, d);
+  }
+}
+
 // Packed B for all K blocks of columns [jc, jc+nc): block pc starts at pc * npad (npad = nc rounded up
 // to nr), and within it panel jp at jp * kc * nr; shared by all threads, packed on first use.
 constexpr int64_t kMaxPackedB = (int64_t)16 << 20;  // floats (64 MiB); wider N is split into jc blocks
 
 // One batch item. `threaded` = use the pool inside (false when the caller parallelises over batch).
+// BF16: A and B are bf16 (C and pre_gelu f32) and the driver's k counts pairs of k (see pack_pairs).
+template <bool BF16>
 void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
-  const float* A = (const float*)p.a + (int64_t)bi * p.stride_a;
-  const float* B = (const float*)p.b + (int64_t)bi * p.stride_b;
+  using Elem = std::conditional_t<BF16, uint16_t, float>;
+  const Elem* A = (const Elem*)p.a + (int64_t)bi * p.stride_a;
+  const Elem* B = (const Elem*)p.b + (int64_t)bi * p.stride_b;
   float* C = (float*)p.c + (int64_t)bi * p.stride_c;
   float* P = p.pre_gelu ? (float*)p.pre_gelu + (int64_t)bi * p.stride_c : nullptr;
   const int mr = kn.mr, nr = kn.nr;
-  const int M = p.M, N = p.N, K = p.K;
+  const int M = p.M, N = p.N, K = BF16 ? (p.K + 1) / 2 : p.K;
   // Equal K blocks (K = 1024 -> 2 x 512, not 768 + 256), a multiple of 8.
   const int n_pc0 = (K + kn.kc - 1) / kn.kc;
   const int KC = std::min(kn.kc, ((K + n_pc0 - 1) / n_pc0 + 7) / 8 * 8);
@@ -170,7 +215,8 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
       if (st.load(std::memory_order_acquire) == 2) return;
       uint8_t expected = 0;
       if (st.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-        pack_b(p, B, jc, nc, pc, kc, nr, jp, jp + 1, bpack + (int64_t)pc * npad);
+        if constexpr (BF16) pack_b_bf16(p, B, jc, nc, pc, kc, nr, jp, jp + 1, bpack + (int64_t)pc * npad);
+        else pack_b(p, B, jc, nc, pc, kc, nr, jp, jp + 1, bpack + (int64_t)pc * npad);
         st.store(2, std::memory_order_release);
         return;
       }
@@ -199,7 +245,8 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
           const int kc = std::min(KC, K - pc);
           const bool last = pc + kc == K;
           const float beta = pc == 0 ? p.beta : 1.0f;  // later K blocks accumulate onto C
-          pack_a(p, A, ic, mc, pc, kc, mr, apack);
+          if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, apack);
+          else pack_a(p, A, ic, mc, pc, kc, mr, apack);
           const float* bblock = bpack + (int64_t)pc * npad;
           for (int64_t jp = jp0; jp < jp1; jp++) {
             const int j = jc + (int)jp * nr, cols = std::min(nr, N - j);
@@ -268,18 +315,126 @@ void sgemm(const MatmulParams& p) {
   // Many small items (attention-sized): one item per task. Otherwise thread inside each item.
   if (p.batch >= 2 * nthreads && flops < 64.0 * 1024 * 1024) {
     parallel_for(p.batch, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; b++) gemm_one(p, (int)b, false, kn);
+      for (int64_t b = b0; b < b1; b++) gemm_one<false>(p, (int)b, false, kn);
     });
   } else {
-    for (int b = 0; b < p.batch; b++) gemm_one(p, b, nthreads > 1 && flops >= 2.0 * 64 * 64 * 64, kn);
+    for (int b = 0; b < p.batch; b++) gemm_one<false>(p, b, nthreads > 1 && flops >= 2.0 * 64 * 64 * 64, kn);
+  }
+}
+
+bool has_avx512_bf16() {
+#if LB_GEMM_X86
+  // LINKBERT_CPU_BF16_DOT=0 (read once) takes the widening path on any CPU (tests, comparisons)
+  static const bool yes = [] {
+    const char* env = std::getenv("LINKBERT_CPU_BF16_DOT");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+// bf16 (rows, cols) with row stride ld <-> f32 (rows, cols) with row stride cols; 16 lanes at a time where
+// the CPU has AVX-512 (cpu::load16 / store16 round as lb_f32_to_bf16 does)
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+LB_AVX512 void widen_row_avx512(const uint16_t* s, float* d, int64_t n) {
+  for (int64_t c = 0; c < n; c += 16) cpu::store16(d + c, cpu::tail_mask(n - c), cpu::load16(s + c, cpu::tail_mask(n - c)));
+}
+LB_AVX512 void narrow_row_avx512(const float* s, uint16_t* d, int64_t n) {
+  for (int64_t c = 0; c < n; c += 16) cpu::store16(d + c, cpu::tail_mask(n - c), cpu::load16(s + c, cpu::tail_mask(n - c)));
+}
+LB_AVX512_END
+#endif
+void bf16_to_f32_rows(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+#if LB_X86_SIMD
+      if (cpu::has_avx512()) { widen_row_avx512(src + r * ld, dst + r * cols, cols); continue; }
+#endif
+      for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = lb_bf16_to_f32(src[r * ld + c]);
+    }
+  });
+}
+void f32_to_bf16_rows(const float* src, int64_t rows, int64_t cols, uint16_t* dst, int64_t ld) {
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+#if LB_X86_SIMD
+      if (cpu::has_avx512()) { narrow_row_avx512(src + r * cols, dst + r * ld, cols); continue; }
+#endif
+      for (int64_t c = 0; c < cols; c++) dst[r * ld + c] = lb_f32_to_bf16(src[r * cols + c]);
+    }
+  });
+}
+
+// bf16 A and B; C (and pre_gelu) f32 or bf16. With AVX512-BF16 the packed driver runs on k pairs
+// (vdpbf16ps); otherwise A and B are widened to f32 first. A bf16 C is accumulated in an f32 buffer
+// over all of K and rounded once at the end, as ref does.
+void sgemm_bf16(const MatmulParams& p) {
+  const bool dp = has_avx512_bf16();
+  const int nthreads = cpu_num_threads();
+  const bool threaded = nthreads > 1 && 2.0 * p.M * p.N * p.K >= 2.0 * 64 * 64 * 64;
+  const bool c16 = p.c_dtype == DType::BF16;
+  thread_local std::vector<float> cbuf, pbuf, abuf, bbuf;
+  for (int b = 0; b < p.batch; b++) {
+    MatmulParams q = p;
+    q.batch = 1;
+    q.stride_a = q.stride_b = q.stride_c = 0;
+    q.a = (const uint16_t*)p.a + (int64_t)b * p.stride_a;
+    q.b = (const uint16_t*)p.b + (int64_t)b * p.stride_b;
+    if (c16) {
+      uint16_t* c = (uint16_t*)p.c + (int64_t)b * p.stride_c;
+      if ((int64_t)cbuf.size() < (int64_t)p.M * p.N) cbuf.resize((size_t)p.M * p.N);
+      if (p.beta != 0.0f) bf16_to_f32_rows(c, p.ldc, p.M, p.N, cbuf.data());
+      q.c = cbuf.data();
+      q.ldc = p.N;
+      if (p.pre_gelu) {
+        if ((int64_t)pbuf.size() < (int64_t)p.M * p.N) pbuf.resize((size_t)p.M * p.N);
+        q.pre_gelu = pbuf.data();
+      }
+    } else {
+      q.c = (float*)p.c + (int64_t)b * p.stride_c;
+      q.pre_gelu = p.pre_gelu ? (float*)p.pre_gelu + (int64_t)b * p.stride_c : nullptr;
+    }
+    q.c_dtype = DType::F32;
+#if LB_GEMM_X86
+    if (dp) {
+      gemm_one<true>(q, 0, threaded, kAvx512Bf16);
+    } else
+#endif
+    {
+      // widen A and B (their used extent: (rows - 1) * ld + cols elements) and run the f32 driver
+      const int64_t ra = p.trans_a ? p.K : p.M, ca = p.trans_a ? p.M : p.K;
+      const int64_t rb = p.trans_b ? p.N : p.K, cb = p.trans_b ? p.K : p.N;
+      if ((int64_t)abuf.size() < ra * ca) abuf.resize((size_t)(ra * ca));
+      if ((int64_t)bbuf.size() < rb * cb) bbuf.resize((size_t)(rb * cb));
+      bf16_to_f32_rows((const uint16_t*)q.a, p.lda, ra, ca, abuf.data());
+      bf16_to_f32_rows((const uint16_t*)q.b, p.ldb, rb, cb, bbuf.data());
+      q.a = abuf.data();
+      q.b = bbuf.data();
+      q.lda = ca;
+      q.ldb = cb;
+      q.ab_dtype = DType::F32;
+      gemm_one<false>(q, 0, threaded, *g_kernel);
+    }
+    (void)dp;
+    if (c16) {
+      uint16_t* c = (uint16_t*)p.c + (int64_t)b * p.stride_c;
+      f32_to_bf16_rows(cbuf.data(), p.M, p.N, c, p.ldc);
+      if (p.pre_gelu) f32_to_bf16_rows(pbuf.data(), p.M, p.N, (uint16_t*)p.pre_gelu + (int64_t)b * p.stride_c, p.ldc);
+    }
   }
 }
 
 }  // namespace gemm
 
 void matmul_forward_cpu(const MatmulParams& p) {
-  if (p.ab_dtype != DType::F32 || p.c_dtype != DType::F32) throw std::runtime_error("matmul: cpu supports f32 only");
   if (p.epilogue != Epilogue::None && !p.bias) throw std::runtime_error("matmul: epilogue needs a bias");
+  if (p.ab_dtype == DType::BF16) return gemm::sgemm_bf16(p);
+  if (p.ab_dtype != DType::F32 || p.c_dtype != DType::F32) throw std::runtime_error("matmul: cpu runs f32 x f32 -> f32 or bf16 x bf16 -> f32 / bf16");
   gemm::sgemm(p);
 }
 
@@ -330,14 +485,24 @@ const ColumnSumsFn g_column_sums = detect_column_sums();
 }  // namespace
 
 void bias_backward_cpu(const BiasBackwardParams& p) {
-  if (p.dtype != DType::F32) throw std::runtime_error("bias_backward: cpu supports f32 only");
-  const float* d = (const float*)p.dout;
+  if (p.dtype != DType::F32 && p.dtype != DType::BF16) throw std::runtime_error("bias_backward: cpu supports f32 and bf16");
   const int64_t M = p.M, N = p.N, nchunks = (M + kBiasRows - 1) / kBiasRows;
   thread_local std::vector<double> partial;  // (nchunks, N)
   if ((int64_t)partial.size() < nchunks * N) partial.resize(nchunks * N);
   double* part = partial.data();
   parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++) g_column_sums(d, N, c * kBiasRows, std::min(M, (c + 1) * kBiasRows), part + c * N);
+    for (int64_t c = c0; c < c1; c++) {
+      const int64_t m0 = c * kBiasRows, m1 = std::min(M, (c + 1) * kBiasRows);
+      if (p.dtype == DType::F32) {
+        g_column_sums((const float*)p.dout, N, m0, m1, part + c * N);
+      } else {  // bf16: the same sums, row by row (exact in f32, added in fp64)
+        const uint16_t* d = (const uint16_t*)p.dout;
+        double* acc = part + c * N;
+        for (int64_t j = 0; j < N; j++) acc[j] = 0.0;
+        for (int64_t m = m0; m < m1; m++)
+          for (int64_t j = 0; j < N; j++) acc[j] += (double)lb_bf16_to_f32(d[m * N + j]);
+      }
+    }
   });
   parallel_for(N, 1024, [&](int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; j++) {

@@ -23,7 +23,7 @@ const betas = (v: string): [number, number] => {
 const FLAGS: [string, keyof PretrainConfig, string, ((v: string) => unknown)?][] = [
   ['config', 'model', 'model size preset (tiny|mini|small|medium|base|large) or a config.json path'],
   ['device', 'device', 'cpu or cuda'],
-  ['precision', 'precision', 'fp32 or bf16 (bf16: cuda only)'],
+  ['precision', 'precision', 'fp32 or bf16 (bf16 activations and weight copies, fp32 master weights; on CPU the GEMMs use AVX512-BF16 where the CPU has it)'],
   ['batch-size', 'batchSize', 'sequences per micro-batch', int('batch-size')],
   ['grad-accum', 'gradAccum', 'micro-batches per optimizer step', int('grad-accum')],
   ['lr', 'lr', 'peak learning rate', num('lr')],

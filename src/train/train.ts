@@ -97,7 +97,6 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
   if (cfg.hiddenDropout !== null) config = { ...config, hiddenDropout: cfg.hiddenDropout };
   if (cfg.attentionDropout !== null) config = { ...config, attentionDropout: cfg.attentionDropout };
   if (seqLen > config.maxPositionEmbeddings) throw new Error(`data max_seq_len ${seqLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`);
-  if (cfg.precision === 'bf16' && cfg.device !== 'cuda') throw new Error('--precision bf16 needs --device cuda (CPU training is fp32)');
 
   const ops = new Ops(cfg.device);
   if (cfg.threads) ops.native.setNumThreads(cfg.threads);
