@@ -517,6 +517,10 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
     // The FFN up-projection as the forward pass runs it: bias + GELU fused, pre-activation stored.
     const up = gemms.find((g) => g.layer === 'ffn_up' && g.s.trans_b && g.config === (quick ? MINI.name : BASE.name));
     if (up) cases.push(gemmCase(up.config, up.layer, up.s, 'bias_gelu'));
+    if (device === 'cpu' && addon.supports('cpu', 'matmul', 'bf16') && !opts.peer) {
+      // --precision bf16 on CPU: the model GEMMs with bf16 operands (vdpbf16ps where the CPU has AVX512-BF16)
+      for (const g of gemms) cases.push(gemmCase(g.config, g.layer, g.s, 'none', 'bf16'));
+    }
     if (device === 'cuda') {
       // bf16, as training runs on the GPU: the model GEMMs, the fused FFN-up, and the 4096^3 rows of the
       // issue #3 target (>= 600 TFLOP/s on H100); `path` says whether wgmma or mma.sync ran.
