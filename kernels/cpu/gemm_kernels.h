@@ -140,6 +140,16 @@ __attribute__((target("avx2,fma"))) inline void epi_avx2(float* c, int64_t ldc, 
   epilogue_body(c, ldc, pre, rows, cols);
 }
 
+// Both AVX-512 kernels: zeroed accumulators c00..c131, and the C tile pulled toward L1 while the k loop
+// runs, so the write-back does not stall on it.
+#define LB_Z2(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+#define LB_AVX512_PROLOGUE                                                                 \
+  LB_Z2(0) LB_Z2(1) LB_Z2(2) LB_Z2(3) LB_Z2(4) LB_Z2(5) LB_Z2(6)                           \
+  LB_Z2(7) LB_Z2(8) LB_Z2(9) LB_Z2(10) LB_Z2(11) LB_Z2(12) LB_Z2(13)                       \
+  for (int i = 0; i < kAvx512MR; i++) {                                                   \
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);                                 \
+    _mm_prefetch((const char*)(c + i * ldc + 31), _MM_HINT_T0);                            \
+  }
 // Write-back of the 14 x 32 accumulators c00..c131 (both AVX-512 kernels): C = alpha acc + bias + beta C.
 #define LB_S2_0(i) _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c##i##0, bv0)); \
                    _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c##i##1, bv1));
@@ -162,15 +172,7 @@ constexpr int kAvx512MR = 14, kAvx512NR = 32;
 __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const float* __restrict a,
                                                           const float* __restrict b, float* c, int64_t ldc,
                                                           float alpha, float beta, const float* bias) {
-#define LB_Z2(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-  LB_Z2(0) LB_Z2(1) LB_Z2(2) LB_Z2(3) LB_Z2(4) LB_Z2(5) LB_Z2(6)
-  LB_Z2(7) LB_Z2(8) LB_Z2(9) LB_Z2(10) LB_Z2(11) LB_Z2(12) LB_Z2(13)
-#undef LB_Z2
-  // Pull the C tile toward L1 while the k loop runs, so the write-back does not stall on it.
-  for (int i = 0; i < kAvx512MR; i++) {
-    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(c + i * ldc + 31), _MM_HINT_T0);
-  }
+  LB_AVX512_PROLOGUE
   for (int64_t k = 0; k < kc; k++) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     _mm_prefetch((const char*)(b + 8 * kAvx512NR), _MM_HINT_T0);
@@ -191,14 +193,7 @@ __attribute__((target("avx512f,avx512bf16"))) inline void ukr_avx512_bf16(int64_
                                                                          const float* __restrict b, float* c,
                                                                          int64_t ldc, float alpha, float beta,
                                                                          const float* bias) {
-#define LB_Z2(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-  LB_Z2(0) LB_Z2(1) LB_Z2(2) LB_Z2(3) LB_Z2(4) LB_Z2(5) LB_Z2(6)
-  LB_Z2(7) LB_Z2(8) LB_Z2(9) LB_Z2(10) LB_Z2(11) LB_Z2(12) LB_Z2(13)
-#undef LB_Z2
-  for (int i = 0; i < kAvx512MR; i++) {
-    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(c + i * ldc + 31), _MM_HINT_T0);
-  }
+  LB_AVX512_PROLOGUE
   const int32_t* aw = reinterpret_cast<const int32_t*>(a);
   for (int64_t k = 0; k < kc2; k++) {
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);

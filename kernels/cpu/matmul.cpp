@@ -337,35 +337,27 @@ bool has_avx512_bf16() {
 #endif
 }
 
-// bf16 (rows, cols) with row stride ld <-> f32 (rows, cols) with row stride cols; 16 lanes at a time where
-// the CPU has AVX-512 (cpu::load16 / store16 round as lb_f32_to_bf16 does)
+// (rows, cols) with row stride lds -> (rows, cols) with row stride ldd, bf16 <-> f32; 16 lanes at a time
+// where the CPU has AVX-512 (cpu::load16 / store16 round as lb_f32_to_bf16 does)
 #if LB_X86_SIMD
 LB_AVX512_BEGIN
-LB_AVX512 void widen_row_avx512(const uint16_t* s, float* d, int64_t n) {
-  for (int64_t c = 0; c < n; c += 16) cpu::store16(d + c, cpu::tail_mask(n - c), cpu::load16(s + c, cpu::tail_mask(n - c)));
-}
-LB_AVX512 void narrow_row_avx512(const float* s, uint16_t* d, int64_t n) {
+template <class S, class D>
+LB_AVX512 void convert_row_avx512(const S* s, D* d, int64_t n) {
   for (int64_t c = 0; c < n; c += 16) cpu::store16(d + c, cpu::tail_mask(n - c), cpu::load16(s + c, cpu::tail_mask(n - c)));
 }
 LB_AVX512_END
 #endif
-void bf16_to_f32_rows(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
+template <class S, class D>
+void convert_rows(const S* src, int64_t lds, int64_t rows, int64_t cols, D* dst, int64_t ldd) {
   parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
 #if LB_X86_SIMD
-      if (cpu::has_avx512()) { widen_row_avx512(src + r * ld, dst + r * cols, cols); continue; }
+      if (cpu::has_avx512()) {
+        convert_row_avx512(src + r * lds, dst + r * ldd, cols);
+        continue;
+      }
 #endif
-      for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = lb_bf16_to_f32(src[r * ld + c]);
-    }
-  });
-}
-void f32_to_bf16_rows(const float* src, int64_t rows, int64_t cols, uint16_t* dst, int64_t ld) {
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-#if LB_X86_SIMD
-      if (cpu::has_avx512()) { narrow_row_avx512(src + r * cols, dst + r * ld, cols); continue; }
-#endif
-      for (int64_t c = 0; c < cols; c++) dst[r * ld + c] = lb_f32_to_bf16(src[r * cols + c]);
+      for (int64_t c = 0; c < cols; c++) dst[r * ldd + c] = cpu::from_f32<D>(cpu::to_f32(src[r * lds + c]));
     }
   });
 }
@@ -388,7 +380,7 @@ void sgemm_bf16(const MatmulParams& p) {
     if (c16) {
       uint16_t* c = (uint16_t*)p.c + (int64_t)b * p.stride_c;
       if ((int64_t)cbuf.size() < (int64_t)p.M * p.N) cbuf.resize((size_t)p.M * p.N);
-      if (p.beta != 0.0f) bf16_to_f32_rows(c, p.ldc, p.M, p.N, cbuf.data());
+      if (p.beta != 0.0f) convert_rows(c, p.ldc, p.M, p.N, cbuf.data(), (int64_t)p.N);
       q.c = cbuf.data();
       q.ldc = p.N;
       if (p.pre_gelu) {
@@ -411,8 +403,8 @@ void sgemm_bf16(const MatmulParams& p) {
       const int64_t rb = p.trans_b ? p.N : p.K, cb = p.trans_b ? p.K : p.N;
       if ((int64_t)abuf.size() < ra * ca) abuf.resize((size_t)(ra * ca));
       if ((int64_t)bbuf.size() < rb * cb) bbuf.resize((size_t)(rb * cb));
-      bf16_to_f32_rows((const uint16_t*)q.a, p.lda, ra, ca, abuf.data());
-      bf16_to_f32_rows((const uint16_t*)q.b, p.ldb, rb, cb, bbuf.data());
+      convert_rows((const uint16_t*)q.a, p.lda, ra, ca, abuf.data(), ca);
+      convert_rows((const uint16_t*)q.b, p.ldb, rb, cb, bbuf.data(), cb);
       q.a = abuf.data();
       q.b = bbuf.data();
       q.lda = ca;
@@ -423,8 +415,8 @@ void sgemm_bf16(const MatmulParams& p) {
     (void)dp;
     if (c16) {
       uint16_t* c = (uint16_t*)p.c + (int64_t)b * p.stride_c;
-      f32_to_bf16_rows(cbuf.data(), p.M, p.N, c, p.ldc);
-      if (p.pre_gelu) f32_to_bf16_rows(pbuf.data(), p.M, p.N, (uint16_t*)p.pre_gelu + (int64_t)b * p.stride_c, p.ldc);
+      convert_rows(cbuf.data(), (int64_t)p.N, p.M, p.N, c, p.ldc);
+      if (p.pre_gelu) convert_rows(pbuf.data(), (int64_t)p.N, p.M, p.N, (uint16_t*)p.pre_gelu + (int64_t)b * p.stride_c, p.ldc);
     }
   }
 }
