@@ -131,6 +131,20 @@ void pack_b(const MatmulParams& p, const float* B, int j0, int nc, int p0, int k
 // bf16 operands: panels of k-pair words. dst[q * width + t] = X(t, 2(p0+q)) | X(t, 2(p0+q)+1) << 16 for
 // t < n (zero words for n <= t < width), X(t, k) = src[t * st + k * sk] and 0 for k >= K. One of st, sk is 1.
 void pack_pairs(const uint16_t* src, int64_t st, int64_t sk, int n, int p0, int kc, int K, int width, uint32_t* dst) {
+  // Pairs contiguous in memory (sk == 1, even row stride, 4-byte aligned rows): each row is a row of
+  // 32-bit words, so the full pairs are the f32 transposing pack of those words (bf16 NN/NT: +8-20%).
+  // (The other layout, two rows interleaved, measured slower with an AVX-512 loop than this scalar one.)
+  if (sk == 1 && st % 2 == 0 && ((uintptr_t)src & 3) == 0) {
+    const int full = std::max(0, std::min(kc, K / 2 - p0));
+    if (full > 0) {
+      for (int h = 0; h < width; h += 16)
+        g_pack->tpack(reinterpret_cast<const float*>(src + h * st) + p0, st / 2, std::max(0, std::min(16, n - h)), full,
+                      reinterpret_cast<float*>(dst) + h, width, std::min(16, width - h));
+      dst += (int64_t)full * width;
+      p0 += full;
+      kc -= full;
+    }
+  }
   for (int q = 0; q < kc; q++) {
     const int64_t k = 2 * (int64_t)(p0 + q);
     uint32_t* d = dst + (int64_t)q * width;
