@@ -286,6 +286,37 @@ inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
   return p.offset + (((uint64_t)b * p.NH + h) * (uint64_t)p.T + (uint64_t)i) * (uint64_t)p.T + (uint64_t)j;
 }
 
+// Per-thread copies of one head's rows in tile layout, reloaded only when the (b, h) of the work item
+// changes: the work items of a parallel_for chunk are consecutive, so a head's query (or key) blocks
+// share one load instead of converting and transposing the same K/V tiles once per block. `kinds` lists
+// the layouts wanted, each as nb tiles of kKB rows: 't' = (D, kKB) transposed, 'r' = (kKB, D) rows.
+template <class T, int N>
+struct HeadTiles {
+  const T* src[N];
+  char kind[N];
+  int b = -1, h = -1;
+  float* tiles = nullptr;
+  int64_t tile = 0;  // floats per tile (kKB * D)
+  // tile `kb` of layout `which` for head (b, h), loading the head's tiles first if needed
+  const float* get(const Dims& dm, int b_, int h_, int which, int kb, std::vector<float>& buf) {
+    const int nb = (dm.T + kKB - 1) / kKB;
+    if (b_ != b || h_ != h) {
+      tile = (int64_t)kKB * dm.D;
+      tiles = cpu::grow(buf, (size_t)(N * nb * tile));
+      for (int w = 0; w < N; w++)
+        for (int t = 0; t < nb; t++) {
+          const int j0 = t * kKB, n = std::min(kKB, dm.T - j0);
+          float* dst = tiles + (w * nb + t) * tile;
+          if (kind[w] == 't') load_rows_t(src[w], dm, b_, h_, j0, n, dst);
+          else load_rows(src[w], dm, b_, h_, j0, n, dst);
+        }
+      b = b_;
+      h = h_;
+    }
+    return tiles + (which * nb + kb) * tile;
+  }
+};
+
 template <class T>
 void forward_impl(const AttentionParams& p) {
   const Dims dm{p.B, p.T, p.NH, p.D};
@@ -297,12 +328,11 @@ void forward_impl(const AttentionParams& p) {
   const bool dropout = p.dropout_p > 0.0f;
   const float inv_keep = 1.0f / (1.0f - p.dropout_p);
   parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> buf;
-    float* qt = cpu::grow(buf, (size_t)kQB * D * 2 + (size_t)kKB * D * 2 + kQB * kKB + 2 * kQB);
+    thread_local std::vector<float> buf, head_buf;
+    HeadTiles<T, 2> heads{{k, v}, {'t', 'r'}};  // this head's K^T and V tiles
+    float* qt = cpu::grow(buf, (size_t)kQB * D * 2 + kQB * kKB + 2 * kQB);
     float* acc = qt + kQB * D;   // (kQB, D) unnormalised output
-    float* kT = acc + kQB * D;   // (D, kKB)
-    float* vt = kT + kKB * D;    // (kKB, D)
-    float* S = vt + kKB * D;     // (kQB, kKB) scores, then probabilities
+    float* S = acc + kQB * D;    // (kQB, kKB) scores, then probabilities
     float* m = S + kQB * kKB;    // (kQB) running max
     float* l = m + kQB;          // (kQB) running sum of exp(s - m)
     for (int64_t item = begin; item < end; item++) {
@@ -321,8 +351,8 @@ void forward_impl(const AttentionParams& p) {
           for (int j = 0; j < nk && !any; j++) any = mask_row[j] != 0;
           if (!any) continue;
         }
-        load_rows_t(k, dm, b, h, j0, nk, kT);
-        load_rows(v, dm, b, h, j0, nk, vt);
+        const float* kT = heads.get(dm, b, h, 0, j0 / kKB, head_buf);  // (D, kKB)
+        const float* vt = heads.get(dm, b, h, 1, j0 / kKB, head_buf);  // (kKB, D)
         score_tile(qt, kT, nq, nk, D, p.scale, mask_row, S);
         for (int i = 0; i < nq; i++) {
           float* s = S + (int64_t)i * kKB;
@@ -421,10 +451,9 @@ void backward_impl(const AttentionParams& p) {
   // dk, dv: one work item per (b, h, key block)
   const int nkb = (T_ + kKB - 1) / kKB;
   parallel_for((int64_t)p.B * p.NH * nkb, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> buf;
-    float* qt = cpu::grow(buf, tile_floats);
-    float* dot = qt + kQB * D;        // (kQB, D) dout rows
-    float* kT = dot + kQB * D;        // (D, kKB)
+    thread_local std::vector<float> buf, head_buf;
+    HeadTiles<T, 2> heads{{q, dout}, {'r', 'r'}};  // this head's q and dout rows (consecutive tiles)
+    float* kT = cpu::grow(buf, tile_floats);  // (D, kKB)
     float* vT = kT + kKB * D;         // (D, kKB)
     float* dk_acc = vT + kKB * D;     // (kKB, D)
     float* dv_acc = dk_acc + kKB * D; // (kKB, D)
@@ -442,8 +471,8 @@ void backward_impl(const AttentionParams& p) {
       load_rows_t(v, dm, b, h, j0, nk, vT);
       for (int i0 = 0; i0 < T_; i0 += kQB) {
         const int nq = std::min(kQB, T_ - i0);
-        load_rows(q, dm, b, h, i0, nq, qt);
-        load_rows(dout, dm, b, h, i0, nq, dot);
+        const float* qt = heads.get(dm, b, h, 0, 0, head_buf) + (int64_t)i0 * D;   // (kQB, D) q rows
+        const float* dot = heads.get(dm, b, h, 1, 0, head_buf) + (int64_t)i0 * D;  // (kQB, D) dout rows
         backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
         tile_kernels().accum(dv_acc, S, 1, kKB, dot, nk, nq, D);  // dv_j += sum_i P'_ij dout_i
         tile_kernels().accum(dk_acc, dP, 1, kKB, qt, nk, nq, D);  // dk_j += sum_i dS_ij q_i
@@ -462,13 +491,11 @@ void backward_impl(const AttentionParams& p) {
   // dq: one work item per (b, h, query block)
   const int nqb = (T_ + kQB - 1) / kQB;
   parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> buf;
+    thread_local std::vector<float> buf, head_buf;
+    HeadTiles<T, 3> heads{{k, v, k}, {'t', 't', 'r'}};  // this head's K^T, V^T and K tiles
     float* qt = cpu::grow(buf, tile_floats);
     float* dot = qt + kQB * D;       // (kQB, D)
-    float* kT = dot + kQB * D;       // (D, kKB)
-    float* vT = kT + kKB * D;        // (D, kKB)
-    float* kt = vT + kKB * D;        // (kKB, D)
-    float* dq_acc = kt + kKB * D;    // (kQB, D), in a (kKB, D) slot: kQB <= kKB
+    float* dq_acc = dot + kQB * D;   // (kQB, D), in a (kKB, D) slot: kQB <= kKB
     float* S = dq_acc + kKB * D;     // (kQB, kKB)
     float* dP = S + kQB * kKB;       // (kQB, kKB)
     for (int64_t item = begin; item < end; item++) {
@@ -483,9 +510,9 @@ void backward_impl(const AttentionParams& p) {
       for (int i = 0; i < nq * D; i++) dq_acc[i] = 0.0f;
       for (int j0 = 0; j0 < T_; j0 += kKB) {
         const int nk = std::min(kKB, T_ - j0);
-        load_rows_t(k, dm, b, h, j0, nk, kT);
-        load_rows_t(v, dm, b, h, j0, nk, vT);
-        load_rows(k, dm, b, h, j0, nk, kt);
+        const float* kT = heads.get(dm, b, h, 0, j0 / kKB, head_buf);  // (D, kKB)
+        const float* vT = heads.get(dm, b, h, 1, j0 / kKB, head_buf);  // (D, kKB)
+        const float* kt = heads.get(dm, b, h, 2, j0 / kKB, head_buf);  // (kKB, D)
         backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
         tile_kernels().accum(dq_acc, dP, kKB, 1, kt, nq, nk, D);  // dq_i += sum_j dS_ij k_j
       }
