@@ -26,6 +26,8 @@ export interface ModelInputs {
   inputIds: Int32Array; // (B*T)
   tokenTypeIds: Int32Array; // (B*T)
   attentionMask: Int32Array; // (B*T) 1 real, 0 pad
+  /** padded length of this batch, at most the arena's seqLen (default: the arena's); inputs are (B, seqLen) */
+  seqLen?: number;
   maskedPositions?: Int32Array; // (B*P) flat b*T+t
   maskedLabels?: Int32Array; // (B*P) -1 = unused slot
   drpLabels?: Int32Array; // (B)
@@ -92,6 +94,8 @@ export class BertModel {
   private readonly layers: LayerActs[] = [];
   private readonly dropSeed: bigint;
   private curB = 0;
+  private curT = 0; // the current batch's padded length (<= T): activations use the (curB, curT) prefix
+  private clsT = 0; // the T that clsIndex (b * T) was written for
   readonly precision: 'fp32' | 'bf16';
   private training = false;
   private step = 0;
@@ -273,12 +277,18 @@ export class BertModel {
   // ---- inputs -----------------------------------------------------------------------------------
   /** Uploads one batch; `batchSize` may be smaller than the arena's. */
   setInputs(x: ModelInputs): void {
-    const B = x.batchSize, T = this.T;
+    const B = x.batchSize, T = x.seqLen ?? this.T;
     if (B < 1 || B > this.B) throw new RangeError(`batch size ${B} outside [1, ${this.B}]`);
+    if (!Number.isInteger(T) || T < 1 || T > this.T) throw new RangeError(`seqLen ${T} outside [1, ${this.T}] (the model's arena length)`);
     for (const [n, a] of [['inputIds', x.inputIds], ['tokenTypeIds', x.tokenTypeIds], ['attentionMask', x.attentionMask]] as const) {
       if (a.length !== B * T) throw new RangeError(`${n}: expected ${B * T} values (B=${B}, T=${T}), got ${a.length}`);
     }
     this.curB = B;
+    this.curT = T;
+    if (this.clsT !== T) {
+      this.clsIndex.setData(Int32Array.from({ length: this.B }, (_, b) => b * T));
+      this.clsT = T;
+    }
     this.ids.setData(x.inputIds);
     this.types.setData(x.tokenTypeIds);
     this.mask.setData(x.attentionMask);
@@ -342,7 +352,7 @@ export class BertModel {
   // ---- forward ----------------------------------------------------------------------------------
   /** Embeddings and the encoder layers; leaves the output in `hidden` (B*T,H). */
   encode(training: boolean, step: number): void {
-    const B = this.curB, T = this.T, H = this.H, I = this.I, BT = B * T, c = this.config;
+    const B = this.curB, T = this.curT, H = this.H, I = this.I, BT = B * T, c = this.config;
     if (!B) throw new Error('setInputs() first');
     this.training = training;
     this.step = step;
@@ -387,7 +397,7 @@ export class BertModel {
   /** Pooler: tanh(dense(hidden[:, 0])) into `pooled` (B,H). */
   pool(): void {
     const B = this.curB, H = this.H;
-    this.ops.gatherRows({ src: this.hidden, dst: this.pooledIn, index: this.clsIndex, M: B, C: H, n_src: B * this.T });
+    this.ops.gatherRows({ src: this.hidden, dst: this.pooledIn, index: this.clsIndex, M: B, C: H, n_src: B * this.curT });
     this.linear(this.pooledIn, 'bert.pooler.dense', this.pooled, B, H, H);
     this.ops.tanh({ x: this.pooled, out: this.pooled, n: B * H });
   }
@@ -399,7 +409,7 @@ export class BertModel {
     this.encode(training, step);
     this.pool();
     // MLM: gather masked rows first, so the vocabulary projection runs only on them.
-    ops.gatherRows({ src: this.hidden, dst: this.mh, index: this.mpos, M: BP, C: H, n_src: B * this.T });
+    ops.gatherRows({ src: this.hidden, dst: this.mh, index: this.mpos, M: BP, C: H, n_src: B * this.curT });
     this.linear(this.mh, 'cls.predictions.transform.dense', this.t1, BP, H, H, this.t1pre);
     ops.layernorm({
       x: this.t1, out: this.t2, mean: this.tmean, rstd: this.trstd, gamma: this.param('cls.predictions.transform.LayerNorm.weight'),
@@ -466,8 +476,8 @@ export class BertModel {
     });
     ops.geluBackward({ x: this.t1pre, dout: this.t2, dx: this.t2, n: BP * H });
     this.linearBackward(this.t2, this.mh, 'cls.predictions.transform.dense', this.t1, BP, H, H);
-    ops.fill({ x: this.dHidden, value: 0, n: B * this.T * H });
-    ops.scatterAddRows({ src: this.t1, dst: this.dHidden, index: this.mpos, M: BP, C: H, n_dst: B * this.T });
+    ops.fill({ x: this.dHidden, value: 0, n: B * this.curT * H });
+    ops.scatterAddRows({ src: this.t1, dst: this.dHidden, index: this.mpos, M: BP, C: H, n_dst: B * this.curT });
     // DRP head -> dPooled
     this.linearBackward(this.drpLogits, this.pooled, 'cls.drp', this.dPooled, B, K3, H);
     this.backwardEncoder(true);
@@ -475,7 +485,7 @@ export class BertModel {
 
   /** Backward of pool() + encode(): reads dHidden (and dPooled when `withPooler`); parameter grads +=. */
   backwardEncoder(withPooler: boolean): void {
-    const B = this.curB, T = this.T, H = this.H, I = this.I, BT = B * T, ops = this.ops;
+    const B = this.curB, T = this.curT, H = this.H, I = this.I, BT = B * T, ops = this.ops;
     if (withPooler) {
       ops.tanhBackward({ out: this.pooled, dout: this.dPooled, dx: this.dPooled, n: B * H });
       this.linearBackward(this.dPooled, this.pooledIn, 'bert.pooler.dense', this.dPoolIn, B, H, H);
@@ -535,6 +545,11 @@ export class BertModel {
   /** Rows of the current batch (set by setInputs; may be below the arena's B). */
   get batchSize(): number {
     return this.curB;
+  }
+
+  /** Padded length of the current batch (set by setInputs; may be below the arena's T). */
+  get seqLen(): number {
+    return this.curT || this.T;
   }
 
   dispose(): void {

@@ -8,8 +8,10 @@
 //
 // evaluateCheckpoint(): score a fine-tuned checkpoint on a file with the stored task config and featurisation.
 //
-// The arena's sequence length is fixed per run: every batch is padded to the longest feature of the splits
-// being processed (at most --max-seq-len), so short-sentence tasks do not pay for 128/384/512 positions.
+// The arena's sequence length is the longest feature of the splits being processed (at most
+// --max-seq-len); each training batch is padded only to its own longest feature (rounded up to 8), and the
+// model runs on that prefix of the arena, so short-sentence batches do not pay for 128/384/512 positions.
+// Prediction batches keep the arena's length (their logits are laid out with one seqLen).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BertModel } from '../model/bert.js';
@@ -415,7 +417,10 @@ export async function finetune(opts: FinetuneOptions, log: Log = stderrLog): Pro
     for (let s = 0; s < stepsPerEpoch; s++) {
       const tStep = Date.now();
       const idx = order.slice(s * opts.batchSize, (s + 1) * opts.batchSize);
-      const batch = spec.collate(idx.map((i) => trS.features[i]), T) as Batch & Record<string, unknown>;
+      const chunk = idx.map((i) => trS.features[i]);
+      // padded to this batch's longest feature (a multiple of 8, at most T): short-sentence batches do not
+      // pay for the longest feature of the whole split
+      const batch = spec.collate(chunk, Math.min(T, Math.ceil(longestFeature(spec, chunk) / 8) * 8)) as Batch & Record<string, unknown>;
       model.setInputs(batch);
       const logits = head.forward(true, step);
       const l = batchLoss(kind, logits, batch, width);

@@ -93,7 +93,7 @@ export class TaskHead {
     const m = this.model, ops = m.ops, H = m.H;
     m.encode(training, step);
     if (this.pooled) m.pool();
-    const rows = (this.rows = this.pooled ? m.batchSize : m.batchSize * m.T);
+    const rows = (this.rows = this.pooled ? m.batchSize : m.batchSize * m.seqLen);
     let x = this.pooled ? m.pooled : m.hidden;
     this.dropped = training && this.headIn !== null;
     if (this.dropped) {
@@ -121,7 +121,7 @@ export class TaskHead {
     const dx = this.pooled ? m.dPooled : m.dHidden;
     ops.matmul({ a: this.dlogits, b: m.param(this.names.weight), c: dx, M: rows, N: H, K: C });
     if (this.dropped) ops.dropoutBackward({ dout: dx, dx, p: this.dropoutP, seed: this.seed, offset: 0, n: rows * H });
-    if (this.pooled) ops.fill({ x: m.dHidden, value: 0, n: m.batchSize * m.T * H });
+    if (this.pooled) ops.fill({ x: m.dHidden, value: 0, n: m.batchSize * m.seqLen * H });
     m.backwardEncoder(this.pooled);
   }
 
