@@ -11,7 +11,7 @@
 // The arena's sequence length is the longest feature of the splits being processed (at most
 // --max-seq-len); each training batch is padded only to its own longest feature (rounded up to 8), and the
 // model runs on that prefix of the arena, so short-sentence batches do not pay for 128/384/512 positions.
-// Prediction batches keep the arena's length (their logits are laid out with one seqLen).
+// Prediction batches do the same; their per-position logits are laid out with the arena's length.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BertModel } from '../model/bert.js';
@@ -183,10 +183,17 @@ function predictOutputs(
   const all = new Float32Array(N * perFeature);
   for (let i = 0; i < N; i += batchSize) {
     const chunk = features.slice(i, i + batchSize);
-    const batch = spec.collate(chunk, T);
+    // padded to the chunk's own longest feature, as in training; per-position logits are then laid out
+    // with the common stride T (positions past a feature's length are never read by the decoders)
+    const Tb = Math.min(T, Math.ceil(longestFeature(spec, chunk) / 8) * 8);
+    const batch = spec.collate(chunk, Tb);
     head.model.setInputs(batch);
     const logits = head.forward(false, 0);
-    all.set(logits, i * perFeature);
+    if ((kind === 'span' || kind === 'token') && Tb < T) {
+      for (let f = 0; f < chunk.length; f++) all.set(logits.subarray(f * Tb * C, (f + 1) * Tb * C), (i + f) * perFeature);
+    } else {
+      all.set(logits, i * perFeature);
+    }
     bar.update(Math.min(N, i + batchSize));
   }
   bar.done();
