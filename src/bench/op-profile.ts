@@ -13,9 +13,18 @@ export interface OpProfileRow {
   calls_per_step: number;
   ms_per_step: number;
   pct_of_step: number;
+  /** matmul and attention: GFLOP/s over the op's time (matmul 2MNK; attention 4 B NH T^2 D forward, 2.5x that backward) */
+  gflops?: number;
 }
 
-interface Acc { op: string; pass: string; detail: string; calls: number; ms: number }
+interface Acc { op: string; pass: string; detail: string; calls: number; ms: number; flops: number }
+
+function flopsOf(op: string, pass: string, a: Record<string, unknown>): number {
+  const n = (k: string) => Number(a[k] ?? 0);
+  if (op === 'matmul') return 2 * n('M') * n('N') * n('K') * ((a.batch as number | undefined) ?? 1);
+  if (op === 'attention') return (pass === 'backward' ? 2.5 : 1) * 4 * n('B') * n('NH') * n('T') * n('T') * n('D');
+  return 0;
+}
 
 function detailOf(op: string, a: Record<string, unknown>): string {
   if (op === 'matmul') {
@@ -41,9 +50,10 @@ export class OpProfiler {
       if (!this.enabled) return base.run(op, pass, backend, args);
       const detail = detailOf(op, args);
       const key = `${op}|${pass}|${detail}`;
-      if (!this.acc.has(key)) this.acc.set(key, { op, pass, detail, calls: 0, ms: 0 });
+      if (!this.acc.has(key)) this.acc.set(key, { op, pass, detail, calls: 0, ms: 0, flops: 0 });
       const row = this.acc.get(key)!;
       row.calls++;
+      row.flops += flopsOf(op, pass, args);
       if (this.device === 'cuda') {
         const a = base.cudaTimerMark();
         base.run(op, pass, backend, args);
@@ -78,7 +88,10 @@ export class OpProfiler {
   rows(stepMs: number): OpProfileRow[] {
     const n = Math.max(1, this.steps);
     return [...this.acc.values()]
-      .map((r) => ({ op: r.op, pass: r.pass, detail: r.detail, calls_per_step: r.calls / n, ms_per_step: r.ms / n, pct_of_step: (100 * r.ms) / n / stepMs }))
+      .map((r) => ({
+        op: r.op, pass: r.pass, detail: r.detail, calls_per_step: r.calls / n, ms_per_step: r.ms / n, pct_of_step: (100 * r.ms) / n / stepMs,
+        ...(r.flops > 0 && r.ms > 0 ? { gflops: r.flops / r.ms / 1e6 } : {}),
+      }))
       .sort((x, y) => y.ms_per_step - x.ms_per_step);
   }
 }
@@ -89,6 +102,8 @@ export function byOp(rows: OpProfileRow[]): OpProfileRow[] {
   for (const r of rows) {
     const k = `${r.op}|${r.pass}`;
     const t = m.get(k) ?? { op: r.op, pass: r.pass, detail: '', calls_per_step: 0, ms_per_step: 0, pct_of_step: 0 };
+    // GFLOP/s of the sum: flops add up as gflops * ms
+    if (r.gflops !== undefined) t.gflops = ((t.gflops ?? 0) * t.ms_per_step + r.gflops * r.ms_per_step) / (t.ms_per_step + r.ms_per_step);
     t.calls_per_step += r.calls_per_step;
     t.ms_per_step += r.ms_per_step;
     t.pct_of_step += r.pct_of_step;

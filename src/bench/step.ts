@@ -73,7 +73,8 @@ function profileOf(p: OpProfiler, times: number[]): { ops: OpProfileRow[]; by_op
 
 function printProfile(pr: NonNullable<StepBenchResult['profile']>, top: number): void {
   const line = (r: OpProfileRow) =>
-    `  ${(r.op + ' ' + r.pass).padEnd(26)} ${r.detail.padEnd(30)} ${r.calls_per_step.toFixed(0).padStart(5)} ${r.ms_per_step.toFixed(2).padStart(9)} ms ${r.pct_of_step.toFixed(1).padStart(6)}%\n`;
+    `  ${(r.op + ' ' + r.pass).padEnd(26)} ${r.detail.padEnd(30)} ${r.calls_per_step.toFixed(0).padStart(5)} ${r.ms_per_step.toFixed(2).padStart(9)} ms ${r.pct_of_step.toFixed(1).padStart(6)}%` +
+    `${r.gflops !== undefined ? (r.gflops >= 1000 ? `${(r.gflops / 1000).toFixed(1)} TFLOP/s` : `${r.gflops.toFixed(0)} GFLOP/s`).padStart(14) : ''}\n`;
   process.stdout.write(`per op (mean per step):\n`);
   for (const r of pr.by_op) process.stdout.write(line(r));
   process.stdout.write(`  ${'not in any op'.padEnd(57)} ${pr.unattributed_ms.toFixed(2).padStart(15)} ms\n`);
