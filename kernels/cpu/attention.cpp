@@ -20,7 +20,6 @@ namespace {
 using cpu::bf16;
 constexpr int kQB = 32;  // queries per tile
 constexpr int kKB = 64;  // keys per tile
-static_assert(kQB <= kKB, "the dq pass keeps its (kQB, D) accumulator in a (kKB, D) slot");
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Dims {
@@ -191,35 +190,6 @@ LB_AVX512 void accum_tile_avx512(float* Y, const float* W, int64_t wrs, int64_t 
 LB_AVX512_END
 #endif
 
-// The tile products: AVX-512 register-blocked kernels where the CPU has them (FMA, R rows x 64 columns of
-// accumulators), else the portable loops above (an AVX2 clone; same order of adds, no FMA).
-using DotTileFn = void (*)(const float*, const float*, int, int, int, float*);
-using AccumTileFn = void (*)(float*, const float*, int64_t, int64_t, const float*, int, int, int);
-struct TileKernels {
-  DotTileFn dot;
-  AccumTileFn accum;
-};
-const TileKernels& tile_kernels() {
-  static const TileKernels k = [] {
-#if LB_X86_SIMD
-    if (cpu::has_avx512()) return TileKernels{&dot_tile_avx512, &accum_tile_avx512};
-#endif
-    return TileKernels{&dot_tile, &accum_tile_generic};
-  }();
-  return k;
-}
-
-// scaled, masked scores: masked keys get -inf
-void score_tile(const float* Q, const float* KT, int nq, int nk, int D, float scale, const int32_t* mask_row, float* S) {
-  tile_kernels().dot(Q, KT, nq, nk, D, S);
-  for (int i = 0; i < nq; i++) {
-    float* s = S + (int64_t)i * kKB;
-    for (int j = 0; j < nk; j++) s[j] *= scale;
-    if (mask_row)
-      for (int j = 0; j < nk; j++)
-        if (mask_row[j] == 0) s[j] = kNegInf;
-  }
-}
 
 // s[j] = exp(s[j] - shift) for j < n (masked -inf -> 0); returns their sum (8 lanes, fixed order)
 LB_SIMD_CLONES float exp_shift_sum(float* __restrict s, int n, float shift) {
@@ -267,19 +237,40 @@ LB_AVX512 void apply_dropout_avx512(float* f, int n, uint64_t seed, uint64_t ctr
 }
 LB_AVX512_END
 #endif
-// s[j] = exp(s[j] - shift), returns the sum (AVX-512 where the CPU has it). Not inlined: inlined into
-// forward_impl it made the forward 35% slower (its row loop compiled worse).
-__attribute__((noinline)) float exp_tile(float* s, int n, float shift) {
+// The tile kernels: AVX-512 where the CPU has it (register-blocked products with FMA, R rows x 64 columns of
+// accumulators; 16-lane exp and Philox), else the portable loops above (an AVX2 clone; same order of adds,
+// no FMA). Called through these pointers, so never inlined: inlined into forward_impl, the exp made its
+// row loop compile 35% slower.
+using DotTileFn = void (*)(const float*, const float*, int, int, int, float*);
+using AccumTileFn = void (*)(float*, const float*, int64_t, int64_t, const float*, int, int, int);
+using ExpTileFn = float (*)(float*, int, float);                                   // s[j] = exp(s[j] - shift), returns the sum
+using DropoutTileFn = void (*)(float*, int, uint64_t, uint64_t, float, float);      // f[j] *= keep(ctr0 + j) / (1 - p) or 0
+struct TileKernels {
+  DotTileFn dot;
+  AccumTileFn accum;
+  ExpTileFn exp;
+  DropoutTileFn dropout;
+};
+const TileKernels& tile_kernels() {
+  static const TileKernels k = [] {
 #if LB_X86_SIMD
-  if (cpu::has_avx512()) return exp_shift_sum_avx512(s, n, shift);
+    if (cpu::has_avx512()) return TileKernels{&dot_tile_avx512, &accum_tile_avx512, &exp_shift_sum_avx512, &apply_dropout_avx512};
 #endif
-  return exp_shift_sum(s, n, shift);
+    return TileKernels{&dot_tile, &accum_tile_generic, &exp_shift_sum, &apply_dropout};
+  }();
+  return k;
 }
-void dropout_tile(float* f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
-#if LB_X86_SIMD
-  if (cpu::has_avx512()) return apply_dropout_avx512(f, n, seed, ctr0, prob, inv_keep);
-#endif
-  apply_dropout(f, n, seed, ctr0, prob, inv_keep);
+
+// scaled, masked scores: masked keys get -inf
+void score_tile(const float* Q, const float* KT, int nq, int nk, int D, float scale, const int32_t* mask_row, float* S) {
+  tile_kernels().dot(Q, KT, nq, nk, D, S);
+  for (int i = 0; i < nq; i++) {
+    float* s = S + (int64_t)i * kKB;
+    for (int j = 0; j < nk; j++) s[j] *= scale;
+    if (mask_row)
+      for (int j = 0; j < nk; j++)
+        if (mask_row[j] == 0) s[j] = kNegInf;
+  }
 }
 
 inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
@@ -327,6 +318,7 @@ void forward_impl(const AttentionParams& p) {
   T* out = static_cast<T*>(p.out);
   const bool dropout = p.dropout_p > 0.0f;
   const float inv_keep = 1.0f / (1.0f - p.dropout_p);
+  const TileKernels& tk = tile_kernels();
   parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf, head_buf;
     HeadTiles<T, 2> heads{{k, v}, {'t', 'r'}};  // this head's K^T and V tiles
@@ -363,16 +355,16 @@ void forward_impl(const AttentionParams& p) {
             continue;
           }
           const float corr = cpu::fast_exp(m[i] - mx);  // exp(-inf) = 0 on the first live block
-          const float sum = exp_tile(s, nk, mx);          // s becomes exp(s - mx); masked -> 0
+          const float sum = tk.exp(s, nk, mx);  // s becomes exp(s - mx); masked -> 0
           l[i] = l[i] * corr + sum;
           m[i] = mx;
           float* a = acc + (int64_t)i * D;
           if (corr != 1.0f)
             for (int c = 0; c < D; c++) a[c] *= corr;
           if (dropout)  // s becomes the dropped, rescaled weights (l above keeps the undropped sum)
-            dropout_tile(s, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
+            tk.dropout(s, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
         }
-        tile_kernels().accum(acc, S, kKB, 1, vt, nq, nk, D);  // acc_i += sum_j s_ij v_j
+        tk.accum(acc, S, kKB, 1, vt, nq, nk, D);  // acc_i += sum_j s_ij v_j
       }
       for (int i = 0; i < nq; i++) {
         T* o = out + dm.row(b, i0 + i, h);
@@ -409,10 +401,10 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
       for (int j = 0; j < nk; j++) { s[j] = 0.0f; dp[j] = 0.0f; }
       continue;
     }
-    exp_tile(s, nk, L);       // s = P = exp(s - lse); masked -> 0
+    tile_kernels().exp(s, nk, L);  // s = P = exp(s - lse); masked -> 0
     float keep[kKB];          // 1/(1-p) or 0 per key (1 without dropout)
     for (int j = 0; j < nk; j++) keep[j] = 1.0f;
-    if (dropout) dropout_tile(keep, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
+    if (dropout) tile_kernels().dropout(keep, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
     for (int j = 0; j < nk; j++) {
       const float P = s[j];
       s[j] = P * keep[j];
@@ -447,17 +439,16 @@ void backward_impl(const AttentionParams& p) {
     }
   });
 
-  const size_t tile_floats = (size_t)kQB * D * 2 + (size_t)kKB * D * 5 + 2 * (size_t)kQB * kKB;
   // dk, dv: one work item per (b, h, key block)
   const int nkb = (T_ + kKB - 1) / kKB;
   parallel_for((int64_t)p.B * p.NH * nkb, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf, head_buf;
     HeadTiles<T, 2> heads{{q, dout}, {'r', 'r'}};  // this head's q and dout rows (consecutive tiles)
-    float* kT = cpu::grow(buf, tile_floats);  // (D, kKB)
+    float* kT = cpu::grow(buf, (size_t)kKB * D * 4 + 2 * (size_t)kQB * kKB);  // (D, kKB)
     float* vT = kT + kKB * D;         // (D, kKB)
     float* dk_acc = vT + kKB * D;     // (kKB, D)
     float* dv_acc = dk_acc + kKB * D; // (kKB, D)
-    float* S = dv_acc + kKB * D + kKB * D;  // (kQB, kKB)
+    float* S = dv_acc + kKB * D;      // (kQB, kKB)
     float* dP = S + kQB * kKB;        // (kQB, kKB)
     for (int64_t item = begin; item < end; item++) {
       const int kb = (int)(item % nkb);
@@ -493,10 +484,10 @@ void backward_impl(const AttentionParams& p) {
   parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf, head_buf;
     HeadTiles<T, 3> heads{{k, v, k}, {'t', 't', 'r'}};  // this head's K^T, V^T and K tiles
-    float* qt = cpu::grow(buf, tile_floats);
+    float* qt = cpu::grow(buf, (size_t)kQB * D * 3 + 2 * (size_t)kQB * kKB);
     float* dot = qt + kQB * D;       // (kQB, D)
-    float* dq_acc = dot + kQB * D;   // (kQB, D), in a (kKB, D) slot: kQB <= kKB
-    float* S = dq_acc + kKB * D;     // (kQB, kKB)
+    float* dq_acc = dot + kQB * D;   // (kQB, D)
+    float* S = dq_acc + kQB * D;     // (kQB, kKB)
     float* dP = S + kQB * kKB;       // (kQB, kKB)
     for (int64_t item = begin; item < end; item++) {
       const int qb = (int)(item % nqb);
