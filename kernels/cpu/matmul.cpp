@@ -380,7 +380,6 @@ void convert_rows(const S* src, int64_t lds, int64_t rows, int64_t cols, D* dst,
 // (vdpbf16ps); otherwise A and B are widened to f32 first. A bf16 C is accumulated in an f32 buffer
 // over all of K and rounded once at the end, as ref does.
 void sgemm_bf16(const MatmulParams& p) {
-  const bool dp = has_avx512_bf16();
   const int nthreads = cpu_num_threads();
   const bool threaded = nthreads > 1 && 2.0 * p.M * p.N * p.K >= 2.0 * 64 * 64 * 64;
   const bool c16 = p.c_dtype == DType::BF16;
@@ -407,7 +406,7 @@ void sgemm_bf16(const MatmulParams& p) {
     }
     q.c_dtype = DType::F32;
 #if LB_GEMM_X86
-    if (dp) {
+    if (has_avx512_bf16()) {
       gemm_one<true>(q, 0, threaded, kAvx512Bf16);
     } else
 #endif
@@ -426,7 +425,6 @@ void sgemm_bf16(const MatmulParams& p) {
       q.ab_dtype = DType::F32;
       gemm_one<false>(q, 0, threaded, *g_kernel);
     }
-    (void)dp;
     if (c16) {
       uint16_t* c = (uint16_t*)p.c + (int64_t)b * p.stride_c;
       convert_rows(cbuf.data(), (int64_t)p.N, p.M, p.N, c, p.ldc);

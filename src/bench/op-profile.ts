@@ -64,11 +64,14 @@ export class OpProfiler {
         row.ms += performance.now() - t0;
       }
     };
+    const bound = new Map<PropertyKey, unknown>(); // one bound function per addon method, not one per call
     this.native = new Proxy(base, {
       get: (target, prop, receiver) => {
         if (prop === 'run') return run;
         const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+        if (typeof v !== 'function') return v;
+        if (!bound.has(prop)) bound.set(prop, (v as (...x: unknown[]) => unknown).bind(target));
+        return bound.get(prop);
       },
     });
   }
