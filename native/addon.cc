@@ -23,6 +23,9 @@ Napi::Value Sm90OperandAddrs(const Napi::CallbackInfo& info);
 Napi::Value Sm90Tiles(const Napi::CallbackInfo& info);
 Napi::Value Sm90Reject(const Napi::CallbackInfo& info);
 Napi::Value CudaMatmulPath(const Napi::CallbackInfo& info);
+Napi::Value WordpieceCreate(const Napi::CallbackInfo& info);  // wordpiece.cc
+Napi::Value WordpieceDefine(const Napi::CallbackInfo& info);
+Napi::Value WordpieceEncodeBatch(const Napi::CallbackInfo& info);
 namespace {
 
 constexpr int64_t kMaxElems = int64_t(1) << 40;
@@ -322,6 +325,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   host.Set("sm90Reject", Napi::Function::New(env, guarded<Sm90Reject>, "sm90Reject"));
   exports.Set("hostMath", host);
   exports.Set("cudaMatmulPath", Napi::Function::New(env, guarded<CudaMatmulPath>, "cudaMatmulPath"));
+  exports.Set("wordpieceCreate", Napi::Function::New(env, guarded<WordpieceCreate>, "wordpieceCreate"));
+  exports.Set("wordpieceDefine", Napi::Function::New(env, guarded<WordpieceDefine>, "wordpieceDefine"));
+  exports.Set("wordpieceEncodeBatch", Napi::Function::New(env, guarded<WordpieceEncodeBatch>, "wordpieceEncodeBatch"));
   return exports;
 }
 

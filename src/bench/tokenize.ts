@@ -1,5 +1,6 @@
 // `linkbert bench tokenize`: MB/s of our WordPiece vs Hugging Face `tokenizers` encodeBatch on the same
-// lines (the binding uses all cores through rayon; ours runs on one thread), with an id-for-id check.
+// lines (the binding uses all cores through rayon; our encode() runs on one thread, our encodeBatch() in
+// the addon on every core), with an id-for-id check.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -154,6 +155,24 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
   const cacheCold = await timed(() => {
     for (const l of lines) tok2.encode(l);
   });
+  // ours, native (native/wordpiece.cc through encodeBatch, on every core): a fresh tokenizer (cold: the
+  // addon learns each non-ASCII code point and fills its word caches), then the same one again (warm)
+  const threads = os.availableParallelism?.() ?? os.cpus().length;
+  const natTok = make();
+  const native = natTok.nativeBatch;
+  const batched = (t: WordPieceTokenizer): Int32Array[] => {
+    const out: Int32Array[] = [];
+    for (let i = 0; i < lines.length; i += batch) {
+      const b = t.encodeBatch(lines.slice(i, i + batch), { threads });
+      for (let k = 0; k + 1 < b.start.length; k++) out.push(b.ids.subarray(b.start[k], b.start[k + 1]));
+    }
+    return out;
+  };
+  let nativeIds: Int32Array[] = [];
+  const nativeCold = await timed(() => {
+    nativeIds = batched(natTok);
+  });
+  let nativeWarm = { wall: Infinity, cpu: Infinity };
   let warm = { wall: Infinity, cpu: Infinity };
   let off = { wall: Infinity, cpu: Infinity };
   let hf = { wall: Infinity, cpu: Infinity };
@@ -168,6 +187,7 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
     off = best(off, await timed(() => {
       for (const l of lines) tok.encodeWithOffsets(l);
     }));
+    nativeWarm = best(nativeWarm, await timed(() => void batched(natTok)));
     // HF: encodeBatch in chunks (all cores); pulling the ids out (getIds) is timed separately
     let encWall = 0, encCpu = 0;
     const ids: number[][] = [];
@@ -190,6 +210,7 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
   tok = make();
   let mismatches = 0;
   let firstMismatch: number | null = null;
+  let nativeMismatches = 0;
   for (let i = 0; i < lines.length; i++) {
     const a = tok.encode(lines[i]);
     const b = hfIds[i];
@@ -199,6 +220,10 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
       mismatches++;
       if (firstMismatch === null) firstMismatch = i;
     }
+    const c = nativeIds[i];
+    let nsame = c.length === b.length;
+    for (let k = 0; nsame && k < c.length; k++) nsame = c[k] === b[k];
+    if (!nsame) nativeMismatches++;
   }
   // The target compares tokenising *plus instance building* with encodeBatch: `prepare` on the same
   // lines (documents of 20 lines, plain text, default workers), in a child process so that
@@ -256,6 +281,19 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
       cache_cold_mb_per_cpu_s: +(mb / cacheCold.cpu).toFixed(2),
       warm_mb_per_cpu_s: +(mb / warm.cpu).toFixed(2),
     },
+    // encodeBatch in the addon (TypeScript when the addon lacks it: then `native` is false)
+    ours_native_batch: {
+      native,
+      threads,
+      cold_mb_s: +(mb / nativeCold.wall).toFixed(2),
+      warm_mb_s: +(mb / nativeWarm.wall).toFixed(2),
+      cold_mb_per_cpu_s: +(mb / nativeCold.cpu).toFixed(2),
+      warm_mb_per_cpu_s: +(mb / nativeWarm.cpu).toFixed(2),
+      ratio_cold: +(hf.wall / nativeCold.wall).toFixed(2),
+      ratio_warm: +(hf.wall / nativeWarm.wall).toFixed(2),
+      ids_identical: nativeMismatches === 0,
+      mismatched_lines: nativeMismatches,
+    },
     hf_tokenizers_encode_batch: {
       batch,
       mb_s: +(mb / hf.wall).toFixed(2),
@@ -304,6 +342,8 @@ export function register(bench: Command): void {
       console.log(`text: ${t.lines} lines, ${t.mb} MB; vocab: ${r.vocab}`);
       console.log(`ours (1 thread):    cold ${o.cold_mb_s} MB/s, cache-cold ${o.cache_cold_mb_s} MB/s, warm ${o.warm_mb_s} MB/s, with offsets ${o.with_offsets_mb_s} MB/s`);
       console.log(`                    per CPU-second: cold ${o.cold_mb_per_cpu_s}, cache-cold ${o.cache_cold_mb_per_cpu_s}, warm ${o.warm_mb_per_cpu_s} MB`);
+      const nb = r.ours_native_batch as Record<string, number | boolean>;
+      console.log(`ours, encodeBatch (${nb.native ? 'native' : 'TypeScript'}, ${nb.threads} threads): cold ${nb.cold_mb_s} MB/s (${nb.ratio_cold}x), warm ${nb.warm_mb_s} MB/s (${nb.ratio_warm}x); ids identical: ${nb.ids_identical}`);
       console.log(`tokenizers (${r.cores} cores): encodeBatch ${h.mb_s} MB/s (${h.with_get_ids_mb_s} MB/s with getIds); per CPU-second ${h.mb_per_cpu_s} MB`);
       console.log(`ratio (wall): ${r.ratio_cold}x cold, ${r.ratio_cache_cold}x cache-cold, ${r.ratio_warm}x warm; (CPU time): ${r.ratio_cold_cpu}x, ${r.ratio_cache_cold_cpu}x, ${r.ratio_warm_cpu}x; load ${(r.load_average as number[]).join(' ')}`);
       const pl = r.pipeline as Record<string, number>;

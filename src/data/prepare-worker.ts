@@ -7,7 +7,7 @@
 // Results depend only on the inputs of each job, so any split of work over workers gives the same output.
 import { parentPort, workerData } from 'node:worker_threads';
 import { InputError } from './document.js';
-import { segmentJob, loadTokenizer, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
+import { segmentJobs, loadTokenizer, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
 import { InstanceBuilder, docsFromShared, tokenReader, type SharedDocs, type InstanceOptions } from './instances.js';
 import { Masker, type MaskSpec } from './masking.js';
 import { encodeRecord } from './shards/format.js';
@@ -67,7 +67,8 @@ function tokenizeMode(init: TokenizeInit): (job: TokenizeJob) => void {
   const run = async (job: TokenizeJob): Promise<void> => {
     try {
       const results: TokenizeResult['results'] = [];
-      for (const d of job.docs) results.push({ i: d.i, ...(await segmentJob(tok, d, init.target)) });
+      const segs = await segmentJobs(tok, job.docs, init.target);
+      job.docs.forEach((d, k) => results.push({ i: d.i, ...segs[k] }));
       const transfer = results.flatMap((r) => [r.tokens.buffer, r.bounds.buffer]) as ArrayBuffer[];
       port.postMessage({ id: job.id, results } satisfies TokenizeResult, transfer);
     } catch (e) {

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { SkipCounter, type Document } from './document.js';
 import { detectFormat, inputSize, readDocuments, type Format } from './readers/index.js';
 import { DocGraph } from './graph.js';
-import { loadTokenizer, segmentJob, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
+import { loadTokenizer, segmentJobs, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
 import { TokenFileWriter, GrowableI32, GrowableF64, loadTokenFile, type TokenFileReader } from './token-store.js';
 import type { WordPieceTokenizer } from './tokenizer/index.js';
 import type { TokenizeInit, TokenizeJob, TokenizeResult, BuildInit, BuildJob, BuildResult } from './prepare-worker.js';
@@ -704,10 +704,6 @@ class TokenizePool extends WorkerPool<TokenizeResult, null> {
 
   async submit(i: number, job: TextJob): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.workers.length === 0) {
-      this.onResult(i, await segmentJob(this.tok, job, this.init.target));
-      return;
-    }
     this.batch.push({ i, ...job });
     this.batchChars += (job.deferred && 'bytes' in job.deferred ? job.deferred.bytes.length : job.text.length) + 64;
     if (this.batchChars >= TokenizePool.BATCH_CHARS) await this.flush();
@@ -722,6 +718,12 @@ class TokenizePool extends WorkerPool<TokenizeResult, null> {
     const docs = this.batch;
     this.batch = [];
     this.batchChars = 0;
+    if (this.workers.length === 0) {
+      // inline: one tokenizer call per batch, on every core when the tokenizer runs natively
+      const segs = await segmentJobs(this.tok, docs, this.init.target, os.availableParallelism?.() ?? os.cpus().length);
+      docs.forEach((d, k) => this.onResult(d.i, segs[k]));
+      return;
+    }
     await this.post(null, (id): TokenizeJob => ({ id, docs }));
   }
 

@@ -55,45 +55,58 @@ export function splitSentences(text: string): string[] {
  * boundaries: segment k is tokens[bounds[k], bounds[k+1]).
  */
 export function packSegments(sentences: Int32Array[], target: number, wordStart?: (id: number) => boolean): { tokens: Int32Array; bounds: Int32Array } {
+  const start = new Int32Array(sentences.length + 1);
+  sentences.forEach((x, k) => (start[k + 1] = start[k] + x.length));
+  const ids = new Int32Array(start[sentences.length]);
+  sentences.forEach((x, k) => ids.set(x, start[k]));
+  return packSegmentRange(ids, start, 0, sentences.length, target, wordStart);
+}
+
+/** packSegments over sentences `from` to `to` of a batch: sentence k is ids[start[k], start[k + 1]). */
+export function packSegmentRange(
+  ids: Int32Array,
+  start: Int32Array,
+  from: number,
+  to: number,
+  target: number,
+  wordStart?: (id: number) => boolean,
+): { tokens: Int32Array; bounds: Int32Array } {
   if (!(target >= 1)) throw new RangeError(`segment target must be >= 1, got ${target}`);
-  let total = 0;
-  for (const s of sentences) total += s.length;
-  const tokens = new Int32Array(total);
+  const base = start[from];
+  // the sentences are already back to back: segments only cut them, so the tokens are one copy
+  const tokens = ids.slice(base, start[to]);
   const bounds: number[] = [0];
-  let pos = 0;
   let cur = 0; // tokens in the open segment
-  for (const s of sentences) {
-    if (s.length === 0) continue;
-    if (cur > 0 && cur + s.length > target) {
+  for (let k = from; k < to; k++) {
+    const pos = start[k] - base;
+    const len = start[k + 1] - start[k];
+    if (len === 0) continue;
+    if (cur > 0 && cur + len > target) {
       bounds.push(pos);
       cur = 0;
     }
-    if (s.length <= target) {
-      tokens.set(s, pos);
-      pos += s.length;
-      cur += s.length;
+    if (len <= target) {
+      cur += len;
       continue;
     }
     // over-long sentence: pieces of at most `target`, cut before a word start when one lies in the
     // second half of the piece (so words are not split across segments); the remainder stays open
     let off = 0;
-    while (off < s.length) {
-      let end = Math.min(s.length, off + target);
-      if (end < s.length && wordStart) {
-        let k = end;
-        while (k > off + (target >> 1) && !wordStart(s[k])) k--;
-        if (k > off + (target >> 1)) end = k;
+    while (off < len) {
+      let end = Math.min(len, off + target);
+      if (end < len && wordStart) {
+        let j = end;
+        while (j > off + (target >> 1) && !wordStart(tokens[pos + j])) j--;
+        if (j > off + (target >> 1)) end = j;
       }
-      tokens.set(s.subarray(off, end), pos);
-      pos += end - off;
-      if (end < s.length) {
-        bounds.push(pos);
+      if (end < len) {
+        bounds.push(pos + end);
         cur = 0;
       } else cur = end - off;
       off = end;
     }
   }
-  if (cur > 0) bounds.push(pos);
+  if (cur > 0) bounds.push(start[to] - base);
   return { tokens, bounds: Int32Array.from(bounds) };
 }
 
@@ -117,13 +130,35 @@ export function truncatePair(lenA: number, lenB: number, maxTokens: number, coin
 export interface Encoder {
   encode(text: string): Int32Array;
   isWordStart(id: number): boolean;
+  /** many texts at once, back to back (text t is ids[start[t], start[t + 1])); used when present */
+  encodeBatch?(texts: string[], opts?: { threads?: number }): { ids: Int32Array; start: Int32Array };
 }
 
 /** Split a document into sentences, tokenise each and pack them into segments of at most `target` tokens. */
 export function segmentText(enc: Encoder, text: string, target: number): { tokens: Int32Array; bounds: Int32Array; sentences: number } {
-  const sents = splitSentences(text);
-  const ids = sents.map((s) => enc.encode(s));
-  return { ...packSegments(ids, target, (id) => enc.isWordStart(id)), sentences: sents.length };
+  return segmentTexts(enc, [text], target)[0];
+}
+
+/** segmentText for many documents, with one tokenizer call for all their sentences (on `threads`
+ * threads where the tokenizer runs natively). */
+export function segmentTexts(enc: Encoder, texts: string[], target: number, threads = 1): { tokens: Int32Array; bounds: Int32Array; sentences: number }[] {
+  const sents: string[] = [];
+  const first = new Int32Array(texts.length + 1); // document d has sentences first[d] .. first[d + 1]
+  texts.forEach((t, d) => {
+    for (const x of splitSentences(t)) sents.push(x);
+    first[d + 1] = sents.length;
+  });
+  let ids: Int32Array, start: Int32Array;
+  if (enc.encodeBatch) ({ ids, start } = enc.encodeBatch(sents, { threads }));
+  else {
+    const parts = sents.map((x) => enc.encode(x));
+    start = new Int32Array(parts.length + 1);
+    parts.forEach((p, k) => (start[k + 1] = start[k] + p.length));
+    ids = new Int32Array(start[parts.length]);
+    parts.forEach((p, k) => ids.set(p, start[k]));
+  }
+  const wordStart = (id: number) => enc.isWordStart(id);
+  return texts.map((_, d) => ({ ...packSegmentRange(ids, start, first[d], first[d + 1], target, wordStart), sentences: first[d + 1] - first[d] }));
 }
 
 /** A document for the tokenizer: plain text, or work its reader deferred (Document.deferred). */
@@ -155,13 +190,36 @@ let deferredReaders: Promise<typeof import('./readers/deferred.js')> | undefined
 
 /** segmentText for a TextJob: runs the deferred conversion first, where there is one. */
 export async function segmentJob(enc: Encoder, job: TextJob, target: number): Promise<SegmentedText> {
-  if (!job.deferred) return segmentText(enc, job.text, target);
-  const { convertDeferred } = await (deferredReaders ??= import('./readers/deferred.js'));
-  const c = await convertDeferred({ id: job.id ?? '', title: job.title, text: job.text, aliases: job.aliases }, job.deferred);
-  const extra = { deferred: true as const, skips: c.skips, redirects: c.redirects };
-  if (!c.doc) return { tokens: new Int32Array(0), bounds: new Int32Array(1), sentences: 0, ...extra };
-  const { text, ...doc } = c.doc;
-  return { ...segmentText(enc, text, target), doc, ...extra };
+  return (await segmentJobs(enc, [job], target))[0];
+}
+
+/** segmentJob for many jobs: deferred conversions first, then one tokenizer call for all the text. */
+export async function segmentJobs(enc: Encoder, jobs: TextJob[], target: number, threads = 1): Promise<SegmentedText[]> {
+  const out: SegmentedText[] = new Array(jobs.length);
+  const texts: string[] = [];
+  const at: number[] = []; // job of each text
+  for (let k = 0; k < jobs.length; k++) {
+    const job = jobs[k];
+    if (!job.deferred) {
+      texts.push(job.text);
+      at.push(k);
+      continue;
+    }
+    const { convertDeferred } = await (deferredReaders ??= import('./readers/deferred.js'));
+    const c = await convertDeferred({ id: job.id ?? '', title: job.title, text: job.text, aliases: job.aliases }, job.deferred);
+    const extra = { deferred: true as const, skips: c.skips, redirects: c.redirects };
+    if (!c.doc) {
+      out[k] = { tokens: new Int32Array(0), bounds: new Int32Array(1), sentences: 0, ...extra };
+      continue;
+    }
+    const { text, ...doc } = c.doc;
+    out[k] = { tokens: new Int32Array(0), bounds: new Int32Array(1), sentences: 0, doc, ...extra };
+    texts.push(text);
+    at.push(k);
+  }
+  const segs = segmentTexts(enc, texts, target, threads);
+  segs.forEach((sg, i) => (out[at[i]] = out[at[i]] ? { ...out[at[i]], ...sg } : sg));
+  return out;
 }
 
 /** How to load the WordPiece tokenizer: a vocab.txt file or a saved tokenizer directory, plus overrides. */

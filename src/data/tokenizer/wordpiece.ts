@@ -18,6 +18,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { charClass, normalizeChar, BMP_CLASS, C_CJK, C_DROP, C_PUNCT, C_SPACE } from './unicode.js';
 import { type TokenizerConfig, resolveConfig, configFromHfJson, configToHfJson } from './config.js';
+import { loadNative, type NativeAddon } from '../../native.js';
 
 // ASCII kinds
 const A_WORD = 0, A_SPACE = 1, A_PUNCT = 2, A_DROP = 3;
@@ -209,6 +210,36 @@ function hashString(s: string): number {
   return h;
 }
 
+/** The native WordPiece entry points (native/wordpiece.cc). */
+interface NativeWordPiece {
+  wordpieceCreate(vocab: readonly string[], cfg: { lower: boolean; unkId: number; maxChars: number; asciiKind: Uint8Array; specials: string[]; specialIds: number[] }): object;
+  wordpieceDefine(h: object, cps: Int32Array, kinds: Uint8Array, normOff: Int32Array, norm: Uint16Array, normCls: Uint8Array): void;
+  wordpieceEncodeBatch(h: object, texts: string[], threads: number): { ids: Int32Array<ArrayBuffer>; lens: Int32Array<ArrayBuffer>; missing: Int32Array };
+}
+
+let nativeAddon: NativeWordPiece | null | undefined;
+/** The addon's WordPiece, or null: not built, or LINKBERT_NATIVE_TOKENIZER=0. */
+function nativeWordPiece(): NativeWordPiece | null {
+  if (nativeAddon === undefined) {
+    nativeAddon = null;
+    if (process.env.LINKBERT_NATIVE_TOKENIZER !== '0') {
+      try {
+        const a = loadNative() as NativeAddon & Partial<NativeWordPiece>;
+        if (typeof a.wordpieceEncodeBatch === 'function') nativeAddon = a as NativeWordPiece;
+      } catch {
+        // no addon: the TypeScript tokenizer does the work (same ids)
+      }
+    }
+  }
+  return nativeAddon;
+}
+
+/** Token ids of a batch of texts, back to back: text t is ids[start[t], start[t + 1]). */
+export interface EncodedBatch {
+  ids: Int32Array<ArrayBuffer>;
+  start: Int32Array<ArrayBuffer>;
+}
+
 export class WordPieceTokenizer {
   readonly config: TokenizerConfig;
   readonly vocab: readonly string[];
@@ -243,6 +274,8 @@ export class WordPieceTokenizer {
   private readonly rawCache = new WordCache(); // raw non-ASCII "simple" word -> pieces
   private readonly simple = new Uint8Array(0x10000); // S_* class of each BMP unit, 0 = not yet known
   private readonly simpleNorm = new Uint16Array(0x10000); // S_WORD: its normalized code unit
+
+  private nativeHandle: object | null | undefined; // undefined: not created yet
 
   // output buffers, reused across calls
   private outIds = new Int32Array(1024);
@@ -425,6 +458,90 @@ export class WordPieceTokenizer {
     const out = { ids: this.outIds.slice(0, this.n), offsets: this.outOff.slice(0, 2 * this.n), wordIds: this.outWid.slice(0, this.n) };
     this.shrink();
     return out;
+  }
+
+  /** Whether encodeBatch runs in the addon (native/wordpiece.cc) rather than in TypeScript. */
+  get nativeBatch(): boolean {
+    return this.native() !== null;
+  }
+
+  /**
+   * Ids of many texts at once, back to back (the same ids as encode() on each). Runs in the addon on up to
+   * `threads` threads when it is built (LINKBERT_NATIVE_TOKENIZER=0 turns that off), else in TypeScript.
+   */
+  encodeBatch(texts: string[], opts?: { threads?: number }): EncodedBatch {
+    const threads = Math.max(1, Math.min(256, Math.floor(opts?.threads ?? 1)));
+    const nat = this.native();
+    if (!nat) {
+      const parts = texts.map((s) => this.encode(s));
+      return concatParts(parts);
+    }
+    const r = nat.addon.wordpieceEncodeBatch(nat.h, texts, threads);
+    if (r.missing.length === 0) return { ids: r.ids, start: lensToStarts(r.lens) };
+    // code points the addon has not been told about: define them, encode those texts again
+    this.defineNative(nat, r.missing);
+    const again: number[] = [];
+    for (let t = 0; t < texts.length; t++) if (r.lens[t] < 0) again.push(t);
+    const r2 = this.encodeBatch(again.map((t) => texts[t]), opts);
+    const lens = r.lens;
+    again.forEach((t, k) => (lens[t] = r2.start[k + 1] - r2.start[k]));
+    const start = lensToStarts(lens);
+    const ids = new Int32Array(start[texts.length]);
+    let from = 0, k = 0;
+    for (let t = 0; t < texts.length; t++) {
+      const n = lens[t];
+      if (k < again.length && again[k] === t) {
+        ids.set(r2.ids.subarray(r2.start[k], r2.start[k + 1]), start[t]);
+        k++;
+      } else {
+        ids.set(r.ids.subarray(from, from + n), start[t]);
+        from += n;
+      }
+    }
+    return { ids, start };
+  }
+
+  private native(): { addon: NativeWordPiece; h: object } | null {
+    if (this.nativeHandle === null) return null;
+    const addon = nativeWordPiece();
+    if (!addon) {
+      this.nativeHandle = null;
+      return null;
+    }
+    this.nativeHandle ??= addon.wordpieceCreate(this.vocab, {
+      lower: this.lower,
+      unkId: this.unkId,
+      maxChars: this.config.maxInputCharsPerWord,
+      asciiKind: ASCII_KIND,
+      specials: this.specials.map((s) => s.text),
+      specialIds: this.specials.map((s) => s.id),
+    });
+    return { addon, h: this.nativeHandle };
+  }
+
+  /** Tells the addon what entry() says of each code point in `cps` (kind, normalized text, classes). */
+  private defineNative(nat: { addon: NativeWordPiece; h: object }, cps: Int32Array): void {
+    const kinds = new Uint8Array(cps.length);
+    const normOff = new Int32Array(cps.length + 1);
+    const units: number[] = [];
+    const cls: number[] = [];
+    cps.forEach((cp, k) => {
+      const e = this.entry(cp, String.fromCodePoint(cp));
+      kinds[k] = e.kind;
+      for (let q = 0; q < e.norm.length; ) {
+        const ncp = e.norm.codePointAt(q)!;
+        const c = charClass(ncp);
+        cls.push(e.kind !== K_MIXED ? 0 : c & C_SPACE ? 1 : c & C_PUNCT ? 2 : 0);
+        units.push(e.norm.charCodeAt(q));
+        if (ncp > 0xffff) {
+          cls.push(3); // low surrogate: goes with the unit before
+          units.push(e.norm.charCodeAt(q + 1));
+        }
+        q += ncp > 0xffff ? 2 : 1;
+      }
+      normOff[k + 1] = units.length;
+    });
+    nat.addon.wordpieceDefine(nat.h, cps, kinds, normOff, Uint16Array.from(units), Uint8Array.from(cls));
   }
 
   /** Don't keep a huge output buffer alive after one huge input. */
@@ -867,6 +984,20 @@ export class WordPieceTokenizer {
     }
     return out.subarray(0, no); // copied into the cache pool by the caller
   }
+}
+
+function lensToStarts(lens: Int32Array): Int32Array<ArrayBuffer> {
+  const start = new Int32Array(lens.length + 1);
+  for (let t = 0; t < lens.length; t++) start[t + 1] = start[t] + lens[t];
+  return start;
+}
+
+function concatParts(parts: Int32Array[]): EncodedBatch {
+  const start = new Int32Array(parts.length + 1);
+  parts.forEach((p, t) => (start[t + 1] = start[t] + p.length));
+  const ids = new Int32Array(start[parts.length]);
+  parts.forEach((p, t) => ids.set(p, start[t]));
+  return { ids, start };
 }
 
 function codePointLength(s: string): number {

@@ -1,0 +1,527 @@
+// wordpiece.cc: the BERT WordPiece tokenizer of src/data/tokenizer/wordpiece.ts, in C++, for batches of
+// texts on several threads (`linkbert prepare` tokenises whole corpora through it).
+//
+// It gives the same ids as the TypeScript tokenizer by construction: the TypeScript side owns every
+// Unicode decision. Per code point it hands over what its `entry()` computes (a kind and the normalized
+// text, with each normalized code point's class); this file only scans, splits and runs WordPiece.
+// Code points it has not been told about are reported back (`missing`), the texts that met them are
+// marked, and the caller defines them (wordpieceDefine) and encodes those texts again. ASCII is given
+// once, at creation. No Unicode tables live here, so the two tokenizers cannot drift apart.
+//
+// Entry points (validated; bad input throws TypeError/RangeError):
+//   wordpieceCreate(vocab: string[], cfg) -> handle
+//   wordpieceDefine(handle, cps: Int32Array, kinds: Uint8Array, normOff: Int32Array, norm: Uint16Array,
+//                   normCls: Uint8Array)
+//   wordpieceEncodeBatch(handle, texts: string[], threads) -> { ids: Int32Array, lens: Int32Array,
+//                   missing: Int32Array }   (lens[t] = -1: text t met a missing code point; no ids)
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace lb {
+namespace {
+
+constexpr uint32_t kFnvBasis = 2166136261u, kFnvPrime = 16777619u;
+
+// per code point kinds: the K_* of wordpiece.ts, plus "not defined yet"
+enum : uint8_t { K_DROP = 0, K_SPACE = 1, K_CJK = 2, K_WORD = 3, K_MIXED = 4, K_MISSING = 255 };
+// ASCII kinds: the A_* of wordpiece.ts
+enum : uint8_t { A_WORD = 0, A_SPACE = 1, A_PUNCT = 2, A_DROP = 3 };
+// class of one normalized code unit of a K_MIXED entry
+enum : uint8_t { N_WORD = 0, N_SPACE = 1, N_PUNCT = 2, N_LOW = 3 /* low surrogate: goes with the unit before */ };
+
+inline uint32_t fnv(const char16_t* s, size_t n) {
+  uint32_t h = kFnvBasis;
+  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * kFnvPrime;
+  return h;
+}
+
+// UTF-16 string -> int32 value, open addressing; keys live in one pool.
+class StrTable {
+ public:
+  void reserve(size_t n) {
+    size_t cap = 1024;
+    while (cap < 4 * n) cap *= 2;
+    rehash(cap);
+  }
+  // value of s[0, n) with hash h, or -1
+  int32_t find(const char16_t* s, uint32_t n, uint32_t h) const {
+    for (uint32_t slot = h & mask_;; slot = (slot + 1) & mask_) {
+      const int32_t v = slots_[slot];
+      if (v == 0) return -1;
+      const Entry& e = entries_[v - 1];
+      if (e.hash == h && e.len == n && std::equal(s, s + n, pool_.data() + e.off)) return e.value;
+    }
+  }
+  // inserts, or overwrites the value of an existing key (later vocab ids win, as in HF load_vocab)
+  void put(const char16_t* s, uint32_t n, uint32_t h, int32_t value) {
+    for (uint32_t slot = h & mask_;; slot = (slot + 1) & mask_) {
+      const int32_t v = slots_[slot];
+      if (v == 0) break;
+      Entry& e = entries_[v - 1];
+      if (e.hash == h && e.len == n && std::equal(s, s + n, pool_.data() + e.off)) {
+        e.value = value;
+        return;
+      }
+    }
+    if (4 * (entries_.size() + 1) > slots_.size()) rehash(2 * slots_.size());
+    entries_.push_back({h, (uint32_t)pool_.size(), n, value});
+    pool_.insert(pool_.end(), s, s + n);
+    place((int32_t)entries_.size() - 1);
+  }
+  size_t size() const { return entries_.size(); }
+  void clear() {
+    entries_.clear();
+    pool_.clear();
+    std::fill(slots_.begin(), slots_.end(), 0);
+  }
+
+ private:
+  struct Entry {
+    uint32_t hash, off, len;
+    int32_t value;
+  };
+  void rehash(size_t cap) {
+    slots_.assign(cap, 0);
+    mask_ = (uint32_t)cap - 1;
+    for (size_t e = 0; e < entries_.size(); e++) place((int32_t)e);
+  }
+  void place(int32_t e) {
+    uint32_t slot = entries_[e].hash & mask_;
+    while (slots_[slot] != 0) slot = (slot + 1) & mask_;
+    slots_[slot] = e + 1;
+  }
+  std::vector<int32_t> slots_ = std::vector<int32_t>(1024, 0);  // entry + 1, 0 = empty
+  uint32_t mask_ = 1023;
+  std::vector<Entry> entries_;
+  std::vector<char16_t> pool_;
+};
+
+struct CharEntry {
+  uint8_t kind = K_MISSING;
+  uint32_t off = 0;  // normalized text: norm_[off, off + len), classes normCls_[off, off + len)
+  uint32_t len = 0;
+};
+
+// One thread's scratch: the word -> pieces cache and the current word.
+struct Worker {
+  StrTable cache;               // normalized word -> offset into pieces (pieces[off] = count, then ids)
+  std::vector<int32_t> pieces;  // the cached words' ids
+  std::vector<char16_t> word;   // the word being built
+  std::vector<uint32_t> prefix;  // WordPiece: hash of word[start, k)
+  std::vector<int32_t> wp;       // WordPiece output
+  std::vector<int32_t> ids;      // this thread's output
+  std::vector<int32_t> missing;  // code points met but not defined
+  bool failed = false;           // the current text met a missing code point
+};
+
+class WordPiece {
+ public:
+  static constexpr size_t kMaxCacheWords = 1 << 18;  // then the cache starts over (as wordpiece.ts does)
+
+  StrTable tok, cont;  // whole tokens; '##x' continuation tokens stored as 'x'
+  uint32_t maxTok = 0, maxCont = 0;  // longest key of each, in UTF-16 units
+  int32_t unk = 0;
+  int32_t maxChars = 100;  // longer words (code points) become [UNK]
+  bool lower = false;
+  uint8_t asciiKind[128] = {};
+  char16_t fold[128] = {};  // ASCII case folding of word characters (identity when cased)
+  int32_t asciiIds[128] = {};
+  uint8_t specialFirst[128] = {};
+  std::vector<std::u16string> specials;  // matched in raw text, longest first
+  std::vector<int32_t> specialIds;
+  std::vector<CharEntry> bmp = std::vector<CharEntry>(0x10000);
+  std::unordered_map<uint32_t, CharEntry> astral;
+  std::vector<char16_t> norm;
+  std::vector<uint8_t> normCls;
+  std::vector<Worker> workers;
+
+  const CharEntry& entry(uint32_t cp) const {
+    static const CharEntry missing;
+    if (cp < 0x10000) return bmp[cp];
+    auto it = astral.find(cp);
+    return it == astral.end() ? missing : it->second;
+  }
+
+  // Greedy longest-match-first WordPiece of the normalized word w[0, n) into out (HF's WordPiece).
+  void wordPiece(Worker& W, const char16_t* w, uint32_t n, std::vector<int32_t>& out) const {
+    out.clear();
+    uint32_t cps = n;
+    for (uint32_t i = 0; i + 1 < n; i++)
+      if (w[i] >= 0xd800 && w[i] <= 0xdbff && w[i + 1] >= 0xdc00 && w[i + 1] <= 0xdfff) {
+        cps--;
+        i++;
+      }
+    if ((int64_t)cps > maxChars) {
+      out.push_back(unk);
+      return;
+    }
+    if (W.prefix.size() < n + 1) W.prefix.resize(2 * n + 1);
+    uint32_t* ph = W.prefix.data();
+    uint32_t start = 0;
+    while (start < n) {
+      const StrTable& table = start == 0 ? tok : cont;
+      const uint32_t maxEnd = std::min(n, start + (start == 0 ? maxTok : maxCont));
+      uint32_t h = kFnvBasis;
+      for (uint32_t k = start; k < maxEnd; k++) {
+        h = (h ^ w[k]) * kFnvPrime;
+        ph[k + 1] = h;
+      }
+      uint32_t end = maxEnd;
+      int32_t id = -1;
+      while (end > start) {
+        const char16_t cu = w[end - 1];
+        if (end < n && cu >= 0xd800 && cu <= 0xdbff) {  // never cut a surrogate pair
+          end--;
+          continue;
+        }
+        id = table.find(w + start, end - start, ph[end]);
+        if (id >= 0) break;
+        end--;
+      }
+      if (id < 0) {
+        out.clear();
+        out.push_back(unk);
+        return;
+      }
+      out.push_back(id);
+      start = end;
+    }
+  }
+
+  // Emits the pieces of the word being built (if any) and starts a new one.
+  void flush(Worker& W) const {
+    const uint32_t n = (uint32_t)W.word.size();
+    if (n == 0) return;
+    const char16_t* w = W.word.data();
+    const uint32_t h = fnv(w, n);
+    int32_t at = W.cache.find(w, n, h);
+    if (at < 0) {
+      wordPiece(W, w, n, W.wp);
+      if (W.cache.size() >= kMaxCacheWords) {
+        W.cache.clear();
+        W.pieces.clear();
+      }
+      at = (int32_t)W.pieces.size();
+      W.pieces.push_back((int32_t)W.wp.size());
+      W.pieces.insert(W.pieces.end(), W.wp.begin(), W.wp.end());
+      W.cache.put(w, n, h, at);
+    }
+    const int32_t* p = W.pieces.data() + at;
+    W.ids.insert(W.ids.end(), p + 1, p + 1 + p[0]);
+    W.word.clear();
+  }
+
+  void pushAlone(Worker& W, const char16_t* s, uint32_t n) const {
+    flush(W);
+    W.word.insert(W.word.end(), s, s + n);
+    flush(W);
+  }
+
+  // The scan of wordpiece.ts (its general path; the fast paths there give the same words).
+  void encode(Worker& W, const char16_t* s, size_t n) const {
+    W.word.clear();
+    size_t i = 0;
+    while (i < n) {
+      const char16_t c = s[i];
+      if (c < 128) {
+        const uint8_t k = asciiKind[c];
+        if (k == A_WORD) {
+          W.word.push_back(fold[c]);
+          i++;
+          continue;
+        }
+        if (k == A_DROP) {  // deleted by clean_text; the word goes on
+          i++;
+          continue;
+        }
+        flush(W);
+        if (k == A_PUNCT) {
+          if (specialFirst[c]) {
+            size_t sp = 0;
+            for (; sp < specials.size(); sp++) {
+              const std::u16string& t = specials[sp];
+              if (t.size() <= n - i && std::equal(t.begin(), t.end(), s + i)) break;
+            }
+            if (sp < specials.size()) {
+              W.ids.push_back(specialIds[sp]);
+              i += specials[sp].size();
+              continue;
+            }
+          }
+          W.ids.push_back(asciiIds[c]);
+        }
+        i++;
+        continue;
+      }
+      uint32_t cp = c;
+      size_t w = 1;
+      if (c >= 0xd800 && c <= 0xdbff && i + 1 < n && s[i + 1] >= 0xdc00 && s[i + 1] <= 0xdfff) {
+        cp = ((uint32_t)(c - 0xd800) << 10) + (s[i + 1] - 0xdc00) + 0x10000;
+        w = 2;
+      }
+      const CharEntry& e = entry(cp);
+      const char16_t* nt = norm.data() + e.off;
+      switch (e.kind) {
+        case K_WORD:
+          W.word.insert(W.word.end(), nt, nt + e.len);
+          break;
+        case K_DROP:
+          break;
+        case K_SPACE:
+          flush(W);
+          break;
+        case K_CJK:
+          flush(W);
+          if (e.len) pushAlone(W, nt, e.len);
+          break;
+        case K_MIXED: {  // normalization produced punctuation or space (e.g. NFD of '≠' is '=' + a mark)
+          const uint8_t* cls = normCls.data() + e.off;
+          for (uint32_t q = 0; q < e.len;) {
+            uint32_t nw = q + 1 < e.len && cls[q + 1] == N_LOW ? 2 : 1;
+            if (cls[q] == N_SPACE)
+              flush(W);
+            else if (cls[q] == N_PUNCT)
+              pushAlone(W, nt + q, nw);
+            else
+              W.word.insert(W.word.end(), nt + q, nt + q + nw);
+            q += nw;
+          }
+          break;
+        }
+        default:  // not defined yet: the caller defines it and encodes this text again
+          W.missing.push_back((int32_t)cp);
+          W.failed = true;
+          break;
+      }
+      i += w;
+    }
+    flush(W);
+  }
+};
+
+constexpr uint32_t kTag = 0x57504331;  // 'WPC1': the handle is ours
+struct Handle {
+  uint32_t tag = kTag;
+  WordPiece wp;
+};
+
+WordPiece& handle_arg(const Napi::CallbackInfo& info, const char* fn) {
+  if (info.Length() < 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument 0 must be a wordpiece handle");
+  Handle* h = info[0].As<Napi::External<Handle>>().Data();
+  if (h == nullptr || h->tag != kTag) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument 0 is not a wordpiece handle");
+  return h->wp;
+}
+
+std::u16string u16(const Napi::Value& v) { return v.As<Napi::String>().Utf16Value(); }
+
+template <typename T>
+T typed_arg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* fn, const char* name, const char* tname) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type)
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": " + name + " must be a " + tname);
+  return info[i].As<T>();
+}
+
+int32_t int_field(Napi::Env env, Napi::Object o, const char* key, double lo, double hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("wordpieceCreate: cfg.") + key + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || std::floor(d) != d)
+    throw Napi::RangeError::New(env, std::string("wordpieceCreate: cfg.") + key + " must be an integer in [" + std::to_string((int64_t)lo) + ", " + std::to_string((int64_t)hi) + "]");
+  return (int32_t)d;
+}
+
+}  // namespace
+
+// wordpieceCreate(vocab: string[], cfg: { lower: boolean, unkId, maxChars, asciiKind: Uint8Array(128),
+//                 specials: string[] (longest first), specialIds: number[] })
+Napi::Value WordpieceCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "wordpieceCreate";
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsObject())
+    throw Napi::TypeError::New(env, "wordpieceCreate(vocab: string[], cfg: object)");
+  Napi::Array vocab = info[0].As<Napi::Array>();
+  Napi::Object cfg = info[1].As<Napi::Object>();
+  const uint32_t nv = vocab.Length();
+  if (nv == 0 || nv > (1u << 30)) throw Napi::RangeError::New(env, "wordpieceCreate: vocab must hold 1 to 2^30 tokens");
+  auto* h = new Handle();
+  Napi::External<Handle> ext = Napi::External<Handle>::New(env, h, [](Napi::Env, Handle* p) { delete p; });
+  WordPiece& wp = h->wp;
+  wp.tok.reserve(nv);
+  wp.cont.reserve(nv);
+  for (uint32_t id = 0; id < nv; id++) {
+    Napi::Value v = vocab.Get(id);
+    if (!v.IsString()) throw Napi::TypeError::New(env, std::string(fn) + ": vocab[" + std::to_string(id) + "] is not a string");
+    const std::u16string t = u16(v);
+    wp.tok.put(t.data(), (uint32_t)t.size(), fnv(t.data(), t.size()), (int32_t)id);
+    wp.maxTok = std::max(wp.maxTok, (uint32_t)t.size());
+    if (t.size() > 2 && t[0] == u'#' && t[1] == u'#') {
+      wp.cont.put(t.data() + 2, (uint32_t)t.size() - 2, fnv(t.data() + 2, t.size() - 2), (int32_t)id);
+      wp.maxCont = std::max(wp.maxCont, (uint32_t)t.size() - 2);
+    }
+  }
+  Napi::Value lower = cfg.Get("lower");
+  if (!lower.IsBoolean()) throw Napi::TypeError::New(env, "wordpieceCreate: cfg.lower must be a boolean");
+  wp.lower = lower.As<Napi::Boolean>().Value();
+  wp.unk = int_field(env, cfg, "unkId", 0, nv - 1);
+  wp.maxChars = int_field(env, cfg, "maxChars", 0, 1 << 30);
+  Napi::Value ak = cfg.Get("asciiKind");
+  if (!ak.IsTypedArray() || ak.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || ak.As<Napi::Uint8Array>().ElementLength() != 128)
+    throw Napi::TypeError::New(env, "wordpieceCreate: cfg.asciiKind must be a Uint8Array of 128");
+  Napi::Uint8Array akArr = ak.As<Napi::Uint8Array>();
+  for (int c = 0; c < 128; c++) {
+    if (akArr[c] > A_DROP) throw Napi::RangeError::New(env, "wordpieceCreate: cfg.asciiKind[" + std::to_string(c) + "] must be 0..3");
+    wp.asciiKind[c] = akArr[c];
+    wp.fold[c] = (char16_t)(wp.lower && c >= 'A' && c <= 'Z' ? c + 32 : c);
+    const char16_t ch = (char16_t)c;
+    const int32_t id = wp.tok.find(&ch, 1, fnv(&ch, 1));
+    wp.asciiIds[c] = id >= 0 ? id : wp.unk;
+  }
+  Napi::Value sp = cfg.Get("specials"), spIds = cfg.Get("specialIds");
+  if (!sp.IsArray() || !spIds.IsArray() || sp.As<Napi::Array>().Length() != spIds.As<Napi::Array>().Length())
+    throw Napi::TypeError::New(env, "wordpieceCreate: cfg.specials and cfg.specialIds must be arrays of the same length");
+  for (uint32_t k = 0; k < sp.As<Napi::Array>().Length(); k++) {
+    Napi::Value t = sp.As<Napi::Array>().Get(k), id = spIds.As<Napi::Array>().Get(k);
+    if (!t.IsString() || !id.IsNumber()) throw Napi::TypeError::New(env, "wordpieceCreate: cfg.specials[" + std::to_string(k) + "] must be a string with a numeric id");
+    const double d = id.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d < nv) || std::floor(d) != d) throw Napi::RangeError::New(env, "wordpieceCreate: cfg.specialIds[" + std::to_string(k) + "] out of range");
+    std::u16string s = u16(t);
+    if (s.empty()) throw Napi::RangeError::New(env, "wordpieceCreate: cfg.specials[" + std::to_string(k) + "] is empty");
+    if (s[0] < 128 && wp.asciiKind[s[0]] == A_PUNCT) wp.specialFirst[s[0]] = 1;
+    wp.specials.push_back(std::move(s));
+    wp.specialIds.push_back((int32_t)d);
+  }
+  return ext;
+}
+
+// wordpieceDefine(handle, cps: Int32Array, kinds: Uint8Array, normOff: Int32Array (n + 1),
+//                 norm: Uint16Array, normCls: Uint8Array (same length as norm))
+Napi::Value WordpieceDefine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "wordpieceDefine";
+  WordPiece& wp = handle_arg(info, fn);
+  auto cps = typed_arg<Napi::Int32Array>(info, 1, napi_int32_array, fn, "cps", "Int32Array");
+  auto kinds = typed_arg<Napi::Uint8Array>(info, 2, napi_uint8_array, fn, "kinds", "Uint8Array");
+  auto off = typed_arg<Napi::Int32Array>(info, 3, napi_int32_array, fn, "normOff", "Int32Array");
+  auto nrm = typed_arg<Napi::Uint16Array>(info, 4, napi_uint16_array, fn, "norm", "Uint16Array");
+  auto cls = typed_arg<Napi::Uint8Array>(info, 5, napi_uint8_array, fn, "normCls", "Uint8Array");
+  const size_t n = cps.ElementLength();
+  if (kinds.ElementLength() != n || off.ElementLength() != n + 1 || cls.ElementLength() != nrm.ElementLength())
+    throw Napi::RangeError::New(env, "wordpieceDefine: kinds must have one entry per code point, normOff one more, normCls one per norm unit");
+  if (off[0] != 0 || (size_t)off[n] != nrm.ElementLength()) throw Napi::RangeError::New(env, "wordpieceDefine: normOff must run from 0 to norm.length");
+  for (size_t k = 0; k < n; k++) {
+    if (cps[k] < 128 || cps[k] > 0x10ffff) throw Napi::RangeError::New(env, "wordpieceDefine: cps[" + std::to_string(k) + "] must be a non-ASCII code point");
+    if (kinds[k] > K_MIXED) throw Napi::RangeError::New(env, "wordpieceDefine: kinds[" + std::to_string(k) + "] must be 0..4");
+    if (off[k + 1] < off[k]) throw Napi::RangeError::New(env, "wordpieceDefine: normOff must not decrease");
+  }
+  for (size_t q = 0; q < cls.ElementLength(); q++)
+    if (cls[q] > N_LOW) throw Napi::RangeError::New(env, "wordpieceDefine: normCls[" + std::to_string(q) + "] must be 0..3");
+  for (size_t k = 0; k < n; k++) {
+    CharEntry e;
+    e.kind = kinds[k];
+    e.off = (uint32_t)wp.norm.size();
+    e.len = (uint32_t)(off[k + 1] - off[k]);
+    for (int32_t q = off[k]; q < off[k + 1]; q++) {
+      wp.norm.push_back((char16_t)nrm[q]);
+      wp.normCls.push_back(cls[q]);
+    }
+    const uint32_t cp = (uint32_t)cps[k];
+    if (cp < 0x10000)
+      wp.bmp[cp] = e;
+    else
+      wp.astral[cp] = e;
+  }
+  return env.Undefined();
+}
+
+// wordpieceEncodeBatch(handle, texts: string[], threads: number) -> { ids, lens, missing }
+Napi::Value WordpieceEncodeBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "wordpieceEncodeBatch";
+  WordPiece& wp = handle_arg(info, fn);
+  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsNumber())
+    throw Napi::TypeError::New(env, "wordpieceEncodeBatch(handle, texts: string[], threads: number)");
+  const double td = info[2].As<Napi::Number>().DoubleValue();
+  if (!(td >= 1 && td <= 256) || std::floor(td) != td) throw Napi::RangeError::New(env, "wordpieceEncodeBatch: threads must be an integer in [1, 256]");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  const uint32_t nt = arr.Length();
+  // texts (nt) copied out of V8 first: the threads must not touch JS values
+  std::vector<std::u16string> texts(nt);
+  size_t total = 0;
+  for (uint32_t t = 0; t < nt; t++) {
+    Napi::Value v = arr.Get(t);
+    if (!v.IsString()) throw Napi::TypeError::New(env, "wordpieceEncodeBatch: texts[" + std::to_string(t) + "] is not a string");
+    texts[t] = u16(v);
+    total += texts[t].size();
+  }
+  // contiguous ranges of texts of about equal length, one per thread; small batches stay on one
+  const size_t nth = std::max<size_t>(1, std::min<size_t>({(size_t)td, nt, total / 16384 + 1}));
+  if (wp.workers.size() < nth) wp.workers.resize(nth);
+  std::vector<uint32_t> from(nth + 1, nt);
+  from[0] = 0;
+  {
+    size_t acc = 0, part = 1;
+    for (uint32_t t = 0; t < nt && part < nth; t++) {
+      acc += texts[t].size();
+      if (acc * nth >= part * total) from[part++] = t + 1;
+    }
+  }
+  std::vector<int32_t> lens(nt);
+  auto run = [&](size_t w) {
+    Worker& W = wp.workers[w];
+    W.ids.clear();
+    W.missing.clear();
+    for (uint32_t t = from[w]; t < from[w + 1]; t++) {
+      const size_t before = W.ids.size();
+      W.failed = false;
+      wp.encode(W, texts[t].data(), texts[t].size());
+      if (W.failed) {
+        W.ids.resize(before);
+        lens[t] = -1;
+      } else
+        lens[t] = (int32_t)(W.ids.size() - before);
+    }
+  };
+  if (nth == 1)
+    run(0);
+  else {
+    std::vector<std::thread> pool;
+    for (size_t w = 1; w < nth; w++) pool.emplace_back(run, w);
+    run(0);
+    for (auto& th : pool) th.join();
+  }
+  size_t nids = 0, nmiss = 0;
+  for (size_t w = 0; w < nth; w++) {
+    nids += wp.workers[w].ids.size();
+    nmiss += wp.workers[w].missing.size();
+  }
+  Napi::Int32Array ids = Napi::Int32Array::New(env, nids);
+  Napi::Int32Array lensOut = Napi::Int32Array::New(env, nt);
+  size_t at = 0;
+  std::vector<int32_t> missing;
+  missing.reserve(nmiss);
+  for (size_t w = 0; w < nth; w++) {
+    const Worker& W = wp.workers[w];
+    std::copy(W.ids.begin(), W.ids.end(), ids.Data() + at);
+    at += W.ids.size();
+    missing.insert(missing.end(), W.missing.begin(), W.missing.end());
+  }
+  std::copy(lens.begin(), lens.end(), lensOut.Data());
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  Napi::Int32Array miss = Napi::Int32Array::New(env, missing.size());
+  std::copy(missing.begin(), missing.end(), miss.Data());
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ids", ids);
+  o.Set("lens", lensOut);
+  o.Set("missing", miss);
+  return o;
+}
+
+}  // namespace lb
