@@ -140,7 +140,7 @@ export class Masker {
   private groupStart: Int32Array;
   private groupLen: Int32Array;
   private order: Int32Array;
-  private chosen: Int32Array;
+  private picked = new Uint8Array(0); // positions drawn for the current sequence (cleared as they are read)
 
   constructor(readonly spec: MaskSpec) {
     if (!(spec.maskProb > 0 && spec.maskProb < 1)) throw new RangeError(`mask probability must be in (0, 1), got ${spec.maskProb}`);
@@ -158,7 +158,6 @@ export class Masker {
     this.groupStart = new Int32Array(0);
     this.groupLen = new Int32Array(0);
     this.order = new Int32Array(0);
-    this.chosen = new Int32Array(0);
   }
 
   /** Choose masked positions for one sequence. Consumes `rng` deterministically. */
@@ -168,32 +167,32 @@ export class Masker {
       this.groupStart = new Int32Array(n);
       this.groupLen = new Int32Array(n);
       this.order = new Int32Array(n);
-      this.chosen = new Int32Array(n);
+      this.picked = new Uint8Array(n);
     }
-    const { never } = this;
+    const { never, groupStart, groupLen, order, picked } = this;
+    const { vocabSize, wholeWord, maskProb, maxPredictions, maskId } = this.spec;
     const ws = this.spec.wordStart;
     let groups = 0;
     let candidates = 0;
     let prevCand = false;
     for (let t = 0; t < n; t++) {
       const id = ids[t];
-      if (id < 0 || id >= this.spec.vocabSize) throw new RangeError(`token id ${id} at position ${t} is outside the vocabulary (${this.spec.vocabSize})`);
+      if (!(id >= 0 && id < vocabSize)) throw new RangeError(`token id ${id} at position ${t} is outside the vocabulary (${vocabSize})`);
       if (never[id]) {
         prevCand = false;
         continue;
       }
       candidates++;
-      if (this.spec.wholeWord && prevCand && !ws![id]) this.groupLen[groups - 1]++;
+      if (wholeWord && prevCand && !ws![id]) groupLen[groups - 1]++;
       else {
-        this.groupStart[groups] = t;
-        this.groupLen[groups] = 1;
+        groupStart[groups] = t;
+        groupLen[groups] = 1;
         groups++;
       }
       prevCand = true;
     }
-    const target = Math.min(this.spec.maxPredictions, Math.max(1, Math.round(candidates * this.spec.maskProb)));
+    const target = Math.min(maxPredictions, Math.max(1, Math.round(candidates * maskProb)));
     if (candidates === 0) return { positions: new Int32Array(0), replacements: new Int32Array(0) };
-    const order = this.order;
     for (let g = 0; g < groups; g++) order[g] = g;
     let covered = 0;
     // Partial Fisher-Yates: draw groups in random order only until the budget is filled.
@@ -202,18 +201,27 @@ export class Masker {
       const g = order[j];
       order[j] = order[k];
       order[k] = g;
-      const len = this.groupLen[g];
+      const len = groupLen[g];
       // a whole word that would overshoot the budget is skipped, as in BERT's create_masked_lm_predictions
       if (covered + len > target) continue;
-      for (let q = 0; q < len; q++) this.chosen[covered++] = this.groupStart[g] + q;
+      for (let q = 0; q < len; q++) picked[groupStart[g] + q] = 1;
+      covered += len;
     }
-    const positions = this.chosen.slice(0, covered).sort();
+    // ascending positions: a scan of the flags (cheaper than sorting the drawn ones)
+    const positions = new Int32Array(covered);
+    for (let t = 0, k = 0; k < covered; t++) {
+      if (picked[t]) {
+        picked[t] = 0;
+        positions[k++] = t;
+      }
+    }
     const replacements = new Int32Array(covered);
+    const pool = this.pool;
     for (let k = 0; k < covered; k++) {
       const r = rng.next();
-      if (r < 0.8) replacements[k] = this.spec.maskId;
+      if (r < 0.8) replacements[k] = maskId;
       else if (r < 0.9) replacements[k] = ids[positions[k]];
-      else replacements[k] = this.pool[rng.int(this.pool.length)];
+      else replacements[k] = pool[rng.int(pool.length)];
     }
     return { positions, replacements };
   }

@@ -73,13 +73,12 @@ function writePacked(buf: Buffer, pos: number, a: Int32Array, width: number): nu
   return pos;
 }
 
-/**
- * Encode one framed record: varint(len(Record)) + Record{crc32c, instance}. `width` is the token width.
- * Values must be in range: ids < 2^16 when width is 2, positions < 2^16.
- */
-export function encodeRecord(inst: Instance, width: 2 | 4): Buffer {
-  const docA = Buffer.from(inst.docA, 'utf8');
-  const docB = Buffer.from(inst.docB, 'utf8');
+/** Bytes of the framed record of `inst` (what encodeRecordInto writes). */
+export function recordSize(inst: Instance, width: 2 | 4): number {
+  return recordLayout(inst, width, Buffer.byteLength(inst.docA, 'utf8'), Buffer.byteLength(inst.docB, 'utf8')).total;
+}
+
+function recordLayout(inst: Instance, width: number, docALen: number, docBLen: number): { n: number; recLen: number; total: number } {
   const idsLen = inst.inputIds.length * width;
   const posLen = inst.maskedPositions.length * 2;
   const mIdsLen = inst.maskedIds.length * width;
@@ -88,13 +87,31 @@ export function encodeRecord(inst: Instance, width: 2 | 4): Buffer {
   n += 1 + varintSize(inst.lenA);
   if (posLen > 0) n += 1 + varintSize(posLen) + posLen + 1 + varintSize(mIdsLen) + mIdsLen;
   n += 1 + varintSize(inst.drpLabel);
-  n += 1 + varintSize(docA.length) + docA.length;
-  n += 1 + varintSize(docB.length) + docB.length;
+  n += 1 + varintSize(docALen) + docALen;
+  n += 1 + varintSize(docBLen) + docBLen;
   n += 1 + varintSize(inst.segA);
   n += 1 + varintSize(inst.segB);
   const recLen = 5 + 1 + varintSize(n) + n;
-  const out = Buffer.allocUnsafe(varintSize(recLen) + recLen);
-  let p = writeVarint(out, 0, recLen);
+  return { n, recLen, total: varintSize(recLen) + recLen };
+}
+
+/**
+ * Encode one framed record: varint(len(Record)) + Record{crc32c, instance}. `width` is the token width.
+ * Values must be in range: ids < 2^16 when width is 2, positions < 2^16.
+ */
+export function encodeRecord(inst: Instance, width: 2 | 4): Buffer {
+  const out = Buffer.allocUnsafe(recordSize(inst, width));
+  encodeRecordInto(inst, width, out, 0);
+  return out;
+}
+
+/** encodeRecord into out[at, ...) (it must have recordSize() bytes there); returns the end. */
+export function encodeRecordInto(inst: Instance, width: 2 | 4, out: Buffer, at: number): number {
+  const docALen = Buffer.byteLength(inst.docA, 'utf8');
+  const docBLen = Buffer.byteLength(inst.docB, 'utf8');
+  const { n, recLen, total } = recordLayout(inst, width, docALen, docBLen);
+  if (at + total > out.length) throw new RangeError(`internal: record of ${total} bytes does not fit at ${at} of ${out.length}`);
+  let p = writeVarint(out, at, recLen);
   out[p++] = 0x0d; // Record.crc32c, fixed32
   const crcPos = p;
   p += 4;
@@ -102,35 +119,35 @@ export function encodeRecord(inst: Instance, width: 2 | 4): Buffer {
   p = writeVarint(out, p, n);
   const start = p;
   out[p++] = 0x0a;
-  p = writeVarint(out, p, idsLen);
+  p = writeVarint(out, p, inst.inputIds.length * width);
   p = writePacked(out, p, inst.inputIds, width);
   out[p++] = 0x10;
   p = writeVarint(out, p, width);
   out[p++] = 0x18;
   p = writeVarint(out, p, inst.lenA);
-  if (posLen > 0) {
+  if (inst.maskedPositions.length > 0) {
     out[p++] = 0x22;
-    p = writeVarint(out, p, posLen);
+    p = writeVarint(out, p, inst.maskedPositions.length * 2);
     p = writePacked(out, p, inst.maskedPositions, 2);
     out[p++] = 0x2a;
-    p = writeVarint(out, p, mIdsLen);
+    p = writeVarint(out, p, inst.maskedIds.length * width);
     p = writePacked(out, p, inst.maskedIds, width);
   }
   out[p++] = 0x30;
   p = writeVarint(out, p, inst.drpLabel);
   out[p++] = 0x3a;
-  p = writeVarint(out, p, docA.length);
-  p += docA.copy(out, p);
+  p = writeVarint(out, p, docALen);
+  p += out.write(inst.docA, p, docALen, 'utf8');
   out[p++] = 0x42;
-  p = writeVarint(out, p, docB.length);
-  p += docB.copy(out, p);
+  p = writeVarint(out, p, docBLen);
+  p += out.write(inst.docB, p, docBLen, 'utf8');
   out[p++] = 0x48;
   p = writeVarint(out, p, inst.segA);
   out[p++] = 0x50;
   p = writeVarint(out, p, inst.segB);
-  if (p !== out.length) throw new Error(`internal: record size mismatch (${p} != ${out.length})`);
+  if (p !== at + total) throw new Error(`internal: record size mismatch (${p - at} != ${total})`);
   out.writeUInt32LE(crc32c(out, start, p), crcPos);
-  return out;
+  return p;
 }
 
 /** A decoding problem; the caller adds the shard file and record offset. */
