@@ -1,5 +1,6 @@
 // `linkbert tokenize`: WordPiece-tokenize stdin, one output line per input line.
 import fs from 'node:fs';
+import os from 'node:os';
 import readline from 'node:readline';
 import type { Command } from 'commander';
 import { WordPieceTokenizer, type TokenizerConfig } from '../data/tokenizer/index.js';
@@ -31,6 +32,7 @@ export async function tokenizeStream(
   opts: { json?: boolean; special?: boolean; offsets?: boolean },
 ): Promise<number> {
   const rl = readline.createInterface({ input, crlfDelay: Infinity });
+  const threads = os.availableParallelism?.() ?? os.cpus().length;
   let out: string[] = [];
   let size = 0;
   let lines = 0;
@@ -39,9 +41,29 @@ export async function tokenizeStream(
     out = [];
     size = 0;
   };
+  const emit = (s: string) => {
+    out.push(s + '\n');
+    size += s.length;
+    if (size > 1 << 16) flush();
+  };
+  const idsLine = (ids: number[]) => {
+    if (opts.special) {
+      ids.unshift(tok.clsId);
+      ids.push(tok.sepId);
+    }
+    return opts.json ? '[' + ids.join(',') + ']' : ids.map((id) => tok.idToToken(id)).join(' ');
+  };
+  // lines are tokenised in batches (encodeBatch: in the addon, on every core)
+  let pending: string[] = [];
+  let pendingChars = 0;
+  const run = () => {
+    const b = tok.encodeBatch(pending, { threads });
+    for (let k = 0; k < pending.length; k++) emit(idsLine(Array.from(b.ids.subarray(b.start[k], b.start[k + 1]))));
+    pending = [];
+    pendingChars = 0;
+  };
   for await (const line of rl) {
     lines++;
-    let s: string;
     if (opts.json && opts.offsets) {
       const e = tok.encodeWithOffsets(line);
       const ids = Array.from(e.ids);
@@ -54,19 +76,14 @@ export async function tokenizeStream(
         offs.unshift([0, 0]);
         offs.push([0, 0]);
       }
-      s = JSON.stringify({ ids, offsets: offs });
-    } else {
-      const ids = Array.from(tok.encode(line));
-      if (opts.special) {
-        ids.unshift(tok.clsId);
-        ids.push(tok.sepId);
-      }
-      s = opts.json ? '[' + ids.join(',') + ']' : ids.map((id) => tok.idToToken(id)).join(' ');
+      emit(JSON.stringify({ ids, offsets: offs }));
+      continue;
     }
-    out.push(s + '\n');
-    size += s.length;
-    if (size > 1 << 16) flush();
+    pending.push(line);
+    pendingChars += line.length + 16;
+    if (pendingChars >= 1 << 18) run();
   }
+  if (pending.length) run();
   flush();
   return lines;
 }
