@@ -67,6 +67,26 @@ test('output is byte-identical for 0, 1 and 2 workers', async (t) => {
   }
 });
 
+test('the addon and TypeScript give the same bytes (LINKBERT_NATIVE_TOKENIZER/INSTANCES=0), tokens in memory and on disk', (t) => {
+  const dir = tmp(t);
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 60, 5);
+  const run = (name: string, env: Record<string, string>, extra: string[]) => {
+    const out = path.join(dir, name);
+    const args = [CLI, 'prepare', '--input', corpus, '--vocab', VOCAB, '--out', out, '--max-seq-len', '64', '--seed', '4', '--dupe-factor', '2', '--whole-word-mask', ...extra];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, ...env } });
+    t.is(r.status, 0, r.stderr);
+    return out;
+  };
+  for (const extra of [[], ['--token-memory-mb', '0']]) {
+    const a = run(`native${extra.length}`, {}, extra);
+    const b = run(`ts${extra.length}`, { LINKBERT_NATIVE_TOKENIZER: '0', LINKBERT_NATIVE_INSTANCES: '0' }, extra);
+    const files = listFiles(a);
+    t.deepEqual(listFiles(b), files);
+    for (const f of files) t.true(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f} differs (${extra.join(' ') || 'tokens in memory'})`);
+  }
+});
+
 test('instances agree with the graph: linked pairs are edges, contiguous adjacent, splits disjoint, labels ~1/3', async (t) => {
   const dir = tmp(t);
   const corpus = path.join(dir, 'c.jsonl');

@@ -21,13 +21,37 @@
 // (random and linked alike; linked targets in the other split are ignored), so no document ever
 // appears in both train and valid. Random partners come from the same input corpus when it has another
 // document in the split (so a mixed corpus cannot be told apart by style alone), else from any input.
-import { CONTIGUOUS, RANDOM, LINKED, type Instance, type DrpLabelName, DRP_LABELS } from './shards/format.js';
+import { CONTIGUOUS, RANDOM, LINKED, type Instance, type DrpLabelName, DRP_LABELS, encodeRecord } from './shards/format.js';
+import { loadNative } from '../native.js';
 import { Rng, Masker } from './masking.js';
 import { truncatePair } from './segment.js';
 import { TokenFileReader } from './token-store.js';
 
 export { DRP_LABELS, CONTIGUOUS, RANDOM, LINKED };
 export type { Instance, DrpLabelName };
+
+/** The native instance builder's entry points (native/instances.cc). */
+interface NativeInstances {
+  instanceBuilderCreate(cfg: Record<string, unknown>): object;
+  instanceBuilderBuild(h: object, round: number, doc: Int32Array, seg: Int32Array, copy: Int32Array, label: Int8Array, threads: number): { records: Uint8Array<ArrayBuffer>; lens: Int32Array<ArrayBuffer>; ntok: Int32Array<ArrayBuffer> };
+}
+
+let nativeAddon: NativeInstances | null | undefined;
+/** The addon's instance builder, or null: not built, or LINKBERT_NATIVE_INSTANCES=0. */
+function nativeInstances(): NativeInstances | null {
+  if (nativeAddon === undefined) {
+    nativeAddon = null;
+    if (process.env.LINKBERT_NATIVE_INSTANCES !== '0') {
+      try {
+        const a = loadNative() as unknown as Partial<NativeInstances>;
+        if (typeof a.instanceBuilderBuild === 'function') nativeAddon = a as NativeInstances;
+      } catch {
+        // no addon: TypeScript builds the instances (same bytes)
+      }
+    }
+  }
+  return nativeAddon;
+}
 
 /** A tokenised, segmented document. */
 export interface SegmentedDoc {
@@ -63,6 +87,8 @@ export interface InstanceOptions {
   masker?: Masker;
   /** where documents without in-memory `tokens` read theirs (prepare's on-disk token store) */
   tokens?: TokenFileReader;
+  /** buildRecords() in the addon when it is built (default true; the bytes are the same either way) */
+  native?: boolean;
 }
 
 export interface BuiltInstance {
@@ -314,6 +340,145 @@ export class InstanceBuilder {
     def[best]--;
     this.stats.substituted++;
     return best;
+  }
+
+  /**
+   * The framed records (encodeRecord) of planned anchors `plan`, back to back, with each one's byte length
+   * and token count: make() + encodeRecord() for each, or all of it in the addon (native/instances.cc) on
+   * `threads` threads, which gives the same bytes (LINKBERT_NATIVE_INSTANCES=0 keeps TypeScript).
+   */
+  buildRecords(round: number, plan: AnchorPlan, width: 2 | 4, threads = 1): { records: Uint8Array<ArrayBuffer>; lens: Int32Array<ArrayBuffer>; ntok: Int32Array<ArrayBuffer> } {
+    const n = plan.label.length;
+    const nat = this.native(width);
+    if (nat) return nat.addon.instanceBuilderBuild(nat.h, round, plan.doc, plan.seg, plan.copy, plan.label, Math.max(1, Math.min(256, Math.floor(threads))));
+    if (n > 0) this.willMake(plan.doc[0], plan.doc[n - 1] + 1);
+    const recs: Buffer[] = [];
+    const lens = new Int32Array(n);
+    const ntok = new Int32Array(n);
+    let total = 0;
+    for (let k = 0; k < n; k++) {
+      const b = this.make(round, plan.doc[k], plan.seg[k], plan.copy[k], plan.label[k]);
+      const r = encodeRecord(b.inst, width);
+      recs.push(r);
+      lens[k] = r.length;
+      ntok[k] = b.inst.inputIds.length;
+      total += r.length;
+    }
+    const records = new Uint8Array(total);
+    let off = 0;
+    for (const r of recs) {
+      records.set(r, off);
+      off += r.length;
+    }
+    return { records, lens, ntok };
+  }
+
+  private nativeBuilder: { addon: NativeInstances; h: object; width: number } | null | undefined;
+
+  /** The addon's builder for this one (created on first use), or null: not built, or turned off. */
+  private native(width: 2 | 4): { addon: NativeInstances; h: object } | null {
+    if (this.nativeBuilder === undefined) {
+      this.nativeBuilder = null;
+      const addon = this.opts.native === false ? null : nativeInstances();
+      if (addon) this.nativeBuilder = { addon, h: addon.instanceBuilderCreate(this.nativeConfig(width)), width };
+    }
+    if (this.nativeBuilder && this.nativeBuilder.width !== width) throw new Error(`internal: record width ${width}, but the builder was made for ${this.nativeBuilder.width}`);
+    return this.nativeBuilder;
+  }
+
+  /** Everything make() reads, flattened into arrays (see native/instances.cc). */
+  private nativeConfig(width: 2 | 4): Record<string, unknown> {
+    const docs = this.docs;
+    const nd = docs.length;
+    let nb = 0;
+    for (const d of docs) nb += d.bounds.length;
+    const bounds = new Int32Array(nb);
+    const bOff = new Float64Array(nd + 1);
+    for (let i = 0, b = 0; i < nd; i++) {
+      bounds.set(docs[i].bounds, b);
+      b += docs[i].bounds.length;
+      bOff[i + 1] = b;
+    }
+    // tokens: the token file's (in memory or on disk), or the documents' own arrays concatenated
+    let tokens: Uint16Array | Int32Array | string;
+    let tokOff: Float64Array;
+    let tokenWidth: number = width;
+    const src = this.opts.tokens?.source();
+    if (src) {
+      tokens = src.inMemory ?? src.file;
+      tokenWidth = src.width;
+      tokOff = src.docOffset.subarray(0, nd);
+      for (let i = 0; i < nd; i++) if (docs[i].tokens) throw new Error('internal: documents with their own tokens and a token file');
+    } else {
+      tokOff = new Float64Array(nd);
+      let nt = 0;
+      for (let i = 0; i < nd; i++) {
+        tokOff[i] = nt;
+        nt += docs[i].tokens?.length ?? 0;
+      }
+      const all = new Int32Array(nt);
+      for (let i = 0; i < nd; i++) if (docs[i].tokens) all.set(docs[i].tokens!, tokOff[i]);
+      tokens = all;
+    }
+    // random partners: (input, split) groups, numbered
+    const keys = [...this.groupDocs.keys()];
+    const gIndex = new Map(keys.map((k, g) => [k, g]));
+    const gOff = new Float64Array(keys.length + 1);
+    keys.forEach((k, g) => (gOff[g + 1] = gOff[g] + this.groupDocs.get(k)!.length));
+    const groups = new Int32Array(gOff[keys.length]);
+    keys.forEach((k, g) => groups.set(this.groupDocs.get(k)!, gOff[g]));
+    const groupOf = new Int32Array(nd).fill(-1);
+    for (let i = 0; i < nd; i++) if (numSegments(docs[i]) > 0) groupOf[i] = gIndex.get(`${docs[i].input}:${this.split[i]}`)!;
+    // linked partners
+    const ltOff = new Float64Array(nd + 1);
+    for (let i = 0; i < nd; i++) ltOff[i + 1] = ltOff[i] + (this.linkTargets[i]?.length ?? 0);
+    const targets = new Int32Array(ltOff[nd]);
+    const cum = new Float64Array(ltOff[nd]);
+    for (let i = 0; i < nd; i++)
+      if (this.linkTargets[i]) {
+        targets.set(this.linkTargets[i]!, ltOff[i]);
+        cum.set(this.linkCum[i]!, ltOff[i]);
+      }
+    const m = this.opts.masker;
+    let mask: Record<string, unknown> | null = null;
+    if (m) {
+      const { never, pool } = m.tables();
+      mask = {
+        vocabSize: m.spec.vocabSize,
+        maskId: m.spec.maskId,
+        maxPredictions: m.spec.maxPredictions,
+        maskProb: m.spec.maskProb,
+        wholeWord: m.spec.wholeWord,
+        never,
+        pool,
+        wordStart: m.spec.wordStart ? m.spec.wordStart.subarray(0, m.spec.vocabSize) : new Uint8Array(m.spec.vocabSize),
+      };
+    }
+    return {
+      seed: this.opts.seed,
+      maxSeqLen: this.opts.maxSeqLen,
+      width,
+      clsId: this.opts.clsId,
+      sepId: this.opts.sepId,
+      docIds: docs.map((d) => d.id),
+      bounds,
+      bOff,
+      tokOff: Float64Array.from(tokOff),
+      tokens,
+      tokenWidth,
+      split: this.split,
+      groupOf,
+      posInGroup: this.posInGroup,
+      posInSplit: this.posInSplit,
+      groups,
+      gOff,
+      trainDocs: this.splitDocs[0],
+      validDocs: this.splitDocs[1],
+      targets,
+      cum,
+      ltOff,
+      mask,
+    };
   }
 
   /** Hint: the next make() calls anchor in documents [d0, d1) (lets a token file read them at once). */

@@ -160,6 +160,11 @@ export class Masker {
     this.order = new Int32Array(0);
   }
 
+  /** The tables mask() draws from (for the addon's instance builder, which masks the same way). */
+  tables(): { never: Uint8Array; pool: Int32Array } {
+    return { never: this.never, pool: this.pool };
+  }
+
   /** Choose masked positions for one sequence. Consumes `rng` deterministically. */
   mask(ids: Int32Array, rng: Rng): MaskResult {
     const n = ids.length;

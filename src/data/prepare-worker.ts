@@ -10,7 +10,6 @@ import { InputError } from './document.js';
 import { segmentJobs, loadTokenizer, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
 import { InstanceBuilder, docsFromShared, tokenReader, type SharedDocs, type InstanceOptions } from './instances.js';
 import { Masker, type MaskSpec } from './masking.js';
-import { encodeRecord } from './shards/format.js';
 
 export interface TokenizeInit {
   mode: 'tokenize';
@@ -90,26 +89,7 @@ function buildMode(init: BuildInit): (job: BuildJob) => void {
   });
   return (job) => {
     try {
-      const n = job.label.length;
-      if (n > 0) builder.willMake(job.doc[0], job.doc[n - 1] + 1);
-      const recs: Buffer[] = [];
-      const lens = new Int32Array(n);
-      const ntok = new Int32Array(n);
-      let total = 0;
-      for (let k = 0; k < n; k++) {
-        const b = builder.make(job.round, job.doc[k], job.seg[k], job.copy[k], job.label[k]);
-        const r = encodeRecord(b.inst, init.width);
-        recs.push(r);
-        lens[k] = r.length;
-        ntok[k] = b.inst.inputIds.length;
-        total += r.length;
-      }
-      const records = new Uint8Array(total);
-      let off = 0;
-      for (const r of recs) {
-        records.set(r, off);
-        off += r.length;
-      }
+      const { records, lens, ntok } = builder.buildRecords(job.round, job, init.width);
       port.postMessage({ id: job.id, records, lens, ntok } satisfies BuildResult, [records.buffer, lens.buffer, ntok.buffer]);
     } catch (e) {
       port.postMessage({ id: job.id, records: new Uint8Array(0), lens: new Int32Array(0), ntok: new Int32Array(0), error: (e as Error).stack ?? String(e) } satisfies BuildResult);

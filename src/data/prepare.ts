@@ -33,7 +33,7 @@ import {
   type AnchorPlan,
 } from './instances.js';
 import { Masker, defaultMaxPredictions, packBitmap, type MaskSpec } from './masking.js';
-import { tokenWidthFor, DRP_LABELS, SCHEMA_VERSION, type Instance } from './shards/format.js';
+import { tokenWidthFor, DRP_LABELS, SCHEMA_VERSION } from './shards/format.js';
 import { ShardWriter } from './shards/writer.js';
 import { writeManifest, type Manifest, type SplitInfo, type LabelCounts, type InputInfo } from './shards/manifest.js';
 
@@ -404,9 +404,9 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     const builder = new InstanceBuilder(docs, split, { ...builderOpts, masker: mask === 'static' ? new Masker(maskSpec) : undefined, tokens });
     const writers = [new ShardWriter(out, 'train', shardBytes), new ShardWriter(out, 'valid', shardBytes)];
     const splitStats = [0, 1].map(() => ({ instances: 0, tokens: 0, labels: [0, 0, 0] }));
-    const writeOne = (s: number, label: number, ntok: number, rec: Uint8Array | Instance): void => {
-      if (rec instanceof Uint8Array) writers[s].write(rec);
-      else writers[s].writeInstance(rec, width);
+    const cores = os.availableParallelism?.() ?? os.cpus().length;
+    const writeOne = (s: number, label: number, ntok: number, rec: Uint8Array): void => {
+      writers[s].write(rec);
       const st = splitStats[s];
       st.instances++;
       st.tokens += ntok;
@@ -443,10 +443,11 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
           if (plan.label.length === 0) continue;
           if (buildPool) await buildPool.submit(round, plan);
           else {
-            builder.willMake(plan.doc[0], plan.doc[plan.label.length - 1] + 1);
-            for (let k = 0; k < plan.label.length; k++) {
-              const b = builder.make(round, plan.doc[k], plan.seg[k], plan.copy[k], plan.label[k]);
-              writeOne(b.split, plan.label[k], b.inst.inputIds.length, b.inst);
+            // inline: the whole chunk at once (in the addon, on every core)
+            const r = builder.buildRecords(round, plan, width, cores);
+            for (let k = 0, off = 0; k < plan.label.length; k++) {
+              writeOne(split[plan.doc[k]], plan.label[k], r.ntok[k], r.records.subarray(off, off + r.lens[k]));
+              off += r.lens[k];
             }
           }
         }

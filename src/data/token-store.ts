@@ -123,6 +123,11 @@ export class TokenFileReader {
     return this.width === 2 ? new Uint16Array(buf.buffer, buf.byteOffset, n) : new Int32Array(buf.buffer, buf.byteOffset, n);
   }
 
+  /** Where the tokens are, for the addon's instance builder: the in-memory copy, or the file. */
+  source(): { inMemory?: Uint16Array | Int32Array; file: string; width: 2 | 4; docOffset: Float64Array } {
+    return { inMemory: this.inMemory, file: this.file, width: this.width, docOffset: this.docOffset };
+  }
+
   close(): void {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
