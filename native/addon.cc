@@ -26,6 +26,7 @@ Napi::Value CudaMatmulPath(const Napi::CallbackInfo& info);
 Napi::Value WordpieceCreate(const Napi::CallbackInfo& info);  // wordpiece.cc
 Napi::Value WordpieceDefine(const Napi::CallbackInfo& info);
 Napi::Value WordpieceEncodeBatch(const Napi::CallbackInfo& info);
+Napi::Value WordpieceEncodeBatchAsync(const Napi::CallbackInfo& info);
 Napi::Value InstanceBuilderCreate(const Napi::CallbackInfo& info);  // instances.cc
 Napi::Value InstanceBuilderBuild(const Napi::CallbackInfo& info);
 namespace {
@@ -330,6 +331,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wordpieceCreate", Napi::Function::New(env, guarded<WordpieceCreate>, "wordpieceCreate"));
   exports.Set("wordpieceDefine", Napi::Function::New(env, guarded<WordpieceDefine>, "wordpieceDefine"));
   exports.Set("wordpieceEncodeBatch", Napi::Function::New(env, guarded<WordpieceEncodeBatch>, "wordpieceEncodeBatch"));
+  exports.Set("wordpieceEncodeBatchAsync", Napi::Function::New(env, guarded<WordpieceEncodeBatchAsync>, "wordpieceEncodeBatchAsync"));
   exports.Set("instanceBuilderCreate", Napi::Function::New(env, guarded<InstanceBuilderCreate>, "instanceBuilderCreate"));
   exports.Set("instanceBuilderBuild", Napi::Function::New(env, guarded<InstanceBuilderBuild>, "instanceBuilderBuild"));
   return exports;

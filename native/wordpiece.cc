@@ -14,6 +14,8 @@
 //                   normCls: Uint8Array)
 //   wordpieceEncodeBatch(handle, texts: string[], threads) -> { ids: Int32Array, lens: Int32Array,
 //                   missing: Int32Array }   (lens[t] = -1: text t met a missing code point; no ids)
+//   wordpieceEncodeBatchAsync(handle, texts, threads) -> Promise of the same, encoded on libuv's pool
+//                   (one batch at a time per handle; wordpieceDefine waits until it is done)
 #include <napi.h>
 
 #include <algorithm>
@@ -103,16 +105,100 @@ class StrTable {
   std::vector<char16_t> pool_;
 };
 
+// Normalized word -> its pieces. One 32-byte slot per word holds the hash, short keys (up to 6 code
+// units) and a one-piece word's id, so a hit on a common word touches one cache line.
+class WordCache {
+ public:
+  struct Slot {
+    uint32_t hash;
+    uint16_t len;   // key length (code units)
+    uint16_t n;     // pieces; 0 = empty slot (every word has at least one piece)
+    int32_t id;     // the piece when n == 1
+    uint32_t keyOff;  // len > 6: key at keys[keyOff, +len)
+    uint32_t pOff;    // n > 1: pieces at pieces[pOff, +n)
+    char16_t key[6];  // len <= 6: the key
+  };
+  static_assert(sizeof(Slot) == 32, "one slot, half a cache line");
+
+  WordCache() { clear(); }
+
+  const Slot* find(const char16_t* w, uint32_t len, uint32_t h) const {
+    for (uint32_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.n == 0) return nullptr;
+      if (s.hash == h && s.len == len && std::equal(w, w + len, len <= 6 ? s.key : keys_.data() + s.keyOff)) return &s;
+    }
+  }
+  const Slot* insert(const char16_t* w, uint32_t len, uint32_t h, const std::vector<int32_t>& ids) {
+    if (count_ >= kMaxWords) clear();
+    if (2 * (count_ + 1) > slots_.size()) grow();
+    Slot s{};
+    s.hash = h;
+    s.len = (uint16_t)len;
+    s.n = (uint16_t)ids.size();
+    s.id = ids[0];
+    if (len <= 6)
+      std::copy(w, w + len, s.key);
+    else {
+      s.keyOff = (uint32_t)keys_.size();
+      keys_.insert(keys_.end(), w, w + len);
+    }
+    if (ids.size() > 1) {
+      s.pOff = (uint32_t)pieces_.size();
+      pieces_.insert(pieces_.end(), ids.begin(), ids.end());
+    }
+    count_++;
+    return place(s);
+  }
+  void emit(const Slot* s, std::vector<int32_t>& out) const {
+    if (s->n == 1)
+      out.push_back(s->id);
+    else
+      out.insert(out.end(), pieces_.begin() + s->pOff, pieces_.begin() + s->pOff + s->n);
+  }
+  // words of more than 65535 code units or pieces are not cached (wordpiece() caps pieces anyway)
+  static bool cacheable(uint32_t len, size_t pieces) { return len <= 0xffff && pieces <= 0xffff; }
+
+ private:
+  static constexpr size_t kMaxWords = 1 << 18;  // then the cache starts over (as wordpiece.ts does)
+  const Slot* place(const Slot& s) {
+    uint32_t i = s.hash & mask_;
+    while (slots_[i].n != 0) i = (i + 1) & mask_;
+    slots_[i] = s;
+    return &slots_[i];
+  }
+  void grow() {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(old.empty() ? 4096 : 2 * old.size(), Slot{});
+    mask_ = (uint32_t)slots_.size() - 1;
+    for (const Slot& s : old)
+      if (s.n != 0) place(s);
+  }
+  void clear() {
+    slots_.assign(4096, Slot{});
+    mask_ = 4095;
+    keys_.clear();
+    pieces_.clear();
+    count_ = 0;
+  }
+  std::vector<Slot> slots_;
+  uint32_t mask_ = 0;
+  size_t count_ = 0;
+  std::vector<char16_t> keys_;
+  std::vector<int32_t> pieces_;
+};
+
 struct CharEntry {
   uint8_t kind = K_MISSING;
   uint32_t off = 0;  // normalized text: norm_[off, off + len), classes normCls_[off, off + len)
   uint32_t len = 0;
 };
 
-// One thread's scratch: the word -> pieces cache and the current word.
-struct Worker {
-  StrTable cache;               // normalized word -> offset into pieces (pieces[off] = count, then ids)
-  std::vector<int32_t> pieces;  // the cached words' ids
+// One thread's scratch: the word -> pieces cache and the current word. Aligned so that two threads'
+// scratch (whose vector ends move on every token) never share a cache line.
+struct alignas(128) Worker {
+  WordCache cache;              // normalized word -> pieces
   std::vector<char16_t> word;   // the word being built
   std::vector<uint32_t> prefix;  // WordPiece: hash of word[start, k)
   std::vector<int32_t> wp;       // WordPiece output
@@ -123,8 +209,6 @@ struct Worker {
 
 class WordPiece {
  public:
-  static constexpr size_t kMaxCacheWords = 1 << 18;  // then the cache starts over (as wordpiece.ts does)
-
   StrTable tok, cont;  // whole tokens; '##x' continuation tokens stored as 'x'
   uint32_t maxTok = 0, maxCont = 0;  // longest key of each, in UTF-16 units
   int32_t unk = 0;
@@ -141,6 +225,7 @@ class WordPiece {
   std::vector<char16_t> norm;
   std::vector<uint8_t> normCls;
   std::vector<Worker> workers;
+  bool busy = false;  // a batch is being encoded (an async one may still run): no second batch, no define
 
   const CharEntry& entry(uint32_t cp) const {
     static const CharEntry missing;
@@ -201,20 +286,17 @@ class WordPiece {
     if (n == 0) return;
     const char16_t* w = W.word.data();
     const uint32_t h = fnv(w, n);
-    int32_t at = W.cache.find(w, n, h);
-    if (at < 0) {
+    const WordCache::Slot* hit = W.cache.find(w, n, h);
+    if (hit == nullptr) {
       wordPiece(W, w, n, W.wp);
-      if (W.cache.size() >= kMaxCacheWords) {
-        W.cache.clear();
-        W.pieces.clear();
+      if (!WordCache::cacheable(n, W.wp.size())) {
+        W.ids.insert(W.ids.end(), W.wp.begin(), W.wp.end());
+        W.word.clear();
+        return;
       }
-      at = (int32_t)W.pieces.size();
-      W.pieces.push_back((int32_t)W.wp.size());
-      W.pieces.insert(W.pieces.end(), W.wp.begin(), W.wp.end());
-      W.cache.put(w, n, h, at);
+      hit = W.cache.insert(w, n, h, W.wp);
     }
-    const int32_t* p = W.pieces.data() + at;
-    W.ids.insert(W.ids.end(), p + 1, p + 1 + p[0]);
+    W.cache.emit(hit, W.ids);
     W.word.clear();
   }
 
@@ -406,6 +488,7 @@ Napi::Value WordpieceDefine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* fn = "wordpieceDefine";
   WordPiece& wp = handle_arg(info, fn);
+  if (wp.busy) throw Napi::Error::New(env, "wordpieceDefine: this tokenizer is encoding a batch (await it first)");
   auto cps = typed_arg<Napi::Int32Array>(info, 1, napi_int32_array, fn, "cps", "Int32Array");
   auto kinds = typed_arg<Napi::Uint8Array>(info, 2, napi_uint8_array, fn, "kinds", "Uint8Array");
   auto off = typed_arg<Napi::Int32Array>(info, 3, napi_int32_array, fn, "normOff", "Int32Array");
@@ -440,88 +523,159 @@ Napi::Value WordpieceDefine(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// wordpieceEncodeBatch(handle, texts: string[], threads: number) -> { ids, lens, missing }
-Napi::Value WordpieceEncodeBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* fn = "wordpieceEncodeBatch";
-  WordPiece& wp = handle_arg(info, fn);
-  if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsNumber())
-    throw Napi::TypeError::New(env, "wordpieceEncodeBatch(handle, texts: string[], threads: number)");
-  const double td = info[2].As<Napi::Number>().DoubleValue();
-  if (!(td >= 1 && td <= 256) || std::floor(td) != td) throw Napi::RangeError::New(env, "wordpieceEncodeBatch: threads must be an integer in [1, 256]");
-  Napi::Array arr = info[1].As<Napi::Array>();
-  const uint32_t nt = arr.Length();
-  // texts (nt) copied out of V8 first: the threads must not touch JS values
-  std::vector<std::u16string> texts(nt);
-  size_t total = 0;
-  for (uint32_t t = 0; t < nt; t++) {
-    Napi::Value v = arr.Get(t);
-    if (!v.IsString()) throw Napi::TypeError::New(env, "wordpieceEncodeBatch: texts[" + std::to_string(t) + "] is not a string");
-    texts[t] = u16(v);
-    total += texts[t].size();
+namespace {
+
+// One batch: the texts, copied out of V8 (the threads must not touch JS values), and what came out.
+struct BatchJob {
+  WordPiece* wp = nullptr;
+  std::vector<std::u16string> texts;
+  size_t total = 0;  // UTF-16 units
+  size_t threads = 1;
+  size_t nth = 1;    // threads used
+  std::vector<int32_t> lens;
+
+  void parse(const Napi::CallbackInfo& info, const char* fn) {
+    Napi::Env env = info.Env();
+    wp = &handle_arg(info, fn);
+    if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsNumber())
+      throw Napi::TypeError::New(env, std::string(fn) + "(handle, texts: string[], threads: number)");
+    const double td = info[2].As<Napi::Number>().DoubleValue();
+    if (!(td >= 1 && td <= 256) || std::floor(td) != td) throw Napi::RangeError::New(env, std::string(fn) + ": threads must be an integer in [1, 256]");
+    threads = (size_t)td;
+    Napi::Array arr = info[1].As<Napi::Array>();
+    const uint32_t nt = arr.Length();
+    texts.resize(nt);
+    for (uint32_t t = 0; t < nt; t++) {
+      Napi::Value v = arr.Get(t);
+      if (!v.IsString()) throw Napi::TypeError::New(env, std::string(fn) + ": texts[" + std::to_string(t) + "] is not a string");
+      texts[t] = u16(v);
+      total += texts[t].size();
+    }
+    if (wp->busy) throw Napi::Error::New(env, std::string(fn) + ": this tokenizer is already encoding a batch (await it first)");
+    wp->busy = true;
   }
-  // contiguous ranges of texts of about equal length, one per thread; small batches stay on one
-  const size_t nth = std::max<size_t>(1, std::min<size_t>({(size_t)td, nt, total / 16384 + 1}));
-  if (wp.workers.size() < nth) wp.workers.resize(nth);
-  std::vector<uint32_t> from(nth + 1, nt);
-  from[0] = 0;
-  {
+
+  // Encodes on up to `threads` threads (no JS).
+  void run() {
+    const uint32_t nt = (uint32_t)texts.size();
+    // contiguous ranges of texts of about equal length, one per thread; small batches stay on one
+    nth = std::max<size_t>(1, std::min<size_t>({threads, (size_t)nt, total / 16384 + 1}));
+    if (wp->workers.size() < nth) wp->workers.resize(nth);
+    std::vector<uint32_t> from(nth + 1, nt);
+    from[0] = 0;
     size_t acc = 0, part = 1;
     for (uint32_t t = 0; t < nt && part < nth; t++) {
       acc += texts[t].size();
       if (acc * nth >= part * total) from[part++] = t + 1;
     }
-  }
-  std::vector<int32_t> lens(nt);
-  auto run = [&](size_t w) {
-    Worker& W = wp.workers[w];
-    W.ids.clear();
-    W.missing.clear();
-    for (uint32_t t = from[w]; t < from[w + 1]; t++) {
-      const size_t before = W.ids.size();
-      W.failed = false;
-      wp.encode(W, texts[t].data(), texts[t].size());
-      if (W.failed) {
-        W.ids.resize(before);
-        lens[t] = -1;
-      } else
-        lens[t] = (int32_t)(W.ids.size() - before);
+    lens.assign(nt, 0);
+    auto work = [&](size_t w) {
+      Worker& W = wp->workers[w];
+      W.ids.clear();
+      W.missing.clear();
+      for (uint32_t t = from[w]; t < from[w + 1]; t++) {
+        const size_t before = W.ids.size();
+        W.failed = false;
+        wp->encode(W, texts[t].data(), texts[t].size());
+        if (W.failed) {
+          W.ids.resize(before);
+          lens[t] = -1;
+        } else
+          lens[t] = (int32_t)(W.ids.size() - before);
+      }
+    };
+    if (nth == 1)
+      work(0);
+    else {
+      std::vector<std::thread> pool;
+      for (size_t w = 1; w < nth; w++) pool.emplace_back(work, w);
+      work(0);
+      for (auto& th : pool) th.join();
     }
-  };
-  if (nth == 1)
-    run(0);
-  else {
-    std::vector<std::thread> pool;
-    for (size_t w = 1; w < nth; w++) pool.emplace_back(run, w);
-    run(0);
-    for (auto& th : pool) th.join();
   }
-  size_t nids = 0, nmiss = 0;
-  for (size_t w = 0; w < nth; w++) {
-    nids += wp.workers[w].ids.size();
-    nmiss += wp.workers[w].missing.size();
+
+  // { ids, lens, missing } (on the JS thread)
+  Napi::Object result(Napi::Env env) {
+    size_t nids = 0;
+    std::vector<int32_t> missing;
+    for (size_t w = 0; w < nth; w++) {
+      nids += wp->workers[w].ids.size();
+      missing.insert(missing.end(), wp->workers[w].missing.begin(), wp->workers[w].missing.end());
+    }
+    Napi::Int32Array ids = Napi::Int32Array::New(env, nids);
+    size_t at = 0;
+    for (size_t w = 0; w < nth; w++) {
+      const Worker& W = wp->workers[w];
+      std::copy(W.ids.begin(), W.ids.end(), ids.Data() + at);
+      at += W.ids.size();
+    }
+    Napi::Int32Array lensOut = Napi::Int32Array::New(env, lens.size());
+    std::copy(lens.begin(), lens.end(), lensOut.Data());
+    std::sort(missing.begin(), missing.end());
+    missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+    Napi::Int32Array miss = Napi::Int32Array::New(env, missing.size());
+    std::copy(missing.begin(), missing.end(), miss.Data());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ids", ids);
+    o.Set("lens", lensOut);
+    o.Set("missing", miss);
+    return o;
   }
-  Napi::Int32Array ids = Napi::Int32Array::New(env, nids);
-  Napi::Int32Array lensOut = Napi::Int32Array::New(env, nt);
-  size_t at = 0;
-  std::vector<int32_t> missing;
-  missing.reserve(nmiss);
-  for (size_t w = 0; w < nth; w++) {
-    const Worker& W = wp.workers[w];
-    std::copy(W.ids.begin(), W.ids.end(), ids.Data() + at);
-    at += W.ids.size();
-    missing.insert(missing.end(), W.missing.begin(), W.missing.end());
+};
+
+// The async form: the encoding runs on libuv's thread pool while JS goes on (prepare reads and splits
+// the next batch meanwhile).
+class BatchWorker : public Napi::AsyncWorker {
+ public:
+  BatchWorker(Napi::Env env, BatchJob&& job, Napi::Value handle)
+      : Napi::AsyncWorker(env), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)), handle_(Napi::Persistent(handle)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      job_.run();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
   }
-  std::copy(lens.begin(), lens.end(), lensOut.Data());
-  std::sort(missing.begin(), missing.end());
-  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
-  Napi::Int32Array miss = Napi::Int32Array::New(env, missing.size());
-  std::copy(missing.begin(), missing.end(), miss.Data());
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("ids", ids);
-  o.Set("lens", lensOut);
-  o.Set("missing", miss);
-  return o;
+  void OnOK() override {
+    job_.wp->busy = false;
+    deferred_.Resolve(job_.result(Env()));
+  }
+  void OnError(const Napi::Error& e) override {
+    job_.wp->busy = false;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  BatchJob job_;
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Value> handle_;  // keeps the tokenizer alive while the job runs
+};
+
+}  // namespace
+
+// wordpieceEncodeBatch(handle, texts: string[], threads: number) -> { ids, lens, missing }
+Napi::Value WordpieceEncodeBatch(const Napi::CallbackInfo& info) {
+  BatchJob job;
+  job.parse(info, "wordpieceEncodeBatch");
+  try {
+    job.run();
+  } catch (...) {
+    job.wp->busy = false;
+    throw;
+  }
+  job.wp->busy = false;
+  return job.result(info.Env());
+}
+
+// wordpieceEncodeBatchAsync(handle, texts: string[], threads: number) -> Promise<{ ids, lens, missing }>
+Napi::Value WordpieceEncodeBatchAsync(const Napi::CallbackInfo& info) {
+  BatchJob job;
+  job.parse(info, "wordpieceEncodeBatchAsync");
+  auto* w = new BatchWorker(info.Env(), std::move(job), info[0]);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
 }
 
 }  // namespace lb

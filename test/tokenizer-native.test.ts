@@ -59,6 +59,26 @@ for (const v of variants) {
   });
 }
 
+test('encodeBatchAsync = encodeBatch, one batch at a time per tokenizer', async (t) => {
+  const vocab = vocabOf('uncased');
+  const tok = WordPieceTokenizer.fromVocab(vocab, { doLowerCase: true });
+  const ref = WordPieceTokenizer.fromVocab(vocab, { doLowerCase: true });
+  const texts = [...expected.hardCases, ...corpus, ...fuzzStrings(800, 99)];
+  for (const threads of [1, 2]) {
+    const a = await tok.encodeBatchAsync(texts, { threads });
+    const b = ref.encodeBatch(texts, { threads: 1 });
+    t.deepEqual(Array.from(a.start), Array.from(b.start));
+    t.deepEqual(Array.from(a.ids), Array.from(b.ids));
+  }
+  const big = Array.from({ length: 200 }, (_, k) => corpus.join(' ') + k);
+  const first = tok.encodeBatchAsync(big, { threads: 1 });
+  t.throws(() => tok.encodeBatch(['x']), { message: /already encoding a batch/ });
+  await t.throwsAsync(tok.encodeBatchAsync(['x']), { message: /already encoding a batch/ });
+  const r = await first;
+  t.is(r.start.length, big.length + 1);
+  t.notThrows(() => tok.encodeBatch(['x']));
+});
+
 test('native word cache: ids stay right after it fills up (2^18 words) and starts over', (t) => {
   const vocab = vocabOf('uncased');
   const tok = WordPieceTokenizer.fromVocab(vocab, { doLowerCase: true });

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { SkipCounter, type Document } from './document.js';
 import { detectFormat, inputSize, readDocuments, type Format } from './readers/index.js';
 import { DocGraph } from './graph.js';
-import { loadTokenizer, segmentJobs, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
+import { loadTokenizer, SegmentPipeline, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
 import { TokenFileWriter, GrowableI32, GrowableF64, loadTokenFile, type TokenFileReader } from './token-store.js';
 import type { WordPieceTokenizer } from './tokenizer/index.js';
 import type { TokenizeInit, TokenizeJob, TokenizeResult, BuildInit, BuildJob, BuildResult } from './prepare-worker.js';
@@ -117,6 +117,8 @@ const SMALL_INPUT_BYTES = 16 << 20;
 
 /** anchors per instance-building job */
 const PLAN_CHUNK = 2048;
+// inline tokenising: native threads for a batch while the JS thread reads and splits the next one
+const PIPELINE_THREADS = Math.max(1, +(process.env.LINKBERT_PIPELINE_THREADS ?? (os.availableParallelism?.() ?? os.cpus().length) - 1));
 
 const DEFAULTS = {
   maxSeqLen: 512,
@@ -713,7 +715,18 @@ class TokenizePool extends WorkerPool<TokenizeResult, null> {
 
   async drain(): Promise<void> {
     if (this.batch.length) await this.flush();
+    if (this.pipeline) this.emitInline(await this.pipeline.finish());
     await super.drain();
+  }
+
+  private pipeline: SegmentPipeline | undefined;
+  private inlineDocs: TokenizeJob['docs'][] = []; // batches in the pipeline, oldest first
+
+  /** Results of the oldest inline batch (SegmentPipeline hands them back one push later). */
+  private emitInline(segs: SegmentedText[]): void {
+    if (segs.length === 0) return;
+    const docs = this.inlineDocs.shift()!;
+    docs.forEach((d, k) => this.onResult(d.i, segs[k]));
   }
 
   private async flush(): Promise<void> {
@@ -721,9 +734,10 @@ class TokenizePool extends WorkerPool<TokenizeResult, null> {
     this.batch = [];
     this.batchChars = 0;
     if (this.workers.length === 0) {
-      // inline: one tokenizer call per batch, on every core when the tokenizer runs natively
-      const segs = await segmentJobs(this.tok, docs, this.init.target, os.availableParallelism?.() ?? os.cpus().length);
-      docs.forEach((d, k) => this.onResult(d.i, segs[k]));
+      // inline: one tokenizer call per batch, off the JS thread, while the next batch is read and split
+      this.pipeline ??= new SegmentPipeline(this.tok, this.init.target, PIPELINE_THREADS);
+      this.inlineDocs.push(docs);
+      this.emitInline(await this.pipeline.push(docs));
       return;
     }
     await this.post(null, (id): TokenizeJob => ({ id, docs }));

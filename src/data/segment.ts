@@ -132,6 +132,8 @@ export interface Encoder {
   isWordStart(id: number): boolean;
   /** many texts at once, back to back (text t is ids[start[t], start[t + 1])); used when present */
   encodeBatch?(texts: string[], opts?: { threads?: number }): { ids: Int32Array; start: Int32Array };
+  /** encodeBatch off the JS thread; used by segmentJobsPipelined when present */
+  encodeBatchAsync?(texts: string[], opts?: { threads?: number }): Promise<{ ids: Int32Array; start: Int32Array }>;
 }
 
 /** Split a document into sentences, tokenise each and pack them into segments of at most `target` tokens. */
@@ -139,26 +141,45 @@ export function segmentText(enc: Encoder, text: string, target: number): { token
   return segmentTexts(enc, [text], target)[0];
 }
 
-/** segmentText for many documents, with one tokenizer call for all their sentences (on `threads`
- * threads where the tokenizer runs natively). */
-export function segmentTexts(enc: Encoder, texts: string[], target: number, threads = 1): { tokens: Int32Array; bounds: Int32Array; sentences: number }[] {
+/** Documents split into sentences, all sentences in one list: document d has sentences first[d] .. first[d + 1]. */
+interface SplitTexts {
+  sents: string[];
+  first: Int32Array;
+}
+
+function splitTexts(texts: string[]): SplitTexts {
   const sents: string[] = [];
-  const first = new Int32Array(texts.length + 1); // document d has sentences first[d] .. first[d + 1]
+  const first = new Int32Array(texts.length + 1);
   texts.forEach((t, d) => {
     for (const x of splitSentences(t)) sents.push(x);
     first[d + 1] = sents.length;
   });
-  let ids: Int32Array, start: Int32Array;
-  if (enc.encodeBatch) ({ ids, start } = enc.encodeBatch(sents, { threads }));
-  else {
-    const parts = sents.map((x) => enc.encode(x));
-    start = new Int32Array(parts.length + 1);
-    parts.forEach((p, k) => (start[k + 1] = start[k] + p.length));
-    ids = new Int32Array(start[parts.length]);
-    parts.forEach((p, k) => ids.set(p, start[k]));
-  }
+  return { sents, first };
+}
+
+function encodeAll(enc: Encoder, sents: string[], threads: number): { ids: Int32Array; start: Int32Array } {
+  if (enc.encodeBatch) return enc.encodeBatch(sents, { threads });
+  const parts = sents.map((x) => enc.encode(x));
+  const start = new Int32Array(parts.length + 1);
+  parts.forEach((p, k) => (start[k + 1] = start[k] + p.length));
+  const ids = new Int32Array(start[parts.length]);
+  parts.forEach((p, k) => ids.set(p, start[k]));
+  return { ids, start };
+}
+
+function packTexts(enc: Encoder, sp: SplitTexts, e: { ids: Int32Array; start: Int32Array }, target: number): { tokens: Int32Array; bounds: Int32Array; sentences: number }[] {
   const wordStart = (id: number) => enc.isWordStart(id);
-  return texts.map((_, d) => ({ ...packSegmentRange(ids, start, first[d], first[d + 1], target, wordStart), sentences: first[d + 1] - first[d] }));
+  const out = [];
+  for (let d = 0; d + 1 < sp.first.length; d++)
+    out.push({ ...packSegmentRange(e.ids, e.start, sp.first[d], sp.first[d + 1], target, wordStart), sentences: sp.first[d + 1] - sp.first[d] });
+  return out;
+}
+
+/** segmentText for many documents, with one tokenizer call for all their sentences (on `threads`
+ * threads where the tokenizer runs natively). */
+export function segmentTexts(enc: Encoder, texts: string[], target: number, threads = 1): { tokens: Int32Array; bounds: Int32Array; sentences: number }[] {
+  const sp = splitTexts(texts);
+  return packTexts(enc, sp, encodeAll(enc, sp.sents, threads), target);
 }
 
 /** A document for the tokenizer: plain text, or work its reader deferred (Document.deferred). */
@@ -193,11 +214,18 @@ export async function segmentJob(enc: Encoder, job: TextJob, target: number): Pr
   return (await segmentJobs(enc, [job], target))[0];
 }
 
-/** segmentJob for many jobs: deferred conversions first, then one tokenizer call for all the text. */
-export async function segmentJobs(enc: Encoder, jobs: TextJob[], target: number, threads = 1): Promise<SegmentedText[]> {
+/** Jobs after their deferred conversions and sentence splitting, ready for the tokenizer. */
+interface SplitJobs {
+  out: SegmentedText[];
+  /** job of each text */
+  at: number[];
+  sp: SplitTexts;
+}
+
+async function splitJobs(jobs: TextJob[]): Promise<SplitJobs> {
   const out: SegmentedText[] = new Array(jobs.length);
   const texts: string[] = [];
-  const at: number[] = []; // job of each text
+  const at: number[] = [];
   for (let k = 0; k < jobs.length; k++) {
     const job = jobs[k];
     if (!job.deferred) {
@@ -217,9 +245,51 @@ export async function segmentJobs(enc: Encoder, jobs: TextJob[], target: number,
     texts.push(text);
     at.push(k);
   }
-  const segs = segmentTexts(enc, texts, target, threads);
-  segs.forEach((sg, i) => (out[at[i]] = out[at[i]] ? { ...out[at[i]], ...sg } : sg));
-  return out;
+  return { out, at, sp: splitTexts(texts) };
+}
+
+function packJobs(enc: Encoder, j: SplitJobs, e: { ids: Int32Array; start: Int32Array }, target: number): SegmentedText[] {
+  const segs = packTexts(enc, j.sp, e, target);
+  segs.forEach((sg, i) => (j.out[j.at[i]] = j.out[j.at[i]] ? { ...j.out[j.at[i]], ...sg } : sg));
+  return j.out;
+}
+
+/** segmentJob for many jobs: deferred conversions first, then one tokenizer call for all the text. */
+export async function segmentJobs(enc: Encoder, jobs: TextJob[], target: number, threads = 1): Promise<SegmentedText[]> {
+  const j = await splitJobs(jobs);
+  return packJobs(enc, j, encodeAll(enc, j.sp.sents, threads), target);
+}
+
+/**
+ * segmentJobs for a stream of batches, pipelined: while the tokenizer encodes one batch off the JS
+ * thread (Encoder.encodeBatchAsync), the next batch is converted and split. push() hands back the
+ * previous batch's results (in order); finish() the last one's.
+ */
+export class SegmentPipeline {
+  private inflight: { j: SplitJobs; e: Promise<{ ids: Int32Array; start: Int32Array }> } | null = null;
+
+  constructor(private enc: Encoder, private target: number, private threads: number) {}
+
+  async push(jobs: TextJob[]): Promise<SegmentedText[]> {
+    const j = await splitJobs(jobs);
+    const done = await this.settle();
+    const enc = this.enc;
+    const e = enc.encodeBatchAsync ? enc.encodeBatchAsync(j.sp.sents, { threads: this.threads }) : Promise.resolve(encodeAll(enc, j.sp.sents, this.threads));
+    e.catch(() => {}); // a failure surfaces at the next push() or finish(), not as an unhandled rejection
+    this.inflight = { j, e };
+    return done;
+  }
+
+  finish(): Promise<SegmentedText[]> {
+    return this.settle();
+  }
+
+  private async settle(): Promise<SegmentedText[]> {
+    if (!this.inflight) return [];
+    const { j, e } = this.inflight;
+    this.inflight = null;
+    return packJobs(this.enc, j, await e, this.target);
+  }
 }
 
 /** How to load the WordPiece tokenizer: a vocab.txt file or a saved tokenizer directory, plus overrides. */

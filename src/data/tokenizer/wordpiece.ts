@@ -214,8 +214,10 @@ function hashString(s: string): number {
 interface NativeWordPiece {
   wordpieceCreate(vocab: readonly string[], cfg: { lower: boolean; unkId: number; maxChars: number; asciiKind: Uint8Array; specials: string[]; specialIds: number[] }): object;
   wordpieceDefine(h: object, cps: Int32Array, kinds: Uint8Array, normOff: Int32Array, norm: Uint16Array, normCls: Uint8Array): void;
-  wordpieceEncodeBatch(h: object, texts: string[], threads: number): { ids: Int32Array<ArrayBuffer>; lens: Int32Array<ArrayBuffer>; missing: Int32Array };
+  wordpieceEncodeBatch(h: object, texts: string[], threads: number): NativeBatch;
+  wordpieceEncodeBatchAsync(h: object, texts: string[], threads: number): Promise<NativeBatch>;
 }
+type NativeBatch = { ids: Int32Array<ArrayBuffer>; lens: Int32Array<ArrayBuffer>; missing: Int32Array };
 
 let nativeAddon: NativeWordPiece | null | undefined;
 /** The addon's WordPiece, or null: not built, or LINKBERT_NATIVE_TOKENIZER=0. */
@@ -476,13 +478,27 @@ export class WordPieceTokenizer {
       const parts = texts.map((s) => this.encode(s));
       return concatParts(parts);
     }
-    const r = nat.addon.wordpieceEncodeBatch(nat.h, texts, threads);
+    return this.completeBatch(nat, texts, nat.addon.wordpieceEncodeBatch(nat.h, texts, threads), threads);
+  }
+
+  /** encodeBatch with the encoding off the JS thread (in the addon, on libuv's pool): JS goes on
+   * meanwhile. One batch at a time per tokenizer. Without the addon, the TypeScript encodeBatch. */
+  async encodeBatchAsync(texts: string[], opts?: { threads?: number }): Promise<EncodedBatch> {
+    const threads = Math.max(1, Math.min(256, Math.floor(opts?.threads ?? 1)));
+    const nat = this.native();
+    if (!nat) return this.encodeBatch(texts, opts);
+    return this.completeBatch(nat, texts, await nat.addon.wordpieceEncodeBatchAsync(nat.h, texts, threads), threads);
+  }
+
+  /** The batch result, after defining any code points the addon met for the first time and encoding
+   * the texts that held them again. */
+  private completeBatch(nat: { addon: NativeWordPiece; h: object }, texts: string[], r: NativeBatch, threads: number): EncodedBatch {
     if (r.missing.length === 0) return { ids: r.ids, start: lensToStarts(r.lens) };
     // code points the addon has not been told about: define them, encode those texts again
     this.defineNative(nat, r.missing);
     const again: number[] = [];
     for (let t = 0; t < texts.length; t++) if (r.lens[t] < 0) again.push(t);
-    const r2 = this.encodeBatch(again.map((t) => texts[t]), opts);
+    const r2 = this.encodeBatch(again.map((t) => texts[t]), { threads });
     const lens = r.lens;
     again.forEach((t, k) => (lens[t] = r2.start[k + 1] - r2.start[k]));
     const start = lensToStarts(lens);
