@@ -38,6 +38,13 @@ enum : uint8_t { A_WORD = 0, A_SPACE = 1, A_PUNCT = 2, A_DROP = 3 };
 // class of one normalized code unit of a K_MIXED entry
 enum : uint8_t { N_WORD = 0, N_SPACE = 1, N_PUNCT = 2, N_LOW = 3 /* low surrogate: goes with the unit before */ };
 
+// a == b over n code units; words are short, so a loop beats a memcmp call
+inline bool same(const char16_t* a, const char16_t* b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 inline uint32_t fnv(const char16_t* s, size_t n) {
   uint32_t h = kFnvBasis;
   for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * kFnvPrime;
@@ -58,7 +65,7 @@ class StrTable {
       const int32_t v = slots_[slot];
       if (v == 0) return -1;
       const Entry& e = entries_[v - 1];
-      if (e.hash == h && e.len == n && std::equal(s, s + n, pool_.data() + e.off)) return e.value;
+      if (e.hash == h && e.len == n && same(s, pool_.data() + e.off, n)) return e.value;
     }
   }
   // inserts, or overwrites the value of an existing key (later vocab ids win, as in HF load_vocab)
@@ -67,7 +74,7 @@ class StrTable {
       const int32_t v = slots_[slot];
       if (v == 0) break;
       Entry& e = entries_[v - 1];
-      if (e.hash == h && e.len == n && std::equal(s, s + n, pool_.data() + e.off)) {
+      if (e.hash == h && e.len == n && same(s, pool_.data() + e.off, n)) {
         e.value = value;
         return;
       }
@@ -126,7 +133,7 @@ class WordCache {
     for (uint32_t i = h & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.n == 0) return nullptr;
-      if (s.hash == h && s.len == len && std::equal(w, w + len, len <= 6 ? s.key : keys_.data() + s.keyOff)) return &s;
+      if (s.hash == h && s.len == len && same(w, len <= 6 ? s.key : keys_.data() + s.keyOff, len)) return &s;
     }
   }
   const Slot* insert(const char16_t* w, uint32_t len, uint32_t h, const std::vector<int32_t>& ids) {
@@ -225,6 +232,7 @@ class WordPiece {
   std::vector<char16_t> norm;
   std::vector<uint8_t> normCls;
   std::vector<Worker> workers;
+  std::vector<char16_t> textPool;  // the batch's texts (BatchJob), kept for the next batch
   bool busy = false;  // a batch is being encoded (an async one may still run): no second batch, no define
 
   const CharEntry& entry(uint32_t cp) const {
@@ -528,7 +536,8 @@ namespace {
 // One batch: the texts, copied out of V8 (the threads must not touch JS values), and what came out.
 struct BatchJob {
   WordPiece* wp = nullptr;
-  std::vector<std::u16string> texts;
+  std::vector<char16_t>* pool = nullptr;  // the texts back to back (the tokenizer's buffer, reused)
+  std::vector<size_t> off;                // text t is (*pool)[off[t], off[t + 1])
   size_t total = 0;  // UTF-16 units
   size_t threads = 1;
   size_t nth = 1;    // threads used
@@ -544,20 +553,30 @@ struct BatchJob {
     threads = (size_t)td;
     Napi::Array arr = info[1].As<Napi::Array>();
     const uint32_t nt = arr.Length();
-    texts.resize(nt);
+    if (wp->busy) throw Napi::Error::New(env, std::string(fn) + ": this tokenizer is already encoding a batch (await it first)");
+    pool = &wp->textPool;
+    pool->clear();
+    off.assign(nt + 1, 0);
     for (uint32_t t = 0; t < nt; t++) {
       Napi::Value v = arr.Get(t);
       if (!v.IsString()) throw Napi::TypeError::New(env, std::string(fn) + ": texts[" + std::to_string(t) + "] is not a string");
-      texts[t] = u16(v);
-      total += texts[t].size();
+      size_t len = 0;
+      napi_status st = napi_get_value_string_utf16(env, v, nullptr, 0, &len);
+      if (st != napi_ok) throw Napi::Error::New(env, std::string(fn) + ": cannot read texts[" + std::to_string(t) + "]");
+      const size_t at = pool->size();
+      pool->resize(at + len + 1);  // +1: napi writes a terminating NUL
+      st = napi_get_value_string_utf16(env, v, pool->data() + at, len + 1, &len);
+      if (st != napi_ok) throw Napi::Error::New(env, std::string(fn) + ": cannot read texts[" + std::to_string(t) + "]");
+      pool->resize(at + len);
+      off[t + 1] = pool->size();
     }
-    if (wp->busy) throw Napi::Error::New(env, std::string(fn) + ": this tokenizer is already encoding a batch (await it first)");
+    total = pool->size();
     wp->busy = true;
   }
 
   // Encodes on up to `threads` threads (no JS).
   void run() {
-    const uint32_t nt = (uint32_t)texts.size();
+    const uint32_t nt = (uint32_t)(off.size() - 1);
     // contiguous ranges of texts of about equal length, one per thread; small batches stay on one
     nth = std::max<size_t>(1, std::min<size_t>({threads, (size_t)nt, total / 16384 + 1}));
     if (wp->workers.size() < nth) wp->workers.resize(nth);
@@ -565,7 +584,7 @@ struct BatchJob {
     from[0] = 0;
     size_t acc = 0, part = 1;
     for (uint32_t t = 0; t < nt && part < nth; t++) {
-      acc += texts[t].size();
+      acc += off[t + 1] - off[t];
       if (acc * nth >= part * total) from[part++] = t + 1;
     }
     lens.assign(nt, 0);
@@ -576,7 +595,7 @@ struct BatchJob {
       for (uint32_t t = from[w]; t < from[w + 1]; t++) {
         const size_t before = W.ids.size();
         W.failed = false;
-        wp->encode(W, texts[t].data(), texts[t].size());
+        wp->encode(W, pool->data() + off[t], off[t + 1] - off[t]);
         if (W.failed) {
           W.ids.resize(before);
           lens[t] = -1;

@@ -9,6 +9,10 @@ import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { WordPieceTokenizer, trainWordPieceVocab, SPECIAL_TOKENS } from '../data/tokenizer/index.js';
+import { segmentTexts } from '../data/segment.js';
+import { InstanceBuilder, splitDocuments, type SegmentedDoc } from '../data/instances.js';
+import { Masker, defaultMaxPredictions, type MaskSpec } from '../data/masking.js';
+import { tokenWidthFor } from '../data/shards/format.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const sharedData = path.resolve(repoRoot, '../shared/data');
@@ -225,6 +229,51 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
     for (let k = 0; nsame && k < c.length; k++) nsame = c[k] === b[k];
     if (!nsame) nativeMismatches++;
   }
+  // The target's two steps alone, in this process, on the same lines as documents of 20 lines: tokenising
+  // (sentence split, native encodeBatch on every core, segment packing) and instance building (labels,
+  // partners, truncation, static masks, framed records; native on every core). No file reading or
+  // parsing, graph or shard writing: `pipeline` below times all of prepare.
+  let compute: Record<string, unknown>;
+  {
+    const docsText: string[] = [];
+    for (let i = 0; i < lines.length; i += 20) docsText.push(lines.slice(i, i + 20).join('\n'));
+    const ctok = make(); // a fresh tokenizer: cold, like prepare's
+    const target = (128 - 3) >> 1;
+    let segs: { tokens: Int32Array; bounds: Int32Array }[] = [];
+    const tTok = await timed(() => {
+      segs = [];
+      for (let i = 0; i < docsText.length; i += 256) segs.push(...segmentTexts(ctok, docsText.slice(i, i + 256), target, threads));
+    });
+    let nInst = 0;
+    const tBuild = await timed(() => {
+      const docs: SegmentedDoc[] = segs.map((sg, i) => ({ id: `d${i}`, input: 0, tokens: sg.tokens, bounds: sg.bounds, links: new Int32Array(0), inDegree: 0 }));
+      const split = splitDocuments(docs, 1, 0.01, 2);
+      const spec: MaskSpec = {
+        vocabSize: ctok.vocabSize,
+        maskId: ctok.maskId,
+        neverMask: [ctok.clsId, ctok.sepId, ctok.padId, ctok.maskId],
+        randomExclude: [...new Set([ctok.clsId, ctok.sepId, ctok.padId, ctok.maskId, ctok.unkId])],
+        maskProb: 0.15,
+        maxPredictions: defaultMaxPredictions(128),
+        wholeWord: false,
+      };
+      const b = new InstanceBuilder(docs, split, { seed: 1, maxSeqLen: 128, dupeFactor: 1, labelProbs: [[0.5, 0.5, 0]], keepRate: [1], clsId: ctok.clsId, sepId: ctok.sepId, masker: new Masker(spec) });
+      for (let d0 = 0; d0 < docs.length; d0 += 200) {
+        const plan = b.plan(0, d0, Math.min(docs.length, d0 + 200));
+        nInst += b.buildRecords(0, plan, tokenWidthFor(ctok.vocabSize), threads).lens.length;
+      }
+    });
+    compute = {
+      native_tokenizer: ctok.nativeBatch,
+      instances: nInst,
+      tokenize_seconds: +tTok.wall.toFixed(3),
+      build_seconds: +tBuild.wall.toFixed(3),
+      mb_s: +(bytes / 1e6 / (tTok.wall + tBuild.wall)).toFixed(2),
+      ratio_vs_encode_batch: +(hf.wall / (tTok.wall + tBuild.wall)).toFixed(2),
+      ratio_vs_encode_batch_cpu: +(hf.cpu / (tTok.cpu + tBuild.cpu)).toFixed(2),
+    };
+  }
+
   // The target compares tokenising *plus instance building* with encodeBatch: `prepare` on the same
   // lines (documents of 20 lines, plain text, default workers), in a child process so that
   // it starts as cold as a user's run. It also splits sentences, packs segments, builds the graph,
@@ -311,6 +360,7 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
     ratio_cold_cpu: +(hf.cpu / cold.cpu).toFixed(2),
     ratio_cache_cold_cpu: +(hf.cpu / cacheCold.cpu).toFixed(2),
     ratio_warm_cpu: +(hf.cpu / warm.cpu).toFixed(2),
+    tokenize_plus_instances: compute,
     pipeline,
     ids_identical: mismatches === 0,
     mismatched_lines: mismatches,
@@ -346,6 +396,8 @@ export function register(bench: Command): void {
       console.log(`ours, encodeBatch (${nb.native ? 'native' : 'TypeScript'}, ${nb.threads} threads): cold ${nb.cold_mb_s} MB/s (${nb.ratio_cold}x), warm ${nb.warm_mb_s} MB/s (${nb.ratio_warm}x); ids identical: ${nb.ids_identical}`);
       console.log(`tokenizers (${r.cores} cores): encodeBatch ${h.mb_s} MB/s (${h.with_get_ids_mb_s} MB/s with getIds); per CPU-second ${h.mb_per_cpu_s} MB`);
       console.log(`ratio (wall): ${r.ratio_cold}x cold, ${r.ratio_cache_cold}x cache-cold, ${r.ratio_warm}x warm; (CPU time): ${r.ratio_cold_cpu}x, ${r.ratio_cache_cold_cpu}x, ${r.ratio_warm_cpu}x; load ${(r.load_average as number[]).join(' ')}`);
+      const cp = r.tokenize_plus_instances as Record<string, number>;
+      console.log(`tokenise + build instances, in process (no reading, parsing or writing): ${cp.mb_s} MB/s = ${cp.ratio_vs_encode_batch}x encodeBatch (${cp.tokenize_seconds} s + ${cp.build_seconds} s; CPU time: ${cp.ratio_vs_encode_batch_cpu}x)`);
       const pl = r.pipeline as Record<string, number>;
       console.log(`prepare (tokenise + segments + instances + shards, default workers): ${pl.text_mb_s} MB/s of text = ${pl.ratio_vs_encode_batch}x encodeBatch (CPU time: ${pl.ratio_vs_encode_batch_cpu}x)`);
       console.log(`  its tokenise and instance stages alone (no start-up, vocab load, graph): ${pl.tokenize_plus_instances_mb_s} MB/s = ${pl.ratio_tokenize_plus_instances_vs_encode_batch}x encodeBatch`);
