@@ -207,6 +207,7 @@ struct CharEntry {
 struct alignas(128) Worker {
   WordCache cache;              // normalized word -> pieces
   std::vector<char16_t> word;   // the word being built
+  uint32_t hash = kFnvBasis;    // FNV-1a of word
   std::vector<uint32_t> prefix;  // WordPiece: hash of word[start, k)
   std::vector<int32_t> wp;       // WordPiece output
   std::vector<int32_t> ids;      // this thread's output
@@ -293,38 +294,60 @@ class WordPiece {
     const uint32_t n = (uint32_t)W.word.size();
     if (n == 0) return;
     const char16_t* w = W.word.data();
-    const uint32_t h = fnv(w, n);
+    const uint32_t h = W.hash;
     const WordCache::Slot* hit = W.cache.find(w, n, h);
     if (hit == nullptr) {
       wordPiece(W, w, n, W.wp);
       if (!WordCache::cacheable(n, W.wp.size())) {
         W.ids.insert(W.ids.end(), W.wp.begin(), W.wp.end());
         W.word.clear();
+        W.hash = kFnvBasis;
         return;
       }
       hit = W.cache.insert(w, n, h, W.wp);
     }
     W.cache.emit(hit, W.ids);
     W.word.clear();
+    W.hash = kFnvBasis;
+  }
+
+  // appends normalized code units to the word being built (and to its running hash)
+  static void append(Worker& W, const char16_t* s, uint32_t n) {
+    uint32_t h = W.hash;
+    for (uint32_t q = 0; q < n; q++) h = (h ^ s[q]) * kFnvPrime;
+    W.hash = h;
+    W.word.insert(W.word.end(), s, s + n);
   }
 
   void pushAlone(Worker& W, const char16_t* s, uint32_t n) const {
     flush(W);
-    W.word.insert(W.word.end(), s, s + n);
+    append(W, s, n);
     flush(W);
   }
 
   // The scan of wordpiece.ts (its general path; the fast paths there give the same words).
   void encode(Worker& W, const char16_t* s, size_t n) const {
     W.word.clear();
+    W.hash = kFnvBasis;
     size_t i = 0;
     while (i < n) {
       const char16_t c = s[i];
       if (c < 128) {
         const uint8_t k = asciiKind[c];
-        if (k == A_WORD) {
-          W.word.push_back(fold[c]);
-          i++;
+        if (k == A_WORD) {  // a run of ASCII word characters, folded and hashed in one pass
+          size_t j = i + 1;
+          while (j < n && s[j] < 128 && asciiKind[s[j]] == A_WORD) j++;
+          const size_t at = W.word.size();
+          W.word.resize(at + (j - i));
+          char16_t* dst = W.word.data() + at;
+          uint32_t h = W.hash;
+          for (size_t q = i; q < j; q++) {
+            const char16_t f = fold[s[q]];
+            *dst++ = f;
+            h = (h ^ f) * kFnvPrime;
+          }
+          W.hash = h;
+          i = j;
           continue;
         }
         if (k == A_DROP) {  // deleted by clean_text; the word goes on
@@ -360,7 +383,7 @@ class WordPiece {
       const char16_t* nt = norm.data() + e.off;
       switch (e.kind) {
         case K_WORD:
-          W.word.insert(W.word.end(), nt, nt + e.len);
+          append(W, nt, e.len);
           break;
         case K_DROP:
           break;
@@ -380,7 +403,7 @@ class WordPiece {
             else if (cls[q] == N_PUNCT)
               pushAlone(W, nt + q, nw);
             else
-              W.word.insert(W.word.end(), nt + q, nt + q + nw);
+              append(W, nt + q, nw);
             q += nw;
           }
           break;
