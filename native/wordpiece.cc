@@ -9,7 +9,7 @@
 // once, at creation. No Unicode tables live here, so the two tokenizers cannot drift apart.
 //
 // Entry points (validated; bad input throws TypeError/RangeError):
-//   wordpieceCreate(vocab: string[], cfg) -> handle
+//   wordpieceCreate(tokens: string (all tokens back to back), lengths: Int32Array, cfg) -> handle
 //   wordpieceDefine(handle, cps: Int32Array, kinds: Uint8Array, normOff: Int32Array, norm: Uint16Array,
 //                   normCls: Uint8Array)
 //   wordpieceEncodeBatch(handle, texts: string[], threads) -> { ids: Int32Array, lens: Int32Array,
@@ -54,10 +54,12 @@ inline uint32_t fnv(const char16_t* s, size_t n) {
 // UTF-16 string -> int32 value, open addressing; keys live in one pool.
 class StrTable {
  public:
-  void reserve(size_t n) {
+  void reserve(size_t n, size_t chars) {
     size_t cap = 1024;
-    while (cap < 4 * n) cap *= 2;
+    while (cap < 2 * n) cap *= 2;
     rehash(cap);
+    entries_.reserve(n);
+    pool_.reserve(chars);
   }
   // value of s[0, n) with hash h, or -1
   int32_t find(const char16_t* s, uint32_t n, uint32_t h) const {
@@ -79,7 +81,7 @@ class StrTable {
         return;
       }
     }
-    if (4 * (entries_.size() + 1) > slots_.size()) rehash(2 * slots_.size());
+    if (2 * (entries_.size() + 1) > slots_.size()) rehash(2 * slots_.size());  // load <= 1/2
     entries_.push_back({h, (uint32_t)pool_.size(), n, value});
     pool_.insert(pool_.end(), s, s + n);
     place((int32_t)entries_.size() - 1);
@@ -452,33 +454,51 @@ int32_t int_field(Napi::Env env, Napi::Object o, const char* key, double lo, dou
 
 }  // namespace
 
-// wordpieceCreate(vocab: string[], cfg: { lower: boolean, unkId, maxChars, asciiKind: Uint8Array(128),
+// wordpieceCreate(tokens: string, lengths: Int32Array, cfg: { lower: boolean, unkId, maxChars, asciiKind: Uint8Array(128),
 //                 specials: string[] (longest first), specialIds: number[] })
 Napi::Value WordpieceCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* fn = "wordpieceCreate";
-  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsObject())
-    throw Napi::TypeError::New(env, "wordpieceCreate(vocab: string[], cfg: object)");
-  Napi::Array vocab = info[0].As<Napi::Array>();
-  Napi::Object cfg = info[1].As<Napi::Object>();
-  const uint32_t nv = vocab.Length();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || !info[2].IsObject())
+    throw Napi::TypeError::New(env, "wordpieceCreate(tokens: string (the vocab, concatenated), lengths: Int32Array, cfg: object)");
+  // the vocab as one string and each token's length: one copy out of V8 instead of one per token
+  const std::u16string all = u16(info[0]);
+  Napi::Int32Array lengths = info[1].As<Napi::Int32Array>();
+  Napi::Object cfg = info[2].As<Napi::Object>();
+  const size_t nv = lengths.ElementLength();
   if (nv == 0 || nv > (1u << 30)) throw Napi::RangeError::New(env, "wordpieceCreate: vocab must hold 1 to 2^30 tokens");
   auto* h = new Handle();
   Napi::External<Handle> ext = Napi::External<Handle>::New(env, h, [](Napi::Env, Handle* p) { delete p; });
   WordPiece& wp = h->wp;
-  wp.tok.reserve(nv);
-  wp.cont.reserve(nv);
-  for (uint32_t id = 0; id < nv; id++) {
-    Napi::Value v = vocab.Get(id);
-    if (!v.IsString()) throw Napi::TypeError::New(env, std::string(fn) + ": vocab[" + std::to_string(id) + "] is not a string");
-    const std::u16string t = u16(v);
-    wp.tok.put(t.data(), (uint32_t)t.size(), fnv(t.data(), t.size()), (int32_t)id);
-    wp.maxTok = std::max(wp.maxTok, (uint32_t)t.size());
-    if (t.size() > 2 && t[0] == u'#' && t[1] == u'#') {
-      wp.cont.put(t.data() + 2, (uint32_t)t.size() - 2, fnv(t.data() + 2, t.size() - 2), (int32_t)id);
-      wp.maxCont = std::max(wp.maxCont, (uint32_t)t.size() - 2);
+  size_t nCont = 0, contChars = 0;  // '##x' tokens: sizes for the continuation table
+  {
+    size_t p = 0;
+    for (size_t id = 0; id < nv; id++) {
+      const size_t n = lengths[id] >= 0 ? (size_t)lengths[id] : 0;
+      if (n > 2 && p + n <= all.size() && all[p] == u'#' && all[p + 1] == u'#') {
+        nCont++;
+        contChars += n - 2;
+      }
+      p += n;
     }
   }
+  wp.tok.reserve(nv, all.size());
+  wp.cont.reserve(nCont, contChars);
+  size_t at = 0;
+  for (size_t id = 0; id < nv; id++) {
+    if (lengths[id] < 0 || (size_t)lengths[id] > all.size() - at)
+      throw Napi::RangeError::New(env, std::string(fn) + ": lengths[" + std::to_string(id) + "] runs past the end of the tokens");
+    const char16_t* t = all.data() + at;
+    const uint32_t n = (uint32_t)lengths[id];
+    at += n;
+    wp.tok.put(t, n, fnv(t, n), (int32_t)id);
+    wp.maxTok = std::max(wp.maxTok, n);
+    if (n > 2 && t[0] == u'#' && t[1] == u'#') {
+      wp.cont.put(t + 2, n - 2, fnv(t + 2, n - 2), (int32_t)id);
+      wp.maxCont = std::max(wp.maxCont, n - 2);
+    }
+  }
+  if (at != all.size()) throw Napi::RangeError::New(env, std::string(fn) + ": the lengths add up to " + std::to_string(at) + ", the tokens hold " + std::to_string(all.size()));
   Napi::Value lower = cfg.Get("lower");
   if (!lower.IsBoolean()) throw Napi::TypeError::New(env, "wordpieceCreate: cfg.lower must be a boolean");
   wp.lower = lower.As<Napi::Boolean>().Value();

@@ -212,7 +212,7 @@ function hashString(s: string): number {
 
 /** The native WordPiece entry points (native/wordpiece.cc). */
 interface NativeWordPiece {
-  wordpieceCreate(vocab: readonly string[], cfg: { lower: boolean; unkId: number; maxChars: number; asciiKind: Uint8Array; specials: string[]; specialIds: number[] }): object;
+  wordpieceCreate(tokens: string, lengths: Int32Array, cfg: { lower: boolean; unkId: number; maxChars: number; asciiKind: Uint8Array; specials: string[]; specialIds: number[] }): object;
   wordpieceDefine(h: object, cps: Int32Array, kinds: Uint8Array, normOff: Int32Array, norm: Uint16Array, normCls: Uint8Array): void;
   wordpieceEncodeBatch(h: object, texts: string[], threads: number): NativeBatch;
   wordpieceEncodeBatchAsync(h: object, texts: string[], threads: number): Promise<NativeBatch>;
@@ -524,7 +524,10 @@ export class WordPieceTokenizer {
       this.nativeHandle = null;
       return null;
     }
-    this.nativeHandle ??= addon.wordpieceCreate(this.vocab, {
+    if (this.nativeHandle !== undefined) return { addon, h: this.nativeHandle };
+    const lengths = new Int32Array(this.vocab.length);
+    for (let i = 0; i < lengths.length; i++) lengths[i] = this.vocab[i].length;
+    this.nativeHandle = addon.wordpieceCreate(this.vocab.join(''), lengths, {
       lower: this.lower,
       unkId: this.unkId,
       maxChars: this.config.maxInputCharsPerWord,
