@@ -20,8 +20,9 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "../kernels/cpu/threadpool.h"
 
 namespace lb {
 namespace {
@@ -663,14 +664,10 @@ Napi::Value InstanceBuilderBuild(const Napi::CallbackInfo& info) {
       errors[w] = e.what();
     }
   };
-  if (nth == 1)
-    run(0);
-  else {
-    std::vector<std::thread> pool;
-    for (size_t w = 1; w < nth; w++) pool.emplace_back(run, w);
-    run(0);
-    for (auto& t : pool) t.join();
-  }
+  // fixed parts (the output does not depend on which thread takes which), on the addon's thread pool
+  parallel_for((int64_t)nth, 1, [&](int64_t b, int64_t e) {
+    for (int64_t w = b; w < e; w++) run((size_t)w);
+  });
   for (const std::string& e : errors)
     if (!e.empty()) throw Napi::Error::New(env, "instanceBuilderBuild: " + e);
   size_t bytes = 0;

@@ -22,9 +22,10 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "../kernels/cpu/threadpool.h"
 
 namespace lb {
 namespace {
@@ -646,14 +647,10 @@ struct BatchJob {
           lens[t] = (int32_t)(W.ids.size() - before);
       }
     };
-    if (nth == 1)
-      work(0);
-    else {
-      std::vector<std::thread> pool;
-      for (size_t w = 1; w < nth; w++) pool.emplace_back(work, w);
-      work(0);
-      for (auto& th : pool) th.join();
-    }
+    // fixed parts (each with its own word cache), on the addon's thread pool
+    parallel_for((int64_t)nth, 1, [&](int64_t b, int64_t e) {
+      for (int64_t w = b; w < e; w++) work((size_t)w);
+    });
   }
 
   // { ids, lens, missing } (on the JS thread)

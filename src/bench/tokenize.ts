@@ -233,11 +233,14 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
   // (sentence split, native encodeBatch on every core, segment packing) and instance building (labels,
   // partners, truncation, static masks, framed records; native on every core). No file reading or
   // parsing, graph or shard writing: `pipeline` below times all of prepare.
-  let compute: Record<string, unknown>;
-  {
-    const docsText: string[] = [];
-    for (let i = 0; i < lines.length; i += 20) docsText.push(lines.slice(i, i + 20).join('\n'));
-    const ctok = make(); // a fresh tokenizer: cold, like prepare's
+  // Best of `repeat` runs, each with a fresh tokenizer (cold word caches, like prepare's), as encodeBatch
+  // is best of `repeat`.
+  let compute: Record<string, unknown> = {};
+  let bestCompute = Infinity;
+  const docsText: string[] = [];
+  for (let i = 0; i < lines.length; i += 20) docsText.push(lines.slice(i, i + 20).join('\n'));
+  for (let rep = 0; rep < repeat; rep++) {
+    const ctok = make();
     const target = (128 - 3) >> 1;
     let segs: { tokens: Int32Array; bounds: Int32Array }[] = [];
     const tTok = await timed(() => {
@@ -263,7 +266,10 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
         nInst += b.buildRecords(0, plan, tokenWidthFor(ctok.vocabSize), threads).lens.length;
       }
     });
+    if (tTok.wall + tBuild.wall >= bestCompute) continue;
+    bestCompute = tTok.wall + tBuild.wall;
     compute = {
+      runs: repeat,
       native_tokenizer: ctok.nativeBatch,
       instances: nInst,
       tokenize_seconds: +tTok.wall.toFixed(3),
