@@ -29,6 +29,7 @@ Napi::Value WordpieceEncodeBatch(const Napi::CallbackInfo& info);
 Napi::Value WordpieceEncodeBatchAsync(const Napi::CallbackInfo& info);
 Napi::Value InstanceBuilderCreate(const Napi::CallbackInfo& info);  // instances.cc
 Napi::Value InstanceBuilderBuild(const Napi::CallbackInfo& info);
+Napi::Value InstanceBuilderClose(const Napi::CallbackInfo& info);
 namespace {
 
 constexpr int64_t kMaxElems = int64_t(1) << 40;
@@ -334,6 +335,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("wordpieceEncodeBatchAsync", Napi::Function::New(env, guarded<WordpieceEncodeBatchAsync>, "wordpieceEncodeBatchAsync"));
   exports.Set("instanceBuilderCreate", Napi::Function::New(env, guarded<InstanceBuilderCreate>, "instanceBuilderCreate"));
   exports.Set("instanceBuilderBuild", Napi::Function::New(env, guarded<InstanceBuilderBuild>, "instanceBuilderBuild"));
+  exports.Set("instanceBuilderClose", Napi::Function::New(env, guarded<InstanceBuilderClose>, "instanceBuilderClose"));
   return exports;
 }
 

@@ -7,6 +7,7 @@
 // the derived tables (split members, link targets and their 1/in-degree cumulative weights).
 //
 //   instanceBuilderCreate(cfg) -> handle
+//   instanceBuilderClose(handle)   (the token file; the handle is unusable after)
 //   instanceBuilderBuild(handle, round, doc: Int32Array, seg: Int32Array, copy: Int32Array,
 //                        label: Int8Array, threads) -> { records: Uint8Array, lens: Int32Array,
 //                        ntok: Int32Array }
@@ -174,6 +175,7 @@ class Builder {
   const int32_t* tok32 = nullptr;
   int64_t ntokens = 0;
   int fd = -1;
+  bool closed = false;
   int32_t fileWidth = 2;  // bytes per token in the file
   std::vector<int64_t> tokOff;
   std::vector<int32_t> bounds;  // document d's segment bounds: bounds[bOff[d] .. bOff[d + 1])
@@ -462,9 +464,9 @@ void check_docs(Napi::Env env, const std::vector<int32_t>& v, int64_t ndocs, con
 }
 
 Builder& handle_arg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "instanceBuilderBuild: argument 0 must be an instance builder handle");
+  if (info.Length() < 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "instance builder: argument 0 must be an instance builder handle");
   Handle* h = info[0].As<Napi::External<Handle>>().Data();
-  if (h == nullptr || h->tag != kTag) throw Napi::TypeError::New(info.Env(), "instanceBuilderBuild: argument 0 is not an instance builder handle");
+  if (h == nullptr || h->tag != kTag) throw Napi::TypeError::New(info.Env(), "instance builder: argument 0 is not an instance builder handle");
   return h->b;
 }
 
@@ -612,10 +614,20 @@ Napi::Value InstanceBuilderCreate(const Napi::CallbackInfo& info) {
   return ext;
 }
 
+// instanceBuilderClose(handle): closes the token file now (not when the handle is collected)
+Napi::Value InstanceBuilderClose(const Napi::CallbackInfo& info) {
+  Builder& b = handle_arg(info);
+  if (b.fd >= 0) close(b.fd);
+  b.fd = -1;
+  b.closed = true;
+  return info.Env().Undefined();
+}
+
 // instanceBuilderBuild(handle, round, doc, seg, copy, label, threads)
 Napi::Value InstanceBuilderBuild(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Builder& b = handle_arg(info);
+  if (b.closed) throw Napi::Error::New(env, "instanceBuilderBuild: the builder was closed");
   auto arr = [&](size_t i, napi_typedarray_type t, const char* name) {
     if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != t)
       throw Napi::TypeError::New(env, std::string("instanceBuilderBuild(handle, round, doc: Int32Array, seg: Int32Array, copy: Int32Array, label: Int8Array, threads): bad ") + name);

@@ -119,6 +119,12 @@ test('native = TypeScript records: tokens from the token file, on disk and in me
     for (let i = 1; i < docs.length; i += 5) split[i] = 1;
     const opts = options(2, { masker: new Masker(maskSpec(3000, false)) });
     compare(t, bare, split, opts, 2, () => new TokenFileReader(file, 2, off, end));
+    // close() lets go of the token file; the builder goes on in TypeScript, with the same bytes
+    const b = new InstanceBuilder(bare, split, { ...opts, tokens: new TokenFileReader(file, 2, off, end) });
+    const plan = b.plan(0, 0, 50);
+    const before = b.buildRecords(0, plan, 2);
+    b.close();
+    t.deepEqual(b.buildRecords(0, plan, 2), before);
     const mem = new Uint16Array(fs.readFileSync(file).buffer.slice(0));
     compare(t, bare, split, opts, 2, () => new TokenFileReader(file, 2, off, end, mem));
   } finally {

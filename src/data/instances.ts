@@ -33,6 +33,7 @@ export type { Instance, DrpLabelName };
 /** The native instance builder's entry points (native/instances.cc). */
 interface NativeInstances {
   instanceBuilderCreate(cfg: Record<string, unknown>): object;
+  instanceBuilderClose(h: object): void;
   instanceBuilderBuild(h: object, round: number, doc: Int32Array, seg: Int32Array, copy: Int32Array, label: Int8Array, threads: number): { records: Uint8Array<ArrayBuffer>; lens: Int32Array<ArrayBuffer>; ntok: Int32Array<ArrayBuffer> };
 }
 
@@ -374,6 +375,12 @@ export class InstanceBuilder {
   }
 
   private nativeBuilder: { addon: NativeInstances; h: object; width: number } | null | undefined;
+
+  /** Releases the addon's builder (it holds the token file open); buildRecords() then runs in TypeScript. */
+  close(): void {
+    if (this.nativeBuilder) this.nativeBuilder.addon.instanceBuilderClose(this.nativeBuilder.h);
+    this.nativeBuilder = null;
+  }
 
   /** The addon's builder for this one (created on first use), or null: not built, or turned off. */
   private native(width: 2 | 4): { addon: NativeInstances; h: object } | null {

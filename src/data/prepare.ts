@@ -460,6 +460,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       for (const w of writers) w.abort();
       throw e;
     } finally {
+      builder.close(); // the addon's builder holds the token file open
       if (buildPool) await buildPool.close();
     }
     const shards = writers.map((w) => w.finish());
