@@ -153,3 +153,60 @@ test('native instance builder: anchors plan() could not have made, and bad confi
   t.throws(() => a.instanceBuilderCreate({ seed: -1 }), { instanceOf: RangeError, message: /cfg.seed/ });
   t.throws(() => a.instanceBuilderBuild({}, 0, new Int32Array(0), new Int32Array(0), new Int32Array(0), new Int8Array(0), 1), { instanceOf: TypeError, message: /handle/ });
 });
+
+test('native instance builder boundary: 600 random bad configs and calls throw TypeError/RangeError (or name a missing file), never crash', (t) => {
+  const docs = corpus(30, 500, 5);
+  const split = new Uint8Array(docs.length);
+  split[3] = split[4] = 1;
+  const b = new InstanceBuilder(docs, split, options(2, { masker: new Masker(maskSpec(500, true)) }));
+  // the config the builder would hand over (a private method: this test is about the addon's boundary)
+  const cfg = (b as unknown as { nativeConfig(w: number): Record<string, unknown> }).nativeConfig(2);
+  const a = loadNative() as unknown as Record<string, (...x: unknown[]) => unknown>;
+  t.truthy(a.instanceBuilderCreate(cfg), 'the template config is valid');
+  let s = 99;
+  const rnd = (n: number) => Math.floor(((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * n);
+  const keys = Object.keys(cfg);
+  const bad = [NaN, -1, 1.5, 2 ** 40, 'x', null, {}, [], new Float32Array(3), new Int32Array(0), true];
+  let thrown = 0;
+  for (let k = 0; k < 500; k++) {
+    const c: Record<string, unknown> = { ...cfg };
+    const key = keys[rnd(keys.length)];
+    const v = c[key];
+    const what = rnd(4);
+    if (what === 0) delete c[key];
+    else if (what === 1) c[key] = bad[rnd(bad.length)];
+    else if (ArrayBuffer.isView(v) && (v as Int32Array).length > 0) {
+      // a typed array one entry short, or with one entry out of range
+      const arr = (v as Int32Array).slice();
+      if (what === 2) c[key] = arr.subarray(0, arr.length - 1);
+      else {
+        arr[rnd(arr.length)] = [-5, 1e6, 2 ** 31 - 1][rnd(3)];
+        c[key] = arr;
+      }
+    } else if (key === 'mask' && v) {
+      const m = { ...(v as Record<string, unknown>) };
+      const mk = Object.keys(m)[rnd(Object.keys(m).length)];
+      m[mk] = bad[rnd(bad.length)];
+      c[key] = m;
+    } else c[key] = bad[rnd(bad.length)];
+    try {
+      a.instanceBuilderCreate(c);
+    } catch (e) {
+      // a path that does not exist is an I/O error, which names the file
+      t.true(e instanceof TypeError || e instanceof RangeError || /cannot open token file/.test((e as Error).message), `${key}: ${(e as Error).message}`);
+      thrown++;
+    }
+  }
+  t.true(thrown > 300, `${thrown} of 500 mutated configs were rejected (some mutations are harmless)`);
+  const h = a.instanceBuilderCreate(cfg);
+  const plan = b.plan(0, 0, docs.length);
+  for (let k = 0; k < 100; k++) {
+    const args: unknown[] = [h, 0, plan.doc, plan.seg, plan.copy, plan.label, 1];
+    const i = rnd(args.length);
+    const badArgs = bad.filter((x) => x !== 2 ** 40); // a valid round
+    args[i] = i === 0 ? {} : badArgs[rnd(badArgs.length)];
+    t.throws(() => a.instanceBuilderBuild(...args), { instanceOf: Error }, `argument ${i}`);
+  }
+  const r = a.instanceBuilderBuild(h, 0, plan.doc, plan.seg, plan.copy, plan.label, 2) as { lens: Int32Array };
+  t.is(r.lens.length, plan.label.length);
+});
