@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ShardEntry } from './manifest.js';
-import { encodeRecord, encodeRecordInto, recordSize, type Instance } from './format.js';
 
 const FLUSH_BYTES = 1 << 22;
 
@@ -37,21 +36,6 @@ export class ShardWriter {
       this.bufLen += record.length;
     }
     this.bytes += record.length;
-    if (this.bytes >= this.targetBytes) this.closeShard();
-  }
-
-  /** write(encodeRecord(inst, width)) without the intermediate buffer: encodes into the write buffer. */
-  writeInstance(inst: Instance, width: 2 | 4): void {
-    const size = recordSize(inst, width);
-    if (size > this.buf.length) {
-      this.write(encodeRecord(inst, width));
-      return;
-    }
-    if (this.fd < 0) this.open();
-    this.offsets.push(this.bytes);
-    if (this.bufLen + size > this.buf.length) this.flush();
-    this.bufLen = encodeRecordInto(inst, width, this.buf, this.bufLen);
-    this.bytes += size;
     if (this.bytes >= this.targetBytes) this.closeShard();
   }
 
