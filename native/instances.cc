@@ -199,6 +199,7 @@ class Builder {
   bool wholeWord = false;
   std::vector<uint8_t> never, wordStart;
   std::vector<int32_t> pool;
+  std::vector<Scratch> scratch;  // one per part of a build call, reused
 
   ~Builder() {
     if (fd >= 0) close(fd);
@@ -666,9 +667,14 @@ Napi::Value InstanceBuilderBuild(const Napi::CallbackInfo& info) {
   std::vector<int32_t> D(doc.Data(), doc.Data() + n), S(seg.Data(), seg.Data() + n), C(copy.Data(), copy.Data() + n);
   std::vector<int8_t> L(label.Data(), label.Data() + n);
   const size_t nth = std::max<size_t>(1, std::min<size_t>((size_t)td, n / 64));
-  std::vector<Scratch> scratch(nth);
+  // each part's scratch is kept by the builder: its buffers keep their pages from call to call
+  std::vector<Scratch>& scratch = b.scratch;
+  if (scratch.size() < nth) scratch.resize(nth);
   std::vector<std::string> errors(nth);
   auto run = [&](size_t w) {
+    scratch[w].out.clear();
+    scratch[w].lens.clear();
+    scratch[w].ntok.clear();
     try {
       const size_t from = n * w / nth, to = n * (w + 1) / nth;
       for (size_t k = from; k < to; k++) b.build_one(scratch[w], (int64_t)roundD, D[k], S[k], C[k], L[k]);
@@ -683,11 +689,12 @@ Napi::Value InstanceBuilderBuild(const Napi::CallbackInfo& info) {
   for (const std::string& e : errors)
     if (!e.empty()) throw Napi::Error::New(env, "instanceBuilderBuild: " + e);
   size_t bytes = 0;
-  for (const Scratch& s : scratch) bytes += s.out.size();
+  for (size_t w = 0; w < nth; w++) bytes += scratch[w].out.size();
   Napi::Uint8Array records = Napi::Uint8Array::New(env, bytes);
   Napi::Int32Array lens = Napi::Int32Array::New(env, n), ntok = Napi::Int32Array::New(env, n);
   size_t at = 0, k = 0;
-  for (const Scratch& s : scratch) {
+  for (size_t w = 0; w < nth; w++) {
+    const Scratch& s = scratch[w];
     std::memcpy(records.Data() + at, s.out.data(), s.out.size());
     at += s.out.size();
     std::copy(s.lens.begin(), s.lens.end(), lens.Data() + k);
