@@ -132,7 +132,7 @@ export interface Encoder {
   isWordStart(id: number): boolean;
   /** many texts at once, back to back (text t is ids[start[t], start[t + 1])); used when present */
   encodeBatch?(texts: string[], opts?: { threads?: number }): { ids: Int32Array; start: Int32Array };
-  /** encodeBatch off the JS thread; used by segmentJobsPipelined when present */
+  /** encodeBatch off the JS thread; used by SegmentPipeline when present */
   encodeBatchAsync?(texts: string[], opts?: { threads?: number }): Promise<{ ids: Int32Array; start: Int32Array }>;
 }
 
@@ -209,11 +209,6 @@ export interface SegmentedText {
 // the markup readers, loaded on first use: a worker that only sees plain text never loads them
 let deferredReaders: Promise<typeof import('./readers/deferred.js')> | undefined;
 
-/** segmentText for a TextJob: runs the deferred conversion first, where there is one. */
-export async function segmentJob(enc: Encoder, job: TextJob, target: number): Promise<SegmentedText> {
-  return (await segmentJobs(enc, [job], target))[0];
-}
-
 /** Jobs after their deferred conversions and sentence splitting, ready for the tokenizer. */
 interface SplitJobs {
   out: SegmentedText[];
@@ -254,7 +249,7 @@ function packJobs(enc: Encoder, j: SplitJobs, e: { ids: Int32Array; start: Int32
   return j.out;
 }
 
-/** segmentJob for many jobs: deferred conversions first, then one tokenizer call for all the text. */
+/** Segment TextJobs: deferred conversions first (where a job has one), then one tokenizer call for all the text. */
 export async function segmentJobs(enc: Encoder, jobs: TextJob[], target: number, threads = 1): Promise<SegmentedText[]> {
   const j = await splitJobs(jobs);
   return packJobs(enc, j, encodeAll(enc, j.sp.sents, threads), target);

@@ -74,7 +74,7 @@ function writePacked(buf: Buffer, pos: number, a: Int32Array, width: number): nu
 }
 
 /** Bytes of the framed record of `inst` (what encodeRecordInto writes). */
-export function recordSize(inst: Instance, width: 2 | 4): number {
+function recordSize(inst: Instance, width: 2 | 4): number {
   return recordLayout(inst, width, Buffer.byteLength(inst.docA, 'utf8'), Buffer.byteLength(inst.docB, 'utf8')).total;
 }
 
@@ -106,7 +106,7 @@ export function encodeRecord(inst: Instance, width: 2 | 4): Buffer {
 }
 
 /** encodeRecord into out[at, ...) (it must have recordSize() bytes there); returns the end. */
-export function encodeRecordInto(inst: Instance, width: 2 | 4, out: Buffer, at: number): number {
+function encodeRecordInto(inst: Instance, width: 2 | 4, out: Buffer, at: number): number {
   const docALen = Buffer.byteLength(inst.docA, 'utf8');
   const docBLen = Buffer.byteLength(inst.docB, 'utf8');
   const { n, recLen, total } = recordLayout(inst, width, docALen, docBLen);
