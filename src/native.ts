@@ -90,3 +90,18 @@ export function loadedAddonKind(): 'cpu' | 'cuda' {
 export function nativeFor(device: Device): NativeAddon {
   return loadNative(device === 'cuda' ? 'cuda' : undefined);
 }
+
+/**
+ * The addon's entry points for an optional native path (e.g. the data pipeline's), or null when the
+ * addon is missing, lacks `probe` (an older build), or the environment variable `off` is '0': callers
+ * then run their TypeScript equivalent, which gives the same results.
+ */
+export function nativeOptional<T>(probe: string, off: string): T | null {
+  if (process.env[off] === '0') return null;
+  try {
+    const a = loadNative() as unknown as Record<string, unknown>;
+    return typeof a[probe] === 'function' ? (a as unknown as T) : null;
+  } catch {
+    return null;
+  }
+}

@@ -22,7 +22,7 @@
 // appears in both train and valid. Random partners come from the same input corpus when it has another
 // document in the split (so a mixed corpus cannot be told apart by style alone), else from any input.
 import { CONTIGUOUS, RANDOM, LINKED, type Instance, type DrpLabelName, DRP_LABELS, encodeRecord } from './shards/format.js';
-import { loadNative } from '../native.js';
+import { nativeOptional } from '../native.js';
 import { Rng, Masker } from './masking.js';
 import { truncatePair } from './segment.js';
 import { TokenFileReader } from './token-store.js';
@@ -38,19 +38,9 @@ interface NativeInstances {
 }
 
 let nativeAddon: NativeInstances | null | undefined;
-/** The addon's instance builder, or null: not built, or LINKBERT_NATIVE_INSTANCES=0. */
+/** The addon's instance builder, or null: not built, or LINKBERT_NATIVE_INSTANCES=0 (TypeScript builds them). */
 function nativeInstances(): NativeInstances | null {
-  if (nativeAddon === undefined) {
-    nativeAddon = null;
-    if (process.env.LINKBERT_NATIVE_INSTANCES !== '0') {
-      try {
-        const a = loadNative() as unknown as Partial<NativeInstances>;
-        if (typeof a.instanceBuilderBuild === 'function') nativeAddon = a as NativeInstances;
-      } catch {
-        // no addon: TypeScript builds the instances (same bytes)
-      }
-    }
-  }
+  if (nativeAddon === undefined) nativeAddon = nativeOptional<NativeInstances>('instanceBuilderBuild', 'LINKBERT_NATIVE_INSTANCES');
   return nativeAddon;
 }
 

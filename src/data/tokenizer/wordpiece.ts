@@ -18,7 +18,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { charClass, normalizeChar, BMP_CLASS, C_CJK, C_DROP, C_PUNCT, C_SPACE } from './unicode.js';
 import { type TokenizerConfig, resolveConfig, configFromHfJson, configToHfJson } from './config.js';
-import { loadNative, type NativeAddon } from '../../native.js';
+import { nativeOptional } from '../../native.js';
 
 // ASCII kinds
 const A_WORD = 0, A_SPACE = 1, A_PUNCT = 2, A_DROP = 3;
@@ -220,19 +220,9 @@ interface NativeWordPiece {
 type NativeBatch = { ids: Int32Array<ArrayBuffer>; lens: Int32Array<ArrayBuffer>; missing: Int32Array };
 
 let nativeAddon: NativeWordPiece | null | undefined;
-/** The addon's WordPiece, or null: not built, or LINKBERT_NATIVE_TOKENIZER=0. */
+/** The addon's WordPiece, or null: not built, or LINKBERT_NATIVE_TOKENIZER=0 (the TypeScript tokenizer does the work). */
 function nativeWordPiece(): NativeWordPiece | null {
-  if (nativeAddon === undefined) {
-    nativeAddon = null;
-    if (process.env.LINKBERT_NATIVE_TOKENIZER !== '0') {
-      try {
-        const a = loadNative() as NativeAddon & Partial<NativeWordPiece>;
-        if (typeof a.wordpieceEncodeBatch === 'function') nativeAddon = a as NativeWordPiece;
-      } catch {
-        // no addon: the TypeScript tokenizer does the work (same ids)
-      }
-    }
-  }
+  if (nativeAddon === undefined) nativeAddon = nativeOptional<NativeWordPiece>('wordpieceEncodeBatch', 'LINKBERT_NATIVE_TOKENIZER');
   return nativeAddon;
 }
 
