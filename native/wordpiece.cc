@@ -15,7 +15,7 @@
 //   wordpieceEncodeBatch(handle, texts: string[], threads) -> { ids: Int32Array, lens: Int32Array,
 //                   missing: Int32Array }   (lens[t] = -1: text t met a missing code point; no ids)
 //   wordpieceEncodeBatchAsync(handle, texts, threads) -> Promise of the same, encoded on libuv's pool
-//                   (one batch at a time per handle; wordpieceDefine waits until it is done)
+//                   (one batch at a time per handle; wordpieceDefine is refused while it runs)
 #include <napi.h>
 
 #include <algorithm>
