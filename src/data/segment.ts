@@ -1,7 +1,7 @@
 // Document → sentences → token segments. Sentences are packed greedily into segments of at most
 // `target` tokens (about half of max_seq_len − 3), so that a pair [CLS] A [SEP] B [SEP] fills a sequence.
 import fs from 'node:fs';
-import { WordPieceTokenizer } from './tokenizer/index.js';
+import { WordPieceTokenizer, concatIds } from './tokenizer/index.js';
 import type { DeferredMarkup } from './document.js';
 
 // Tokens before a '.' that do not end a sentence.
@@ -55,10 +55,7 @@ export function splitSentences(text: string): string[] {
  * boundaries: segment k is tokens[bounds[k], bounds[k+1]).
  */
 export function packSegments(sentences: Int32Array[], target: number, wordStart?: (id: number) => boolean): { tokens: Int32Array; bounds: Int32Array } {
-  const start = new Int32Array(sentences.length + 1);
-  sentences.forEach((x, k) => (start[k + 1] = start[k] + x.length));
-  const ids = new Int32Array(start[sentences.length]);
-  sentences.forEach((x, k) => ids.set(x, start[k]));
+  const { ids, start } = concatIds(sentences);
   return packSegmentRange(ids, start, 0, sentences.length, target, wordStart);
 }
 
@@ -158,13 +155,7 @@ function splitTexts(texts: string[]): SplitTexts {
 }
 
 function encodeAll(enc: Encoder, sents: string[], threads: number): { ids: Int32Array; start: Int32Array } {
-  if (enc.encodeBatch) return enc.encodeBatch(sents, { threads });
-  const parts = sents.map((x) => enc.encode(x));
-  const start = new Int32Array(parts.length + 1);
-  parts.forEach((p, k) => (start[k + 1] = start[k] + p.length));
-  const ids = new Int32Array(start[parts.length]);
-  parts.forEach((p, k) => ids.set(p, start[k]));
-  return { ids, start };
+  return enc.encodeBatch ? enc.encodeBatch(sents, { threads }) : concatIds(sents.map((x) => enc.encode(x)));
 }
 
 function packTexts(enc: Encoder, sp: SplitTexts, e: { ids: Int32Array; start: Int32Array }, target: number): { tokens: Int32Array; bounds: Int32Array; sentences: number }[] {

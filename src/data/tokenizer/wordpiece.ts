@@ -466,7 +466,7 @@ export class WordPieceTokenizer {
     const nat = this.native();
     if (!nat) {
       const parts = texts.map((s) => this.encode(s));
-      return concatParts(parts);
+      return concatIds(parts);
     }
     return this.completeBatch(nat, texts, nat.addon.wordpieceEncodeBatch(nat.h, texts, threads), threads);
   }
@@ -1001,7 +1001,8 @@ function lensToStarts(lens: Int32Array): Int32Array<ArrayBuffer> {
   return start;
 }
 
-function concatParts(parts: Int32Array[]): EncodedBatch {
+/** Id arrays back to back, as an EncodedBatch. */
+export function concatIds(parts: Int32Array[]): EncodedBatch {
   const start = new Int32Array(parts.length + 1);
   parts.forEach((p, t) => (start[t + 1] = start[t] + p.length));
   const ids = new Int32Array(start[parts.length]);
