@@ -117,8 +117,16 @@ const SMALL_INPUT_BYTES = 16 << 20;
 
 /** anchors per instance-building job */
 const PLAN_CHUNK = 2048;
-// inline tokenising: native threads for a batch while the JS thread reads and splits the next one
-const PIPELINE_THREADS = Math.max(1, +(process.env.LINKBERT_PIPELINE_THREADS ?? (os.availableParallelism?.() ?? os.cpus().length) - 1));
+const CORES = os.availableParallelism?.() ?? os.cpus().length;
+
+/** Inline tokenising: native threads for a batch while the JS thread reads and splits the next one. */
+function pipelineThreads(): number {
+  const v = process.env.LINKBERT_PIPELINE_THREADS;
+  if (v === undefined || v === '') return Math.max(1, CORES - 1);
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`LINKBERT_PIPELINE_THREADS must be an integer in [1, 256], got '${v}'`);
+  return n;
+}
 
 const DEFAULTS = {
   maxSeqLen: 512,
@@ -192,7 +200,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
   // Default: one worker per core, but none for small inputs, where starting workers (each loads the
   // modules and the tokenizer) costs more than it saves. The output is the same either way.
-  const workers = opts.workers ?? Math.min(os.availableParallelism?.() ?? os.cpus().length, Math.floor(totalBytes / SMALL_INPUT_BYTES));
+  const workers = opts.workers ?? Math.min(CORES, Math.floor(totalBytes / SMALL_INPUT_BYTES));
   const prog: PrepareProgress = { bytes: 0, totalBytes, docs: 0, instances: 0 };
   let lastReport = 0;
   const report = (force = false): void => {
@@ -406,7 +414,6 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     const builder = new InstanceBuilder(docs, split, { ...builderOpts, masker: mask === 'static' ? new Masker(maskSpec) : undefined, tokens });
     const writers = [new ShardWriter(out, 'train', shardBytes), new ShardWriter(out, 'valid', shardBytes)];
     const splitStats = [0, 1].map(() => ({ instances: 0, tokens: 0, labels: [0, 0, 0] }));
-    const cores = os.availableParallelism?.() ?? os.cpus().length;
     const writeOne = (s: number, label: number, ntok: number, rec: Uint8Array): void => {
       writers[s].write(rec);
       const st = splitStats[s];
@@ -446,7 +453,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
           if (buildPool) await buildPool.submit(round, plan);
           else {
             // inline: the whole chunk at once (in the addon, on every core)
-            const r = builder.buildRecords(round, plan, width, cores);
+            const r = builder.buildRecords(round, plan, width, CORES);
             for (let k = 0, off = 0; k < plan.label.length; k++) {
               writeOne(split[plan.doc[k]], plan.label[k], r.ntok[k], r.records.subarray(off, off + r.lens[k]));
               off += r.lens[k];
@@ -736,7 +743,7 @@ class TokenizePool extends WorkerPool<TokenizeResult, null> {
     this.batchChars = 0;
     if (this.workers.length === 0) {
       // inline: one tokenizer call per batch, off the JS thread, while the next batch is read and split
-      this.pipeline ??= new SegmentPipeline(this.tok, this.init.target, PIPELINE_THREADS);
+      this.pipeline ??= new SegmentPipeline(this.tok, this.init.target, pipelineThreads());
       this.inlineDocs.push(docs);
       this.emitInline(await this.pipeline.push(docs));
       return;
