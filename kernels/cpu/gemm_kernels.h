@@ -23,8 +23,9 @@
 namespace lb {
 namespace gemm {
 
-using UkrFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta,
-                       const float* bias);
+// a: op(A) for k = 0.. at a + k * as (as = mr for a packed panel); b: a packed B panel (kc, nr).
+using UkrFn = void (*)(int64_t kc, const float* a, int64_t as, const float* b, float* c, int64_t ldc, float alpha,
+                       float beta, const float* bias);
 // GELU tile epilogue (the bias is already in C): pre = C (if pre), C = gelu(C); rows x cols elements.
 using EpiFn = void (*)(float* c, int64_t ldc, float* pre, int rows, int cols);
 
@@ -46,13 +47,13 @@ LB_ALWAYS_INLINE void epilogue_body(float* c, int64_t ldc, float* pre, int rows,
 
 // ---- portable: 4 x 16, plain loops the compiler vectorises for the baseline ISA.
 constexpr int kGenMR = 4, kGenNR = 16;
-inline void ukr_generic(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
-                        float alpha, float beta, const float* bias) {
+inline void ukr_generic(int64_t kc, const float* __restrict a, int64_t as, const float* __restrict b, float* c,
+                        int64_t ldc, float alpha, float beta, const float* bias) {
   float acc[kGenMR][kGenNR] = {};
   for (int64_t k = 0; k < kc; k++) {
     for (int i = 0; i < kGenMR; i++)
       for (int j = 0; j < kGenNR; j++) acc[i][j] += a[i] * b[j];
-    a += kGenMR;
+    a += as;
     b += kGenNR;
   }
   float bv[kGenNR] = {};
@@ -100,7 +101,7 @@ inline void cpack_generic(const float* src, int64_t ld, int cols, int kc, float*
 #if LB_GEMM_X86
 // ---- AVX2 + FMA: 6 x 16 (12 ymm accumulators, 2 for B, 1 broadcast).
 constexpr int kAvx2MR = 6, kAvx2NR = 16;
-__attribute__((target("avx2,fma"))) inline void ukr_avx2(int64_t kc, const float* __restrict a,
+__attribute__((target("avx2,fma"))) inline void ukr_avx2(int64_t kc, const float* __restrict a, int64_t as,
                                                          const float* __restrict b, float* c, int64_t ldc,
                                                          float alpha, float beta, const float* bias) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -118,7 +119,7 @@ __attribute__((target("avx2,fma"))) inline void ukr_avx2(int64_t kc, const float
     x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
     x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
     x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-    a += kAvx2MR;
+    a += as;
     b += kAvx2NR;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -169,7 +170,7 @@ __attribute__((target("avx2,fma"))) inline void epi_avx2(float* c, int64_t ldc, 
 
 // ---- AVX-512: 14 x 32 (28 zmm accumulators, 2 for B, 1 broadcast); ~2 FMAs per load.
 constexpr int kAvx512MR = 14, kAvx512NR = 32;
-__attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const float* __restrict a,
+__attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const float* __restrict a, int64_t as,
                                                           const float* __restrict b, float* c, int64_t ldc,
                                                           float alpha, float beta, const float* bias) {
   LB_AVX512_PROLOGUE
@@ -181,7 +182,7 @@ __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const floa
     LB_F2(0) LB_F2(1) LB_F2(2) LB_F2(3) LB_F2(4) LB_F2(5) LB_F2(6)
     LB_F2(7) LB_F2(8) LB_F2(9) LB_F2(10) LB_F2(11) LB_F2(12) LB_F2(13)
 #undef LB_F2
-    a += kAvx512MR;
+    a += as;
     b += kAvx512NR;
   }
   LB_AVX512_WRITEBACK
@@ -189,7 +190,7 @@ __attribute__((target("avx512f"))) inline void ukr_avx512(int64_t kc, const floa
 // ---- AVX-512 BF16: the same 14 x 32 tile from bf16 operands. A k step is a pair of k: each packed word
 // holds (op(A)[i, 2p], op(A)[i, 2p+1]) or (op(B)[2p, j], op(B)[2p+1, j]) and vdpbf16ps adds both
 // products to the f32 accumulator, so a "k step" here is two k; the write-back is ukr_avx512's.
-__attribute__((target("avx512f,avx512bf16"))) inline void ukr_avx512_bf16(int64_t kc2, const float* __restrict a,
+__attribute__((target("avx512f,avx512bf16"))) inline void ukr_avx512_bf16(int64_t kc2, const float* __restrict a, int64_t as,
                                                                          const float* __restrict b, float* c,
                                                                          int64_t ldc, float alpha, float beta,
                                                                          const float* bias) {
@@ -203,7 +204,7 @@ __attribute__((target("avx512f,avx512bf16"))) inline void ukr_avx512_bf16(int64_
     LB_F2(0) LB_F2(1) LB_F2(2) LB_F2(3) LB_F2(4) LB_F2(5) LB_F2(6)
     LB_F2(7) LB_F2(8) LB_F2(9) LB_F2(10) LB_F2(11) LB_F2(12) LB_F2(13)
 #undef LB_F2
-    aw += kAvx512MR;
+    aw += as;  // 32-bit words: a pair of bf16 per row
     b += kAvx512NR;
   }
   LB_AVX512_WRITEBACK

@@ -238,6 +238,12 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
         if (spins > 256) std::this_thread::yield();  // the packer may have been descheduled
     };
 
+    // TN (A stored (K, M), the weight gradients): op(A) at k is row k of A, so a panel's mr values for
+    // one k lie side by side there and the micro-kernel reads A in place (step lda) instead of a packed
+    // copy; packing took a quarter of the time at K = 4096. Not when the row stride is a multiple of 4 KB
+    // (the rows would share cache sets, see pack_a), and not for a last panel short of mr rows (the
+    // kernel reads mr values: past the end of A's last row).
+    const bool direct_a = !BF16 && p.trans_a && ((int64_t)p.lda * (int64_t)sizeof(float)) % 4096 != 0;
     const int n_ic = (M + MC - 1) / MC;
     // Column groups: enough tasks (~8 per thread) for dynamic balancing, each at least 4 panels wide.
     int n_jg = 1;
@@ -259,8 +265,9 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
           const int kc = std::min(KC, K - pc);
           const bool last = pc + kc == K;
           const float beta = pc == 0 ? p.beta : 1.0f;  // later K blocks accumulate onto C
+          const int full = direct_a ? mc / mr * mr : 0;  // direct_a: rows read in place
           if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, apack);
-          else pack_a(p, A, ic, mc, pc, kc, mr, apack);
+          else if (full < mc) pack_a(p, A, ic + full, mc - full, pc, kc, mr, apack);
           const float* bblock = bpack + (int64_t)pc * npad;
           for (int64_t jp = jp0; jp < jp1; jp++) {
             const int j = jc + (int)jp * nr, cols = std::min(nr, N - j);
@@ -268,13 +275,15 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
             const float* bp = bblock + jp * kc * nr;
             for (int ir = 0; ir < mc; ir += mr) {
               const int rows = std::min(mr, mc - ir);
-              const float* ap = apack + (int64_t)(ir / mr) * kc * mr;
+              const bool in_place = ir < full;
+              const float* ap = in_place ? (const float*)A + (int64_t)pc * p.lda + ic + ir : apack + (int64_t)((ir - full) / mr) * kc * mr;
+              const int64_t as = in_place ? p.lda : mr;
               float* c = C + (int64_t)(ic + ir) * p.ldc + j;
               const float* bias = last && p.epilogue != Epilogue::None ? p.bias + j : nullptr;
               if (rows == mr && cols == nr) {
-                kn.ukr(kc, ap, bp, c, p.ldc, p.alpha, beta, bias);
+                kn.ukr(kc, ap, as, bp, c, p.ldc, p.alpha, beta, bias);
               } else {
-                kn.ukr(kc, ap, bp, tile, nr, 1.0f, 0.0f, nullptr);
+                kn.ukr(kc, ap, as, bp, tile, nr, 1.0f, 0.0f, nullptr);
                 for (int r = 0; r < rows; r++) {
                   float* cr = c + (int64_t)r * p.ldc;
                   const float* tr = tile + r * nr;
