@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -140,7 +141,8 @@ class WordCache {
     }
   }
   const Slot* insert(const char16_t* w, uint32_t len, uint32_t h, const std::vector<int32_t>& ids) {
-    if (count_ >= kMaxWords) clear();
+    // starts over when full, so memory stays bounded and every offset fits 32 bits
+    if (count_ >= kMaxWords || keys_.size() + len > kMaxUnits || pieces_.size() + ids.size() > kMaxUnits) clear();
     if (2 * (count_ + 1) > slots_.size()) grow();
     Slot s{};
     s.hash = h;
@@ -171,6 +173,7 @@ class WordCache {
 
  private:
   static constexpr size_t kMaxWords = 1 << 18;  // then the cache starts over (as wordpiece.ts does)
+  static constexpr size_t kMaxUnits = 1 << 26;  // key code units / piece ids held, at most
   const Slot* place(const Slot& s) {
     uint32_t i = s.hash & mask_;
     while (slots_[i].n != 0) i = (i + 1) & mask_;
@@ -647,10 +650,22 @@ struct BatchJob {
           lens[t] = (int32_t)(W.ids.size() - before);
       }
     };
-    // fixed parts (each with its own word cache), on the addon's thread pool
+    // fixed parts (each with its own word cache), on the addon's thread pool; an exception (out of
+    // memory) must not leave a pool thread: it is kept and rethrown here
+    std::vector<std::string> errors(nth);
     parallel_for((int64_t)nth, 1, [&](int64_t b, int64_t e) {
-      for (int64_t w = b; w < e; w++) work((size_t)w);
+      for (int64_t w = b; w < e; w++) {
+        try {
+          work((size_t)w);
+        } catch (const std::bad_alloc&) {
+          errors[w] = "out of memory";
+        } catch (const std::exception& ex) {
+          errors[w] = ex.what();
+        }
+      }
     });
+    for (const std::string& e : errors)
+      if (!e.empty()) throw std::runtime_error("wordpiece: " + e);
   }
 
   // { ids, lens, missing } (on the JS thread)
