@@ -50,7 +50,8 @@ function compare(t: import('ava').ExecutionContext, row: OpCase, dtype: 'f32' | 
       t.deepEqual(Array.from(have), Array.from(want), `${name}: integer output differs`);
       continue;
     }
-    const scale = maxAbs(want);
+    const from = row.scaleFrom?.[name];
+    const scale = Math.max(maxAbs(want), from ? maxAbs(inputs[from]!) : 0);
     const err = maxDiff(have, want);
     if (!refLow) {
       const tol = row.tolFor?.[name] ?? row.tol ?? 2e-6;
