@@ -229,6 +229,8 @@ function matmulRows(r: Rng): OpCase[] {
   // several K blocks and row blocks of the packed CPU GEMM (KC 768, MC up to 168), in the transposes training uses
   rows.push(mk('NT + bias_gelu, M=211 N=45 K=1601 (several K and row blocks)', { M: 211, N: 45, K: 1601, tb: true, epi: 'bias_gelu' }));
   rows.push(mk('TN accumulate (dW +=), M=37 N=41 K=1793', { M: 37, N: 41, K: 1793, ta: true, beta: 1 }));
+  // K >= 2048 and the output small next to it: the CPU GEMM splits K in two parts, the second summed in scratch
+  rows.push(mk('TN split K (dW +=), alpha 0.5, M=200 N=100 K=2100', { M: 200, N: 100, K: 2100, ta: true, alpha: 0.5, beta: 1 }));
   // even K and row strides: the CPU's bf16 packs take pairs of k as 32-bit words (transposing pack)
   rows.push(mk('NT, even K, M=40 N=70 K=300', { M: 40, N: 70, K: 300, tb: true }));
   // lda a multiple of 4 KB: the CPU packs op(A) 16 k at a time across its panels (kc = 40 leaves a partial chunk)

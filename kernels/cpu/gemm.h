@@ -8,6 +8,8 @@
 //       K block only, later blocks accumulate); after the last K block the tile, still in L1, gets the
 //       bias / GELU epilogue.
 // Transposes live entirely in the packing routines. Packing buffers are thread_local and only grow.
+// Long K next to a small output (weight gradients, K = tokens) is split in two halves run as separate
+// tasks; the second half's sum goes through scratch and is added to C tile by tile, in a fixed order.
 #pragma once
 #include "../ops.h"
 

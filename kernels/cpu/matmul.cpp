@@ -179,6 +179,12 @@ void pack_b_bf16(const MatmulParams& p, const uint16_t* B, int j0, int nc, int p
   }
 }
 
+// Split K into this many parts (see gemm_one): where K is long and the output small next to it.
+int split_parts(const MatmulParams& p, int n_pc) {
+  if (p.epilogue != Epilogue::None || n_pc < 2) return 1;
+  return p.K >= 2048 && p.K >= std::max(p.M, p.N) ? 2 : 1;
+}
+
 // Packed B for all K blocks of columns [jc, jc+nc): block pc starts at pc * npad (npad = nc rounded up
 // to nr), and within it panel jp at jp * kc * nr; shared by all threads, packed on first use.
 constexpr int64_t kMaxPackedB = (int64_t)16 << 20;  // floats (64 MiB); wider N is split into jc blocks
@@ -199,6 +205,15 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
   const int KC = std::min(kn.kc, ((K + n_pc0 - 1) / n_pc0 + 7) / 8 * 8);
   const int n_pc = (K + KC - 1) / KC;
   const int nthreads = threaded ? cpu_num_threads() : 1;
+  // Split K (the weight gradients: K = tokens, M and N a layer's width): the K blocks go in n_split
+  // contiguous parts, each a set of tasks of its own. Part 0 accumulates into C; part s > 0 into its own
+  // (M, N) scratch, which the task that finishes a tile last adds to C in part order. Threads on
+  // different parts pack and stream their own B panels and A rows instead of sharing them (2 cores,
+  // 768 x 256 x 4096: +10%). The split follows from the shape alone, so the bits do not depend on the
+  // thread count. Not with an epilogue, which needs the finished sum.
+  const int n_split = split_parts(p, n_pc);
+  thread_local Scratch cscratch;
+  float* csplit = n_split > 1 ? cscratch.get((size_t)(n_split - 1) * M * N) : nullptr;  // (n_split-1, M, N)
   const int64_t npanels_all = (N + nr - 1) / nr;
   const int64_t NC = std::max<int64_t>(1, std::min<int64_t>(npanels_all, kMaxPackedB / ((int64_t)K * nr))) * nr;
 
@@ -249,7 +264,17 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
     int n_jg = 1;
     if (threaded)
       n_jg = (int)std::max<int64_t>(1, std::min<int64_t>(npanels / 4, (8 * nthreads + n_ic - 1) / n_ic));
-    const int64_t ntasks = (int64_t)n_ic * n_jg;
+    const int64_t ntiles = (int64_t)n_ic * n_jg, ntasks = ntiles * n_split;
+    // split K: parts still to finish, per tile
+    thread_local std::unique_ptr<std::atomic<int>[]> pending_buf;
+    thread_local int64_t pending_cap = 0;
+    if (n_split > 1 && pending_cap < ntiles) {
+      pending_buf.reset(new std::atomic<int>[ntiles]);
+      pending_cap = ntiles;
+    }
+    std::atomic<int>* pending = pending_buf.get();
+    if (n_split > 1)
+      for (int64_t t = 0; t < ntiles; t++) pending[t].store(n_split, std::memory_order_relaxed);
     std::atomic<int64_t> next{0};
     auto worker = [&](int64_t, int64_t) {
       thread_local Scratch ascratch;
@@ -258,13 +283,21 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
       for (;;) {
         const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
         if (t >= ntasks) break;
-        const int jg = (int)(t / n_ic), icb = (int)(t % n_ic);  // column-group major: threads share B
+        // parts interleaved (consecutive claims go to different parts), then column-group major
+        const int part = (int)(t % n_split);
+        const int64_t ti = t / n_split;
+        const int jg = (int)(ti / n_ic), icb = (int)(ti % n_ic);
         const int ic = icb * MC, mc = std::min(MC, M - ic);
         const int64_t jp0 = npanels * jg / n_jg, jp1 = npanels * (jg + 1) / n_jg;
-        for (int pc = 0; pc < K; pc += KC) {
+        const int pc_begin = (int)((int64_t)n_pc * part / n_split) * KC;
+        const int pc_end = std::min<int64_t>(K, (int64_t)n_pc * (part + 1) / n_split * KC);
+        float* Cp = part == 0 ? C : csplit + (int64_t)(part - 1) * M * N;  // this part's sum
+        const int64_t ldc = part == 0 ? p.ldc : N;
+        for (int pc = pc_begin; pc < pc_end; pc += KC) {
           const int kc = std::min(KC, K - pc);
           const bool last = pc + kc == K;
-          const float beta = pc == 0 ? p.beta : 1.0f;  // later K blocks accumulate onto C
+          // later K blocks accumulate onto C; a part past the first starts its scratch from 0
+          const float beta = pc == pc_begin ? (part == 0 ? p.beta : 0.0f) : 1.0f;
           const int full = direct_a ? mc / mr * mr : 0;  // direct_a: rows read in place
           if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, apack);
           else if (full < mc) pack_a(p, A, ic + full, mc - full, pc, kc, mr, apack);
@@ -278,14 +311,14 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
               const bool in_place = ir < full;
               const float* ap = in_place ? (const float*)A + (int64_t)pc * p.lda + ic + ir : apack + (int64_t)((ir - full) / mr) * kc * mr;
               const int64_t as = in_place ? p.lda : mr;
-              float* c = C + (int64_t)(ic + ir) * p.ldc + j;
+              float* c = Cp + (int64_t)(ic + ir) * ldc + j;
               const float* bias = last && p.epilogue != Epilogue::None ? p.bias + j : nullptr;
               if (rows == mr && cols == nr) {
-                kn.ukr(kc, ap, as, bp, c, p.ldc, p.alpha, beta, bias);
+                kn.ukr(kc, ap, as, bp, c, ldc, p.alpha, beta, bias);
               } else {
                 kn.ukr(kc, ap, as, bp, tile, nr, 1.0f, 0.0f, nullptr);
                 for (int r = 0; r < rows; r++) {
-                  float* cr = c + (int64_t)r * p.ldc;
+                  float* cr = c + (int64_t)r * ldc;
                   const float* tr = tile + r * nr;
                   for (int q = 0; q < cols; q++) {
                     float v = p.alpha * tr[q];
@@ -296,6 +329,17 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
               }
               if (last && p.epilogue == Epilogue::BiasGelu)
                 kn.epi(c, p.ldc, P ? P + (int64_t)(ic + ir) * p.ldc + j : nullptr, rows, cols);
+            }
+          }
+        }
+        if (n_split > 1 && pending[ti].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          // this tile's last part: C += the other parts' sums, in part order
+          const int64_t j_lo = jc + jp0 * nr, j_hi = std::min<int64_t>(jc + jp1 * nr, (int64_t)jc + nc);
+          for (int r = ic; r < ic + mc; r++) {
+            float* cr = C + (int64_t)r * p.ldc;
+            for (int sp = 1; sp < n_split; sp++) {
+              const float* sr = csplit + (int64_t)(sp - 1) * M * N + (int64_t)r * N;
+              for (int64_t q = j_lo; q < j_hi; q++) cr[q] += sr[q];
             }
           }
         }
