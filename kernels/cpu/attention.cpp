@@ -1,9 +1,9 @@
 // attention.cpp (cpu): flash-style attention that never materialises T x T.
 //   forward: one work item per (b, h, block of kQB queries); key blocks of kKB are streamed with an
 //            online softmax (running max m, running sum l, unnormalised accumulator acc).
-//   backward: delta = rowsum(dout * out); then dk/dv per (b, h, key block) looping over query blocks,
-//            and dq per (b, h, query block) looping over key blocks. Each output element is owned by
-//            one work item and summed in a fixed order, so results are bit-identical run to run and
+//   backward: delta = rowsum(dout * out); then one work item per (b, h): key blocks outer, query blocks
+//            inner, each tile computed once for dk, dv and dq. Each output element is owned by one
+//            work item and summed in a fixed order, so results are bit-identical run to run and
 //            independent of the thread count. Probabilities are recomputed per tile from the saved lse.
 // Scores for a tile always come from score_tile(), so forward and both backward passes see the same
 // f32 scores.
@@ -454,76 +454,55 @@ void backward_impl(const AttentionParams& p) {
     }
   });
 
-  // dk, dv: one work item per (b, h, key block)
+  // dq, dk, dv: one work item per (b, h). Key blocks outer, query blocks inner: each (query tile x key
+  // tile) is computed once and feeds dk, dv (this key block's accumulators) and dq (the head's, summed
+  // over key blocks in order, as a per-query-block loop over key blocks would).
   const int nkb = (T_ + kKB - 1) / kKB;
-  parallel_for((int64_t)p.B * p.NH * nkb, 1, [&](int64_t begin, int64_t end) {
+  parallel_for((int64_t)p.B * p.NH, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf, head_buf;
     HeadTiles<T, 2> heads{{q, dout}, {'r', 'r'}};  // this head's q and dout rows (consecutive tiles)
-    float* kT = cpu::grow(buf, (size_t)kKB * D * 4 + 2 * (size_t)kQB * kKB);  // (D, kKB)
+    float* kT = cpu::grow(buf, (size_t)kKB * D * 5 + 2 * (size_t)kQB * kKB + (size_t)nkb * kKB * D);  // (D, kKB)
     float* vT = kT + kKB * D;         // (D, kKB)
-    float* dk_acc = vT + kKB * D;     // (kKB, D)
+    float* kt = vT + kKB * D;         // (kKB, D) k rows
+    float* dk_acc = kt + kKB * D;     // (kKB, D)
     float* dv_acc = dk_acc + kKB * D; // (kKB, D)
     float* S = dv_acc + kKB * D;      // (kQB, kKB)
     float* dP = S + kQB * kKB;        // (kQB, kKB)
+    float* dq_acc = dP + kQB * kKB;   // (T, D), rows padded to whole key tiles
     for (int64_t item = begin; item < end; item++) {
-      const int kb = (int)(item % nkb);
-      const int h = (int)((item / nkb) % p.NH);
-      const int b = (int)(item / ((int64_t)nkb * p.NH));
-      const int j0 = kb * kKB, nk = std::min(kKB, T_ - j0);
+      const int h = (int)(item % p.NH);
+      const int b = (int)(item / p.NH);
       const float* lse = p.lse + ((int64_t)b * p.NH + h) * T_;
       const float* delta = p.delta + ((int64_t)b * p.NH + h) * T_;
-      for (int i = 0; i < nk * D; i++) { dk_acc[i] = 0.0f; dv_acc[i] = 0.0f; }
-      load_rows_t(k, dm, b, h, j0, nk, kT);
-      load_rows_t(v, dm, b, h, j0, nk, vT);
-      for (int i0 = 0; i0 < T_; i0 += kQB) {
-        const int nq = std::min(kQB, T_ - i0);
-        const float* qt = heads.get(dm, b, h, 0, 0, head_buf) + (int64_t)i0 * D;   // (kQB, D) q rows
-        const float* dot = heads.get(dm, b, h, 1, 0, head_buf) + (int64_t)i0 * D;  // (kQB, D) dout rows
-        backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
-        tile_kernels().accum(dv_acc, S, 1, kKB, dot, nk, nq, D);  // dv_j += sum_i P'_ij dout_i
-        tile_kernels().accum(dk_acc, dP, 1, kKB, qt, nk, nq, D);  // dk_j += sum_i dS_ij q_i
-      }
-      for (int j = 0; j < nk; j++) {
-        T* dkr = dk + dm.row(b, j0 + j, h);
-        T* dvr = dv + dm.row(b, j0 + j, h);
-        for (int c = 0; c < D; c++) {
-          dkr[c] = cpu::from_f32<T>(dk_acc[(int64_t)j * D + c] * p.scale);
-          dvr[c] = cpu::from_f32<T>(dv_acc[(int64_t)j * D + c]);
+      const float* q_rows = heads.get(dm, b, h, 0, 0, head_buf);     // (T, D)
+      const float* dout_rows = heads.get(dm, b, h, 1, 0, head_buf);  // (T, D)
+      for (int64_t i = 0; i < (int64_t)T_ * D; i++) dq_acc[i] = 0.0f;
+      for (int kb = 0; kb < nkb; kb++) {
+        const int j0 = kb * kKB, nk = std::min(kKB, T_ - j0);
+        for (int i = 0; i < nk * D; i++) { dk_acc[i] = 0.0f; dv_acc[i] = 0.0f; }
+        load_rows_t(k, dm, b, h, j0, nk, kT);
+        load_rows_t(v, dm, b, h, j0, nk, vT);
+        load_rows(k, dm, b, h, j0, nk, kt);
+        for (int i0 = 0; i0 < T_; i0 += kQB) {
+          const int nq = std::min(kQB, T_ - i0);
+          const float* qt = q_rows + (int64_t)i0 * D;     // (nq, D)
+          const float* dot = dout_rows + (int64_t)i0 * D; // (nq, D)
+          backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
+          tile_kernels().accum(dv_acc, S, 1, kKB, dot, nk, nq, D);  // dv_j += sum_i P'_ij dout_i
+          tile_kernels().accum(dk_acc, dP, 1, kKB, qt, nk, nq, D);  // dk_j += sum_i dS_ij q_i
+          tile_kernels().accum(dq_acc + (int64_t)i0 * D, dP, kKB, 1, kt, nq, nk, D);  // dq_i += sum_j dS_ij k_j
+        }
+        for (int j = 0; j < nk; j++) {
+          T* dkr = dk + dm.row(b, j0 + j, h);
+          T* dvr = dv + dm.row(b, j0 + j, h);
+          for (int c = 0; c < D; c++) {
+            dkr[c] = cpu::from_f32<T>(dk_acc[(int64_t)j * D + c] * p.scale);
+            dvr[c] = cpu::from_f32<T>(dv_acc[(int64_t)j * D + c]);
+          }
         }
       }
-    }
-  });
-
-  // dq: one work item per (b, h, query block)
-  const int nqb = (T_ + kQB - 1) / kQB;
-  parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> buf, head_buf;
-    HeadTiles<T, 3> heads{{k, v, k}, {'t', 't', 'r'}};  // this head's K^T, V^T and K tiles
-    float* qt = cpu::grow(buf, (size_t)kQB * D * 3 + 2 * (size_t)kQB * kKB);
-    float* dot = qt + kQB * D;       // (kQB, D)
-    float* dq_acc = dot + kQB * D;   // (kQB, D)
-    float* S = dq_acc + kQB * D;     // (kQB, kKB)
-    float* dP = S + kQB * kKB;       // (kQB, kKB)
-    for (int64_t item = begin; item < end; item++) {
-      const int qb = (int)(item % nqb);
-      const int h = (int)((item / nqb) % p.NH);
-      const int b = (int)(item / ((int64_t)nqb * p.NH));
-      const int i0 = qb * kQB, nq = std::min(kQB, T_ - i0);
-      const float* lse = p.lse + ((int64_t)b * p.NH + h) * T_;
-      const float* delta = p.delta + ((int64_t)b * p.NH + h) * T_;
-      load_rows(q, dm, b, h, i0, nq, qt);
-      load_rows(dout, dm, b, h, i0, nq, dot);
-      for (int i = 0; i < nq * D; i++) dq_acc[i] = 0.0f;
-      for (int j0 = 0; j0 < T_; j0 += kKB) {
-        const int nk = std::min(kKB, T_ - j0);
-        const float* kT = heads.get(dm, b, h, 0, j0 / kKB, head_buf);  // (D, kKB)
-        const float* vT = heads.get(dm, b, h, 1, j0 / kKB, head_buf);  // (D, kKB)
-        const float* kt = heads.get(dm, b, h, 2, j0 / kKB, head_buf);  // (kKB, D)
-        backward_tile(p, b, h, i0, nq, j0, nk, qt, dot, kT, vT, lse, delta, S, dP);
-        tile_kernels().accum(dq_acc, dP, kKB, 1, kt, nq, nk, D);  // dq_i += sum_j dS_ij k_j
-      }
-      for (int i = 0; i < nq; i++) {
-        T* r = dq + dm.row(b, i0 + i, h);
+      for (int i = 0; i < T_; i++) {
+        T* r = dq + dm.row(b, i, h);
         for (int c = 0; c < D; c++) r[c] = cpu::from_f32<T>(dq_acc[(int64_t)i * D + c] * p.scale);
       }
     }
