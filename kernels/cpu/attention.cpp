@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "cpu_util.h"
+#include "gemm_kernels.h"
 
 namespace lb {
 namespace {
@@ -39,6 +41,15 @@ void load_rows(const T* src, const Dims& dm, int b, int h, int t0, int n, float*
 // the same rows transposed into dst (D, kKB): dst[d * kKB + j]
 template <class T>
 void load_rows_t(const T* src, const Dims& dm, int b, int h, int t0, int n, float* __restrict dst) {
+#if LB_GEMM_X86
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu::has_avx512()) {  // 16 rows at a time through the GEMM's in-register transpose (the scalar
+      const int64_t ld = (int64_t)dm.NH * dm.D;  // loop was a fifth of the forward pass)
+      for (int j = 0; j < n; j += 16) gemm::tpack_avx512(src + dm.row(b, t0 + j, h), ld, std::min(16, n - j), dm.D, dst + j, kKB, 16);
+      return;
+    }
+  }
+#endif
   for (int j = 0; j < n; j++) {
     const T* s = src + dm.row(b, t0 + j, h);
     for (int c = 0; c < dm.D; c++) dst[(int64_t)c * kKB + j] = cpu::to_f32(s[c]);
@@ -227,8 +238,46 @@ LB_SIMD_CLONES void apply_dropout(float* __restrict f, int n, uint64_t seed, uin
   for (int j = 0; j < n; j++) f[j] *= lb_dropout_keep(seed, ctr0 + (uint64_t)j, prob) ? inv_keep : 0.0f;
 }
 
+// S (nq, kKB)[:, :nk] *= scale; masked keys (mask_row[j] == 0, mask_row may be null) become -inf
+void scale_mask_rows(float* S, int nq, int nk, float scale, const int32_t* mask_row) {
+  for (int i = 0; i < nq; i++) {
+    float* s = S + (int64_t)i * kKB;
+    for (int j = 0; j < nk; j++) s[j] *= scale;
+    if (mask_row)
+      for (int j = 0; j < nk; j++)
+        if (mask_row[j] == 0) s[j] = kNegInf;
+  }
+}
+// max(init, s[0..n)) (NaN scores are skipped)
+float row_max(const float* s, int n, float init) {
+  for (int j = 0; j < n; j++) init = s[j] > init ? s[j] : init;
+  return init;
+}
+
 #if LB_X86_SIMD
 LB_AVX512_BEGIN
+LB_AVX512 void scale_mask_rows_avx512(float* S, int nq, int nk, float scale, const int32_t* mask_row) {
+  __mmask16 t[4], live[4];  // columns in the tile; of those, the live keys
+  for (int v = 0; v < 4; v++) {
+    t[v] = 16 * v < nk ? cpu::tail_mask(nk - 16 * v) : (__mmask16)0;
+    live[v] = mask_row ? _mm512_mask_cmpneq_epi32_mask(t[v], _mm512_maskz_loadu_epi32(t[v], mask_row + 16 * v), _mm512_setzero_si512()) : t[v];
+  }
+  const __m512 sc = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(kNegInf);
+  for (int i = 0; i < nq; i++) {
+    float* s = S + (int64_t)i * kKB;
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++)
+      if (t[v]) cpu::mask_storeu(s + 16 * v, t[v], _mm512_mask_blend_ps(live[v], ninf, _mm512_mul_ps(cpu::maskz_loadu(t[v], s + 16 * v), sc)));
+  }
+}
+LB_AVX512 float row_max_avx512(const float* s, int n, float init) {
+  __m512 m = _mm512_set1_ps(init);
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 t = cpu::tail_mask(n - j);
+    m = _mm512_mask_max_ps(m, t, _mm512_maskz_loadu_ps(t, s + j), m);  // NaN in s: keeps m
+  }
+  return _mm512_reduce_max_ps(m);
+}
 // exp_shift_sum with cpu::fast_exp16 (the same exp bits); the sum runs in 16 lanes
 LB_AVX512 float exp_shift_sum_avx512(float* s, int n, float shift) {
   const __m512 sh = _mm512_set1_ps(shift);
@@ -260,18 +309,23 @@ using DotTileFn = void (*)(const float*, const float*, int, int, int, float*);
 using AccumTileFn = void (*)(float*, const float*, int64_t, int64_t, const float*, int, int, int);
 using ExpTileFn = float (*)(float*, int, float);                                   // s[j] = exp(s[j] - shift), returns the sum
 using DropoutTileFn = void (*)(float*, int, uint64_t, uint64_t, float, float);      // f[j] *= keep(ctr0 + j) / (1 - p) or 0
+using ScaleMaskFn = void (*)(float*, int, int, float, const int32_t*);              // scale_mask_rows
+using MaxFn = float (*)(const float*, int, float);                                  // row_max
 struct TileKernels {
   DotTileFn dot;
   AccumTileFn accum;
   ExpTileFn exp;
   DropoutTileFn dropout;
+  ScaleMaskFn scale_mask;
+  MaxFn max;
 };
 const TileKernels& tile_kernels() {
   static const TileKernels k = [] {
 #if LB_X86_SIMD
-    if (cpu::has_avx512()) return TileKernels{&dot_tile_avx512, &accum_tile_avx512, &exp_shift_sum_avx512, &apply_dropout_avx512};
+    if (cpu::has_avx512())
+      return TileKernels{&dot_tile_avx512, &accum_tile_avx512, &exp_shift_sum_avx512, &apply_dropout_avx512, &scale_mask_rows_avx512, &row_max_avx512};
 #endif
-    return TileKernels{&dot_tile, &accum_tile_generic, &exp_shift_sum, &apply_dropout};
+    return TileKernels{&dot_tile, &accum_tile_generic, &exp_shift_sum, &apply_dropout, &scale_mask_rows, &row_max};
   }();
   return k;
 }
@@ -279,13 +333,7 @@ const TileKernels& tile_kernels() {
 // scaled, masked scores: masked keys get -inf
 void score_tile(const float* Q, const float* KT, int nq, int nk, int D, float scale, const int32_t* mask_row, float* S) {
   tile_kernels().dot(Q, KT, nq, nk, D, S);
-  for (int i = 0; i < nq; i++) {
-    float* s = S + (int64_t)i * kKB;
-    for (int j = 0; j < nk; j++) s[j] *= scale;
-    if (mask_row)
-      for (int j = 0; j < nk; j++)
-        if (mask_row[j] == 0) s[j] = kNegInf;
-  }
+  tile_kernels().scale_mask(S, nq, nk, scale, mask_row);
 }
 
 inline uint64_t drop_ctr(const AttentionParams& p, int b, int h, int i, int j) {
@@ -363,8 +411,7 @@ void forward_impl(const AttentionParams& p) {
         score_tile(qt, kT, nq, nk, D, p.scale, mask_row, S);
         for (int i = 0; i < nq; i++) {
           float* s = S + (int64_t)i * kKB;
-          float mx = m[i];
-          for (int j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
+          const float mx = tk.max(s, nk, m[i]);
           if (mx == kNegInf) {  // every key so far is padding: this block adds nothing to the row
             for (int j = 0; j < nk; j++) s[j] = 0.0f;
             continue;
