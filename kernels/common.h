@@ -55,8 +55,9 @@ LB_HD uint32_t lb_mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
   *hi = (uint32_t)(p >> 32);
   return (uint32_t)p;
 }
-LB_HD uint32_t lb_philox_x0(uint64_t seed, uint64_t counter) {
-  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+// The four output words of Philox4x32-10 for (seed, block).
+LB_HD void lb_philox4(uint64_t seed, uint64_t block, uint32_t w[4]) {
+  uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
   for (int r = 0; r < 10; r++) {
     uint32_t hi0, hi1;
@@ -66,11 +67,14 @@ LB_HD uint32_t lb_philox_x0(uint64_t seed, uint64_t counter) {
     c0 = n0; c1 = n1; c2 = n2; c3 = n3;
     k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
   }
-  return c0;
+  w[0] = c0; w[1] = c1; w[2] = c2; w[3] = c3;
 }
-// Uniform in [0, 1) with 24 bits.
+// Uniform in [0, 1) with 24 bits: word counter % 4 of block counter / 4, so four consecutive counters
+// share one Philox evaluation (vectorised code computes each block once).
 LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
-  return (float)(lb_philox_x0(seed, counter) >> 8) * (1.0f / 16777216.0f);
+  uint32_t w[4];
+  lb_philox4(seed, counter >> 2, w);
+  return (float)(w[counter & 3] >> 8) * (1.0f / 16777216.0f);
 }
 // Keep element `counter` with probability 1 - p.
 LB_HD bool lb_dropout_keep(uint64_t seed, uint64_t counter, float p) { return lb_uniform(seed, counter) >= p; }

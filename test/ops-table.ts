@@ -534,14 +534,15 @@ function rowsRows(r: Rng): OpCase[] {
 
 function dropoutRows(r: Rng): OpCase[] {
   const rows: OpCase[] = [];
-  // the last row's counters cross 2^32 (the vectorised Philox carries into the counter's high word)
-  for (const [n, p, inPlace, offset] of [[1, 0.5, false, 5], [1000, 0.1, false, 5], [33333, 0.5, true, 5], [129, 0, false, 5], [200, 0.3, false, 2 ** 32 - 37]] as const) {
+  // Philox blocks hold 4 counters: offsets 5 and 2^32 - 37 start inside a block; the last row's block
+  // index crosses 2^32 (the vectorised Philox carries into the block's high word)
+  for (const [n, p, inPlace, offset] of [[1, 0.5, false, 5], [1000, 0.1, false, 5], [33333, 0.5, true, 5], [129, 0, false, 5], [200, 0.3, false, 2 ** 32 - 37], [300, 0.4, false, 2 ** 34 - 37]] as const) {
     const args = { p, seed: 77, offset };
     const fwd: Step = { op: 'dropout', pass: 'forward', args: { ...args, x: t('x'), out: t(inPlace ? 'x' : 'out') } };
     const bwd: Step = { op: 'dropout', pass: 'backward', args: { ...args, dout: t('dout'), dx: t(inPlace ? 'dout' : 'dx') } };
     rows.push({
       op: 'dropout',
-      name: `n=${n} p=${p}${inPlace ? ', in place' : ''}${offset !== 5 ? `, offset 2^32 - 37` : ''}`,
+      name: `n=${n} p=${p}${inPlace ? ', in place' : ''}${offset === 2 ** 32 - 37 ? ', offset 2^32 - 37' : offset === 2 ** 34 - 37 ? ', offset 2^34 - 37' : ''}`,
       dtypes: ['f32', 'bf16'],
       tensors: { x: data([n], r.normals(n)), out: data([n]), dout: data([n], r.normals(n)), dx: data([n]) },
       steps: [fwd, bwd],

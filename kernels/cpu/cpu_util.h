@@ -26,7 +26,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define LB_X86_SIMD 1
-#define LB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define LB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,bmi2")))
 // Wrap AVX-512 code in these. Contraction off: an FMA happens only where the code says _mm512_fmadd_ps
 // (GCC would otherwise fuse some mul + add pairs, so e.g. a - b*c can differ from the same expression
 // recomputed elsewhere). GCC 12 also warns about the undefined upper halves inside its own intrinsics.
@@ -46,7 +46,7 @@ inline bool has_avx512() {
   static const bool yes = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
   }();
   return yes;
 }
@@ -79,8 +79,7 @@ LB_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
 }
 LB_AVX512 inline void store16(float* p, __mmask16 m, __m512 v) { mask_storeu(p, m, v); }
 
-// lb_dropout_keep(seed, ctr0 + j, p) for j = 0..15 as a mask, bit-identical to the scalar Philox4x32-10
-// of common.h (16 counters per pass; the counter's high word carries where the low word wraps).
+// lo, hi words of the 32 x 32-bit products m * c in 16 lanes
 LB_AVX512 inline void mulhilo16(__m512i m, __m512i c, __m512i& lo, __m512i& hi) {
   const __m512i pe = _mm512_mul_epu32(c, m);                         // even lanes: 64-bit products
   const __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(c, 32), m);  // odd lanes
@@ -108,13 +107,16 @@ LB_AVX512 inline __m512 fast_exp16(__m512 x) {
   return _mm512_maskz_mul_ps((__mmask16)~under, q, _mm512_castsi512_ps(e));
 }
 
-LB_AVX512 inline __mmask16 dropout_keep16(uint64_t seed, uint64_t ctr0, float p) {
+// Keep bits of counters 4 block0 .. 4 block0 + 63 (bit e: lb_dropout_keep(seed, 4 block0 + e, p)):
+// Philox for 16 blocks in 16 lanes, bit-identical to the scalar Philox4x32-10 of common.h (the block's
+// high word carries where the low word wraps), then the four words' masks interleaved with pdep.
+LB_AVX512 inline uint64_t dropout_keep64(uint64_t seed, uint64_t block0, float p) {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i base_lo = _mm512_set1_epi32((int)(uint32_t)ctr0);
+  const __m512i base_lo = _mm512_set1_epi32((int)(uint32_t)block0);
   __m512i c0 = _mm512_add_epi32(base_lo, lane);
   const __mmask16 carry = _mm512_cmplt_epu32_mask(c0, base_lo);
-  __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32((int)(uint32_t)(ctr0 >> 32)), carry,
-                                     _mm512_set1_epi32((int)(uint32_t)(ctr0 >> 32)), _mm512_set1_epi32(1));
+  __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32((int)(uint32_t)(block0 >> 32)), carry,
+                                     _mm512_set1_epi32((int)(uint32_t)(block0 >> 32)), _mm512_set1_epi32(1));
   __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
   const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
@@ -131,9 +133,37 @@ LB_AVX512 inline __mmask16 dropout_keep16(uint64_t seed, uint64_t ctr0, float p)
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  // uniform = (x0 >> 8) * 2^-24, exactly as lb_uniform
-  const __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c0, 8)), _mm512_set1_ps(1.0f / 16777216.0f));
-  return _mm512_cmp_ps_mask(u, _mm512_set1_ps(p), _CMP_GE_OQ);
+  // uniform = (w >> 8) * 2^-24 >= p, exactly as lb_uniform; bit i of word k's mask is counter 4 i + k
+  const __m512 vp = _mm512_set1_ps(p), sc = _mm512_set1_ps(1.0f / 16777216.0f);
+  const auto keep = [&](__m512i w) -> uint64_t {
+    return _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(w, 8)), sc), vp, _CMP_GE_OQ);
+  };
+  return _pdep_u64(keep(c0), 0x1111111111111111ull) | _pdep_u64(keep(c1), 0x2222222222222222ull) |
+         _pdep_u64(keep(c2), 0x4444444444444444ull) | _pdep_u64(keep(c3), 0x8888888888888888ull);
+}
+// Keep bits of consecutive counters from any start ctr0, 64 per keep_bits_next (bit j of the k-th call:
+// counter ctr0 + 64 k + j): blocks of 4 counters, so a start inside a block shifts bits across words.
+struct KeepBits {
+  uint64_t seed, block;
+  float p;
+  int off;        // ctr0 % 4
+  uint64_t word;  // the last block word, when off > 0
+};
+LB_AVX512 inline KeepBits keep_bits_start(uint64_t seed, uint64_t ctr0, float p) {
+  KeepBits k{seed, ctr0 >> 2, p, (int)(ctr0 & 3), 0};
+  if (k.off) {
+    k.word = dropout_keep64(seed, k.block, p);
+    k.block += 16;
+  }
+  return k;
+}
+LB_AVX512 inline uint64_t keep_bits_next(KeepBits& k) {
+  const uint64_t w = dropout_keep64(k.seed, k.block, k.p);
+  k.block += 16;
+  if (!k.off) return w;
+  const uint64_t r = (k.word >> k.off) | (w << (64 - k.off));
+  k.word = w;
+  return r;
 }
 LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) {
   if (m == 0xffff) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v)));

@@ -1,5 +1,6 @@
 // dropout.cpp (cpu): the mask is Philox(seed, offset + i) (common.h, shared with CUDA), regenerated in
 // the backward pass, never stored. x may alias out and dout may alias dx.
+#include <algorithm>
 #include <type_traits>
 
 #include "cpu_util.h"
@@ -14,14 +15,18 @@ LB_SIMD_CLONES void dropout_f32(const float* in, float* out, int64_t n, float pr
 
 #if LB_X86_SIMD
 LB_AVX512_BEGIN
-// 16 elements per pass: the keep mask from cpu::dropout_keep16 (bit-identical to lb_dropout_keep)
+// 64 elements per pass: the keep bits from cpu::keep_bits_next (bit-identical to lb_dropout_keep)
 template <class T>
 LB_AVX512 void dropout_avx512(const T* in, T* out, int64_t n, float prob, uint64_t seed, uint64_t ctr0, float s) {
   const __m512 vs = _mm512_set1_ps(s);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 t = cpu::tail_mask(n - i);
-    const __mmask16 keep = cpu::dropout_keep16(seed, ctr0 + (uint64_t)i, prob);
-    cpu::store16(out + i, t, _mm512_maskz_mul_ps(keep, cpu::load16(in + i, t), vs));
+  cpu::KeepBits kb = cpu::keep_bits_start(seed, ctr0, prob);
+  for (int64_t i0 = 0; i0 < n; i0 += 64) {
+    const uint64_t bits = cpu::keep_bits_next(kb);
+    for (int64_t i = i0; i < std::min<int64_t>(n, i0 + 64); i += 16) {
+      const __mmask16 t = cpu::tail_mask(n - i);
+      const __mmask16 keep = (__mmask16)(bits >> (i - i0));
+      cpu::store16(out + i, t, _mm512_maskz_mul_ps(keep, cpu::load16(in + i, t), vs));
+    }
   }
 }
 LB_AVX512_END
