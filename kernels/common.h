@@ -55,11 +55,14 @@ LB_HD uint32_t lb_mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
   *hi = (uint32_t)(p >> 32);
   return (uint32_t)p;
 }
-// The four output words of Philox4x32-10 for (seed, block).
-LB_HD void lb_philox4(uint64_t seed, uint64_t block, uint32_t w[4]) {
+// Uniform in [0, 1) with 24 bits: word counter % 4 of Philox4x32-10(seed, block counter / 4), so four
+// consecutive counters share one evaluation (the vectorised CPU code computes each block once). The
+// last round computes only the word wanted: the GPU kernels that inline this keep fewer registers live.
+LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
+  const uint64_t block = counter >> 2;
   uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  for (int r = 0; r < 10; r++) {
+  for (int r = 0; r < 9; r++) {
     uint32_t hi0, hi1;
     const uint32_t lo0 = lb_mulhilo(0xD2511F53u, c0, &hi0);
     const uint32_t lo1 = lb_mulhilo(0xCD9E8D57u, c2, &hi1);
@@ -67,14 +70,13 @@ LB_HD void lb_philox4(uint64_t seed, uint64_t block, uint32_t w[4]) {
     c0 = n0; c1 = n1; c2 = n2; c3 = n3;
     k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
   }
-  w[0] = c0; w[1] = c1; w[2] = c2; w[3] = c3;
-}
-// Uniform in [0, 1) with 24 bits: word counter % 4 of block counter / 4, so four consecutive counters
-// share one Philox evaluation (vectorised code computes each block once).
-LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
-  uint32_t w[4];
-  lb_philox4(seed, counter >> 2, w);
-  return (float)(w[counter & 3] >> 8) * (1.0f / 16777216.0f);
+  // round 10: words 0 and 1 are hi ^ c1 ^ k0 and lo of 0xCD9E8D57 * c2; words 2 and 3 hi ^ c3 ^ k1 and
+  // lo of 0xD2511F53 * c0
+  const bool w23 = (counter & 2) != 0;
+  uint32_t hi;
+  const uint32_t lo = lb_mulhilo(w23 ? 0xD2511F53u : 0xCD9E8D57u, w23 ? c0 : c2, &hi);
+  const uint32_t x = (counter & 1) ? lo : (hi ^ (w23 ? c3 : c1) ^ (w23 ? k1 : k0));
+  return (float)(x >> 8) * (1.0f / 16777216.0f);
 }
 // Keep element `counter` with probability 1 - p.
 LB_HD bool lb_dropout_keep(uint64_t seed, uint64_t counter, float p) { return lb_uniform(seed, counter) >= p; }
