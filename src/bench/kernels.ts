@@ -208,6 +208,15 @@ function memoryCases(quick: boolean, configs: Config[] = quick ? [MINI] : [MINI,
         return () => t.addon.run('gelu', 'backward', backendOf(t.device), args);
       },
     });
+    // hidden dropout (p = 0.1) on the residual stream: Philox keep bits, 64 per AVX-512 pass
+    const nd = tokens * c.hidden;
+    cases.push({
+      op: 'dropout', pass: 'forward', shape: { n: nd, p: 0.1, config: c.name }, bytes: F * 2 * nd,
+      setup: (t) => {
+        const args = { x: t.f32([nd]), out: t.f32([nd], 'zero'), p: 0.1, seed: 7, offset: 0 };
+        return () => t.addon.run('dropout', 'forward', backendOf(t.device), args);
+      },
+    });
     cases.push({
       op: 'bias_backward', pass: 'forward', shape: { M: tokens, N: c.inter, config: c.name }, bytes: F * (tokens * c.inter + 2 * c.inter),
       setup: (t) => {
