@@ -200,7 +200,17 @@ LB_AVX512 void accum_cols_avx512(float* Y, const float* W, int64_t wrs, int64_t 
                                  int c0, const __mmask16 (&mk)[4]) {
   int i = 0;
   for (; i + 6 <= m; i += 6) accum_rows_avx512<6, NV>(Y + (int64_t)i * D, W + i * wrs, wrs, wcs, X, n, D, c0, mk);
-  for (; i < m; i++) accum_rows_avx512<1, NV>(Y + (int64_t)i * D, W + i * wrs, wrs, wcs, X, n, D, c0, mk);
+  // the last 1-5 rows in one pass over X (64 = 10 x 6 + 4, 32 = 5 x 6 + 2)
+  float* y = Y + (int64_t)i * D;
+  const float* w = W + i * wrs;
+  switch (m - i) {
+    case 5: accum_rows_avx512<5, NV>(y, w, wrs, wcs, X, n, D, c0, mk); break;
+    case 4: accum_rows_avx512<4, NV>(y, w, wrs, wcs, X, n, D, c0, mk); break;
+    case 3: accum_rows_avx512<3, NV>(y, w, wrs, wcs, X, n, D, c0, mk); break;
+    case 2: accum_rows_avx512<2, NV>(y, w, wrs, wcs, X, n, D, c0, mk); break;
+    case 1: accum_rows_avx512<1, NV>(y, w, wrs, wcs, X, n, D, c0, mk); break;
+    default: break;
+  }
 }
 LB_AVX512 void accum_tile_avx512(float* Y, const float* W, int64_t wrs, int64_t wcs, const float* X, int m, int n, int D) {
   for (int c0 = 0; c0 < D; c0 += 64) {
