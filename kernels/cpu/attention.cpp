@@ -300,18 +300,9 @@ LB_AVX512 float exp_shift_sum_avx512(float* s, int n, float shift) {
   }
   return _mm512_reduce_add_ps(acc);
 }
-// the same, 64 counters per Philox pass (cpu::keep_bits_next, bit-identical masks)
+// the same through cpu::dropout_scale (64 counters per Philox pass, bit-identical masks)
 LB_AVX512 void apply_dropout_avx512(float* f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
-  const __m512 s = _mm512_set1_ps(inv_keep);
-  cpu::KeepBits kb = cpu::keep_bits_start(seed, ctr0, prob);
-  for (int j0 = 0; j0 < n; j0 += 64) {
-    const uint64_t bits = cpu::keep_bits_next(kb);
-    for (int j = j0; j < std::min(n, j0 + 64); j += 16) {
-      const __mmask16 t = cpu::tail_mask(n - j);
-      const __mmask16 keep = (__mmask16)(bits >> (j - j0));
-      cpu::mask_storeu(f + j, t, _mm512_maskz_mul_ps(keep, cpu::maskz_loadu(t, f + j), s));
-    }
-  }
+  cpu::dropout_scale(f, f, n, seed, ctr0, prob, inv_keep);
 }
 LB_AVX512_END
 #endif

@@ -169,6 +169,20 @@ LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) {
   if (m == 0xffff) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v)));
   else _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits(v));
 }
+// out[i] = keep(ctr0 + i) ? in[i] * s : 0 for i < n (in may alias out; f32 or bf16 storage), 64 keep
+// bits per Philox pass: the dropout op and attention's dropped probabilities
+template <class T>
+LB_AVX512 inline void dropout_scale(const T* in, T* out, int64_t n, uint64_t seed, uint64_t ctr0, float prob, float s) {
+  const __m512 vs = _mm512_set1_ps(s);
+  KeepBits kb = keep_bits_start(seed, ctr0, prob);
+  for (int64_t i0 = 0; i0 < n; i0 += 64) {
+    const uint64_t bits = keep_bits_next(kb);
+    for (int64_t i = i0; i < n && i < i0 + 64; i += 16) {
+      const __mmask16 t = tail_mask(n - i);
+      store16(out + i, t, _mm512_maskz_mul_ps((__mmask16)(bits >> (i - i0)), load16(in + i, t), vs));
+    }
+  }
+}
 LB_AVX512_END
 #else
 inline bool has_avx512() { return false; }

@@ -1,6 +1,5 @@
 // dropout.cpp (cpu): the mask is Philox(seed, offset + i) (common.h, shared with CUDA), regenerated in
 // the backward pass, never stored. x may alias out and dout may alias dx.
-#include <algorithm>
 #include <type_traits>
 
 #include "cpu_util.h"
@@ -15,19 +14,10 @@ LB_SIMD_CLONES void dropout_f32(const float* in, float* out, int64_t n, float pr
 
 #if LB_X86_SIMD
 LB_AVX512_BEGIN
-// 64 elements per pass: the keep bits from cpu::keep_bits_next (bit-identical to lb_dropout_keep)
+// cpu::dropout_scale: 64 keep bits per Philox pass (bit-identical to lb_dropout_keep)
 template <class T>
 LB_AVX512 void dropout_avx512(const T* in, T* out, int64_t n, float prob, uint64_t seed, uint64_t ctr0, float s) {
-  const __m512 vs = _mm512_set1_ps(s);
-  cpu::KeepBits kb = cpu::keep_bits_start(seed, ctr0, prob);
-  for (int64_t i0 = 0; i0 < n; i0 += 64) {
-    const uint64_t bits = cpu::keep_bits_next(kb);
-    for (int64_t i = i0; i < std::min<int64_t>(n, i0 + 64); i += 16) {
-      const __mmask16 t = cpu::tail_mask(n - i);
-      const __mmask16 keep = (__mmask16)(bits >> (i - i0));
-      cpu::store16(out + i, t, _mm512_maskz_mul_ps(keep, cpu::load16(in + i, t), vs));
-    }
-  }
+  cpu::dropout_scale(in, out, n, seed, ctr0, prob, s);
 }
 LB_AVX512_END
 #endif
