@@ -55,6 +55,31 @@ LB_HD uint32_t lb_mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
   *hi = (uint32_t)(p >> 32);
   return (uint32_t)p;
 }
+// One Philox4x32 round on counter words (c0, c1, c2, c3) with key (k0, k1), then the key bump.
+LB_HD void lb_philox_round(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t& k0, uint32_t& k1) {
+  uint32_t hi0, hi1;
+  const uint32_t lo0 = lb_mulhilo(0xD2511F53u, c0, &hi0);
+  const uint32_t lo1 = lb_mulhilo(0xCD9E8D57u, c2, &hi1);
+  const uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
+  c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+  k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+}
+// Philox4x32-10 of a whole 128-bit counter ctr[0..3] (least significant word first) under key (k0, k1),
+// in place: the function Random123's known-answer vectors test (test/host-math.test.ts).
+LB_HD void lb_philox4x32_10(uint32_t ctr[4], uint32_t k0, uint32_t k1) {
+  uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+  for (int r = 0; r < 10; r++) lb_philox_round(c0, c1, c2, c3, k0, k1);
+  ctr[0] = c0; ctr[1] = c1; ctr[2] = c2; ctr[3] = c3;
+}
+// A Philox word as a uniform in [0, 1) with 24 bits (exact in f32).
+LB_HD float lb_word_uniform(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
+// Uniforms of counters 4 block .. 4 block + 3: the four words of one Philox4x32-10(seed, block)
+// (what lb_uniform gives for each of them; kernels that own whole blocks call this once per 4 counters).
+LB_HD void lb_uniform4(uint64_t seed, uint64_t block, float u[4]) {
+  uint32_t w[4] = {(uint32_t)block, (uint32_t)(block >> 32), 0u, 0u};
+  lb_philox4x32_10(w, (uint32_t)seed, (uint32_t)(seed >> 32));
+  for (int k = 0; k < 4; k++) u[k] = lb_word_uniform(w[k]);
+}
 // Uniform in [0, 1) with 24 bits: word counter % 4 of Philox4x32-10(seed, block counter / 4), so four
 // consecutive counters share one evaluation (the vectorised CPU code computes each block once). The
 // last round computes only the word wanted: the GPU kernels that inline this keep fewer registers live.
@@ -62,21 +87,27 @@ LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
   const uint64_t block = counter >> 2;
   uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  for (int r = 0; r < 9; r++) {
-    uint32_t hi0, hi1;
-    const uint32_t lo0 = lb_mulhilo(0xD2511F53u, c0, &hi0);
-    const uint32_t lo1 = lb_mulhilo(0xCD9E8D57u, c2, &hi1);
-    const uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
-    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-    k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-  }
+  for (int r = 0; r < 9; r++) lb_philox_round(c0, c1, c2, c3, k0, k1);
   // round 10: words 0 and 1 are hi ^ c1 ^ k0 and lo of 0xCD9E8D57 * c2; words 2 and 3 hi ^ c3 ^ k1 and
   // lo of 0xD2511F53 * c0
   const bool w23 = (counter & 2) != 0;
   uint32_t hi;
   const uint32_t lo = lb_mulhilo(w23 ? 0xD2511F53u : 0xCD9E8D57u, w23 ? c0 : c2, &hi);
   const uint32_t x = (counter & 1) ? lo : (hi ^ (w23 ? c3 : c1) ^ (w23 ? k1 : k0));
-  return (float)(x >> 8) * (1.0f / 16777216.0f);
+  return lb_word_uniform(x);
+}
+// Uniforms of counters c and c + 1 for even c: the same block, and its last round gives both words from
+// one multiply, so a pair costs what lb_uniform costs for one (the CUDA attention kernels' column pairs).
+LB_HD void lb_uniform2(uint64_t seed, uint64_t counter, float u[2]) {
+  const uint64_t block = counter >> 2;
+  uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 9; r++) lb_philox_round(c0, c1, c2, c3, k0, k1);
+  const bool w23 = (counter & 2) != 0;
+  uint32_t hi;
+  const uint32_t lo = lb_mulhilo(w23 ? 0xD2511F53u : 0xCD9E8D57u, w23 ? c0 : c2, &hi);
+  u[0] = lb_word_uniform(hi ^ (w23 ? c3 : c1) ^ (w23 ? k1 : k0));
+  u[1] = lb_word_uniform(lo);
 }
 // Keep element `counter` with probability 1 - p.
 LB_HD bool lb_dropout_keep(uint64_t seed, uint64_t counter, float p) { return lb_uniform(seed, counter) >= p; }

@@ -1,6 +1,7 @@
 // host_math.cc: exposes the __host__ __device__ helpers that only the CUDA kernels use, so the CPU test
 // suite checks their math on every build (test/host-math.test.ts). The helpers every backend shares
-// (bf16, GELU, Philox dropout) are covered by the op table through the ref and cpu kernels.
+// (bf16, GELU, lb_uniform's dropout) are covered by the op table through the ref and cpu kernels; the
+// Philox block and pair forms only CUDA uses, and Philox itself against known answers, are here.
 // Also: cudaMatmulPath(), which GEMM path the last cuda matmul took (the kernel benchmark reports it).
 #include <napi.h>
 
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/common.h"
 #include "../kernels/cuda/gemm_sm90.h"
 #include "../kernels/cuda/online_softmax.h"
 #include "napi_util.h"
@@ -155,6 +157,62 @@ Napi::Value Sm90Reject(const Napi::CallbackInfo& info) {
   const int64_t sa = (int64_t)num("strideA", (double)lda * (ta ? K : M)), sb = (int64_t)num("strideB", (double)ldb * (tb ? N : K));
   const uint64_t aa = 4096 + (uint64_t)num("alignA", 0), ab = 8192 + (uint64_t)num("alignB", 0);
   return Napi::Number::New(info.Env(), lb_sm90_reject(M, N, K, batch, ta, tb, lda, ldb, sa, sb, aa, ab));
+}
+
+// ---- Philox (kernels/common.h): the per-block and per-pair forms the CUDA dropout and attention kernels use
+
+namespace {
+Napi::Uint32Array u32_array(const Napi::CallbackInfo& info, size_t i, size_t len, const char* fn) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " must be a Uint32Array");
+  Napi::Uint32Array a = info[i].As<Napi::Uint32Array>();
+  if (a.ElementLength() != len)
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " must have " + std::to_string(len) + " elements");
+  return a;
+}
+uint64_t u64_arg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  if (info.Length() <= i || !info[i].IsBigInt())
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " must be a BigInt");
+  bool lossless = true;
+  const uint64_t u = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " does not fit in 64 bits");
+  return u;
+}
+}  // namespace
+
+// philox4x32(ctr: Uint32Array(4), key: Uint32Array(2)) -> Uint32Array(4): lb_philox4x32_10.
+Napi::Value Philox4x32(const Napi::CallbackInfo& info) {
+  Napi::Uint32Array c = u32_array(info, 0, 4, "philox4x32"), k = u32_array(info, 1, 2, "philox4x32");
+  uint32_t w[4] = {c[0], c[1], c[2], c[3]};
+  lb_philox4x32_10(w, k[0], k[1]);
+  Napi::Uint32Array out = Napi::Uint32Array::New(info.Env(), 4);
+  for (int i = 0; i < 4; i++) out[i] = w[i];
+  return out;
+}
+
+// dropoutUniforms(seed: bigint, block: bigint) -> { perCounter, perBlock, perPair }: the uniforms of
+// counters 4 block .. 4 block + 3 from lb_uniform (one counter at a time), lb_uniform4 and lb_uniform2.
+Napi::Value DropoutUniforms(const Napi::CallbackInfo& info) {
+  const uint64_t seed = u64_arg(info, 0, "dropoutUniforms"), block = u64_arg(info, 1, "dropoutUniforms");
+  if (block >> 62) throw Napi::RangeError::New(info.Env(), "dropoutUniforms: block must be below 2^62");
+  Napi::Env env = info.Env();
+  Napi::Float32Array one = Napi::Float32Array::New(env, 4), four = Napi::Float32Array::New(env, 4), two = Napi::Float32Array::New(env, 4);
+  float u4[4], u2[2];
+  lb_uniform4(seed, block, u4);
+  for (int k = 0; k < 4; k++) {
+    one[k] = lb_uniform(seed, 4 * block + k);
+    four[k] = u4[k];
+  }
+  for (int k = 0; k < 4; k += 2) {
+    lb_uniform2(seed, 4 * block + k, u2);
+    two[k] = u2[0];
+    two[k + 1] = u2[1];
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("perCounter", one);
+  o.Set("perBlock", four);
+  o.Set("perPair", two);
+  return o;
 }
 
 #if !defined(LINKBERT_CUDA)

@@ -1,7 +1,9 @@
 // The CUDA kernels' host/device helpers that no CPU kernel uses, checked on the CPU: the online softmax
 // state (softmax_xent.cu, generic attention) against a two-pass fp64 logsumexp, and the index math of the
 // Hopper GEMM (kernels/cuda/gemm_sm90.h: wgmma accumulator fragment, 128B swizzle, shared-memory matrix
-// descriptors, tile raster, shape eligibility) against the layouts the PTX ISA documents.
+// descriptors, tile raster, shape eligibility) against the layouts the PTX ISA documents; Philox4x32-10
+// against Random123's published known-answer vectors, and the block / pair forms the CUDA dropout and
+// attention kernels use against the one-counter form every backend's dropout uses.
 import test from 'ava';
 import { loadNative } from '../src/native.js';
 
@@ -13,6 +15,8 @@ interface HostMath {
   sm90OperandAddrs(mnMajor: boolean, rows: number, row0: number, tile: number): { tma: Int32Array; wgmma: Int32Array };
   sm90Tiles(nm: number, nn: number, group: number): Int32Array;
   sm90Reject(shape: Record<string, number | boolean>): number;
+  philox4x32(ctr: Uint32Array, key: Uint32Array): Uint32Array;
+  dropoutUniforms(seed: bigint, block: bigint): { perCounter: Float32Array; perBlock: Float32Array; perPair: Float32Array };
 }
 const host = (loadNative() as unknown as { hostMath: HostMath }).hostMath;
 
@@ -184,4 +188,47 @@ test('sm90 shape check: the Hopper path takes TMA-compatible strides and refuses
   t.is(host.sm90Reject({ M: 64, N: 64, K: 64, batch: 4, strideA: 64 * 64 + 4 }), 3);
   t.is(host.sm90Reject({ M: 64, N: 64, K: 64, batch: 4 }), 0);
   t.is(host.sm90Reject({ M: 64, N: 64, K: 0 }), 4);
+});
+
+// Random123 1.09 `examples/kat_vectors`: counter (4 words), key (2 words) -> output (4 words)
+const PHILOX_KAT: Array<[number[], number[], number[]]> = [
+  [[0, 0, 0, 0], [0, 0], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]],
+  [[0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]],
+  [[0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0], [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]],
+];
+
+test('philox4x32-10: Random123 known-answer vectors', (t) => {
+  for (const [ctr, key, want] of PHILOX_KAT) {
+    t.deepEqual([...host.philox4x32(Uint32Array.from(ctr), Uint32Array.from(key))], want);
+  }
+  t.throws(() => host.philox4x32(new Uint32Array(3), new Uint32Array(2)), { instanceOf: RangeError });
+  t.throws(() => host.philox4x32(new Int32Array(4) as unknown as Uint32Array, new Uint32Array(2)), { instanceOf: TypeError });
+});
+
+test('dropout uniforms: one Philox block (lb_uniform4) and counter pairs (lb_uniform2) give what lb_uniform gives each counter', (t) => {
+  // word k of block b is counter 4 b + k: the zero key and counter give the first known answer
+  const kat0 = host.dropoutUniforms(0n, 0n).perCounter;
+  t.deepEqual([...kat0], PHILOX_KAT[0][2].map((w) => (w >>> 8) / 16777216));
+  let x = 0x9e3779b97f4a7c15n;
+  const next = (): bigint => {
+    x = (x * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn;
+    return x;
+  };
+  let n = 0;
+  for (let trial = 0; trial < 500; trial++) {
+    const seed = next();
+    const block = trial < 4 ? [0n, 1n, 0xffffffffn, 0x100000000n][trial] : next() >> 2n;
+    const u = host.dropoutUniforms(seed, block);
+    for (let k = 0; k < 4; k++) {
+      if (u.perBlock[k] !== u.perCounter[k] || u.perPair[k] !== u.perCounter[k]) {
+        t.fail(`seed ${seed} block ${block} word ${k}: per counter ${u.perCounter[k]}, block ${u.perBlock[k]}, pair ${u.perPair[k]}`);
+        return;
+      }
+      t.true(u.perCounter[k] >= 0 && u.perCounter[k] < 1);
+      n++;
+    }
+  }
+  t.is(n, 2000);
+  t.throws(() => host.dropoutUniforms(1n, 1n << 62n), { instanceOf: RangeError });
+  t.throws(() => host.dropoutUniforms(1 as unknown as bigint, 0n), { instanceOf: TypeError });
 });

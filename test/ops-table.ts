@@ -251,7 +251,7 @@ function matmulRows(r: Rng): OpCase[] {
 function attentionRow(
   r: Rng,
   name: string,
-  o: { B: number; T: number; NH: number; D: number; mask?: (b: number, j: number) => number; dropout?: number; fd?: boolean },
+  o: { B: number; T: number; NH: number; D: number; mask?: (b: number, j: number) => number; dropout?: number; offset?: number; fd?: boolean },
 ): OpCase {
   const { B, T, NH, D } = o;
   const n = B * T * NH * D;
@@ -274,7 +274,7 @@ function attentionRow(
     tensors.key_mask = i32([B * T], m);
     common.key_mask = t('key_mask');
   }
-  if (o.dropout) Object.assign(common, { dropout_p: o.dropout, seed: 1234, offset: 99 });
+  if (o.dropout) Object.assign(common, { dropout_p: o.dropout, seed: 1234, offset: o.offset ?? 99 });
   const fwd: Step = { op: 'attention', pass: 'forward', args: common };
   const bwd: Step = { op: 'attention', pass: 'backward', args: { ...common, dout: t('dout'), dq: t('dq'), dk: t('dk'), dv: t('dv'), delta: t('delta') } };
   return {
@@ -307,6 +307,10 @@ function attentionRows(r: Rng): OpCase[] {
     attentionRow(r, 'B=1 T=45 NH=2 D=80', { B: 1, T: 45, NH: 2, D: 80 }),
     attentionRow(r, 'B=2 T=19 NH=2 D=5, dropout 0.2', { B: 2, T: 19, NH: 2, D: 5, dropout: 0.2, fd: true, mask: (_b, j) => (j === 3 ? 0 : 1) }),
     attentionRow(r, 'B=1 T=130 NH=1 D=3, dropout 0.1', { B: 1, T: 130, NH: 1, D: 3, dropout: 0.1 }),
+    // bf16 with D = 64 or 128 takes the CUDA mma kernels, which draw the dropout of key pairs (j, j + 1)
+    // from one Philox evaluation when the pair's counter is even (offset 4096), two when odd (offset 99)
+    attentionRow(r, 'B=2 T=70 NH=2 D=64, padding, dropout 0.15, offset 4096', { B: 2, T: 70, NH: 2, D: 64, dropout: 0.15, offset: 4096, mask: (b, j) => (b === 1 && j > 50 ? 0 : 1) }),
+    attentionRow(r, 'B=1 T=40 NH=2 D=128, dropout 0.2', { B: 1, T: 40, NH: 2, D: 128, dropout: 0.2 }),
   ];
 }
 
@@ -534,15 +538,16 @@ function rowsRows(r: Rng): OpCase[] {
 
 function dropoutRows(r: Rng): OpCase[] {
   const rows: OpCase[] = [];
-  // Philox blocks hold 4 counters: offsets 5 and 2^32 - 37 start inside a block; the last row's block
-  // index crosses 2^32 (the vectorised Philox carries into the block's high word)
-  for (const [n, p, inPlace, offset] of [[1, 0.5, false, 5], [1000, 0.1, false, 5], [33333, 0.5, true, 5], [129, 0, false, 5], [200, 0.3, false, 2 ** 32 - 37], [300, 0.4, false, 2 ** 34 - 37]] as const) {
+  // Philox blocks hold 4 counters: offsets 5 and 2^32 - 37 start inside a block; the 2^34 - 37 row's block
+  // index crosses 2^32 (the vectorised Philox carries into the block's high word); offset 8 starts on a
+  // block (CUDA's aligned vector path) and n = 1003 ends inside one
+  for (const [n, p, inPlace, offset] of [[1, 0.5, false, 5], [1000, 0.1, false, 5], [33333, 0.5, true, 5], [129, 0, false, 5], [200, 0.3, false, 2 ** 32 - 37], [300, 0.4, false, 2 ** 34 - 37], [1003, 0.25, false, 8]] as const) {
     const args = { p, seed: 77, offset };
     const fwd: Step = { op: 'dropout', pass: 'forward', args: { ...args, x: t('x'), out: t(inPlace ? 'x' : 'out') } };
     const bwd: Step = { op: 'dropout', pass: 'backward', args: { ...args, dout: t('dout'), dx: t(inPlace ? 'dout' : 'dx') } };
     rows.push({
       op: 'dropout',
-      name: `n=${n} p=${p}${inPlace ? ', in place' : ''}${offset === 2 ** 32 - 37 ? ', offset 2^32 - 37' : offset === 2 ** 34 - 37 ? ', offset 2^34 - 37' : ''}`,
+      name: `n=${n} p=${p}${inPlace ? ', in place' : ''}${offset === 2 ** 32 - 37 ? ', offset 2^32 - 37' : offset === 2 ** 34 - 37 ? ', offset 2^34 - 37' : offset !== 5 ? `, offset ${offset}` : ''}`,
       dtypes: ['f32', 'bf16'],
       tensors: { x: data([n], r.normals(n)), out: data([n]), dout: data([n], r.normals(n)), dx: data([n]) },
       steps: [fwd, bwd],

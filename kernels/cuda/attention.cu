@@ -34,6 +34,20 @@ struct AttnGeo {
   __device__ __forceinline__ bool keep(int b, int h, int i, int j) const {
     return p_drop <= 0.0f || lb_dropout_keep(seed, offset + (((uint64_t)b * NH + h) * T + i) * T + j, p_drop);
   }
+  // keep(b, h, i, j) and keep(b, h, i, j + 1) with one Philox evaluation when the first counter is even
+  // (lb_uniform2); callers check p_drop > 0.
+  __device__ __forceinline__ void keep2(int b, int h, int i, int j, bool k[2]) const {
+    const uint64_t c = offset + (((uint64_t)b * NH + h) * T + i) * T + j;
+    float u[2];
+    if (c & 1) {
+      u[0] = lb_uniform(seed, c);
+      u[1] = lb_uniform(seed, c + 1);
+    } else {
+      lb_uniform2(seed, c, u);
+    }
+    k[0] = u[0] >= p_drop;
+    k[1] = u[1] >= p_drop;
+  }
 };
 
 template <typename T, int DPL>
@@ -378,11 +392,16 @@ __global__ void __launch_bounds__(kFaThreads) fa_fwd_kernel(const bf16_t* q, con
 #pragma unroll
     for (int ni = 0; ni < 8; ni++)
 #pragma unroll
-      for (int r = 0; r < 4; r++) {
-        const float pv = exp2f(s[ni][r] - mu[r >> 1]);
-        l[r >> 1] += pv;  // the softmax denominator never sees dropout
-        const int i = row0 + gr + (r >> 1) * 8, j = jb * kFaRows + ni * 8 + 2 * t + (r & 1);
-        s[ni][r] = g.p_drop > 0.0f ? (g.keep(b, h, i, j) ? pv * g.inv_keep : 0.0f) : pv;
+      for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j, j + 1 of query i
+        const int i = row0 + gr + rr * 8, j = jb * kFaRows + ni * 8 + 2 * t;
+        bool kp[2] = {true, true};
+        if (g.p_drop > 0.0f) g.keep2(b, h, i, j, kp);
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+          const float pv = exp2f(s[ni][2 * rr + c] - mu[rr]);
+          l[rr] += pv;  // the softmax denominator never sees dropout
+          s[ni][2 * rr + c] = g.p_drop > 0.0f ? (kp[c] ? pv * g.inv_keep : 0.0f) : pv;
+        }
       }
 #pragma unroll
     for (int dn = 0; dn < D / 8; dn++) {
@@ -455,12 +474,18 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dq_kernel(const bf16_t* q, 
 #pragma unroll
     for (int ni = 0; ni < 8; ni++)
 #pragma unroll
-      for (int r = 0; r < 4; r++) {
-        const int rr = r >> 1, i = row0 + gr + rr * 8, j = jb * kFaRows + ni * 8 + 2 * t + (r & 1);
-        const bool live = L2[rr] != -INFINITY && fa_key_live(mask, b, g.T, j);
-        const float pv = live ? exp2f(s[ni][r] * sl2 - L2[rr]) : 0.0f;
-        const float z = g.p_drop > 0.0f ? (g.keep(b, h, i, j) ? g.inv_keep : 0.0f) : 1.0f;
-        s[ni][r] = pv * (dp[ni][r] * z - dl[rr]);  // dS
+      for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j0, j0 + 1 of query i
+        const int i = row0 + gr + rr * 8, j0 = jb * kFaRows + ni * 8 + 2 * t;
+        bool kp[2] = {true, true};
+        if (g.p_drop > 0.0f) g.keep2(b, h, i, j0, kp);
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+          const int r = 2 * rr + c, j = j0 + c;
+          const bool live = L2[rr] != -INFINITY && fa_key_live(mask, b, g.T, j);
+          const float pv = live ? exp2f(s[ni][r] * sl2 - L2[rr]) : 0.0f;
+          const float z = kp[c] ? g.inv_keep : 0.0f;  // inv_keep is 1 without dropout
+          s[ni][r] = pv * (dp[ni][r] * z - dl[rr]);  // dS
+        }
       }
     fa_pv<D, 4>(acc, s, kb, lane);  // dq += dS K
     __syncthreads();
