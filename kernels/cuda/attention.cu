@@ -392,17 +392,23 @@ __global__ void __launch_bounds__(kFaThreads) fa_fwd_kernel(const bf16_t* q, con
 #pragma unroll
     for (int ni = 0; ni < 8; ni++)
 #pragma unroll
-      for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j, j + 1 of query i
-        const int i = row0 + gr + rr * 8, j = jb * kFaRows + ni * 8 + 2 * t;
-        bool kp[2] = {true, true};
-        if (g.p_drop > 0.0f) g.keep2(b, h, i, j, kp);
-#pragma unroll
-        for (int c = 0; c < 2; c++) {
-          const float pv = exp2f(s[ni][2 * rr + c] - mu[rr]);
-          l[rr] += pv;  // the softmax denominator never sees dropout
-          s[ni][2 * rr + c] = g.p_drop > 0.0f ? (kp[c] ? pv * g.inv_keep : 0.0f) : pv;
-        }
+      for (int r = 0; r < 4; r++) {
+        const float pv = exp2f(s[ni][r] - mu[r >> 1]);
+        l[r >> 1] += pv;  // the softmax denominator never sees dropout
+        s[ni][r] = pv;
       }
+    // dropout as its own pass under one uniform branch, so the loop above stays straight-line code
+    if (g.p_drop > 0.0f) {
+#pragma unroll
+      for (int ni = 0; ni < 8; ni++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j, j + 1 of query i
+          bool kp[2];
+          g.keep2(b, h, row0 + gr + rr * 8, jb * kFaRows + ni * 8 + 2 * t, kp);
+#pragma unroll
+          for (int c = 0; c < 2; c++) s[ni][2 * rr + c] = kp[c] ? s[ni][2 * rr + c] * g.inv_keep : 0.0f;
+        }
+    }
 #pragma unroll
     for (int dn = 0; dn < D / 8; dn++) {
       o[dn][0] *= corr[0]; o[dn][1] *= corr[0];
@@ -471,21 +477,25 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dq_kernel(const bf16_t* q, 
     float s[8][4] = {}, dp[8][4] = {};
     fa_qkt<D, 8>(s, sq, warp * 16, kb, lane);
     fa_qkt<D, 8>(dp, sdo, warp * 16, vb, lane);
+    if (g.p_drop > 0.0f) {  // dP Z first, under one uniform branch
+#pragma unroll
+      for (int ni = 0; ni < 8; ni++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j, j + 1 of query i
+          bool kp[2];
+          g.keep2(b, h, row0 + gr + rr * 8, jb * kFaRows + ni * 8 + 2 * t, kp);
+#pragma unroll
+          for (int c = 0; c < 2; c++) dp[ni][2 * rr + c] *= kp[c] ? g.inv_keep : 0.0f;
+        }
+    }
 #pragma unroll
     for (int ni = 0; ni < 8; ni++)
 #pragma unroll
-      for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j0, j0 + 1 of query i
-        const int i = row0 + gr + rr * 8, j0 = jb * kFaRows + ni * 8 + 2 * t;
-        bool kp[2] = {true, true};
-        if (g.p_drop > 0.0f) g.keep2(b, h, i, j0, kp);
-#pragma unroll
-        for (int c = 0; c < 2; c++) {
-          const int r = 2 * rr + c, j = j0 + c;
-          const bool live = L2[rr] != -INFINITY && fa_key_live(mask, b, g.T, j);
-          const float pv = live ? exp2f(s[ni][r] * sl2 - L2[rr]) : 0.0f;
-          const float z = kp[c] ? g.inv_keep : 0.0f;  // inv_keep is 1 without dropout
-          s[ni][r] = pv * (dp[ni][r] * z - dl[rr]);  // dS
-        }
+      for (int r = 0; r < 4; r++) {
+        const int rr = r >> 1, j = jb * kFaRows + ni * 8 + 2 * t + (r & 1);
+        const bool live = L2[rr] != -INFINITY && fa_key_live(mask, b, g.T, j);
+        const float pv = live ? exp2f(s[ni][r] * sl2 - L2[rr]) : 0.0f;
+        s[ni][r] = pv * (dp[ni][r] - dl[rr]);  // dS
       }
     fa_pv<D, 4>(acc, s, kb, lane);  // dq += dS K
     __syncthreads();
@@ -542,6 +552,8 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dkv_kernel(const bf16_t* q,
         const float dli = i < g.T ? delta_bh[i] : 0.0f;
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
+          // dropout stays inline here: a separate pass (as in the other two kernels) keeps S and dP live
+          // across all the Philox evaluations and spills at D = 64
           const int r = rr * 2 + c, j = krow0 + gr + rr * 8;
           const bool live = klive[rr] && L != -INFINITY;
           const float pv = live ? exp2f(s[ni][r] * sl2 - L * kLog2e) : 0.0f;
