@@ -79,9 +79,10 @@ def attention_fn(sh, backward):
     dt = torch.bfloat16 if sh.get("dtype") == "bf16" else torch.float32
     q, k, v = (rnd(B, NH, T, D, dtype=dt).requires_grad_(backward) for _ in range(3))
     mask = torch.ones(B, 1, 1, T, device=dev, dtype=torch.bool)
+    p = float(sh.get("dropout_p", 0.0))
     if not backward:
-        return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
     dout = rnd(B, NH, T, D, dtype=dt)
     return lambda: torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
 

@@ -264,17 +264,19 @@ function copyCase(n: number): Case {
   };
 }
 
-function attentionCases(quick: boolean, dtype: DType = 'f32', configs: Config[] = quick ? [MINI] : [MINI, BASE]): Case[] {
+function attentionCases(quick: boolean, dtype: DType = 'f32', configs: Config[] = quick ? [MINI] : [MINI, BASE], dropout = 0): Case[] {
   const cases: Case[] = [];
   for (const c of configs) {
     const T = c.seq ?? 128, B = c.tokens ? c.tokens / T : quick ? 8 : 32, NH = c.heads, D = c.hidden / c.heads;
     const fwdFlops = 4 * B * NH * T * T * D; // S = Q K^T and O = P V
     const shape: Shape = { B, T, NH, D, config: c.name };
     if (dtype !== 'f32') shape.dtype = dtype; // bf16: the tensor-core (FlashAttention-2 style) kernels
+    if (dropout > 0) shape.dropout_p = dropout; // as in pretraining: the mask is drawn in the kernels (Philox)
     const x = (t: Tensors, init?: 'zero') => t.f32([B, T, NH, D], init, 1, dtype);
     const mk = (t: Tensors) => ({
       q: x(t), k: x(t), v: x(t), out: x(t, 'zero'),
       lse: t.f32([B, NH, T], 'zero'), key_mask: t.i32([B, T], new Int32Array(B * T).fill(1)), B, T, NH, D,
+      ...(dropout > 0 ? { dropout_p: dropout, seed: 1234, offset: 0 } : {}),
     });
     cases.push({
       op: 'attention', pass: 'forward', shape, flops: fwdFlops,
@@ -541,7 +543,12 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
     }
   }
   const large = device === 'cuda' && !quick;
-  if (want('attention')) cases.push(...attentionCases(quick), ...(device === 'cuda' ? attentionCases(quick, 'bf16') : []), ...(large ? attentionCases(quick, 'bf16', [LARGE]) : []));
+  if (want('attention')) {
+    cases.push(...attentionCases(quick), ...(device === 'cuda' ? attentionCases(quick, 'bf16') : []), ...(large ? attentionCases(quick, 'bf16', [LARGE]) : []));
+    // with attention dropout 0.1, as the training step runs it (cuda: the bf16 kernels; cpu: f32, full runs)
+    if (device === 'cuda') cases.push(...attentionCases(quick, 'bf16', undefined, 0.1));
+    else if (!quick) cases.push(...attentionCases(quick, 'f32', [MINI], 0.1));
+  }
   cases.push(...memoryCases(quick).filter((c) => want(c.op)), ...(large ? memoryCases(quick, [LARGE]).filter((c) => want(c.op)) : []));
 
   let peer: { server: PeerServer; header: PeerHeader } | null = null;
