@@ -114,7 +114,8 @@ void attention_backward_cuda(const AttentionParams& p);
 //   If residual is given and sum is non-null, s is stored into sum (the backward needs LN's input).
 // backward: reads the LN input (`x`, i.e. the stored sum when a residual was fused), mean, rstd, gamma,
 //   dout; writes dx (=, the grad of LN's input: the caller routes it to both x and residual) and
-//   accumulates dgamma, dbeta (+=). dgamma/dbeta reductions are deterministic.
+//   accumulates dgamma, dbeta (+=). dgamma/dbeta reductions are deterministic. dx may equal dout (in
+//   place, as the training step runs it: each row is read before its dx is written).
 struct LayernormParams {
   const void* x;          // (rows, cols)
   const void* residual;   // (rows, cols) or null

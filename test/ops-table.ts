@@ -316,7 +316,7 @@ function attentionRows(r: Rng): OpCase[] {
 
 function layernormRows(r: Rng): OpCase[] {
   const rows: OpCase[] = [];
-  const chained = (name: string, R: number, C: number, residual: boolean, fd: boolean, mean = 0.5, std = 1): OpCase => {
+  const chained = (name: string, R: number, C: number, residual: boolean, fd: boolean, mean = 0.5, std = 1, inPlace = false): OpCase => {
     const n = R * C;
     const tensors: Record<string, TSpec> = {
       x: data([n], r.normals(n, std, mean)),
@@ -340,7 +340,7 @@ function layernormRows(r: Rng): OpCase[] {
     const bwd: Step = {
       op: 'layernorm',
       pass: 'backward',
-      args: { rows: R, cols: C, eps: 1e-5, x: t(residual ? 'sum' : 'x'), mean: t('mean'), rstd: t('rstd'), gamma: t('gamma'), dout: t('dout'), dx: t('dx'), dgamma: t('dgamma'), dbeta: t('dbeta') },
+      args: { rows: R, cols: C, eps: 1e-5, x: t(residual ? 'sum' : 'x'), mean: t('mean'), rstd: t('rstd'), gamma: t('gamma'), dout: t('dout'), dx: t(inPlace ? 'dout' : 'dx'), dgamma: t('dgamma'), dbeta: t('dbeta') },
     };
     const wrt: [string, string][] = [['x', 'dx'], ['gamma', 'dgamma'], ['beta', 'dbeta']];
     if (residual) wrt.push(['residual', 'dx']);
@@ -350,9 +350,9 @@ function layernormRows(r: Rng): OpCase[] {
       dtypes: ['f32', 'bf16'],
       tensors,
       steps: [fwd, bwd],
-      check: residual ? ['out', 'mean', 'rstd', 'sum', 'dx', 'dgamma', 'dbeta'] : ['out', 'mean', 'rstd', 'dx', 'dgamma', 'dbeta'],
+      check: [...(residual ? ['out', 'mean', 'rstd', 'sum'] : ['out', 'mean', 'rstd']), inPlace ? 'dout' : 'dx', 'dgamma', 'dbeta'],
       tol: 1e-5,
-      fd: fd ? { forward: [fwd], backward: [bwd], loss: 'out', dout: 'dout', wrt, zero: ['dgamma', 'dbeta'] } : undefined,
+      fd: fd && !inPlace ? { forward: [fwd], backward: [bwd], loss: 'out', dout: 'dout', wrt, zero: ['dgamma', 'dbeta'] } : undefined,
     };
   };
   rows.push(chained('rows=1 cols=1', 1, 1, false, false));
@@ -360,6 +360,9 @@ function layernormRows(r: Rng): OpCase[] {
   rows.push(chained('rows=17 cols=129, fused residual', 17, 129, true, true));
   rows.push(chained('rows=129 cols=33 (several row chunks)', 129, 33, false, false));
   rows.push(chained('rows=33 cols=768, fused residual', 33, 768, true, false));
+  // dx written over dout, as the training step runs it
+  rows.push(chained('rows=129 cols=33, backward in place', 129, 33, false, false, 0.5, 1, true));
+  rows.push(chained('rows=33 cols=768, fused residual, backward in place', 33, 768, true, false, 0.5, 1, true));
 
   // Hard: mean 1e4, std 0.1. The forward is compared as usual; the backward gets mean and rstd computed
   // here in f64 (rounded to f32), so both backends differentiate at exactly the same point (the f32

@@ -345,6 +345,12 @@ export class BertModel {
     if (!this.training || p <= 0) return;
     this.ops.dropoutBackward({ dout: d, dx: d, p, seed: this.seedFor(site), offset: 0, n });
   }
+  /** dst = dropout'(src) in one pass (a copy when dropout is off); src is left as it was. */
+  private dropoutBackwardInto(src: Tensor, dst: Tensor, n: number, site: number): void {
+    const p = this.config.hiddenDropout;
+    if (!this.training || p <= 0) this.ops.copy({ src, dst, n });
+    else this.ops.dropoutBackward({ dout: src, dx: dst, p, seed: this.seedFor(site), offset: 0, n });
+  }
   private layerPrefix(l: number): string {
     return `bert.encoder.layer.${l}`;
   }
@@ -468,13 +474,14 @@ export class BertModel {
     ops.matmul({ a: this.mlmLogits, b: this.t2, c: this.grad(WORD_EMBEDDINGS), M: V, N: H, K: BP, trans_a: true, beta: 1 });
     ops.biasBackward({ dout: this.mlmLogits, dbias: this.grad(MLM_BIAS), M: BP, N: V });
     ops.matmul({ a: this.mlmLogits, b: this.weight(WORD_EMBEDDINGS), c: this.dT, M: BP, N: H, K: V });
-    // t2 and t1 are dead after the decoder grads: reuse them as gradient buffers.
+    // t2 and t1 are dead after the decoder grads: reuse them as gradient buffers. The layernorm backward
+    // runs in place (dx over dout: no third array through the cache).
     ops.layernormBackward({
       x: this.t1, mean: this.tmean, rstd: this.trstd, gamma: this.param('cls.predictions.transform.LayerNorm.weight'),
-      dout: this.dT, dx: this.t2, dgamma: this.grad('cls.predictions.transform.LayerNorm.weight'),
+      dout: this.dT, dx: this.dT, dgamma: this.grad('cls.predictions.transform.LayerNorm.weight'),
       dbeta: this.grad('cls.predictions.transform.LayerNorm.bias'), rows: BP, cols: H,
     });
-    ops.geluBackward({ x: this.t1pre, dout: this.t2, dx: this.t2, n: BP * H });
+    ops.geluBackward({ x: this.t1pre, dout: this.dT, dx: this.t2, n: BP * H });
     this.linearBackward(this.t2, this.mh, 'cls.predictions.transform.dense', this.t1, BP, H, H);
     ops.fill({ x: this.dHidden, value: 0, n: B * this.curT * H });
     ops.scatterAddRows({ src: this.t1, dst: this.dHidden, index: this.mpos, M: BP, C: H, n_dst: B * this.curT });
@@ -491,52 +498,52 @@ export class BertModel {
       this.linearBackward(this.dPooled, this.pooledIn, 'bert.pooler.dense', this.dPoolIn, B, H, H);
       ops.scatterAddRows({ src: this.dPoolIn, dst: this.dHidden, index: this.clsIndex, M: B, C: H, n_dst: BT });
     }
-    let dOut = this.dHidden; // d(layer output)
+    // Every layernorm backward runs in place (dx over dout), which saves a third array's trip through the
+    // cache; the residual gradient then lives in the buffer that held d(LN output).
+    const dOut = this.dHidden; // d(layer output)
     for (let l = this.L - 1; l >= 0; l--) {
       const a = this.layers[l]!, p = this.layerPrefix(l);
-      // LN2: dS = d(fo + h1)
+      // LN2, in place: dOut becomes dS2 = d(fo + h1)
       ops.layernormBackward({
-        x: a.s2, mean: a.mean2, rstd: a.rstd2, gamma: this.param(`${p}.output.LayerNorm.weight`), dout: dOut, dx: this.dS,
+        x: a.s2, mean: a.mean2, rstd: a.rstd2, gamma: this.param(`${p}.output.LayerNorm.weight`), dout: dOut, dx: dOut,
         dgamma: this.grad(`${p}.output.LayerNorm.weight`), dbeta: this.grad(`${p}.output.LayerNorm.bias`), rows: BT, cols: H,
       });
-      // dfo = dropout'(dS) into dA (dS is still needed for the residual)
-      ops.copy({ src: this.dS, dst: this.dA, n: BT * H });
-      this.dropoutBackward(this.dA, BT * H, 300 + l);
+      // dfo = dropout'(dS2) into dA (dS2 is still needed for the residual)
+      this.dropoutBackwardInto(dOut, this.dA, BT * H, 300 + l);
       this.linearBackward(this.dA, a.f, `${p}.output.dense`, this.dF, BT, H, I);
       ops.geluBackward({ x: a.fpre, dout: this.dF, dx: this.dF, n: BT * I });
-      // dh1 = dF Wi + dS (residual)
+      // dh1 = dF Wi + dS2 (residual)
       this.linearBackward(this.dF, a.h1, `${p}.intermediate.dense`, this.dB, BT, I, H);
-      ops.axpby({ a: this.dB, b: this.dS, out: this.dB, alpha: 1, beta: 1, n: BT * H });
-      // LN1: dS = d(ao + hin)
+      ops.axpby({ a: this.dB, b: dOut, out: this.dB, alpha: 1, beta: 1, n: BT * H });
+      // LN1, in place: dB becomes dS1 = d(ao + hin)
       ops.layernormBackward({
-        x: a.s1, mean: a.mean1, rstd: a.rstd1, gamma: this.param(`${p}.attention.output.LayerNorm.weight`), dout: this.dB, dx: this.dS,
+        x: a.s1, mean: a.mean1, rstd: a.rstd1, gamma: this.param(`${p}.attention.output.LayerNorm.weight`), dout: this.dB, dx: this.dB,
         dgamma: this.grad(`${p}.attention.output.LayerNorm.weight`), dbeta: this.grad(`${p}.attention.output.LayerNorm.bias`), rows: BT, cols: H,
       });
-      ops.copy({ src: this.dS, dst: this.dA, n: BT * H });
-      this.dropoutBackward(this.dA, BT * H, 200 + l);
-      this.linearBackward(this.dA, a.att, `${p}.attention.output.dense`, this.dB, BT, H, H);
+      this.dropoutBackwardInto(this.dB, this.dA, BT * H, 200 + l);
+      // d(attention context) into dS (free at this point)
+      this.linearBackward(this.dA, a.att, `${p}.attention.output.dense`, this.dS, BT, H, H);
       ops.attentionBackward({
         q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
         dropout_p: this.training ? this.config.attentionDropout : 0, seed: this.seedFor(100 + l), offset: 0,
-        dout: this.dB, dq: this.dq, dk: this.dk, dv: this.dv, delta: this.delta,
+        dout: this.dS, dq: this.dq, dk: this.dk, dv: this.dv, delta: this.delta,
       });
-      // d(hin) = dq Wq + dk Wk + dv Wv + dS (residual); written into dA, then becomes the next dOut.
+      // d(hin) = dq Wq + dk Wk + dv Wv + dS1 (residual); written into dA, then into dOut for the layer below.
       const dIn = this.dA;
       this.linearBackward(this.dq, a.hin, `${p}.attention.self.query`, dIn, BT, H, H);
       this.linearBackward(this.dk, a.hin, `${p}.attention.self.key`, dIn, BT, H, H, true);
       this.linearBackward(this.dv, a.hin, `${p}.attention.self.value`, dIn, BT, H, H, true);
-      ops.axpby({ a: dIn, b: this.dS, out: this.dHidden, alpha: 1, beta: 1, n: BT * H });
-      dOut = this.dHidden;
+      ops.axpby({ a: dIn, b: this.dB, out: dOut, alpha: 1, beta: 1, n: BT * H });
     }
-    // embeddings: dropout', LayerNorm', then the three tables
+    // embeddings: dropout', LayerNorm' (in place), then the three tables
     const c = this.config;
     this.dropoutBackward(dOut, BT * H, 1);
     ops.layernormBackward({
-      x: this.emb, mean: this.mean0, rstd: this.rstd0, gamma: this.param('bert.embeddings.LayerNorm.weight'), dout: dOut, dx: this.dS,
+      x: this.emb, mean: this.mean0, rstd: this.rstd0, gamma: this.param('bert.embeddings.LayerNorm.weight'), dout: dOut, dx: dOut,
       dgamma: this.grad('bert.embeddings.LayerNorm.weight'), dbeta: this.grad('bert.embeddings.LayerNorm.bias'), rows: BT, cols: H,
     });
     ops.embeddingBackward({
-      ids: this.ids, type_ids: this.types, dout: this.dS, dwte: this.grad(WORD_EMBEDDINGS),
+      ids: this.ids, type_ids: this.types, dout: dOut, dwte: this.grad(WORD_EMBEDDINGS),
       dwpe: this.grad('bert.embeddings.position_embeddings.weight'), dwtt: this.grad('bert.embeddings.token_type_embeddings.weight'),
       B, T, C: H, V: this.V, max_pos: c.maxPositionEmbeddings, type_vocab: c.typeVocabSize,
     });
