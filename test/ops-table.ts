@@ -360,6 +360,8 @@ function layernormRows(r: Rng): OpCase[] {
   rows.push(chained('rows=17 cols=129, fused residual', 17, 129, true, true));
   rows.push(chained('rows=129 cols=33 (several row chunks)', 129, 33, false, false));
   rows.push(chained('rows=33 cols=768, fused residual', 33, 768, true, false));
+  // wider than the CUDA warp-per-row backward takes (8 warps' partials in shared memory): its block-per-row kernel
+  rows.push(chained('rows=3 cols=4000, fused residual', 3, 4000, true, false));
   // dx written over dout, as the training step runs it
   rows.push(chained('rows=129 cols=33, backward in place', 129, 33, false, false, 0.5, 1, true));
   rows.push(chained('rows=33 cols=768, fused residual, backward in place', 33, 768, true, false, 0.5, 1, true));

@@ -1,10 +1,11 @@
 // layernorm.cu: LayerNorm over the last dim with the residual add fused into the forward.
 //   forward: s = x + residual (stored into sum when asked), out = (s - mean) * rstd * gamma + beta.
 //     One warp per row; two passes over the row (mean, then the centred variance), both around a pivot.
-//   backward: dx (=), dgamma and dbeta (+=) in one pass over x and dout per row. Column partials of
-//     dgamma/dbeta stay in shared memory per block (each column owned by one thread: no atomics); a
-//     second kernel sums the per-block partials in block order, so the result is deterministic. The grid
-//     depends only on rows, never on the device.
+//   backward: dx (=), dgamma and dbeta (+=) in one pass over x and dout per row, one warp per row (a
+//     block per row for rows too wide for 8 warps' partials in shared memory). Column partials of
+//     dgamma/dbeta stay in shared memory (each column owned by one thread: no atomics); a second kernel
+//     sums the per-block partials in block order, so the result is deterministic. The grid depends only
+//     on rows, never on the device.
 #include "common.cuh"
 
 namespace lb {
@@ -14,6 +15,8 @@ constexpr int kFwdWarps = 8;   // rows per forward block
 constexpr int kBwdThreads = 256;
 constexpr int kBwdRowsPerBlock = 32;
 constexpr int kMaxBwdBlocks = 1024;
+constexpr int kWarpBwdWarps = 8;          // warps (rows in flight) per block of the warp-per-row backward
+constexpr int kWarpBwdRowsPerBlock = 16;  // 2 rows per warp: 256 blocks at 4096 rows
 
 template <typename T>
 __global__ void layernorm_fwd_kernel(const T* x, const T* res, T* sum, T* out, float* mean, float* rstd,
@@ -86,6 +89,55 @@ __global__ void layernorm_bwd_kernel(const T* x, const T* dout, T* dx, const flo
   }
 }
 
+// The backward with one warp per row: the row sums are warp shuffles (no block barrier per row), and 8
+// rows are in flight per block. Each warp keeps its own dgamma / dbeta partials in shared memory (lane l
+// owns columns l, l + 32, ...: no races); at the end the block adds its warps' partials in warp order and
+// writes one (2, cols) partial per block, summed over blocks in order by layernorm_param_grad_kernel: the
+// result depends only on rows, never on timing. dx may alias dout: a lane reads column c of a row (both
+// passes) before it writes dx at c, and no other lane touches c.
+template <typename T>
+__global__ void __launch_bounds__(kWarpBwdWarps * 32)
+    layernorm_bwd_warp_kernel(const T* x, const T* dout, T* dx, const float* mean, const float* rstd,
+                              const float* gamma, float* partial, int rows, int cols) {
+  // x, dout, dx (rows, cols); mean, rstd (rows); gamma (cols); partial (gridDim.x, 2, cols) written
+  extern __shared__ float smem[];  // per warp: dgamma partial (cols), dbeta partial (cols)
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float* pg = smem + (size_t)warp * 2 * cols;
+  float* pb = pg + cols;
+  for (int c = lane; c < cols; c += 32) pg[c] = pb[c] = 0.0f;
+  const int r0 = blockIdx.x * kWarpBwdRowsPerBlock;
+  const int r1 = min(rows, r0 + kWarpBwdRowsPerBlock);
+  for (int row = r0 + warp; row < r1; row += kWarpBwdWarps) {
+    const size_t base = (size_t)row * cols;
+    const float m = mean[row], rs = rstd[row];
+    // row reductions: mean(dnorm) and mean(dnorm * xhat), dnorm = dout * gamma
+    float a = 0.0f, b = 0.0f;
+    for (int c = lane; c < cols; c += 32) {
+      const float xh = (lb_ld(x + base + c) - m) * rs;
+      const float dy = lb_ld(dout + base + c);
+      const float dn = __fmul_rn(dy, gamma[c]);  // rounded as in the second pass: never fused into a sum
+      a += dn;
+      b = fmaf(dn, xh, b);
+      pg[c] = fmaf(dy, xh, pg[c]);
+      pb[c] += dy;
+    }
+    a = lb_warp_sum(a) / cols;
+    b = lb_warp_sum(b) / cols;
+    for (int c = lane; c < cols; c += 32) {
+      const float xh = (lb_ld(x + base + c) - m) * rs;
+      const float dn = __fmul_rn(lb_ld(dout + base + c), gamma[c]);  // an FMA here would leave dn's rounding error in dn - a
+      lb_st(dx + base + c, (dn - a - xh * b) * rs);
+    }
+  }
+  __syncthreads();
+  float* out = partial + (size_t)blockIdx.x * 2 * cols;
+  for (int c = threadIdx.x; c < 2 * cols; c += blockDim.x) {
+    float v = 0.0f;
+    for (int w = 0; w < kWarpBwdWarps; w++) v += smem[(size_t)w * 2 * cols + c];  // warps in order
+    out[c] = v;
+  }
+}
+
 __global__ void layernorm_param_grad_kernel(const float* partial, int blocks, int cols, float* dgamma,
                                             float* dbeta) {
   // partial (blocks, 2, cols); dgamma, dbeta (cols) +=; blocks summed in order: deterministic
@@ -114,18 +166,32 @@ void layernorm_forward_cuda(const LayernormParams& p) {
 
 void layernorm_backward_cuda(const LayernormParams& p) {
   if (p.rows <= 0 || p.cols <= 0) return;
-  const size_t smem = sizeof(float) * 2 * (size_t)p.cols;
   const size_t max_smem = (size_t)cuda_props().sharedMemPerBlockOptin - 32 * sizeof(float);
+  const size_t warp_smem = sizeof(float) * 2 * (size_t)p.cols * kWarpBwdWarps;
+  // rows up to ~3500 columns (H100/H200: 227 KB of shared memory per block) take the warp-per-row kernel;
+  // wider ones the block-per-row one, which needs 1/8 of that
+  const bool by_warp = warp_smem <= max_smem;
+  const size_t smem = by_warp ? warp_smem : sizeof(float) * 2 * (size_t)p.cols;
   if (smem > max_smem)
     throw std::runtime_error("layernorm: cols = " + std::to_string(p.cols) + " exceeds the shared-memory limit of the cuda backward");
-  int blocks = (p.rows + kBwdRowsPerBlock - 1) / kBwdRowsPerBlock;
-  if (blocks > kMaxBwdBlocks) blocks = kMaxBwdBlocks;
+  int blocks;
+  if (by_warp) {
+    blocks = (p.rows + kWarpBwdRowsPerBlock - 1) / kWarpBwdRowsPerBlock;
+  } else {
+    blocks = (p.rows + kBwdRowsPerBlock - 1) / kBwdRowsPerBlock;
+    if (blocks > kMaxBwdBlocks) blocks = kMaxBwdBlocks;
+  }
   CudaScratch partial(sizeof(float) * 2 * (size_t)p.cols * blocks);
   LB_FLOAT_DISPATCH("layernorm", p.dtype, T, {
-    if (smem > 48 * 1024)
-      lb_set_max_smem((const void*)layernorm_bwd_kernel<T>, (int)smem, "layernorm");
-    layernorm_bwd_kernel<T><<<blocks, kBwdThreads, smem, cuda_stream()>>>(
-        (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.mean, p.rstd, p.gamma, partial.as<float>(), p.rows, p.cols);
+    if (by_warp) {
+      if (smem > 48 * 1024) lb_set_max_smem((const void*)layernorm_bwd_warp_kernel<T>, (int)smem, "layernorm");
+      layernorm_bwd_warp_kernel<T><<<blocks, kWarpBwdWarps * 32, smem, cuda_stream()>>>(
+          (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.mean, p.rstd, p.gamma, partial.as<float>(), p.rows, p.cols);
+    } else {
+      if (smem > 48 * 1024) lb_set_max_smem((const void*)layernorm_bwd_kernel<T>, (int)smem, "layernorm");
+      layernorm_bwd_kernel<T><<<blocks, kBwdThreads, smem, cuda_stream()>>>(
+          (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.mean, p.rstd, p.gamma, partial.as<float>(), p.rows, p.cols);
+    }
   });
   lb_check_launch("layernorm");
   layernorm_param_grad_kernel<<<(p.cols + 255) / 256, 256, 0, cuda_stream()>>>(partial.as<float>(), blocks, p.cols,
