@@ -16,7 +16,8 @@ constexpr int kBwdThreads = 256;
 constexpr int kBwdRowsPerBlock = 32;
 constexpr int kMaxBwdBlocks = 1024;
 constexpr int kWarpBwdWarps = 8;          // warps (rows in flight) per block of the warp-per-row backward
-constexpr int kWarpBwdRowsPerBlock = 16;  // 2 rows per warp: 256 blocks at 4096 rows
+constexpr int kWarpBwdRowsPerBlock = 16;  // at least 2 rows per warp: 256 blocks at 4096 rows
+constexpr int kWarpBwdMaxBlocks = 512;     // more rows per block past 8192 rows: the partials stay small
 
 template <typename T>
 __global__ void layernorm_fwd_kernel(const T* x, const T* res, T* sum, T* out, float* mean, float* rstd,
@@ -98,15 +99,15 @@ __global__ void layernorm_bwd_kernel(const T* x, const T* dout, T* dx, const flo
 template <typename T>
 __global__ void __launch_bounds__(kWarpBwdWarps * 32)
     layernorm_bwd_warp_kernel(const T* x, const T* dout, T* dx, const float* mean, const float* rstd,
-                              const float* gamma, float* partial, int rows, int cols) {
+                              const float* gamma, float* partial, int rows, int cols, int rows_per_block) {
   // x, dout, dx (rows, cols); mean, rstd (rows); gamma (cols); partial (gridDim.x, 2, cols) written
   extern __shared__ float smem[];  // per warp: dgamma partial (cols), dbeta partial (cols)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float* pg = smem + (size_t)warp * 2 * cols;
   float* pb = pg + cols;
   for (int c = lane; c < cols; c += 32) pg[c] = pb[c] = 0.0f;
-  const int r0 = blockIdx.x * kWarpBwdRowsPerBlock;
-  const int r1 = min(rows, r0 + kWarpBwdRowsPerBlock);
+  const int r0 = blockIdx.x * rows_per_block;
+  const int r1 = min(rows, r0 + rows_per_block);
   for (int row = r0 + warp; row < r1; row += kWarpBwdWarps) {
     const size_t base = (size_t)row * cols;
     const float m = mean[row], rs = rstd[row];
@@ -138,18 +139,34 @@ __global__ void __launch_bounds__(kWarpBwdWarps * 32)
   }
 }
 
-__global__ void layernorm_param_grad_kernel(const float* partial, int blocks, int cols, float* dgamma,
-                                            float* dbeta) {
-  // partial (blocks, 2, cols); dgamma, dbeta (cols) +=; blocks summed in order: deterministic
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= cols) return;
+// 32 columns per block, 8 threads per column: thread (c, y) sums partial rows y, y + 8, ... in order,
+// then the 8 sums are added in y order: deterministic, and 8x the threads of one per column (bert-large's
+// 512 partial rows were a long serial chain per thread).
+constexpr int kParamGradSplit = 8;
+__global__ void __launch_bounds__(32 * kParamGradSplit) layernorm_param_grad_kernel(const float* partial, int blocks, int cols,
+                                                                                     float* dgamma, float* dbeta) {
+  // partial (blocks, 2, cols); dgamma, dbeta (cols) +=
+  __shared__ float red[2][kParamGradSplit][32];
+  const int tx = threadIdx.x, ty = threadIdx.y, c = blockIdx.x * 32 + tx;
   float g = 0.0f, b = 0.0f;
-  for (int k = 0; k < blocks; k++) {
-    g += partial[(size_t)k * 2 * cols + c];
-    b += partial[(size_t)k * 2 * cols + cols + c];
+  if (c < cols) {
+    for (int k = ty; k < blocks; k += kParamGradSplit) {
+      g += partial[(size_t)k * 2 * cols + c];
+      b += partial[(size_t)k * 2 * cols + cols + c];
+    }
   }
-  dgamma[c] += g;
-  dbeta[c] += b;
+  red[0][ty][tx] = g;
+  red[1][ty][tx] = b;
+  __syncthreads();
+  if (ty == 0 && c < cols) {
+    float sg = 0.0f, sb = 0.0f;
+    for (int y = 0; y < kParamGradSplit; y++) {
+      sg += red[0][y][tx];
+      sb += red[1][y][tx];
+    }
+    dgamma[c] += sg;
+    dbeta[c] += sb;
+  }
 }
 
 }  // namespace
@@ -174,9 +191,12 @@ void layernorm_backward_cuda(const LayernormParams& p) {
   const size_t smem = by_warp ? warp_smem : sizeof(float) * 2 * (size_t)p.cols;
   if (smem > max_smem)
     throw std::runtime_error("layernorm: cols = " + std::to_string(p.cols) + " exceeds the shared-memory limit of the cuda backward");
-  int blocks;
+  int blocks, rows_per_block = kBwdRowsPerBlock;
   if (by_warp) {
-    blocks = (p.rows + kWarpBwdRowsPerBlock - 1) / kWarpBwdRowsPerBlock;
+    // a few hundred blocks keep the (blocks, 2, cols) partials small (1024 blocks made bert-large's
+    // backward 14-22% slower than the block-per-row kernel's 512)
+    rows_per_block = std::max(kWarpBwdRowsPerBlock, (p.rows + kWarpBwdMaxBlocks - 1) / kWarpBwdMaxBlocks);
+    blocks = (p.rows + rows_per_block - 1) / rows_per_block;
   } else {
     blocks = (p.rows + kBwdRowsPerBlock - 1) / kBwdRowsPerBlock;
     if (blocks > kMaxBwdBlocks) blocks = kMaxBwdBlocks;
@@ -186,7 +206,8 @@ void layernorm_backward_cuda(const LayernormParams& p) {
     if (by_warp) {
       if (smem > 48 * 1024) lb_set_max_smem((const void*)layernorm_bwd_warp_kernel<T>, (int)smem, "layernorm");
       layernorm_bwd_warp_kernel<T><<<blocks, kWarpBwdWarps * 32, smem, cuda_stream()>>>(
-          (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.mean, p.rstd, p.gamma, partial.as<float>(), p.rows, p.cols);
+          (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.mean, p.rstd, p.gamma, partial.as<float>(), p.rows, p.cols,
+          rows_per_block);
     } else {
       if (smem > 48 * 1024) lb_set_max_smem((const void*)layernorm_bwd_kernel<T>, (int)smem, "layernorm");
       layernorm_bwd_kernel<T><<<blocks, kBwdThreads, smem, cuda_stream()>>>(
@@ -194,8 +215,8 @@ void layernorm_backward_cuda(const LayernormParams& p) {
     }
   });
   lb_check_launch("layernorm");
-  layernorm_param_grad_kernel<<<(p.cols + 255) / 256, 256, 0, cuda_stream()>>>(partial.as<float>(), blocks, p.cols,
-                                                                                p.dgamma, p.dbeta);
+  layernorm_param_grad_kernel<<<(p.cols + 31) / 32, dim3(32, kParamGradSplit), 0, cuda_stream()>>>(
+      partial.as<float>(), blocks, p.cols, p.dgamma, p.dbeta);
   lb_check_launch("layernorm");
 }
 
