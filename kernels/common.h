@@ -80,10 +80,10 @@ LB_HD void lb_uniform4(uint64_t seed, uint64_t block, float u[4]) {
   lb_philox4x32_10(w, (uint32_t)seed, (uint32_t)(seed >> 32));
   for (int k = 0; k < 4; k++) u[k] = lb_word_uniform(w[k]);
 }
-// Uniform in [0, 1) with 24 bits: word counter % 4 of Philox4x32-10(seed, block counter / 4), so four
-// consecutive counters share one evaluation (the vectorised CPU code computes each block once). The
-// last round computes only the word wanted: the GPU kernels that inline this keep fewer registers live.
-LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
+// The two words of Philox4x32-10(seed, counter / 4) in the half that holds counter: words 0 and 1 when
+// counter % 4 < 2, else 2 and 3. Its last round computes only that half (one multiply): the GPU kernels
+// that inline it keep fewer registers live.
+LB_HD void lb_philox_half(uint64_t seed, uint64_t counter, uint32_t* even, uint32_t* odd) {
   const uint64_t block = counter >> 2;
   uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
@@ -92,22 +92,23 @@ LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
   // lo of 0xD2511F53 * c0
   const bool w23 = (counter & 2) != 0;
   uint32_t hi;
-  const uint32_t lo = lb_mulhilo(w23 ? 0xD2511F53u : 0xCD9E8D57u, w23 ? c0 : c2, &hi);
-  const uint32_t x = (counter & 1) ? lo : (hi ^ (w23 ? c3 : c1) ^ (w23 ? k1 : k0));
-  return lb_word_uniform(x);
+  *odd = lb_mulhilo(w23 ? 0xD2511F53u : 0xCD9E8D57u, w23 ? c0 : c2, &hi);
+  *even = hi ^ (w23 ? c3 : c1) ^ (w23 ? k1 : k0);
 }
-// Uniforms of counters c and c + 1 for even c: the same block, and its last round gives both words from
-// one multiply, so a pair costs what lb_uniform costs for one (the CUDA attention kernels' column pairs).
+// Uniform in [0, 1) with 24 bits: word counter % 4 of Philox4x32-10(seed, block counter / 4), so four
+// consecutive counters share one evaluation (the vectorised CPU code computes each block once).
+LB_HD float lb_uniform(uint64_t seed, uint64_t counter) {
+  uint32_t even, odd;
+  lb_philox_half(seed, counter, &even, &odd);
+  return lb_word_uniform((counter & 1) ? odd : even);
+}
+// Uniforms of counters c and c + 1 for even c: one lb_philox_half, so a pair costs what lb_uniform costs
+// for one (the CUDA attention kernels' column pairs).
 LB_HD void lb_uniform2(uint64_t seed, uint64_t counter, float u[2]) {
-  const uint64_t block = counter >> 2;
-  uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  for (int r = 0; r < 9; r++) lb_philox_round(c0, c1, c2, c3, k0, k1);
-  const bool w23 = (counter & 2) != 0;
-  uint32_t hi;
-  const uint32_t lo = lb_mulhilo(w23 ? 0xD2511F53u : 0xCD9E8D57u, w23 ? c0 : c2, &hi);
-  u[0] = lb_word_uniform(hi ^ (w23 ? c3 : c1) ^ (w23 ? k1 : k0));
-  u[1] = lb_word_uniform(lo);
+  uint32_t even, odd;
+  lb_philox_half(seed, counter, &even, &odd);
+  u[0] = lb_word_uniform(even);
+  u[1] = lb_word_uniform(odd);
 }
 // Keep element `counter` with probability 1 - p.
 LB_HD bool lb_dropout_keep(uint64_t seed, uint64_t counter, float p) { return lb_uniform(seed, counter) >= p; }

@@ -335,6 +335,20 @@ __device__ __forceinline__ void fa_store(bf16_t* g, size_t rs, int row0, int T, 
   }
 }
 
+// Attention dropout on a 16 x 64 mma tile held as v[8][4]: query rows row, row + 8 (registers 0-1 and
+// 2-3), key pairs col0 + 8 ni + {0, 1}. v *= keep ? inv_keep : 0 with one Philox evaluation per key pair
+// (keep2); callers test p_drop > 0 once, outside.
+__device__ __forceinline__ void fa_dropout_tile(float (&v)[8][4], const AttnGeo& g, int b, int h, int row, int col0) {
+#pragma unroll
+  for (int ni = 0; ni < 8; ni++)
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+      bool kp[2];
+      g.keep2(b, h, row + rr * 8, col0 + ni * 8, kp);
+#pragma unroll
+      for (int c = 0; c < 2; c++) v[ni][2 * rr + c] *= kp[c] ? g.inv_keep : 0.0f;
+    }
+}
 __device__ __forceinline__ bool fa_key_live(const int32_t* mask, int b, int T, int j) {
   return j < T && (!mask || mask[(size_t)b * T + j] != 0);
 }
@@ -398,17 +412,7 @@ __global__ void __launch_bounds__(kFaThreads) fa_fwd_kernel(const bf16_t* q, con
         s[ni][r] = pv;
       }
     // dropout as its own pass under one uniform branch, so the loop above stays straight-line code
-    if (g.p_drop > 0.0f) {
-#pragma unroll
-      for (int ni = 0; ni < 8; ni++)
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j, j + 1 of query i
-          bool kp[2];
-          g.keep2(b, h, row0 + gr + rr * 8, jb * kFaRows + ni * 8 + 2 * t, kp);
-#pragma unroll
-          for (int c = 0; c < 2; c++) s[ni][2 * rr + c] = kp[c] ? s[ni][2 * rr + c] * g.inv_keep : 0.0f;
-        }
-    }
+    if (g.p_drop > 0.0f) fa_dropout_tile(s, g, b, h, row0 + gr, jb * kFaRows + 2 * t);
 #pragma unroll
     for (int dn = 0; dn < D / 8; dn++) {
       o[dn][0] *= corr[0]; o[dn][1] *= corr[0];
@@ -477,17 +481,7 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dq_kernel(const bf16_t* q, 
     float s[8][4] = {}, dp[8][4] = {};
     fa_qkt<D, 8>(s, sq, warp * 16, kb, lane);
     fa_qkt<D, 8>(dp, sdo, warp * 16, vb, lane);
-    if (g.p_drop > 0.0f) {  // dP Z first, under one uniform branch
-#pragma unroll
-      for (int ni = 0; ni < 8; ni++)
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {  // registers 2 rr, 2 rr + 1: keys j, j + 1 of query i
-          bool kp[2];
-          g.keep2(b, h, row0 + gr + rr * 8, jb * kFaRows + ni * 8 + 2 * t, kp);
-#pragma unroll
-          for (int c = 0; c < 2; c++) dp[ni][2 * rr + c] *= kp[c] ? g.inv_keep : 0.0f;
-        }
-    }
+    if (g.p_drop > 0.0f) fa_dropout_tile(dp, g, b, h, row0 + gr, jb * kFaRows + 2 * t);  // dP Z first, under one uniform branch
 #pragma unroll
     for (int ni = 0; ni < 8; ni++)
 #pragma unroll

@@ -7,12 +7,7 @@
 # and base. Writes ab-addon.json ({commit, rounds: [{name, kernels, step}]}) and a summary into $OUT (or .gpu/run).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-work=.gpu/run
-mkdir -p "$work/bin"
-[ -x "$work/bin/node" ] || { xz -dc .gpu/node.xz > "$work/bin/node" && chmod +x "$work/bin/node"; }
-export PATH="$PWD/$work/bin:$PATH"
-[ -f build-cuda/Release/linkbert_cuda.node ] || xz -dc .gpu/payload.tar.xz | tar -xf -
-out=${OUT:-$work}
+. scripts/gpu/lib.sh
 addon=build-cuda/Release/linkbert_cuda.node
 mkdir -p .gpu/ab
 [ -f .gpu/ab/head.node ] || cp "$addon" .gpu/ab/head.node

@@ -6,12 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 var=$1; shift
-work=.gpu/run
-mkdir -p "$work/bin"
-[ -x "$work/bin/node" ] || { xz -dc .gpu/node.xz > "$work/bin/node" && chmod +x "$work/bin/node"; }
-export PATH="$PWD/$work/bin:$PATH"
-[ -f build-cuda/Release/linkbert_cuda.node ] || xz -dc .gpu/payload.tar.xz | tar -xf -
-out=${OUT:-$work}
+. scripts/gpu/lib.sh
 export LINKBERT_ADDON=cuda LINKBERT_TEST_DEVICE=cuda
 echo '{"var": "'"$var"'", "commit": "'"$(cat .gpu/commit)"'", "runs": [' > "$out/ab-$var.json"
 first=1
