@@ -24,3 +24,18 @@ logdir=$1; out=$2
 total=$(grep -vc '^#' "$out" || true)
 spills=$(awk '!/^#/ && ($4 > 0 || $5 > 0)' "$out" | wc -l)
 echo "resource-usage: $total kernels, $spills with spills -> $out"
+# Every spilling kernel image must be in spills.allow (same arch, at most its spill-store bytes).
+allow="$(dirname "$0")/spills.allow"
+awk '
+  FNR == NR { if ($0 !~ /^#/ && NF >= 3) { n++; arch[n] = $1; max[n] = $2; sub(/^[^ ]+ +[^ ]+ +/, ""); name[n] = $0 } next }
+  /^#/ || ($4 == 0 && $5 == 0) { next }
+  {
+    ok = 0
+    for (i = 1; i <= n; i++) if (arch[i] == $2 && index($0, name[i]) > 0 && $4 <= max[i]) ok = 1
+    if (!ok) { bad++; printf "resource-usage: %s spills %s bytes (stores) and is not allowed by %s: %s\n", $2, $4, FILENAME_ALLOW, $0 }
+  }
+  END { exit bad > 0 }
+' FILENAME_ALLOW="$allow" "$allow" "$out" || {
+  echo "resource-usage: a kernel spills that $allow does not allow: fix it, or add it there with the reason" >&2
+  exit 1
+}
