@@ -2,8 +2,7 @@
 // reductions: attention backward, layernorm backward, embedding backward, scatter_add_rows, grad_norm,
 // dropout) is run twice on the same inputs and every tensor it touches must come back with identical
 // bits. The kernels fix their reduction order independently of the thread pool, so the same holds
-// with one thread versus the full pool (checked for every op except bias_backward; the GEMM's split-K
-// row is among those checked).
+// with one thread versus the full pool (checked for every op; the GEMM's split-K row is among them).
 import test from 'ava';
 
 import { loadNative } from '../src/native.js';
@@ -50,7 +49,6 @@ for (const row of rows())
       const first = execute(addon, 'cpu', row, dtype);
       const second = execute(addon, 'cpu', row, dtype);
       t.is(firstMismatch(first, second), undefined, 'two runs differ');
-      if (row.op === 'bias_backward') return;
       addon.setNumThreads(1);
       try {
         const serial = execute(addon, 'cpu', row, dtype);
