@@ -501,44 +501,53 @@ void matmul_forward_cpu(const MatmulParams& p) {
 // an N-float stride: a new page per row.)
 namespace {
 constexpr int64_t kBiasRows = 256;
-// acc[j] = sum over rows [m0, m1) of d[m, j], in row order; four rows per pass over acc.
-LB_ALWAYS_INLINE void column_sums_body(const float* d, int64_t N, int64_t m0, int64_t m1, double* __restrict acc) {
+// acc[j] = sum over rows [m0, m1) of d[m, j], in row order; four rows per pass over acc. T: float or
+// bf16 bits (widened exactly to f32, then to fp64).
+LB_ALWAYS_INLINE double widen(float v) { return (double)v; }
+LB_ALWAYS_INLINE double widen(uint16_t v) { return (double)lb_bf16_to_f32(v); }
+template <class T>
+LB_ALWAYS_INLINE void column_sums_body(const T* d, int64_t N, int64_t m0, int64_t m1, double* __restrict acc) {
   for (int64_t j = 0; j < N; j++) acc[j] = 0.0;
   int64_t m = m0;
   for (; m + 4 <= m1; m += 4) {
-    const float* __restrict r0 = d + m * N;
-    const float* __restrict r1 = r0 + N;
-    const float* __restrict r2 = r1 + N;
-    const float* __restrict r3 = r2 + N;
-    for (int64_t j = 0; j < N; j++) acc[j] = (((acc[j] + (double)r0[j]) + (double)r1[j]) + (double)r2[j]) + (double)r3[j];
+    const T* __restrict r0 = d + m * N;
+    const T* __restrict r1 = r0 + N;
+    const T* __restrict r2 = r1 + N;
+    const T* __restrict r3 = r2 + N;
+    for (int64_t j = 0; j < N; j++) acc[j] = (((acc[j] + widen(r0[j])) + widen(r1[j])) + widen(r2[j])) + widen(r3[j]);
   }
   for (; m < m1; m++) {
-    const float* __restrict r0 = d + m * N;
-    for (int64_t j = 0; j < N; j++) acc[j] += (double)r0[j];
+    const T* __restrict r0 = d + m * N;
+    for (int64_t j = 0; j < N; j++) acc[j] += widen(r0[j]);
   }
 }
-using ColumnSumsFn = void (*)(const float*, int64_t, int64_t, int64_t, double*);
-void column_sums_generic(const float* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
+template <class T>
+using ColumnSumsFn = void (*)(const T*, int64_t, int64_t, int64_t, double*);
+template <class T>
+void column_sums_generic(const T* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
   column_sums_body(d, N, m0, m1, acc);
 }
 #if LB_GEMM_X86
-__attribute__((target("avx512f"))) void column_sums_avx512(const float* d, int64_t N, int64_t m0, int64_t m1,
-                                                           double* acc) {
+template <class T>
+__attribute__((target("avx512f"))) void column_sums_avx512(const T* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
   column_sums_body(d, N, m0, m1, acc);
 }
-__attribute__((target("avx2"))) void column_sums_avx2(const float* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
+template <class T>
+__attribute__((target("avx2"))) void column_sums_avx2(const T* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
   column_sums_body(d, N, m0, m1, acc);
 }
 #endif
-ColumnSumsFn detect_column_sums() {
+template <class T>
+ColumnSumsFn<T> detect_column_sums() {
 #if LB_GEMM_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return &column_sums_avx512;
-  if (__builtin_cpu_supports("avx2")) return &column_sums_avx2;
+  if (__builtin_cpu_supports("avx512f")) return &column_sums_avx512<T>;
+  if (__builtin_cpu_supports("avx2")) return &column_sums_avx2<T>;
 #endif
-  return &column_sums_generic;
+  return &column_sums_generic<T>;
 }
-const ColumnSumsFn g_column_sums = detect_column_sums();
+const ColumnSumsFn<float> g_column_sums_f32 = detect_column_sums<float>();
+const ColumnSumsFn<uint16_t> g_column_sums_bf16 = detect_column_sums<uint16_t>();
 }  // namespace
 
 void bias_backward_cpu(const BiasBackwardParams& p) {
@@ -550,15 +559,8 @@ void bias_backward_cpu(const BiasBackwardParams& p) {
   parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
       const int64_t m0 = c * kBiasRows, m1 = std::min(M, (c + 1) * kBiasRows);
-      if (p.dtype == DType::F32) {
-        g_column_sums((const float*)p.dout, N, m0, m1, part + c * N);
-      } else {  // bf16: the same sums, row by row (exact in f32, added in fp64)
-        const uint16_t* d = (const uint16_t*)p.dout;
-        double* acc = part + c * N;
-        for (int64_t j = 0; j < N; j++) acc[j] = 0.0;
-        for (int64_t m = m0; m < m1; m++)
-          for (int64_t j = 0; j < N; j++) acc[j] += (double)lb_bf16_to_f32(d[m * N + j]);
-      }
+      if (p.dtype == DType::F32) g_column_sums_f32((const float*)p.dout, N, m0, m1, part + c * N);
+      else g_column_sums_bf16((const uint16_t*)p.dout, N, m0, m1, part + c * N);
     }
   });
   parallel_for(N, 1024, [&](int64_t j0, int64_t j1) {
