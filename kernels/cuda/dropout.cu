@@ -46,7 +46,7 @@ __global__ void dropout_kernel(const T* in, T* out, int64_t n, int64_t nblocks, 
 void dropout_apply(const char* op, const void* in, void* out, const DropoutParams& p) {
   if (p.n <= 0) return;
   const float inv_keep = 1.0f / (1.0f - p.p);
-  const int64_t nblocks = (int64_t)(((p.offset + (uint64_t)p.n - 1) >> 2) - (p.offset >> 2)) + 1;
+  const int64_t nblocks = ((int64_t)(p.offset & 3) + p.n + 3) >> 2;  // blocks over counters [offset, offset + n)
   const size_t vbytes = 4 * (p.dtype == DType::BF16 ? 2 : 4);
   const bool vec = (p.offset & 3) == 0 && (uintptr_t)in % vbytes == 0 && (uintptr_t)out % vbytes == 0;
   LB_FLOAT_DISPATCH(op, p.dtype, T,
