@@ -16,6 +16,8 @@ import { OpProfiler, byOp, type OpProfileRow } from './op-profile.js';
 export interface StepBenchOptions { config: string; seqLen: number; batchSize: number; device: string; vocabSize: number; repeats: number; warmup: number; predictions: number; precision?: 'fp32' | 'bf16'; profile?: boolean }
 
 export interface StepBenchResult { bench: 'step'; config: string; device: string; precision: 'fp32' | 'bf16'; seq_len: number; batch_size: number; vocab_size: number; max_predictions: number; median_ms: number; min_ms: number; tokens_per_s: number; repeats: number;
+  /** the model's arena: parameters, gradients, AdamW moments, bf16 weight copies, activations (bytes) */
+  arena_bytes: number;
   /** --profile: time per op and shape per step, and the step time the ops do not account for */
   profile?: { ops: OpProfileRow[]; by_op: OpProfileRow[]; unattributed_ms: number } }
 
@@ -56,7 +58,7 @@ export async function benchStep(o: StepBenchOptions): Promise<StepBenchResult> {
     const median = times[Math.floor(times.length / 2)]!;
     return {
       bench: 'step', config: o.config, device: ops.backend, precision, seq_len: T, batch_size: B, vocab_size: o.vocabSize, max_predictions: P,
-      median_ms: median, min_ms: times[0]!, tokens_per_s: (B * T) / (median / 1000), repeats: o.repeats,
+      median_ms: median, min_ms: times[0]!, tokens_per_s: (B * T) / (median / 1000), repeats: o.repeats, arena_bytes: model.arena.bytes,
       ...(profiler ? { profile: profileOf(profiler, times) } : {}),
     };
   } finally {
@@ -135,7 +137,7 @@ export function register(bench: Command): void {
       } else if (opts.peer !== undefined) throw new Error(`--peer: unknown peer '${opts.peer}' (only 'torch')`);
       if (opts.json) process.stdout.write(JSON.stringify(out) + '\n');
       else {
-        process.stdout.write(`step ${o.config} ${ours.precision} B=${o.batchSize} T=${o.seqLen} on ${ours.device}: ${ours.median_ms.toFixed(1)} ms median, ${Math.round(ours.tokens_per_s)} tokens/s\n`);
+        process.stdout.write(`step ${o.config} ${ours.precision} B=${o.batchSize} T=${o.seqLen} on ${ours.device}: ${ours.median_ms.toFixed(1)} ms median, ${Math.round(ours.tokens_per_s)} tokens/s, arena ${(ours.arena_bytes / 2 ** 20).toFixed(1)} MiB\n`);
         const p = out.peer as { median_ms?: number; skipped?: string } | undefined;
         if (p?.median_ms) process.stdout.write(`torch: ${p.median_ms.toFixed(1)} ms median; ours / torch = ${(out.ratio_vs_peer as number).toFixed(2)}\n`);
         else if (p?.skipped) process.stdout.write(`torch peer skipped: ${p.skipped}\n`);

@@ -64,14 +64,12 @@ interface LayerActs {
   q: Tensor; k: Tensor; v: Tensor; // (B*T,H) each, (B,T,NH,D) for attention
   att: Tensor; // (B*T,H) attention output
   lse: Tensor; // (B,NH,T)
-  ao: Tensor; // (B*T,H) attention.output.dense (after dropout, in place)
-  s1: Tensor; // (B*T,H) ao + hin, LN1's input
+  ao: Tensor; // (B*T,H) attention.output.dense (after dropout, in place); LN1's input is ao + hin
   mean1: Tensor; rstd1: Tensor; // (B*T)
   h1: Tensor; // (B*T,H) LN1 output
   fpre: Tensor; // (B*T,I) intermediate pre-GELU
   f: Tensor; // (B*T,I) GELU output
-  fo: Tensor; // (B*T,H) output.dense (after dropout, in place)
-  s2: Tensor; // (B*T,H) fo + h1, LN2's input
+  fo: Tensor; // (B*T,H) output.dense (after dropout, in place); LN2's input is fo + h1
   mean2: Tensor; rstd2: Tensor; // (B*T)
   out: Tensor; // (B*T,H) LN2 output = next layer's hin
 }
@@ -165,7 +163,9 @@ export class BertModel {
     r('ids', [BT], 'i32'); r('types', [BT], 'i32'); r('mask', [BT], 'i32'); r('cls', [B], 'i32');
     ra('emb', [BT, H]); ra('x0', [BT, H]); r('mean0', [BT]); r('rstd0', [BT]);
     for (let l = 0; l < this.L; l++) {
-      for (const n of ['q', 'k', 'v', 'att', 'ao', 's1', 'h1', 'fo', 's2', 'out']) ra(`L${l}.${n}`, [BT, H]);
+      // no copy of the layernorms' inputs (ao + hin, fo + h1): the backward adds them again into a scratch
+      // buffer, the same bits, and the arena holds two arrays fewer per layer
+      for (const n of ['q', 'k', 'v', 'att', 'ao', 'h1', 'fo', 'out']) ra(`L${l}.${n}`, [BT, H]);
       r(`L${l}.lse`, [B, NH, T]);
       for (const n of ['mean1', 'rstd1', 'mean2', 'rstd2']) r(`L${l}.${n}`, [BT]);
       ra(`L${l}.fpre`, [BT, I]); ra(`L${l}.f`, [BT, I]);
@@ -201,9 +201,9 @@ export class BertModel {
       const a = (n: string) => g(`L${l}.${n}`);
       this.layers.push({
         hin: l === 0 ? this.x0 : g(`L${l - 1}.out`),
-        q: a('q'), k: a('k'), v: a('v'), att: a('att'), lse: a('lse'), ao: a('ao'), s1: a('s1'),
+        q: a('q'), k: a('k'), v: a('v'), att: a('att'), lse: a('lse'), ao: a('ao'),
         mean1: a('mean1'), rstd1: a('rstd1'), h1: a('h1'), fpre: a('fpre'), f: a('f'), fo: a('fo'),
-        s2: a('s2'), mean2: a('mean2'), rstd2: a('rstd2'), out: a('out'),
+        mean2: a('mean2'), rstd2: a('rstd2'), out: a('out'),
       });
     }
     this.hidden = this.L > 0 ? this.layers[this.L - 1]!.out : this.x0;
@@ -385,7 +385,7 @@ export class BertModel {
       this.linear(a.att, `${p}.attention.output.dense`, a.ao, BT, H, H);
       this.dropout(a.ao, BT * H, 200 + l);
       ops.layernorm({
-        x: a.ao, residual: a.hin, sum: a.s1, out: a.h1, mean: a.mean1, rstd: a.rstd1,
+        x: a.ao, residual: a.hin, out: a.h1, mean: a.mean1, rstd: a.rstd1,
         gamma: this.param(`${p}.attention.output.LayerNorm.weight`), beta: this.param(`${p}.attention.output.LayerNorm.bias`),
         rows: BT, cols: H, eps: c.layerNormEps,
       });
@@ -393,7 +393,7 @@ export class BertModel {
       this.linear(a.f, `${p}.output.dense`, a.fo, BT, H, I);
       this.dropout(a.fo, BT * H, 300 + l);
       ops.layernorm({
-        x: a.fo, residual: a.h1, sum: a.s2, out: a.out, mean: a.mean2, rstd: a.rstd2,
+        x: a.fo, residual: a.h1, out: a.out, mean: a.mean2, rstd: a.rstd2,
         gamma: this.param(`${p}.output.LayerNorm.weight`), beta: this.param(`${p}.output.LayerNorm.bias`),
         rows: BT, cols: H, eps: c.layerNormEps,
       });
@@ -503,9 +503,10 @@ export class BertModel {
     const dOut = this.dHidden; // d(layer output)
     for (let l = this.L - 1; l >= 0; l--) {
       const a = this.layers[l]!, p = this.layerPrefix(l);
-      // LN2, in place: dOut becomes dS2 = d(fo + h1)
+      // LN2, in place: dOut becomes dS2 = d(fo + h1); its input fo + h1 is formed again in dS
+      ops.axpby({ a: a.fo, b: a.h1, out: this.dS, alpha: 1, beta: 1, n: BT * H });
       ops.layernormBackward({
-        x: a.s2, mean: a.mean2, rstd: a.rstd2, gamma: this.param(`${p}.output.LayerNorm.weight`), dout: dOut, dx: dOut,
+        x: this.dS, mean: a.mean2, rstd: a.rstd2, gamma: this.param(`${p}.output.LayerNorm.weight`), dout: dOut, dx: dOut,
         dgamma: this.grad(`${p}.output.LayerNorm.weight`), dbeta: this.grad(`${p}.output.LayerNorm.bias`), rows: BT, cols: H,
       });
       // dfo = dropout'(dS2) into dA (dS2 is still needed for the residual)
@@ -515,9 +516,10 @@ export class BertModel {
       // dh1 = dF Wi + dS2 (residual)
       this.linearBackward(this.dF, a.h1, `${p}.intermediate.dense`, this.dB, BT, I, H);
       ops.axpby({ a: this.dB, b: dOut, out: this.dB, alpha: 1, beta: 1, n: BT * H });
-      // LN1, in place: dB becomes dS1 = d(ao + hin)
+      // LN1, in place: dB becomes dS1 = d(ao + hin); its input ao + hin formed again in dS
+      ops.axpby({ a: a.ao, b: a.hin, out: this.dS, alpha: 1, beta: 1, n: BT * H });
       ops.layernormBackward({
-        x: a.s1, mean: a.mean1, rstd: a.rstd1, gamma: this.param(`${p}.attention.output.LayerNorm.weight`), dout: this.dB, dx: this.dB,
+        x: this.dS, mean: a.mean1, rstd: a.rstd1, gamma: this.param(`${p}.attention.output.LayerNorm.weight`), dout: this.dB, dx: this.dB,
         dgamma: this.grad(`${p}.attention.output.LayerNorm.weight`), dbeta: this.grad(`${p}.attention.output.LayerNorm.bias`), rows: BT, cols: H,
       });
       this.dropoutBackwardInto(this.dB, this.dA, BT * H, 200 + l);
