@@ -67,8 +67,7 @@ interface LayerActs {
   ao: Tensor; // (B*T,H) attention.output.dense (after dropout, in place); LN1's input is ao + hin
   mean1: Tensor; rstd1: Tensor; // (B*T)
   h1: Tensor; // (B*T,H) LN1 output
-  fpre: Tensor; // (B*T,I) intermediate pre-GELU
-  f: Tensor; // (B*T,I) GELU output
+  fpre: Tensor; // (B*T,I) intermediate pre-GELU (its GELU output is not kept: see fTmp)
   fo: Tensor; // (B*T,H) output.dense (after dropout, in place); LN2's input is fo + h1
   mean2: Tensor; rstd2: Tensor; // (B*T)
   out: Tensor; // (B*T,H) LN2 output = next layer's hin
@@ -112,6 +111,8 @@ export class BertModel {
   readonly dPooled: Tensor; // (B,H) d(loss)/d(pooled output): heads write it
   private readonly dA: Tensor; private readonly dB: Tensor; private readonly dS: Tensor; // (B*T,H)
   private readonly dF: Tensor; // (B*T,I)
+  /** (B*T,I) GELU output of the layer being computed: forward input of output.dense, formed again in backward */
+  private readonly fTmp: Tensor;
   private readonly dq: Tensor; private readonly dk: Tensor; private readonly dv: Tensor; // (B*T,H)
   private readonly delta: Tensor; // (B,NH,T)
   private readonly dPoolIn: Tensor; // (B,H)
@@ -168,11 +169,11 @@ export class BertModel {
       for (const n of ['q', 'k', 'v', 'att', 'ao', 'h1', 'fo', 'out']) ra(`L${l}.${n}`, [BT, H]);
       r(`L${l}.lse`, [B, NH, T]);
       for (const n of ['mean1', 'rstd1', 'mean2', 'rstd2']) r(`L${l}.${n}`, [BT]);
-      ra(`L${l}.fpre`, [BT, I]); ra(`L${l}.f`, [BT, I]);
+      ra(`L${l}.fpre`, [BT, I]);
     }
     ra('pooledIn', [B, H]); ra('pooled', [B, H]);
     ra('dHidden', [BT, H]); ra('dPooled', [B, H]); ra('dA', [BT, H]); ra('dB', [BT, H]); ra('dS', [BT, H]);
-    ra('dF', [BT, I]); ra('dq', [BT, H]); ra('dk', [BT, H]); ra('dv', [BT, H]); r('delta', [B, NH, T]); ra('dPoolIn', [B, H]);
+    ra('dF', [BT, I]); ra('fTmp', [BT, I]); ra('dq', [BT, H]); ra('dk', [BT, H]); ra('dv', [BT, H]); r('delta', [B, NH, T]); ra('dPoolIn', [B, H]);
     const BP = Math.max(1, B * P);
     if (this.pretrainingHeads) {
       if (P < 1) throw new RangeError('the pretraining heads need maxPredictions >= 1');
@@ -202,14 +203,14 @@ export class BertModel {
       this.layers.push({
         hin: l === 0 ? this.x0 : g(`L${l - 1}.out`),
         q: a('q'), k: a('k'), v: a('v'), att: a('att'), lse: a('lse'), ao: a('ao'),
-        mean1: a('mean1'), rstd1: a('rstd1'), h1: a('h1'), fpre: a('fpre'), f: a('f'), fo: a('fo'),
+        mean1: a('mean1'), rstd1: a('rstd1'), h1: a('h1'), fpre: a('fpre'), fo: a('fo'),
         mean2: a('mean2'), rstd2: a('rstd2'), out: a('out'),
       });
     }
     this.hidden = this.L > 0 ? this.layers[this.L - 1]!.out : this.x0;
     this.pooledIn = g('pooledIn'); this.pooled = g('pooled');
     this.dHidden = g('dHidden'); this.dPooled = g('dPooled'); this.dA = g('dA'); this.dB = g('dB'); this.dS = g('dS');
-    this.dF = g('dF'); this.dq = g('dq'); this.dk = g('dk'); this.dv = g('dv'); this.delta = g('delta'); this.dPoolIn = g('dPoolIn');
+    this.dF = g('dF'); this.fTmp = g('fTmp'); this.dq = g('dq'); this.dk = g('dk'); this.dv = g('dv'); this.delta = g('delta'); this.dPoolIn = g('dPoolIn');
     const h = (n: string) => (this.pretrainingHeads ? g(n) : (undefined as unknown as Tensor));
     this.mpos = h('mpos'); this.mlabels = h('mlabels'); this.drpLabels = h('drpLabels');
     this.mh = h('mh'); this.t1pre = h('t1pre'); this.t1 = h('t1'); this.t2 = h('t2'); this.dT = h('dT');
@@ -389,8 +390,8 @@ export class BertModel {
         gamma: this.param(`${p}.attention.output.LayerNorm.weight`), beta: this.param(`${p}.attention.output.LayerNorm.bias`),
         rows: BT, cols: H, eps: c.layerNormEps,
       });
-      this.linear(a.h1, `${p}.intermediate.dense`, a.f, BT, I, H, a.fpre);
-      this.linear(a.f, `${p}.output.dense`, a.fo, BT, H, I);
+      this.linear(a.h1, `${p}.intermediate.dense`, this.fTmp, BT, I, H, a.fpre);
+      this.linear(this.fTmp, `${p}.output.dense`, a.fo, BT, H, I);
       this.dropout(a.fo, BT * H, 300 + l);
       ops.layernorm({
         x: a.fo, residual: a.h1, out: a.out, mean: a.mean2, rstd: a.rstd2,
@@ -511,7 +512,9 @@ export class BertModel {
       });
       // dfo = dropout'(dS2) into dA (dS2 is still needed for the residual)
       this.dropoutBackwardInto(dOut, this.dA, BT * H, 300 + l);
-      this.linearBackward(this.dA, a.f, `${p}.output.dense`, this.dF, BT, H, I);
+      // GELU(fpre) again for output.dense's weight gradient: one (B*T,I) buffer for all layers instead of one each
+      ops.gelu({ x: a.fpre, out: this.fTmp, n: BT * I });
+      this.linearBackward(this.dA, this.fTmp, `${p}.output.dense`, this.dF, BT, H, I);
       ops.geluBackward({ x: a.fpre, dout: this.dF, dx: this.dF, n: BT * I });
       // dh1 = dF Wi + dS2 (residual)
       this.linearBackward(this.dF, a.h1, `${p}.intermediate.dense`, this.dB, BT, I, H);
