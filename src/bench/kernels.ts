@@ -171,17 +171,21 @@ function memoryCases(quick: boolean, configs: Config[] = quick ? [MINI] : [MINI,
   for (const c of configs) {
     const tokens = c.tokens ?? TOKENS;
     const rows = tokens, cols = c.hidden, n = rows * cols;
-    cases.push({
-      op: 'layernorm', pass: 'forward', shape: { rows, cols, residual: true, config: c.name },
-      bytes: F * (4 * n + 2 * rows + 2 * cols), // x, residual -> sum, out; mean, rstd; gamma, beta
-      setup: (t) => {
-        const args = {
-          x: t.f32([rows, cols]), residual: t.f32([rows, cols]), sum: t.f32([rows, cols], 'zero'), out: t.f32([rows, cols], 'zero'),
-          mean: t.f32([rows], 'zero'), rstd: t.f32([rows], 'zero'), gamma: t.f32([cols], 'one'), beta: t.f32([cols], 'zero'), rows, cols, eps: 1e-12,
-        };
-        return () => t.addon.run('layernorm', 'forward', backendOf(t.device), args);
-      },
-    });
+    // the forward twice: storing the sum x + residual, and without it, as the training step runs it (its
+    // backward forms the sum again)
+    for (const withSum of [true, false]) {
+      cases.push({
+        op: 'layernorm', pass: 'forward', shape: { rows, cols, residual: true, ...(withSum ? {} : { sum: false }), config: c.name },
+        bytes: F * ((withSum ? 4 : 3) * n + 2 * rows + 2 * cols), // x, residual -> (sum), out; mean, rstd; gamma, beta
+        setup: (t) => {
+          const args = {
+            x: t.f32([rows, cols]), residual: t.f32([rows, cols]), ...(withSum ? { sum: t.f32([rows, cols], 'zero') } : {}), out: t.f32([rows, cols], 'zero'),
+            mean: t.f32([rows], 'zero'), rstd: t.f32([rows], 'zero'), gamma: t.f32([cols], 'one'), beta: t.f32([cols], 'zero'), rows, cols, eps: 1e-12,
+          };
+          return () => t.addon.run('layernorm', 'forward', backendOf(t.device), args);
+        },
+      });
+    }
     // the backward twice: dx into its own array, and dx over dout as the training step runs it (the same
     // compulsory bytes, one array fewer through the cache). Its input is a normalised x (mean 0, rstd 1,
     // gamma 1), where the backward is a projection: run again on its own output (in place) it gives the
