@@ -52,6 +52,34 @@ __global__ void layernorm_fwd_kernel(const T* x, const T* res, T* sum, T* out, f
   }
 }
 
+// One row of the backward, columns c0, c0 + step, ... (one thread's share; every column belongs to one
+// thread, so the partials need no atomics). Pass 1: this thread's parts of the row sums a = sum(dnorm)
+// and b = sum(dnorm * xhat), dnorm = dout * gamma, and the dgamma / dbeta column partials pg, pb (+=).
+template <typename T>
+__device__ __forceinline__ void ln_bwd_row_sums(const T* xr, const T* gr, const float* gamma, float m, float rs, int c0,
+                                                int step, int cols, float* pg, float* pb, float& a, float& b) {
+  for (int c = c0; c < cols; c += step) {
+    const float xh = (lb_ld(xr + c) - m) * rs;
+    const float dy = lb_ld(gr + c);
+    const float dn = __fmul_rn(dy, gamma[c]);  // rounded as in the second pass: never fused into a sum
+    a += dn;
+    b = fmaf(dn, xh, b);
+    pg[c] = fmaf(dy, xh, pg[c]);
+    pb[c] += dy;
+  }
+}
+// Pass 2, with a and b the row means: dx = (dnorm - a - xhat b) rstd (=). A thread reads column c before
+// it writes dx at c, so dx may alias dout.
+template <typename T>
+__device__ __forceinline__ void ln_bwd_row_dx(const T* xr, const T* gr, T* dxr, const float* gamma, float m, float rs,
+                                              float a, float b, int c0, int step, int cols) {
+  for (int c = c0; c < cols; c += step) {
+    const float xh = (lb_ld(xr + c) - m) * rs;
+    const float dn = __fmul_rn(lb_ld(gr + c), gamma[c]);  // an FMA here would leave dn's rounding error in dn - a
+    lb_st(dxr + c, (dn - a - xh * b) * rs);
+  }
+}
+
 template <typename T>
 __global__ void layernorm_bwd_kernel(const T* x, const T* dout, T* dx, const float* mean, const float* rstd,
                                      const float* gamma, float* partial, int rows, int cols) {
@@ -66,22 +94,10 @@ __global__ void layernorm_bwd_kernel(const T* x, const T* dout, T* dx, const flo
     const float m = mean[row], rs = rstd[row];
     // row reductions: mean(dnorm) and mean(dnorm * xhat), dnorm = dout * gamma
     float a = 0.0f, b = 0.0f;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-      const float xh = (lb_ld(x + base + c) - m) * rs;
-      const float dy = lb_ld(dout + base + c);
-      const float dn = __fmul_rn(dy, gamma[c]);  // rounded as in the second pass: never fused into a sum
-      a += dn;
-      b = fmaf(dn, xh, b);
-      pg[c] = fmaf(dy, xh, pg[c]);  // each column belongs to one thread: no race
-      pb[c] += dy;
-    }
+    ln_bwd_row_sums(x + base, dout + base, gamma, m, rs, threadIdx.x, blockDim.x, cols, pg, pb, a, b);
     a = lb_block_sum(a, red) / cols;
     b = lb_block_sum(b, red) / cols;
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-      const float xh = (lb_ld(x + base + c) - m) * rs;
-      const float dn = __fmul_rn(lb_ld(dout + base + c), gamma[c]);  // an FMA here would leave dn's rounding error in dn - a
-      lb_st(dx + base + c, (dn - a - xh * b) * rs);
-    }
+    ln_bwd_row_dx(x + base, dout + base, dx + base, gamma, m, rs, a, b, threadIdx.x, blockDim.x, cols);
   }
   float* out = partial + (size_t)blockIdx.x * 2 * cols;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
@@ -113,22 +129,10 @@ __global__ void __launch_bounds__(kWarpBwdWarps * 32)
     const float m = mean[row], rs = rstd[row];
     // row reductions: mean(dnorm) and mean(dnorm * xhat), dnorm = dout * gamma
     float a = 0.0f, b = 0.0f;
-    for (int c = lane; c < cols; c += 32) {
-      const float xh = (lb_ld(x + base + c) - m) * rs;
-      const float dy = lb_ld(dout + base + c);
-      const float dn = __fmul_rn(dy, gamma[c]);  // rounded as in the second pass: never fused into a sum
-      a += dn;
-      b = fmaf(dn, xh, b);
-      pg[c] = fmaf(dy, xh, pg[c]);
-      pb[c] += dy;
-    }
+    ln_bwd_row_sums(x + base, dout + base, gamma, m, rs, lane, 32, cols, pg, pb, a, b);
     a = lb_warp_sum(a) / cols;
     b = lb_warp_sum(b) / cols;
-    for (int c = lane; c < cols; c += 32) {
-      const float xh = (lb_ld(x + base + c) - m) * rs;
-      const float dn = __fmul_rn(lb_ld(dout + base + c), gamma[c]);  // an FMA here would leave dn's rounding error in dn - a
-      lb_st(dx + base + c, (dn - a - xh * b) * rs);
-    }
+    ln_bwd_row_dx(x + base, dout + base, dx + base, gamma, m, rs, a, b, lane, 32, cols);
   }
   __syncthreads();
   float* out = partial + (size_t)blockIdx.x * 2 * cols;
