@@ -10,11 +10,13 @@
 //   bf16 A/B on an sm_90a device (compute capability 9.0 with the sm_90a image loaded), TMA-compatible
 //     strides (see lb_sm90_reject in gemm_sm90.h), K >= 1: TMA + wgmma (matmul_sm90.cu), tried first;
 //     LINKBERT_CUDA_GEMM=auto|mma|wgmma picks (mma: never wgmma; wgmma: error where it is unavailable).
-//   anything else (f32 A/B, or bf16 with unaligned strides / pre-sm_80): SIMT 64x64x16 tile,
-//     4x4 outputs per thread, f32 accumulation.
+//   anything else (f32 A/B, or bf16 with unaligned strides / pre-sm_80): SIMT 128x128x8 tile,
+//     8x8 outputs per thread, f32 accumulation; K split over several blocks (summed in order by a second
+//     kernel) when the output has few tiles and K is long.
 // cuda_matmul_last_path() says which of wgmma / mma / simt the last call took (the kernel benchmark).
 // Epilogue (every path, matmul_epilogue.cuh): v = alpha*acc (+ beta*C, C read only when beta != 0) (+ bias[n]);
 //   BiasGelu stores v into pre_gelu (if non-null) and gelu_erf(v) into C.
+#include <algorithm>
 #include <atomic>
 
 #include "common.cuh"
@@ -27,61 +29,125 @@ namespace {
 using namespace matmul_epi;
 
 // ------------------------------------------------------------------------------------------------
-// SIMT path.
-constexpr int kSimtBM = 64, kSimtBN = 64, kSimtBK = 16;
+// SIMT path: 128x128x8 block tile, 256 threads of 8x8 outputs (rows ty*4+{0..3} and 64+ty*4+{0..3},
+// columns likewise with tx), so each k step reads 4 float4 from shared memory for 64 FMAs; the next k tile
+// is loaded into registers while the current one is multiplied (two shared buffers, one barrier per tile).
+// Split K (batch 1, few output tiles, long K: the weight gradients): blockIdx.z is a K slice whose raw sums go
+// to partial (splits, M,N) f32; simt_splitk_reduce_kernel adds the slices in order and runs the epilogue.
+constexpr int kSimtBM = 128, kSimtBN = 128, kSimtBK = 8, kSimtPad = 4;
+// Two blocks per SM where it fits in 128 registers without spilling (sm_90); sm_80's code would spill.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define LB_SIMT_MIN_BLOCKS 2
+#else
+#define LB_SIMT_MIN_BLOCKS 1
+#endif
 
 template <typename TAB, typename TC>
-__global__ void __launch_bounds__(256) matmul_simt_kernel(const TAB* A, const TAB* B, TC* C, TC* pre, int M, int N,
+__global__ void __launch_bounds__(256, LB_SIMT_MIN_BLOCKS) matmul_simt_kernel(const TAB* A, const TAB* B, TC* C, TC* pre, int M, int N,
                                                           int K, bool ta, bool tb, int64_t lda, int64_t ldb,
                                                           int64_t ldc, int64_t sa, int64_t sb, int64_t sc, int batch,
-                                                          Epi e) {
-  // A (batch, M,K) or (batch, K,M); B (batch, K,N) or (batch, N,K); C, pre (batch, M,N) row stride ldc
-  __shared__ float As[kSimtBK][kSimtBM + 4];  // As[k][m]
-  __shared__ float Bs[kSimtBK][kSimtBN + 4];  // Bs[k][n]
+                                                          Epi e, float* partial, int kchunk) {
+  // A (batch, M,K) or (batch, K,M); B (batch, K,N) or (batch, N,K); C, pre (batch, M,N) row stride ldc;
+  // partial (gridDim.z, M,N) when splitting K (batch 1), else null
+  __shared__ __align__(16) float As[2][kSimtBK][kSimtBM + kSimtPad];  // As[buf][k][m]
+  __shared__ __align__(16) float Bs[2][kSimtBK][kSimtBN + kSimtPad];  // Bs[buf][k][n]
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
   const int m0 = blockIdx.y * kSimtBM, n0 = blockIdx.x * kSimtBN;
-  for (int z = blockIdx.z; z < batch; z += gridDim.z) {
-    const TAB* a = A + z * sa;
-    const TAB* b = B + z * sb;
-    float acc[4][4] = {};
-    for (int k0 = 0; k0 < K; k0 += kSimtBK) {
+  // this thread's loads: elements tid + 256*l (l < 4) of each operand tile (1024), the contiguous global dim fastest
+  auto a_mk = [&](int l, int& m, int& k) { const int id = tid + l * 256; if (ta) { m = id & 127; k = id >> 7; } else { k = id & 7; m = id >> 3; } };
+  auto b_nk = [&](int l, int& n, int& k) { const int id = tid + l * 256; if (tb) { k = id & 7; n = id >> 3; } else { n = id & 127; k = id >> 7; } };
+  const int slices = partial ? gridDim.z : batch;
+  for (int z = blockIdx.z; z < slices; z += gridDim.z) {
+    const TAB* a = partial ? A : A + z * sa;
+    const TAB* b = partial ? B : B + z * sb;
+    const int k_begin = partial ? z * kchunk : 0;
+    const int k_end = partial ? min(K, k_begin + kchunk) : K;
+    float ra[4], rb[4];
+    auto load = [&](int k0) {
 #pragma unroll
       for (int l = 0; l < 4; l++) {
-        const int id = tid + l * 256;  // 1024 elements per operand tile
-        // A: id -> (m, k) with the contiguous global dim fastest for coalescing
-        int m, k;
-        if (ta) { m = id & 63; k = id >> 6; } else { k = id & 15; m = id >> 4; }
-        const int gm = m0 + m, gk = k0 + k;
-        As[k][m] = (gm < M && gk < K) ? lb_ld(a + (ta ? (int64_t)gk * lda + gm : (int64_t)gm * lda + gk)) : 0.0f;
-        int n;
-        if (tb) { k = id & 15; n = id >> 4; } else { n = id & 63; k = id >> 6; }
-        const int gn = n0 + n, gk2 = k0 + k;
-        Bs[k][n] = (gn < N && gk2 < K) ? lb_ld(b + (tb ? (int64_t)gn * ldb + gk2 : (int64_t)gk2 * ldb + gn)) : 0.0f;
+        int am, ak, bn, bk;
+        a_mk(l, am, ak);
+        b_nk(l, bn, bk);
+        const int gm = m0 + am, gk = k0 + ak;
+        ra[l] = (gm < M && gk < k_end) ? lb_ld(a + (ta ? (int64_t)gk * lda + gm : (int64_t)gm * lda + gk)) : 0.0f;
+        const int gn = n0 + bn, gk2 = k0 + bk;
+        rb[l] = (gn < N && gk2 < k_end) ? lb_ld(b + (tb ? (int64_t)gn * ldb + gk2 : (int64_t)gk2 * ldb + gn)) : 0.0f;
       }
-      __syncthreads();
+    };
+    auto store = [&](int buf) {
 #pragma unroll
-      for (int k = 0; k < kSimtBK; k++) {
-        float av[4], bv[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) av[i] = As[k][ty + 16 * i];
-#pragma unroll
-        for (int j = 0; j < 4; j++) bv[j] = Bs[k][tx + 16 * j];
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-          for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+      for (int l = 0; l < 4; l++) {
+        int am, ak, bn, bk;
+        a_mk(l, am, ak);
+        b_nk(l, bn, bk);
+        As[buf][ak][am] = ra[l];
+        Bs[buf][bk][bn] = rb[l];
       }
+    };
+    float acc[8][8] = {};
+    if (k_begin < k_end) {
+      load(k_begin);
+      store(0);
       __syncthreads();
     }
-    TC* c = C + z * sc;
-    TC* p = pre ? pre + z * sc : nullptr;
+    for (int k0 = k_begin, buf = 0; k0 < k_end; k0 += kSimtBK, buf ^= 1) {
+      const bool next = k0 + kSimtBK < k_end;
+      if (next) load(k0 + kSimtBK);
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+      for (int k = 0; k < kSimtBK; k++) {
+        const float4 a0 = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4]);
+        const float4 a1 = *reinterpret_cast<const float4*>(&As[buf][k][64 + ty * 4]);
+        const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4]);
+        const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][k][64 + tx * 4]);
+        const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+        const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
-      for (int j = 0; j < 4; j++) {
-        const int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
-        if (m < M && n < N) epilogue_store(c, p, (size_t)m * ldc + n, n, acc[i][j], e);
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+          for (int j = 0; j < 8; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
       }
+      if (next) store(buf ^ 1);
+      __syncthreads();  // the tile just read may be overwritten next; the one just stored is complete
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
+      if (m >= M) continue;
+#pragma unroll
+      for (int j = 0; j < 8; j += 2) {
+        const int n = n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+        if (n >= N) continue;
+        if (partial) {
+          float* q = partial + (size_t)z * M * N + (size_t)m * N + n;
+          q[0] = acc[i][j];
+          if (n + 1 < N) q[1] = acc[i][j + 1];
+          continue;
+        }
+        TC* c = C + z * sc;
+        TC* p = pre ? pre + z * sc : nullptr;
+        const size_t off = (size_t)m * ldc + n;
+        if (e.pairs && n + 1 < N) {
+          epilogue_store_pair(c, p, off, n, acc[i][j], acc[i][j + 1], e);
+        } else {
+          epilogue_store(c, p, off, n, acc[i][j], e);
+          if (n + 1 < N) epilogue_store(c, p, off + 1, n + 1, acc[i][j + 1], e);
+        }
+      }
+    }
+  }
+}
+
+// C (M,N) row stride ldc = epilogue(sum over the splits of partial (splits, M,N)), splits in order: deterministic.
+template <typename TC>
+__global__ void simt_splitk_reduce_kernel(const float* partial, TC* C, TC* pre, int M, int N, int splits,
+                                          int64_t ldc, Epi e) {
+  const int64_t mn = (int64_t)M * N;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < mn; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = 0.0f;
+    for (int s = 0; s < splits; s++) v += partial[s * mn + i];
+    const int m = (int)(i / N), n = (int)(i % N);
+    epilogue_store(C, pre, (size_t)m * ldc + n, n, v, e);
   }
 }
 
@@ -228,10 +294,33 @@ void launch_mma(const MatmulParams& p, const Epi& e) {
 
 template <typename TAB, typename TC>
 void launch_simt(const MatmulParams& p, const Epi& e) {
-  const dim3 grid((p.N + kSimtBN - 1) / kSimtBN, (p.M + kSimtBM - 1) / kSimtBM, std::min(p.batch, 65535));
+  const int tiles_n = (p.N + kSimtBN - 1) / kSimtBN, tiles_m = (p.M + kSimtBM - 1) / kSimtBM;
+  // Split K when one matrix gives fewer blocks than two waves and K is long: ~2 blocks per SM, each slice
+  // at least 256 deep (a multiple of the k tile), so the partial sums cost little next to the products.
+  const int64_t tiles = (int64_t)tiles_m * tiles_n, want = 2 * (int64_t)cuda_props().multiProcessorCount;
+  int splits = 1, kchunk = p.K;
+  if (p.batch == 1 && tiles < want && p.K >= 512) {
+    splits = (int)std::min<int64_t>({(want + tiles - 1) / tiles, p.K / 256, 64});
+    kchunk = (p.K + splits - 1) / splits;
+    kchunk = (kchunk + kSimtBK - 1) / kSimtBK * kSimtBK;
+    splits = (p.K + kchunk - 1) / kchunk;
+  }
+  if (splits > 1) {
+    CudaScratch partial(sizeof(float) * (size_t)splits * p.M * p.N);
+    matmul_simt_kernel<TAB, TC><<<dim3(tiles_n, tiles_m, splits), 256, 0, cuda_stream()>>>(
+        (const TAB*)p.a, (const TAB*)p.b, (TC*)p.c, (TC*)p.pre_gelu, p.M, p.N, p.K, p.trans_a, p.trans_b, p.lda,
+        p.ldb, p.ldc, 0, 0, 0, 1, e, partial.as<float>(), kchunk);
+    lb_check_launch("matmul");
+    const int64_t mn = (int64_t)p.M * p.N;
+    const int blocks = (int)std::min<int64_t>((mn + 255) / 256, 8 * (int64_t)cuda_props().multiProcessorCount);
+    simt_splitk_reduce_kernel<TC><<<blocks, 256, 0, cuda_stream()>>>(partial.as<float>(), (TC*)p.c, (TC*)p.pre_gelu,
+                                                                     p.M, p.N, splits, p.ldc, e);
+    return;
+  }
+  const dim3 grid(tiles_n, tiles_m, std::min(p.batch, 65535));
   matmul_simt_kernel<TAB, TC><<<grid, 256, 0, cuda_stream()>>>(
       (const TAB*)p.a, (const TAB*)p.b, (TC*)p.c, (TC*)p.pre_gelu, p.M, p.N, p.K, p.trans_a, p.trans_b, p.lda, p.ldb,
-      p.ldc, p.stride_a, p.stride_b, p.stride_c, p.batch, e);
+      p.ldc, p.stride_a, p.stride_b, p.stride_c, p.batch, e, nullptr, p.K);
 }
 
 // ------------------------------------------------------------------------------------------------
