@@ -67,9 +67,10 @@ void matmul_forward_cuda(const MatmulParams& p);
 
 // bias_backward: dbias[n] += sum_m dout[m, n]   (parameter grad: +=)
 struct BiasBackwardParams {
-  const void* dout;  // dout (M,N), dtype
+  const void* dout;  // dout (M,N), row stride ld, dtype
   float* dbias;      // dbias (N) f32
   int M, N;
+  int64_t ld;        // >= N
   DType dtype;
 };
 void bias_backward_ref(const BiasBackwardParams& p);

@@ -222,9 +222,10 @@ void run_bias_backward(const Call& c) {
   Tensor* dbias = c.tensor("dbias");
   p.M = (int)c.integer("M", 1, kI32);
   p.N = (int)c.integer("N", 1, kI32);
+  p.ld = c.integer("ld", p.N, kMaxElems, false, p.N);
   c.floating(dout, "dout");
   p.dtype = dout->dtype;
-  c.check(dout, "dout", c.mul("dout", {p.M, p.N}), p.dtype);
+  c.check(dout, "dout", c.mul("dout", {(int64_t)p.M - 1, p.ld}) + p.N, p.dtype);
   c.check(dbias, "dbias", p.N, DType::F32);
   p.dout = c.data(dout); p.dbias = (float*)c.data(dbias);
   LB_DISPATCH(c, bias_backward, p.dtype, p, bias_backward);

@@ -50,7 +50,7 @@ export class Ops {
 
   matmul(a: MatmulArgs): void { this.native.run('matmul', 'forward', this.backend, a as never); }
   /** dbias += column sums of dout (M,N). */
-  biasBackward(a: { dout: T; dbias: T; M: number; N: number }): void { this.native.run('bias_backward', 'forward', this.backend, a); }
+  biasBackward(a: { dout: T; dbias: T; M: number; N: number; ld?: number }): void { this.native.run('bias_backward', 'forward', this.backend, a); }
   attention(a: AttentionArgs): void { this.native.run('attention', 'forward', this.backend, a as never); }
   attentionBackward(a: AttentionBackwardArgs): void { this.native.run('attention', 'backward', this.backend, a as never); }
   layernorm(a: LayernormArgs): void { this.native.run('layernorm', 'forward', this.backend, a as never); }

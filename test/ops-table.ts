@@ -246,6 +246,16 @@ function matmulRows(r: Rng): OpCase[] {
       check: ['dbias'],
       tol: 1e-5,
     });
+  // a row stride past N (the model pads the MLM logits' rows to a multiple of 8): the pad must not be summed
+  rows.push({
+    op: 'bias_backward',
+    name: 'M=300 N=61 ld=64 (padded rows)',
+    dtypes: ['f32', 'bf16'],
+    tensors: { dout: data([300, 64], r.normals(300 * 64)), dbias: f32([61], r.normals(61)) },
+    steps: [{ op: 'bias_backward', pass: 'forward', args: { dout: t('dout'), dbias: t('dbias'), M: 300, N: 61, ld: 64 } }],
+    check: ['dbias'],
+    tol: 1e-5,
+  });
   return rows;
 }
 

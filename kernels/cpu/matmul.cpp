@@ -501,40 +501,40 @@ void matmul_forward_cpu(const MatmulParams& p) {
 // an N-float stride: a new page per row.)
 namespace {
 constexpr int64_t kBiasRows = 256;
-// acc[j] = sum over rows [m0, m1) of d[m, j], in row order; four rows per pass over acc. T: float or
-// bf16 bits (widened exactly to f32, then to fp64).
+// acc[j] = sum over rows [m0, m1) of d[m, j] (j < N, row stride ld), in row order; four rows per pass over
+// acc. T: float or bf16 bits (widened exactly to f32, then to fp64).
 LB_ALWAYS_INLINE double widen(float v) { return (double)v; }
 LB_ALWAYS_INLINE double widen(uint16_t v) { return (double)lb_bf16_to_f32(v); }
 template <class T>
-LB_ALWAYS_INLINE void column_sums_body(const T* d, int64_t N, int64_t m0, int64_t m1, double* __restrict acc) {
+LB_ALWAYS_INLINE void column_sums_body(const T* d, int64_t N, int64_t ld, int64_t m0, int64_t m1, double* __restrict acc) {
   for (int64_t j = 0; j < N; j++) acc[j] = 0.0;
   int64_t m = m0;
   for (; m + 4 <= m1; m += 4) {
-    const T* __restrict r0 = d + m * N;
-    const T* __restrict r1 = r0 + N;
-    const T* __restrict r2 = r1 + N;
-    const T* __restrict r3 = r2 + N;
+    const T* __restrict r0 = d + m * ld;
+    const T* __restrict r1 = r0 + ld;
+    const T* __restrict r2 = r1 + ld;
+    const T* __restrict r3 = r2 + ld;
     for (int64_t j = 0; j < N; j++) acc[j] = (((acc[j] + widen(r0[j])) + widen(r1[j])) + widen(r2[j])) + widen(r3[j]);
   }
   for (; m < m1; m++) {
-    const T* __restrict r0 = d + m * N;
+    const T* __restrict r0 = d + m * ld;
     for (int64_t j = 0; j < N; j++) acc[j] += widen(r0[j]);
   }
 }
 template <class T>
-using ColumnSumsFn = void (*)(const T*, int64_t, int64_t, int64_t, double*);
+using ColumnSumsFn = void (*)(const T*, int64_t, int64_t, int64_t, int64_t, double*);
 template <class T>
-void column_sums_generic(const T* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
-  column_sums_body(d, N, m0, m1, acc);
+void column_sums_generic(const T* d, int64_t N, int64_t ld, int64_t m0, int64_t m1, double* acc) {
+  column_sums_body(d, N, ld, m0, m1, acc);
 }
 #if LB_GEMM_X86
 template <class T>
-__attribute__((target("avx512f"))) void column_sums_avx512(const T* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
-  column_sums_body(d, N, m0, m1, acc);
+__attribute__((target("avx512f"))) void column_sums_avx512(const T* d, int64_t N, int64_t ld, int64_t m0, int64_t m1, double* acc) {
+  column_sums_body(d, N, ld, m0, m1, acc);
 }
 template <class T>
-__attribute__((target("avx2"))) void column_sums_avx2(const T* d, int64_t N, int64_t m0, int64_t m1, double* acc) {
-  column_sums_body(d, N, m0, m1, acc);
+__attribute__((target("avx2"))) void column_sums_avx2(const T* d, int64_t N, int64_t ld, int64_t m0, int64_t m1, double* acc) {
+  column_sums_body(d, N, ld, m0, m1, acc);
 }
 #endif
 template <class T>
@@ -559,8 +559,8 @@ void bias_backward_cpu(const BiasBackwardParams& p) {
   parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
       const int64_t m0 = c * kBiasRows, m1 = std::min(M, (c + 1) * kBiasRows);
-      if (p.dtype == DType::F32) g_column_sums_f32((const float*)p.dout, N, m0, m1, part + c * N);
-      else g_column_sums_bf16((const uint16_t*)p.dout, N, m0, m1, part + c * N);
+      if (p.dtype == DType::F32) g_column_sums_f32((const float*)p.dout, N, p.ld, m0, m1, part + c * N);
+      else g_column_sums_bf16((const uint16_t*)p.dout, N, p.ld, m0, m1, part + c * N);
     }
   });
   parallel_for(N, 1024, [&](int64_t j0, int64_t j1) {

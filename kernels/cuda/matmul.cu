@@ -329,12 +329,13 @@ void launch_simt(const MatmulParams& p, const Epi& e) {
 constexpr int kBiasRows = 128;
 
 template <typename T>
-__global__ void bias_partial_kernel(const T* dout, float* partial, int M, int N) {  // dout (M,N), partial (chunks,N)
+__global__ void bias_partial_kernel(const T* dout, float* partial, int M, int N, int64_t ld) {
+  // dout (M,N) row stride ld, partial (chunks,N)
   const int n = blockIdx.x * blockDim.x + threadIdx.x;
   if (n >= N) return;
   const int r0 = blockIdx.y * kBiasRows, r1 = min(M, r0 + kBiasRows);
   float acc = 0.0f;
-  for (int m = r0; m < r1; m++) acc += lb_ld(dout + (size_t)m * N + n);
+  for (int m = r0; m < r1; m++) acc += lb_ld(dout + (size_t)m * ld + n);
   partial[(size_t)blockIdx.y * N + n] = acc;
 }
 
@@ -400,7 +401,7 @@ void bias_backward_cuda(const BiasBackwardParams& p) {
   CudaScratch partial(sizeof(float) * (size_t)chunks * p.N);
   LB_FLOAT_DISPATCH("bias_backward", p.dtype, T,
                     bias_partial_kernel<T><<<dim3((p.N + 127) / 128, chunks), 128, 0, cuda_stream()>>>(
-                        (const T*)p.dout, partial.as<float>(), p.M, p.N));
+                        (const T*)p.dout, partial.as<float>(), p.M, p.N, p.ld));
   lb_check_launch("bias_backward");
   bias_final_kernel<<<(p.N + 255) / 256, 256, 0, cuda_stream()>>>(partial.as<float>(), p.dbias, chunks, p.N);
   lb_check_launch("bias_backward");

@@ -34,10 +34,10 @@ void matmul_forward_ref(const MatmulParams& p) {
 }
 
 void bias_backward_ref(const BiasBackwardParams& p) {
-  // dout (M,N); dbias (N) +=
+  // dout (M,N) row stride ld; dbias (N) +=
   for (int n = 0; n < p.N; n++) {
     double acc = 0.0;
-    for (int m = 0; m < p.M; m++) acc += ref::load(p.dout, (int64_t)m * p.N + n, p.dtype);
+    for (int m = 0; m < p.M; m++) acc += ref::load(p.dout, (int64_t)m * p.ld + n, p.dtype);
     p.dbias[n] = (float)((double)p.dbias[n] + acc);
   }
 }

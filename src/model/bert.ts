@@ -119,7 +119,9 @@ export class BertModel {
   // pretraining heads
   readonly mh: Tensor; readonly t1pre: Tensor; readonly t1: Tensor; readonly t2: Tensor; // (B*P,H)
   readonly tmean: Tensor; readonly trstd: Tensor; // (B*P)
-  readonly mlmLogits: Tensor; // (B*P,V), dlogits in place
+  readonly mlmLogits: Tensor; // (B*P,V) row stride mlmLd, dlogits in place
+  /** Row stride of mlmLogits: V rounded up to 8, so every GEMM on it has 16-byte aligned rows (tensor cores on CUDA). */
+  readonly mlmLd: number;
   readonly mlmLosses: Tensor; readonly mlmCorrect: Tensor; // (B*P)
   readonly drpLogits: Tensor; // (B,3), dlogits in place
   readonly drpLosses: Tensor; readonly drpCorrect: Tensor; // (B)
@@ -135,7 +137,7 @@ export class BertModel {
   ) {
     const c = config;
     this.H = c.hiddenSize; this.NH = c.numHeads; this.D = c.hiddenSize / c.numHeads; this.I = c.intermediateSize;
-    this.V = c.vocabSize; this.L = c.numLayers;
+    this.V = c.vocabSize; this.L = c.numLayers; this.mlmLd = Math.ceil(c.vocabSize / 8) * 8;
     this.B = shape.batchSize; this.T = shape.seqLen; this.P = shape.maxPredictions;
     if (this.T > c.maxPositionEmbeddings) throw new RangeError(`seqLen ${this.T} exceeds max_position_embeddings ${c.maxPositionEmbeddings}`);
     if (!Number.isInteger(this.D)) throw new RangeError(`hidden ${this.H} is not divisible by heads ${this.NH}`);
@@ -180,7 +182,7 @@ export class BertModel {
       r('mpos', [BP], 'i32'); r('mlabels', [BP], 'i32'); r('drpLabels', [B], 'i32');
       for (const n of ['mh', 't1pre', 't1', 't2', 'dT']) ra(n, [BP, H]);
       r('tmean', [BP]); r('trstd', [BP]);
-      ra('mlmLogits', [BP, V]); r('mlmLosses', [BP]); r('mlmCorrect', [BP], 'i32');
+      ra('mlmLogits', [BP, this.mlmLd]); r('mlmLosses', [BP]); r('mlmCorrect', [BP], 'i32');
       ra('drpLogits', [B, c.numDrpLabels]); r('drpLosses', [B]); r('drpCorrect', [B], 'i32');
     }
     arena.allocate();
@@ -422,13 +424,13 @@ export class BertModel {
       x: this.t1, out: this.t2, mean: this.tmean, rstd: this.trstd, gamma: this.param('cls.predictions.transform.LayerNorm.weight'),
       beta: this.param('cls.predictions.transform.LayerNorm.bias'), rows: BP, cols: H, eps: c.layerNormEps,
     });
-    ops.matmul({ a: this.t2, b: this.weight(WORD_EMBEDDINGS), c: this.mlmLogits, bias: this.param(MLM_BIAS), M: BP, N: V, K: H, trans_b: true, epilogue: 'bias' });
+    ops.matmul({ a: this.t2, b: this.weight(WORD_EMBEDDINGS), c: this.mlmLogits, ldc: this.mlmLd, bias: this.param(MLM_BIAS), M: BP, N: V, K: H, trans_b: true, epilogue: 'bias' });
     this.lossScale = opts.lossScale ?? 1;
     const withGrad = opts.withGrad ?? training;
     // dlogits in place: the logits are not needed after the loss.
     ops.softmaxXent({
       logits: this.mlmLogits, labels: this.mlabels, losses: this.mlmLosses, correct: this.mlmCorrect, dlogits: withGrad ? this.mlmLogits : null,
-      N: BP, V, ignore_index: -1, grad_scale: this.mlmValid > 0 ? this.lossScale / this.mlmValid : 0,
+      N: BP, V, ld: this.mlmLd, ignore_index: -1, grad_scale: this.mlmValid > 0 ? this.lossScale / this.mlmValid : 0,
     });
     // DRP: 3-way classifier on the pooled [CLS].
     const K3 = c.numDrpLabels;
@@ -443,6 +445,15 @@ export class BertModel {
    * Reads the losses back (the step's one sync point). Must run before backwardPretrain, which
    * overwrites the DRP logits with their gradient.
    */
+  /** The MLM logits of the last forward as (B*P, V), without the row padding (before the backward overwrites them). */
+  readMlmLogits(): Float32Array {
+    const all = this.mlmLogits.toArray() as Float32Array, V = this.V, ld = this.mlmLd;
+    if (ld === V) return all;
+    const rows = all.length / ld, out = new Float32Array(rows * V);
+    for (let r = 0; r < rows; r++) out.set(all.subarray(r * ld, r * ld + V), r * V);
+    return out;
+  }
+
   readPretrainOutputs(): PretrainOutputs {
     const B = this.curB, BP = B * this.P, K3 = this.config.numDrpLabels;
     const ml = this.mlmLosses.toArray() as Float32Array, mc = this.mlmCorrect.toArray() as Int32Array;
@@ -472,9 +483,9 @@ export class BertModel {
       N: B, V: K3, ignore_index: -1, grad_scale: lossScale / B,
     });
     // MLM decoder (tied to the word embeddings): dWte += dlogits^T t2, dbias += colsum, dt2 = dlogits Wte.
-    ops.matmul({ a: this.mlmLogits, b: this.t2, c: this.grad(WORD_EMBEDDINGS), M: V, N: H, K: BP, trans_a: true, beta: 1 });
-    ops.biasBackward({ dout: this.mlmLogits, dbias: this.grad(MLM_BIAS), M: BP, N: V });
-    ops.matmul({ a: this.mlmLogits, b: this.weight(WORD_EMBEDDINGS), c: this.dT, M: BP, N: H, K: V });
+    ops.matmul({ a: this.mlmLogits, lda: this.mlmLd, b: this.t2, c: this.grad(WORD_EMBEDDINGS), M: V, N: H, K: BP, trans_a: true, beta: 1 });
+    ops.biasBackward({ dout: this.mlmLogits, ld: this.mlmLd, dbias: this.grad(MLM_BIAS), M: BP, N: V });
+    ops.matmul({ a: this.mlmLogits, lda: this.mlmLd, b: this.weight(WORD_EMBEDDINGS), c: this.dT, M: BP, N: H, K: V });
     // t2 and t1 are dead after the decoder grads: reuse them as gradient buffers. The layernorm backward
     // runs in place (dx over dout: no third array through the cache).
     ops.layernormBackward({

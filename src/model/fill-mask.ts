@@ -69,7 +69,7 @@ export class FillMasker {
       maskedPositions: positions, maskedLabels: labels, drpLabels: new Int32Array(1),
     });
     model.forwardPretrain(false, 0, { withGrad: false });
-    const logits = model.mlmLogits.toArray() as Float32Array;
+    const logits = model.readMlmLogits();
     const V = this.config.vocabSize;
     const k = Math.max(1, Math.min(topK, V));
     return maskPos.map((pos, m) => {
