@@ -110,30 +110,24 @@ __global__ void __launch_bounds__(256, LB_SIMT_MIN_BLOCKS) matmul_simt_kernel(co
       if (next) store(buf ^ 1);
       __syncthreads();  // the tile just read may be overwritten next; the one just stored is complete
     }
+    // pair i: row i / 4 of the thread's 8, columns j, j+1 with j = 2 (i % 4) of its 8
+    auto coord = [&](int i, int* m, int* n) {
+      const int r = i >> 2, j = 2 * (i & 3);
+      *m = m0 + (r < 4 ? ty * 4 + r : 64 + ty * 4 + r - 4);
+      *n = n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
+    };
+    if (partial) {
 #pragma unroll
-    for (int i = 0; i < 8; i++) {
-      const int m = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
-      if (m >= M) continue;
-#pragma unroll
-      for (int j = 0; j < 8; j += 2) {
-        const int n = n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4);
-        if (n >= N) continue;
-        if (partial) {
-          float* q = partial + (size_t)z * M * N + (size_t)m * N + n;
-          q[0] = acc[i][j];
-          if (n + 1 < N) q[1] = acc[i][j + 1];
-          continue;
-        }
-        TC* c = C + z * sc;
-        TC* p = pre ? pre + z * sc : nullptr;
-        const size_t off = (size_t)m * ldc + n;
-        if (e.pairs && n + 1 < N) {
-          epilogue_store_pair(c, p, off, n, acc[i][j], acc[i][j + 1], e);
-        } else {
-          epilogue_store(c, p, off, n, acc[i][j], e);
-          if (n + 1 < N) epilogue_store(c, p, off + 1, n + 1, acc[i][j + 1], e);
-        }
+      for (int i = 0; i < 32; i++) {
+        int m, n;
+        coord(i, &m, &n);
+        if (m >= M || n >= N) continue;
+        float* q = partial + (size_t)z * M * N + (size_t)m * N + n;
+        q[0] = acc[i >> 2][2 * (i & 3)];
+        if (n + 1 < N) q[1] = acc[i >> 2][2 * (i & 3) + 1];
       }
+    } else {
+      epilogue_tile<32>(C + z * sc, pre ? pre + z * sc : nullptr, M, N, ldc, &acc[0][0], coord, e);
     }
   }
 }
@@ -252,26 +246,14 @@ __global__ void __launch_bounds__(kThreads) matmul_mma_kernel(const bf16_t* A, c
     }
     lb_cp_async_wait<0>();
     __syncthreads();  // the next batch entry reuses the stages
-    TC* c = C + z * sc;
-    TC* p = pre ? pre + z * sc : nullptr;
     const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-    for (int mi = 0; mi < 4; mi++)
-#pragma unroll
-      for (int ni = 0; ni < 4; ni++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {  // rows g and g+8: accumulators (2h, 2h+1) are columns n, n+1
-          const int m = m0 + wm * 64 + mi * 16 + g + h * 8;
-          const int n = n0 + wn * 32 + ni * 8 + 2 * t;
-          if (m >= M || n >= N) continue;
-          const size_t off = (size_t)m * ldc + n;
-          if (e.pairs && n + 1 < N) {
-            epilogue_store_pair(c, p, off, n, acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1], e);
-          } else {
-            epilogue_store(c, p, off, n, acc[mi][ni][2 * h], e);
-            if (n + 1 < N) epilogue_store(c, p, off + 1, n + 1, acc[mi][ni][2 * h + 1], e);
-          }
-        }
+    // pair i = (mi, ni, h): rows g and g+8 of the 16x8 fragment hold accumulators (2h, 2h+1), columns n, n+1
+    epilogue_tile<32>(C + z * sc, pre ? pre + z * sc : nullptr, M, N, ldc, &acc[0][0][0],
+                      [&](int i, int* m, int* n) {
+                        const int mi = i >> 3, ni = (i >> 1) & 3, h = i & 1;
+                        *m = m0 + wm * 64 + mi * 16 + g + h * 8;
+                        *n = n0 + wn * 32 + ni * 8 + 2 * t;
+                      }, e);
   }
 }
 

@@ -222,22 +222,14 @@ __global__ void __launch_bounds__(kSm90Threads, Sm90Cfg<BN, STAGES>::kBlocksPerS
   wgmma_wait<0>();
   fence_acc(acc);
 
-  TC* c = C + z * sc;
-  TC* p = pre ? pre + z * sc : nullptr;
-#pragma unroll
-  for (int r = 0; r < BN / 2; r += 2) {  // registers r, r+1: columns n, n+1 of one row
-    int row, col;
-    lb_wgmma_acc_coord(t, r, &row, &col);
-    const int m = m0 + 64 * wg + row, n = n0 + col;
-    if (m >= M || n >= N) continue;
-    const size_t off = (size_t)m * ldc + n;
-    if (e.pairs && n + 1 < N) {
-      epilogue_store_pair(c, p, off, n, acc[r], acc[r + 1], e);
-    } else {
-      epilogue_store(c, p, off, n, acc[r], e);
-      if (n + 1 < N) epilogue_store(c, p, off + 1, n + 1, acc[r + 1], e);
-    }
-  }
+  // pair i: accumulator registers 2i, 2i+1, columns n, n+1 of one row
+  epilogue_tile<BN / 4>(C + z * sc, pre ? pre + z * sc : nullptr, M, N, ldc, acc,
+                        [&](int i, int* m, int* n) {
+                          int row, col;
+                          lb_wgmma_acc_coord(t, 2 * i, &row, &col);
+                          *m = m0 + 64 * wg + row;
+                          *n = n0 + col;
+                        }, e);
 #else
   __trap();  // not the sm_90a image: the host never launches this (cuda_sm90a_loaded)
 #endif
