@@ -241,17 +241,20 @@ function memoryCases(quick: boolean, configs: Config[] = quick ? [MINI] : [MINI,
       },
     });
   }
-  {
+  // dlogits into their own array, and in place over the logits, as the training step runs it (the model's
+  // MLM head): in place, the row being written is the one just read, so no line is fetched for the stores
+  for (const inPlace of [false, true]) {
     const N = MASKED, V = VOCAB, nv = N * V;
     cases.push({
-      op: 'softmax_xent', pass: 'forward', shape: { N, V, dlogits: true },
+      op: 'softmax_xent', pass: 'forward', shape: { N, V, dlogits: true, ...(inPlace ? { in_place: true } : {}) },
       bytes: F * (2 * nv + 3 * N), // logits -> dlogits; labels, losses, correct
       setup: (t) => {
         const labels = new Int32Array(N);
         for (let i = 0; i < N; i++) labels[i] = (i * 7919) % V;
+        const logits = t.f32([N, V], 'rand', 4);
         const args = {
-          logits: t.f32([N, V], 'rand', 4), labels: t.i32([N], labels), losses: t.f32([N], 'zero'),
-          correct: t.i32([N], new Int32Array(N)), dlogits: t.f32([N, V], 'zero'), N, V, grad_scale: 1 / N,
+          logits, labels: t.i32([N], labels), losses: t.f32([N], 'zero'),
+          correct: t.i32([N], new Int32Array(N)), dlogits: inPlace ? logits : t.f32([N, V], 'zero'), N, V, grad_scale: 1 / N,
         };
         return () => t.addon.run('softmax_xent', 'forward', backendOf(t.device), args);
       },
