@@ -22,6 +22,7 @@ Napi::Value WgmmaDesc(const Napi::CallbackInfo& info);
 Napi::Value Sm90OperandAddrs(const Napi::CallbackInfo& info);
 Napi::Value Sm90Tiles(const Napi::CallbackInfo& info);
 Napi::Value Sm90Reject(const Napi::CallbackInfo& info);
+Napi::Value SplitKPlan(const Napi::CallbackInfo& info);
 Napi::Value Philox4x32(const Napi::CallbackInfo& info);       // host_math.cc (Philox, kernels/common.h)
 Napi::Value DropoutUniforms(const Napi::CallbackInfo& info);
 Napi::Value CudaMatmulPath(const Napi::CallbackInfo& info);
@@ -329,6 +330,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   host.Set("sm90OperandAddrs", Napi::Function::New(env, guarded<Sm90OperandAddrs>, "sm90OperandAddrs"));
   host.Set("sm90Tiles", Napi::Function::New(env, guarded<Sm90Tiles>, "sm90Tiles"));
   host.Set("sm90Reject", Napi::Function::New(env, guarded<Sm90Reject>, "sm90Reject"));
+  host.Set("splitkPlan", Napi::Function::New(env, guarded<SplitKPlan>, "splitkPlan"));
   host.Set("philox4x32", Napi::Function::New(env, guarded<Philox4x32>, "philox4x32"));
   host.Set("dropoutUniforms", Napi::Function::New(env, guarded<DropoutUniforms>, "dropoutUniforms"));
   exports.Set("hostMath", host);

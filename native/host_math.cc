@@ -159,6 +159,27 @@ Napi::Value Sm90Reject(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), lb_sm90_reject(M, N, K, batch, ta, tb, lda, ldb, sa, sb, aa, ab));
 }
 
+// splitkPlan({M, N, K, batch, transA, transB, lda, ldb, sms}) -> {slices, kc, strideA, strideB} (lb_splitk_plan)
+Napi::Value SplitKPlan(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "splitkPlan(shape: object)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* k, double dflt) {
+    Napi::Value v = o.Get(k);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+  };
+  auto flag = [&](const char* k) { Napi::Value v = o.Get(k); return v.IsBoolean() && v.As<Napi::Boolean>().Value(); };
+  const int M = (int)num("M", 0), N = (int)num("N", 0), K = (int)num("K", 0), batch = (int)num("batch", 1);
+  const bool ta = flag("transA"), tb = flag("transB");
+  const int64_t lda = (int64_t)num("lda", ta ? M : K), ldb = (int64_t)num("ldb", tb ? K : N);
+  const LbSplitK s = lb_splitk_plan(M, N, K, batch, ta, tb, lda, ldb, (int)num("sms", 132));
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("slices", s.slices);
+  out.Set("kc", s.kc);
+  out.Set("strideA", (double)s.stride_a);
+  out.Set("strideB", (double)s.stride_b);
+  return out;
+}
+
 // ---- Philox (kernels/common.h): the per-block and per-pair forms the CUDA dropout and attention kernels use
 
 namespace {

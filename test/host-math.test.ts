@@ -15,10 +15,12 @@ interface HostMath {
   sm90OperandAddrs(mnMajor: boolean, rows: number, row0: number, tile: number): { tma: Int32Array; wgmma: Int32Array };
   sm90Tiles(nm: number, nn: number, group: number): Int32Array;
   sm90Reject(shape: Record<string, number | boolean>): number;
+  splitkPlan(shape: Record<string, number | boolean>): { slices: number; kc: number; strideA: number; strideB: number };
   philox4x32(ctr: Uint32Array, key: Uint32Array): Uint32Array;
   dropoutUniforms(seed: bigint, block: bigint): { perCounter: Float32Array; perBlock: Float32Array; perPair: Float32Array };
 }
-const host = (loadNative() as unknown as { hostMath: HostMath }).hostMath;
+const native = loadNative();
+const host = (native as unknown as { hostMath: HostMath }).hostMath;
 
 function lse64(x: Float32Array): number {
   let m = -Infinity;
@@ -188,6 +190,56 @@ test('sm90 shape check: the Hopper path takes TMA-compatible strides and refuses
   t.is(host.sm90Reject({ M: 64, N: 64, K: 64, batch: 4, strideA: 64 * 64 + 4 }), 3);
   t.is(host.sm90Reject({ M: 64, N: 64, K: 64, batch: 4 }), 0);
   t.is(host.sm90Reject({ M: 64, N: 64, K: 0 }), 4);
+});
+
+test('split K plan (tensor-core paths): the BERT weight gradients split, the rest stay whole', (t) => {
+  const plan = (M: number, N: number, K: number, o: Record<string, number | boolean> = {}) => host.splitkPlan({ M, N, K, transA: true, sms: 132, ...o });
+  t.like(plan(256, 256, 4096), { slices: 16, kc: 256 }, 'mini attention output / FFN: 4 tiles');
+  t.like(plan(768, 256, 4096), { slices: 16, kc: 256 }, 'mini qkv: 12 tiles');
+  t.like(plan(768, 768, 4096), { slices: 4, kc: 1024 }, 'base attention output: 36 tiles, 7 and 5 do not divide K');
+  t.like(plan(2304, 768, 4096), { slices: 2, kc: 2048 }, 'base qkv: 108 tiles');
+  t.like(plan(3072, 768, 4096), { slices: 1 }, 'base FFN: 144 tiles fill the SMs');
+  t.like(plan(256, 256, 1000), { slices: 1 }, 'K below 1024');
+  t.like(plan(256, 256, 4096, { batch: 2 }), { slices: 1 }, 'already batched');
+  t.like(plan(256, 256, 4160), { slices: 13, kc: 320 }, 'K = 65 k-blocks: the most slices dividing them (13 of 5)');
+  t.like(plan(256, 256, 4096 + 8), { slices: 1 }, 'no divisor giving whole 64-deep k-blocks');
+  const tn = plan(256, 256, 4096, { lda: 264, ldb: 520 });
+  t.is(tn.strideA, 256 * 264, 'A (K,M): kc rows on');
+  t.is(tn.strideB, 256 * 520, 'B (K,N): kc rows on');
+  const nt = host.splitkPlan({ M: 256, N: 256, K: 4096, transB: true, lda: 4100, ldb: 4104, sms: 132 });
+  t.is(nt.strideA, nt.kc, 'A (M,K): kc columns on');
+  t.is(nt.strideB, nt.kc, 'B (N,K): kc columns on');
+});
+
+test('split K plan: its slices, run as one batched GEMM on ref and summed in order, give the whole GEMM (every transpose, padded rows)', (t) => {
+  const a = native;
+  let seed = 11;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const M = 40, N = 24, K = 1536;
+  for (const transA of [false, true])
+    for (const transB of [false, true]) {
+      const lda = (transA ? M : K) + 8, ldb = (transB ? K : N) + 8;
+      const s = host.splitkPlan({ M, N, K, transA, transB, lda, ldb, sms: 8 });
+      t.true(s.slices > 1 && s.slices * s.kc === K, `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}: split into ${s.slices} x ${s.kc}`);
+      const na = (transA ? K : M) * lda, nb = (transB ? N : K) * ldb;
+      const A = a.alloc([na], 'f32', 'cpu'), B = a.alloc([nb], 'f32', 'cpu');
+      a.setData(A, Float32Array.from({ length: na }, rnd));
+      a.setData(B, Float32Array.from({ length: nb }, rnd));
+      const whole = a.alloc([M * N], 'f32', 'cpu'), part = a.alloc([s.slices * M * N], 'f32', 'cpu');
+      const base = { a: A, b: B, M, N, trans_a: transA, trans_b: transB, lda, ldb };
+      a.run('matmul', 'forward', 'ref', { ...base, c: whole, K });
+      a.run('matmul', 'forward', 'ref', { ...base, c: part, K: s.kc, batch: s.slices, stride_a: s.strideA, stride_b: s.strideB, stride_c: M * N });
+      const w = a.toArray(whole) as Float32Array, p = a.toArray(part) as Float32Array;
+      let err = 0, scale = 0;
+      for (let i = 0; i < M * N; i++) {
+        let v = 0;
+        for (let z = 0; z < s.slices; z++) v += p[z * M * N + i]!;
+        err = Math.max(err, Math.abs(v - w[i]!));
+        scale = Math.max(scale, Math.abs(w[i]!));
+      }
+      t.true(err <= 1e-5 * scale, `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}: max |sum of slices - whole| = ${err} (scale ${scale})`);
+      for (const id of [A, B, whole, part]) a.dispose(id);
+    }
 });
 
 // Random123 1.09 `examples/kat_vectors`: counter (4 words), key (2 words) -> output (4 words)

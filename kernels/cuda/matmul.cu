@@ -18,8 +18,11 @@
 //   BiasGelu stores v into pre_gelu (if non-null) and gelu_erf(v) into C.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "common.cuh"
+#include "gemm_sm90.h"
 #include "matmul_epilogue.cuh"
 #include "matmul_sm90.h"
 #include "mma.cuh"
@@ -331,6 +334,48 @@ __global__ void bias_final_kernel(const float* partial, float* dbias, int chunks
 
 std::atomic<const char*> g_last_path{"none"};
 
+// LINKBERT_CUDA_SPLITK=0|1 (read once; default 0): split K on the tensor-core paths (lb_splitk_plan).
+// Off by default until a GPU run has checked it (the op table and cuda-gemm tests with it set to 1).
+bool cuda_splitk_enabled() {
+  static const bool on = [] {
+    const char* s = std::getenv("LINKBERT_CUDA_SPLITK");
+    if (!s || !*s || !std::strcmp(s, "0")) return false;
+    if (!std::strcmp(s, "1")) return true;
+    throw std::runtime_error(std::string("LINKBERT_CUDA_SPLITK must be 0 or 1, got '") + s + "'");
+  }();
+  return on;
+}
+
+// The slices of s as one batched bf16 GEMM into f32 partials (slices, M,N), then their in-order sum
+// through the epilogue into C.
+void matmul_splitk(const MatmulParams& p, const Epi& e, const LbSplitK& s) {
+  CudaScratch partial(sizeof(float) * (size_t)s.slices * p.M * p.N);
+  MatmulParams q = p;
+  q.K = s.kc;
+  q.batch = s.slices;  // batch > 1: never split again
+  q.stride_a = s.stride_a;
+  q.stride_b = s.stride_b;
+  q.c = partial.ptr;
+  q.c_dtype = DType::F32;
+  q.ldc = p.N;
+  q.stride_c = (int64_t)p.M * p.N;
+  q.alpha = 1.0f;
+  q.beta = 0.0f;
+  q.bias = nullptr;
+  q.epilogue = Epilogue::None;
+  q.pre_gelu = nullptr;
+  matmul_forward_cuda(q);
+  const int64_t mn = (int64_t)p.M * p.N;
+  const int blocks = (int)std::min<int64_t>((mn + 255) / 256, 8 * (int64_t)cuda_props().multiProcessorCount);
+  if (p.c_dtype == DType::F32)
+    simt_splitk_reduce_kernel<float><<<blocks, 256, 0, cuda_stream()>>>(partial.as<float>(), (float*)p.c,
+                                                                        (float*)p.pre_gelu, p.M, p.N, s.slices, p.ldc, e);
+  else
+    simt_splitk_reduce_kernel<bf16_t><<<blocks, 256, 0, cuda_stream()>>>(partial.as<float>(), (bf16_t*)p.c,
+                                                                         (bf16_t*)p.pre_gelu, p.M, p.N, s.slices, p.ldc, e);
+  lb_check_launch("matmul");
+}
+
 }  // namespace
 
 const char* cuda_matmul_last_path() { return g_last_path.load(); }
@@ -343,6 +388,11 @@ void matmul_forward_cuda(const MatmulParams& p) {
                      ((uintptr_t)p.pre_gelu % (2 * csz)) == 0;
   const Epi e{p.alpha, p.beta, p.bias, p.epilogue, pairs};
   if (p.ab_dtype == DType::BF16) {
+    if (p.batch == 1 && cuda_splitk_enabled()) {
+      const LbSplitK s = lb_splitk_plan(p.M, p.N, p.K, p.batch, p.trans_a, p.trans_b, p.lda, p.ldb,
+                                        cuda_props().multiProcessorCount);
+      if (s.slices > 1) return matmul_splitk(p, e, s);
+    }
     const GemmMode mode = cuda_gemm_mode();
     if (mode != GemmMode::Mma && p.K > 0) {
       const bool sm90a = cuda_sm90a_loaded();
