@@ -36,7 +36,7 @@ using namespace matmul_epi;
 // columns likewise with tx), so each k step reads 4 float4 from shared memory for 64 FMAs; the next k tile
 // is loaded into registers while the current one is multiplied (two shared buffers, one barrier per tile).
 // Split K (batch 1, few output tiles, long K: the weight gradients): blockIdx.z is a K slice whose raw sums go
-// to partial (splits, M,N) f32; simt_splitk_reduce_kernel adds the slices in order and runs the epilogue.
+// to partial (splits, M,N) f32; splitk_reduce_kernel adds the slices in order and runs the epilogue.
 constexpr int kSimtBM = 128, kSimtBN = 128, kSimtBK = 8, kSimtPad = 4;
 // Two blocks per SM where it fits in 128 registers without spilling (sm_90); sm_80's code would spill.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(256, LB_SIMT_MIN_BLOCKS) matmul_simt_kernel(co
 
 // C (M,N) row stride ldc = epilogue(sum over the splits of partial (splits, M,N)), splits in order: deterministic.
 template <typename TC>
-__global__ void simt_splitk_reduce_kernel(const float* partial, TC* C, TC* pre, int M, int N, int splits,
+__global__ void splitk_reduce_kernel(const float* partial, TC* C, TC* pre, int M, int N, int splits,
                                           int64_t ldc, Epi e) {
   const int64_t mn = (int64_t)M * N;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < mn; i += (int64_t)gridDim.x * blockDim.x) {
@@ -146,6 +146,16 @@ __global__ void simt_splitk_reduce_kernel(const float* partial, TC* C, TC* pre, 
     const int m = (int)(i / N), n = (int)(i % N);
     epilogue_store(C, pre, (size_t)m * ldc + n, n, v, e);
   }
+}
+
+// C (and pre) of p = epilogue(in-order sum of partial (slices, M,N)): the second half of both split-K forms
+template <typename TC>
+void launch_splitk_reduce(const float* partial, int slices, const MatmulParams& p, const Epi& e) {
+  const int64_t mn = (int64_t)p.M * p.N;
+  const int blocks = (int)std::min<int64_t>((mn + 255) / 256, 8 * (int64_t)cuda_props().multiProcessorCount);
+  splitk_reduce_kernel<TC><<<blocks, 256, 0, cuda_stream()>>>(partial, (TC*)p.c, (TC*)p.pre_gelu, p.M, p.N, slices,
+                                                              p.ldc, e);
+  lb_check_launch("matmul");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -296,10 +306,7 @@ void launch_simt(const MatmulParams& p, const Epi& e) {
         (const TAB*)p.a, (const TAB*)p.b, (TC*)p.c, (TC*)p.pre_gelu, p.M, p.N, p.K, p.trans_a, p.trans_b, p.lda,
         p.ldb, p.ldc, 0, 0, 0, 1, e, partial.as<float>(), kchunk);
     lb_check_launch("matmul");
-    const int64_t mn = (int64_t)p.M * p.N;
-    const int blocks = (int)std::min<int64_t>((mn + 255) / 256, 8 * (int64_t)cuda_props().multiProcessorCount);
-    simt_splitk_reduce_kernel<TC><<<blocks, 256, 0, cuda_stream()>>>(partial.as<float>(), (TC*)p.c, (TC*)p.pre_gelu,
-                                                                     p.M, p.N, splits, p.ldc, e);
+    launch_splitk_reduce<TC>(partial.as<float>(), splits, p, e);
     return;
   }
   const dim3 grid(tiles_n, tiles_m, std::min(p.batch, 65535));
@@ -365,15 +372,8 @@ void matmul_splitk(const MatmulParams& p, const Epi& e, const LbSplitK& s) {
   q.epilogue = Epilogue::None;
   q.pre_gelu = nullptr;
   matmul_forward_cuda(q);
-  const int64_t mn = (int64_t)p.M * p.N;
-  const int blocks = (int)std::min<int64_t>((mn + 255) / 256, 8 * (int64_t)cuda_props().multiProcessorCount);
-  if (p.c_dtype == DType::F32)
-    simt_splitk_reduce_kernel<float><<<blocks, 256, 0, cuda_stream()>>>(partial.as<float>(), (float*)p.c,
-                                                                        (float*)p.pre_gelu, p.M, p.N, s.slices, p.ldc, e);
-  else
-    simt_splitk_reduce_kernel<bf16_t><<<blocks, 256, 0, cuda_stream()>>>(partial.as<float>(), (bf16_t*)p.c,
-                                                                         (bf16_t*)p.pre_gelu, p.M, p.N, s.slices, p.ldc, e);
-  lb_check_launch("matmul");
+  if (p.c_dtype == DType::F32) launch_splitk_reduce<float>(partial.as<float>(), s.slices, p, e);
+  else launch_splitk_reduce<bf16_t>(partial.as<float>(), s.slices, p, e);
 }
 
 }  // namespace
