@@ -141,37 +141,45 @@ Napi::Value Sm90Tiles(const Napi::CallbackInfo& info) {
   return out;
 }
 
+namespace {
+// A GEMM shape given as {M, N, K, batch, transA, transB, lda, ldb, ...}: absent fields take the packed
+// defaults; num() reads any other numeric field
+struct GemmShapeArg {
+  Napi::Object o;
+  int M, N, K, batch;
+  bool ta, tb;
+  int64_t lda, ldb;
+  double num(const char* k, double dflt) const {
+    Napi::Value v = o.Get(k);
+    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+  }
+};
+GemmShapeArg gemm_shape_arg(const Napi::CallbackInfo& info, const char* fn) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), std::string(fn) + "(shape: object)");
+  GemmShapeArg g{info[0].As<Napi::Object>(), 0, 0, 0, 1, false, false, 0, 0};
+  auto flag = [&](const char* k) { Napi::Value v = g.o.Get(k); return v.IsBoolean() && v.As<Napi::Boolean>().Value(); };
+  g.M = (int)g.num("M", 0); g.N = (int)g.num("N", 0); g.K = (int)g.num("K", 0); g.batch = (int)g.num("batch", 1);
+  g.ta = flag("transA"); g.tb = flag("transB");
+  g.lda = (int64_t)g.num("lda", g.ta ? g.M : g.K);
+  g.ldb = (int64_t)g.num("ldb", g.tb ? g.K : g.N);
+  return g;
+}
+}  // namespace
+
 // sm90Reject({M, N, K, batch, transA, transB, lda, ldb, strideA, strideB, alignA, alignB}) -> reason
 // code of lb_sm90_reject (0: the Hopper path takes the shape); alignX: the base address modulo 16.
 Napi::Value Sm90Reject(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "sm90Reject(shape: object)");
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto num = [&](const char* k, double dflt) {
-    Napi::Value v = o.Get(k);
-    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
-  };
-  auto flag = [&](const char* k) { Napi::Value v = o.Get(k); return v.IsBoolean() && v.As<Napi::Boolean>().Value(); };
-  const int M = (int)num("M", 0), N = (int)num("N", 0), K = (int)num("K", 0), batch = (int)num("batch", 1);
-  const bool ta = flag("transA"), tb = flag("transB");
-  const int64_t lda = (int64_t)num("lda", ta ? M : K), ldb = (int64_t)num("ldb", tb ? K : N);
-  const int64_t sa = (int64_t)num("strideA", (double)lda * (ta ? K : M)), sb = (int64_t)num("strideB", (double)ldb * (tb ? N : K));
-  const uint64_t aa = 4096 + (uint64_t)num("alignA", 0), ab = 8192 + (uint64_t)num("alignB", 0);
-  return Napi::Number::New(info.Env(), lb_sm90_reject(M, N, K, batch, ta, tb, lda, ldb, sa, sb, aa, ab));
+  const GemmShapeArg g = gemm_shape_arg(info, "sm90Reject");
+  const int64_t sa = (int64_t)g.num("strideA", (double)g.lda * (g.ta ? g.K : g.M));
+  const int64_t sb = (int64_t)g.num("strideB", (double)g.ldb * (g.tb ? g.N : g.K));
+  const uint64_t aa = 4096 + (uint64_t)g.num("alignA", 0), ab = 8192 + (uint64_t)g.num("alignB", 0);
+  return Napi::Number::New(info.Env(), lb_sm90_reject(g.M, g.N, g.K, g.batch, g.ta, g.tb, g.lda, g.ldb, sa, sb, aa, ab));
 }
 
 // splitkPlan({M, N, K, batch, transA, transB, lda, ldb, sms}) -> {slices, kc, strideA, strideB} (lb_splitk_plan)
 Napi::Value SplitKPlan(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "splitkPlan(shape: object)");
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto num = [&](const char* k, double dflt) {
-    Napi::Value v = o.Get(k);
-    return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
-  };
-  auto flag = [&](const char* k) { Napi::Value v = o.Get(k); return v.IsBoolean() && v.As<Napi::Boolean>().Value(); };
-  const int M = (int)num("M", 0), N = (int)num("N", 0), K = (int)num("K", 0), batch = (int)num("batch", 1);
-  const bool ta = flag("transA"), tb = flag("transB");
-  const int64_t lda = (int64_t)num("lda", ta ? M : K), ldb = (int64_t)num("ldb", tb ? K : N);
-  const LbSplitK s = lb_splitk_plan(M, N, K, batch, ta, tb, lda, ldb, (int)num("sms", 132));
+  const GemmShapeArg g = gemm_shape_arg(info, "splitkPlan");
+  const LbSplitK s = lb_splitk_plan(g.M, g.N, g.K, g.batch, g.ta, g.tb, g.lda, g.ldb, (int)g.num("sms", 132));
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("slices", s.slices);
   out.Set("kc", s.kc);
