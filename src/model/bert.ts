@@ -441,10 +441,6 @@ export class BertModel {
     });
   }
 
-  /**
-   * Reads the losses back (the step's one sync point). Must run before backwardPretrain, which
-   * overwrites the DRP logits with their gradient.
-   */
   /** The MLM logits of the last forward as (B*P, V), without the row padding (before the backward overwrites them). */
   readMlmLogits(): Float32Array {
     const all = this.mlmLogits.toArray() as Float32Array, V = this.V, ld = this.mlmLd;
@@ -454,6 +450,10 @@ export class BertModel {
     return out;
   }
 
+  /**
+   * Reads the losses back (the step's one sync point). Must run before backwardPretrain, which
+   * overwrites the DRP logits with their gradient.
+   */
   readPretrainOutputs(): PretrainOutputs {
     const B = this.curB, BP = B * this.P, K3 = this.config.numDrpLabels;
     const ml = this.mlmLosses.toArray() as Float32Array, mc = this.mlmCorrect.toArray() as Int32Array;
