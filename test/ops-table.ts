@@ -371,6 +371,10 @@ function layernormRows(r: Rng): OpCase[] {
   rows.push(chained('rows=17 cols=129, fused residual', 17, 129, true, true));
   rows.push(chained('rows=129 cols=33 (several row chunks)', 129, 33, false, false));
   rows.push(chained('rows=33 cols=768, fused residual', 33, 768, true, false));
+  // rows of 64, 128, 192 or 256 values: the CPU forward holds the row in registers
+  rows.push(chained('rows=37 cols=256, fused residual', 37, 256, true, false));
+  rows.push(chained('rows=5 cols=64', 5, 64, false, true));
+  rows.push(chained('rows=9 cols=192, fused residual, backward in place', 9, 192, true, false, 0.5, 1, true));
   // wider than the CUDA warp-per-row backward takes (8 warps' partials in shared memory): its block-per-row kernel
   rows.push(chained('rows=3 cols=4000, fused residual', 3, 4000, true, false));
   // dx written over dout, as the training step runs it
@@ -380,9 +384,12 @@ function layernormRows(r: Rng): OpCase[] {
   // Hard: mean 1e4, std 0.1. The forward is compared as usual; the backward gets mean and rstd computed
   // here in f64 (rounded to f32), so both backends differentiate at exactly the same point (the f32
   // rounding of a 1e4 mean alone moves xhat by ~1e-2 at this variance).
-  for (const [R, C] of [[5, 129], [2, 1000]] as const) {
+  // The last shape puts each row's first value 10 std above the rest: the forward's pivot (that value)
+  // is then far from the mean, which takes the exact second pass over (d - mean)^2.
+  for (const [R, C, outlier] of [[5, 129, 0], [2, 1000, 0], [4, 128, 1]] as const) {
     const n = R * C;
     const x = r.normals(n, 0.1, 1e4);
+    for (let i = 0; i < R; i++) x[i * C] = x[i * C]! + outlier;
     const mean = new Float32Array(R), rstd = new Float32Array(R);
     for (let i = 0; i < R; i++) {
       let m = 0;
@@ -396,7 +403,7 @@ function layernormRows(r: Rng): OpCase[] {
     const base = { rows: R, cols: C, eps: 1e-5, x: t('x'), mean: t('mean'), rstd: t('rstd'), gamma: t('gamma') };
     rows.push({
       op: 'layernorm',
-      name: `mean 1e4 std 0.1, rows=${R} cols=${C}, forward`,
+      name: `mean 1e4 std 0.1, rows=${R} cols=${C}${outlier ? ', first value +10 std' : ''}, forward`,
       dtypes: ['f32'],
       tensors: { x: data([n], x), out: data([n]), mean: f32([R]), rstd: f32([R]), gamma: f32([C], r.normals(C, 0.5, 1)), beta: f32([C], r.normals(C)) },
       steps: [{ op: 'layernorm', pass: 'forward', args: { ...base, out: t('out'), beta: t('beta') } }],
@@ -406,7 +413,7 @@ function layernormRows(r: Rng): OpCase[] {
     });
     rows.push({
       op: 'layernorm',
-      name: `mean 1e4 std 0.1, rows=${R} cols=${C}, backward at f64 statistics`,
+      name: `mean 1e4 std 0.1, rows=${R} cols=${C}${outlier ? ', first value +10 std' : ''}, backward at f64 statistics`,
       dtypes: ['f32'],
       tensors: {
         x: data([n], x), mean: f32([R], mean), rstd: f32([R], rstd), gamma: f32([C], r.normals(C, 0.5, 1)),
