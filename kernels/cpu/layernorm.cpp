@@ -14,7 +14,9 @@ namespace lb {
 namespace {
 
 using cpu::bf16;
-constexpr int kRowChunk = 32;
+// 128 rather than 32: with two threads at 4096 x 256 the backward took 0.8x the time (4096 x 768: 0.86x),
+// one thread unchanged; a quarter of the partial sums to write and then gather from both cores.
+constexpr int kRowChunk = 128;
 
 // sum of x[0..n) in 8 lanes (fixed order), then the lanes pairwise
 inline float lane_sum(const float* __restrict x, int n) {
