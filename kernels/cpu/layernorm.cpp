@@ -253,9 +253,9 @@ LB_AVX512 void forward_rows_regs_avx512(const LayernormParams& p, int64_t begin,
 // dbeta partials dg, db (C): = for the chunk's first part, += (`more`) for the next ones, in row order
 // either way. Pass 1 (row by row) sums dxhat and dxhat * xhat per row; pass 2 (64 columns at a time,
 // rows in order, the rows still in L1 or L2) accumulates dg, db in registers and writes dx.
-template <class T>
 // s1 += dxhat, s2 += dxhat * (x - mean): rstd is applied to the row's sum instead (one multiply per row
 // rather than per value; the FMA pipes bound this kernel once the rows are in L1)
+template <class T>
 LB_AVX512 inline void row_sums(const T* xr, const T* gr, const float* gamma, int j, __mmask16 m, __m512 vmean,
                                __m512& s1, __m512& s2) {
   const __m512 d = _mm512_sub_ps(load16(xr + j, m), vmean);
