@@ -316,35 +316,38 @@ function attentionCases(quick: boolean, dtype: DType = 'f32', configs: Config[] 
   return cases;
 }
 
-/** Times `fn`: warm-up, then at least 3 runs and until minTime seconds, at most `maxRuns`. On the CPU
- *  the warm-up is at least 3 runs and 20 ms, and up to 200 runs are timed: the first few runs after a
- *  case's setup took 2-6x the steady time (the pool's threads had gone to sleep during the setup,
- *  caches were cold), and with one warm-up and at most 50 runs they moved the median of a 0.1 ms op
- *  by 10-20%. On cuda (one warm-up, at most 50 runs, as in the committed GPU results) each run is
- *  timed by events on the stream (the launch and the host's wait are not counted; the flush is
- *  enqueued before the start event). */
-async function timeRuns(addon: NativeAddon, device: 'cpu' | 'cuda', fn: () => void, minTime: number, flush?: () => void): Promise<number[]> {
+/** Times `fns` (one op, or an op and its peer), each run of each in turn, so that a peer sees the same
+ *  load on a shared machine as the op it is compared with: warm-up, then at least 3 runs each and until
+ *  minTime seconds, at most `maxRuns` each. On the CPU the warm-up is at least 3 runs and 20 ms, and up
+ *  to 200 runs are timed: the first few runs after a case's setup took 2-6x the steady time (the pool's
+ *  threads had gone to sleep during the setup, caches were cold), and with one warm-up and at most 50
+ *  runs they moved the median of a 0.1 ms op by 10-20%. On cuda (one warm-up, at most 50 runs, as in
+ *  the committed GPU results) each run is timed by events on the stream (the launch and the host's
+ *  wait are not counted; the flush is enqueued before the start event). Returns each fn's times, sorted. */
+async function timeRuns(addon: NativeAddon, device: 'cpu' | 'cuda', fns: (() => void)[], minTime: number, flush?: () => void): Promise<number[][]> {
   const cuda = device === 'cuda';
   const maxRuns = cuda ? 50 : 200;
   const warm = performance.now();
-  for (let i = 0; i < 1 || (!cuda && (i < 3 || (performance.now() - warm < 20 && i < 200))); i++) fn();
+  for (let i = 0; i < 1 || (!cuda && (i < 3 || (performance.now() - warm < 20 && i < 200))); i++) for (const fn of fns) fn();
   if (cuda) await addon.synchronize();
-  const times: number[] = [];
+  const times: number[][] = fns.map(() => []);
   const start = performance.now();
-  while (times.length < 3 || (performance.now() - start < minTime * 1000 && times.length < maxRuns)) {
-    if (flush) flush();
-    if (cuda) {
-      addon.cudaTimerStart();
-      fn();
-      times.push(addon.cudaTimerStop());
-      continue;
+  while (times[0].length < 3 || (performance.now() - start < minTime * 1000 && times[0].length < maxRuns)) {
+    for (let k = 0; k < fns.length; k++) {
+      if (flush) flush();
+      if (cuda) {
+        addon.cudaTimerStart();
+        fns[k]();
+        times[k].push(addon.cudaTimerStop());
+        continue;
+      }
+      const t0 = performance.now();
+      fns[k]();
+      times[k].push(performance.now() - t0);
     }
-    const t0 = performance.now();
-    fn();
-    times.push(performance.now() - t0);
   }
   if (cuda) await addon.synchronize(); // surfaces a device error from the timed runs
-  return times.sort((a, b) => a - b);
+  return times.map((t) => t.sort((a, b) => a - b));
 }
 
 function median(sorted: number[]): number {
@@ -352,29 +355,34 @@ function median(sorted: number[]): number {
   return sorted.length % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
 }
 
-async function runCase(addon: NativeAddon, device: 'cpu' | 'cuda', c: Case, minTime: number, flush?: () => void): Promise<KernelResult> {
-  const base: KernelResult = { op: c.op, pass: c.pass, device, shape: c.shape, median_ms: NaN, min_ms: NaN, reps: 0 };
+/** Runs case `c`; with `peer` (the memcpy case of the same bytes) the two are timed in turn, and the
+ *  peer's result comes back too. */
+async function runCase(addon: NativeAddon, device: 'cpu' | 'cuda', c: Case, minTime: number, flush?: () => void, peer?: Case): Promise<KernelResult[]> {
+  const cs = peer ? [c, peer] : [c];
+  const bases: KernelResult[] = cs.map((k) => ({ op: k.op, pass: k.pass, device, shape: k.shape, median_ms: NaN, min_ms: NaN, reps: 0 }));
   const dtype: DType = c.shape.dtype === 'bf16' ? 'bf16' : 'f32';
-  if (!addon.supports(backendOf(device), c.op, dtype)) return { ...base, error: `${backendOf(device)} backend does not support ${c.op} ${dtype}` };
+  if (!addon.supports(backendOf(device), c.op, dtype)) return [{ ...bases[0], error: `${backendOf(device)} backend does not support ${c.op} ${dtype}` }];
   const t = new Tensors(addon, device);
   try {
-    const fn = c.setup(t);
+    const fns = cs.map((k) => k.setup(t));
     // Memory-bound ops on CUDA would otherwise read from a warm L2 (50 MB on an H100).
-    const times = await timeRuns(addon, device, fn, minTime, c.bytes !== undefined ? flush : undefined);
-    const med = median(times);
-    const r: KernelResult = { ...base, median_ms: med, min_ms: times[0], reps: times.length };
-    if (device === 'cuda' && c.op === 'matmul') r.path = (addon as unknown as { cudaMatmulPath?: () => string }).cudaMatmulPath?.();
-    if (c.flops !== undefined) {
-      r.flops = c.flops;
-      r.gflops = c.flops / (med * 1e6);
-    }
-    if (c.bytes !== undefined) {
-      r.bytes = c.bytes;
-      r.gbps = c.bytes / (med * 1e6);
-    }
-    return r;
+    const times = await timeRuns(addon, device, fns, minTime, c.bytes !== undefined ? flush : undefined);
+    return cs.map((k, i) => {
+      const med = median(times[i]);
+      const r: KernelResult = { ...bases[i], median_ms: med, min_ms: times[i][0], reps: times[i].length };
+      if (device === 'cuda' && k.op === 'matmul') r.path = (addon as unknown as { cudaMatmulPath?: () => string }).cudaMatmulPath?.();
+      if (k.flops !== undefined) {
+        r.flops = k.flops;
+        r.gflops = k.flops / (med * 1e6);
+      }
+      if (k.bytes !== undefined) {
+        r.bytes = k.bytes;
+        r.gbps = k.bytes / (med * 1e6);
+      }
+      return r;
+    });
   } catch (e) {
-    return { ...base, error: (e as Error).message };
+    return [{ ...bases[0], error: (e as Error).message }];
   } finally {
     t.disposeAll();
   }
@@ -583,27 +591,24 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
     if (cases.some((c) => c.op === 'matmul')) peer = await PeerServer.start(opts.python, Number(machine.threads), minTime, log);
   }
 
-  const copyCache = new Map<number, KernelResult>();
+  const copySizes = new Set<number>();
   for (const c of cases) {
     const tty = !opts.json && process.stderr.isTTY;
     if (tty) process.stderr.write(`  ${c.op} ${c.pass} ${fmtShape(c.shape)} ...\r`);
     // OpenBLAS's threads busy-wait for a while after each call (THREAD_TIMEOUT, ~2^28 cycles): timed right
     // after the peer, our small GEMMs shared the cores with them (medians halved, minima unchanged)
     if (peer && c.op === 'matmul') await new Promise((r) => setTimeout(r, 250));
-    const r = await runCase(addon, device, c, minTime, flush);
-    if (r.gbps !== undefined && r.bytes !== undefined) {
-      // The memcpy peer: a native f32 copy moving the same bytes (half read, half written).
-      const n = Math.max(1, Math.round(r.bytes / 8));
-      let cp = copyCache.get(n);
-      if (!cp) {
-        cp = await runCase(addon, device, copyCase(n), minTime, flush);
-        copyCache.set(n, cp);
-        results.push(cp);
-      }
-      if (cp.gbps !== undefined) {
-        r.memcpy_gbps = cp.gbps;
-        r.vs_memcpy = r.gbps / cp.gbps;
-      }
+    // The memcpy peer of a memory-bound op: a native f32 copy moving the same bytes (half read, half
+    // written), timed in turn with the op. Its row is listed once per size.
+    const copyN = c.bytes !== undefined ? Math.max(1, Math.round(c.bytes / 8)) : 0;
+    const [r, cp] = await runCase(addon, device, c, minTime, flush, c.bytes !== undefined ? copyCase(copyN) : undefined);
+    if (cp && !copySizes.has(copyN)) {
+      copySizes.add(copyN);
+      results.push(cp);
+    }
+    if (cp && r.gbps !== undefined && cp.gbps !== undefined) {
+      r.memcpy_gbps = cp.gbps;
+      r.vs_memcpy = r.gbps / cp.gbps;
     }
     if (peer && r.op === 'matmul' && !r.error && r.shape.epilogue === undefined) {
       const sh = r.shape;
