@@ -283,11 +283,18 @@ LB_AVX512 void backward_rows_avx512(const LayernormParams& p, float* stats, int6
       row_sums(xr, gr, p.gamma, j + 16, 0xffff, vmean, a1, q1);
     }
     for (; j < C; j += 16) row_sums(xr, gr, p.gamma, j, tail_mask(C - j), vmean, a0, q0);
-    float* st = stats + 4 * (r - r0);  // mean, rstd, mean of dxhat, mean of dxhat * xhat
+    // dx = rstd (dxhat - m1 - xhat m2), m1 = mean of dxhat, m2 = mean of dxhat * xhat. kFull rows take
+    // it in pass 2 as (dout rstd) gamma - k1 - k2 (x - mean), k1 = rstd m1, k2 = rstd^2 m2: one FMA-pipe
+    // op fewer per value (1.1x at 4096 x 256). The other form keeps dxhat - m1 exact where it cancels
+    // (a 1-column row's dx is exactly 0).
+    const float rstd = p.rstd[r];
+    const float m1 = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) / (float)C;
+    const float m2 = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) * rstd / (float)C;
+    float* st = stats + 4 * (r - r0);  // mean, rstd, then k1, k2 (kFull) or m1, m2
     st[0] = p.mean[r];
-    st[1] = p.rstd[r];
-    st[2] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) / (float)C;
-    st[3] = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) * p.rstd[r] / (float)C;
+    st[1] = rstd;
+    st[2] = kFull ? rstd * m1 : m1;
+    st[3] = kFull ? rstd * rstd * m2 : m2;
   }
   for (int j0 = 0; j0 < C; j0 += 64) {
     __mmask16 m[4];
@@ -301,15 +308,22 @@ LB_AVX512 void backward_rows_avx512(const LayernormParams& p, float* stats, int6
     for (int64_t r = r0; r < r1; r++) {
       const float* st = stats + 4 * (r - r0);
       const __m512 vmean = _mm512_set1_ps(st[0]), vr = _mm512_set1_ps(st[1]);
-      const __m512 m1 = _mm512_set1_ps(st[2]), m2 = _mm512_set1_ps(st[3]);
+      const __m512 c1 = _mm512_set1_ps(st[2]), c2 = _mm512_set1_ps(st[3]);
       for (int k = 0; k < 4; k++) {
         const int64_t o = r * C + j0 + 16 * k;
-        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(load16(x + o, m[k]), vmean), vr);
+        const __m512 d = _mm512_sub_ps(load16(x + o, m[k]), vmean);
         const __m512 g = load16(dout + o, m[k]);
-        sg[k] = _mm512_fmadd_ps(g, xh, sg[k]);
         sb[k] = _mm512_add_ps(sb[k], g);
-        const __m512 v = _mm512_fnmadd_ps(xh, m2, _mm512_sub_ps(_mm512_mul_ps(g, gam[k]), m1));
-        store16(dx + o, m[k], _mm512_mul_ps(vr, v));
+        if constexpr (kFull) {  // c1, c2 = k1, k2
+          const __m512 gr = _mm512_mul_ps(g, vr);
+          sg[k] = _mm512_fmadd_ps(gr, d, sg[k]);  // dgamma += dout * xhat
+          store16(dx + o, m[k], _mm512_fnmadd_ps(c2, d, _mm512_fmsub_ps(gr, gam[k], c1)));
+        } else {  // c1, c2 = m1, m2
+          const __m512 xh = _mm512_mul_ps(d, vr);
+          sg[k] = _mm512_fmadd_ps(g, xh, sg[k]);
+          const __m512 v = _mm512_fnmadd_ps(xh, c2, _mm512_sub_ps(_mm512_mul_ps(g, gam[k]), c1));
+          store16(dx + o, m[k], _mm512_mul_ps(vr, v));
+        }
       }
     }
     for (int k = 0; k < 4; k++) {
