@@ -250,10 +250,6 @@ LB_AVX512 void forward_rows_regs_avx512(const LayernormParams& p, int64_t begin,
   }
 }
 
-// Backward over the rows [r0, r1) of one chunk, or of a part of one (kFull: C is a multiple of 64): dx (=) and the chunk's dgamma,
-// dbeta partials dg, db (C): = for the chunk's first part, += (`more`) for the next ones, in row order
-// either way. Pass 1 (row by row) sums dxhat and dxhat * xhat per row; pass 2 (64 columns at a time,
-// rows in order, the rows still in L1 or L2) accumulates dg, db in registers and writes dx.
 // s1 += dxhat, s2 += dxhat * (x - mean): rstd is applied to the row's sum instead (one multiply per row
 // rather than per value; the FMA pipes bound this kernel once the rows are in L1)
 template <class T>
@@ -265,6 +261,11 @@ LB_AVX512 inline void row_sums(const T* xr, const T* gr, const float* gamma, int
   s2 = _mm512_fmadd_ps(dxh, d, s2);
 }
 
+// Backward over the rows [r0, r1) of one chunk, or of a part of one (kFull: C is a multiple of 64):
+// dx (=) and the chunk's dgamma, dbeta partials dg, db (C): = for the chunk's first part, += (`more`)
+// for the next ones, in row order either way. Pass 1 (row by row) sums dxhat and dxhat * (x - mean)
+// per row; pass 2 (64 columns at a time, rows in order, the rows still in L1 or L2) accumulates dg, db
+// in registers and writes dx.
 template <class T, bool kFull>
 LB_AVX512 void backward_rows_avx512(const LayernormParams& p, float* stats, int64_t r0, int64_t r1, float* dg, float* db, bool more) {
   const int C = p.cols;
@@ -374,10 +375,12 @@ void backward_avx512(const LayernormParams& p) {
     for (int64_t ch = begin; ch < end; ch++) {
       float* dg = partial + ch * 2 * C;
       const int64_t r0 = ch * kRowChunk, r1 = std::min<int64_t>(p.rows, r0 + kRowChunk);
-      for (int64_t s0 = r0; s0 < r1; s0 += part)
+      for (int64_t s0 = r0; s0 < r1; s0 += part) {
+        const int64_t s1 = std::min<int64_t>(r1, s0 + part);
         // rows of whole 64-column strips: constant masks (the masked form was 1.06-1.2x slower at 256)
-        if (C % 64 == 0) backward_rows_avx512<T, true>(p, stats, s0, std::min<int64_t>(r1, s0 + part), dg, dg + C, s0 != r0);
-        else backward_rows_avx512<T, false>(p, stats, s0, std::min<int64_t>(r1, s0 + part), dg, dg + C, s0 != r0);
+        if (C % 64 == 0) backward_rows_avx512<T, true>(p, stats, s0, s1, dg, dg + C, s0 != r0);
+        else backward_rows_avx512<T, false>(p, stats, s0, s1, dg, dg + C, s0 != r0);
+      }
     }
   });
   parallel_for(C, 256, [&](int64_t c0, int64_t c1) { reduce_chunks_avx512(partial, nchunks, C, c0, c1, p.dgamma, p.dbeta); });
