@@ -209,6 +209,21 @@ function memoryCases(quick: boolean, configs: Config[] = quick ? [MINI] : [MINI,
         },
       });
     }
+    // the residual stream's gradient sums (BertModel's backward): out = a + b into its own array, and
+    // over a. Also the simplest op with the layernorm backward's streams (two read, one written), so its
+    // vs_memcpy is what an op of that shape reaches with no arithmetic, in the same run.
+    for (const inPlace of [false, true]) {
+      cases.push({
+        op: 'axpby', pass: 'forward', shape: { n, ...(inPlace ? { in_place: true } : {}), config: c.name },
+        bytes: F * 3 * n, // a, b -> out
+        setup: (t) => {
+          const a = t.f32([n]);
+          // in place, a grows by b each run: a few hundred runs stay far from overflow
+          const args = { a, b: t.f32([n]), out: inPlace ? a : t.f32([n], 'zero'), alpha: 1, beta: 1 };
+          return () => t.addon.run('axpby', 'forward', backendOf(t.device), args);
+        },
+      });
+    }
     const ng = tokens * c.inter;
     cases.push({
       op: 'gelu', pass: 'forward', shape: { n: ng, config: c.name }, bytes: F * 2 * ng,
@@ -644,7 +659,7 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
       summary.gemm_vs_openblas_best_runs_worst = Math.min(...best);
     }
   }
-  for (const op of ['layernorm', 'gelu', 'softmax_xent', 'adamw', 'bias_backward']) {
+  for (const op of ['layernorm', 'gelu', 'softmax_xent', 'axpby', 'adamw', 'bias_backward']) {
     const rs = results.filter((r) => r.op === op && r.vs_memcpy !== undefined).map((r) => r.vs_memcpy as number);
     if (rs.length) summary[`${op}_vs_memcpy_min`] = Math.min(...rs);
   }
