@@ -501,14 +501,23 @@ void matmul_forward_cpu(const MatmulParams& p) {
 // an N-float stride: a new page per row.)
 namespace {
 constexpr int64_t kBiasRows = 256;
-// acc[j] = sum over rows [m0, m1) of d[m, j] (j < N, row stride ld), in row order; four rows per pass over
-// acc. T: float or bf16 bits (widened exactly to f32, then to fp64).
+// acc[j] = sum over rows [m0, m1) of d[m, j] (j < N, row stride ld), in row order; eight rows per pass over
+// acc (then four, then one): acc's loads and stores cost less per row than with four per pass, 1.1x at
+// 4096 x 1024 and 1.25x at 4096 x 3072 and 640 x 30522 with two threads, and the adds keep their order,
+// so the bits do not change. T: float or bf16 bits (widened exactly to f32, then to fp64).
 LB_ALWAYS_INLINE double widen(float v) { return (double)v; }
 LB_ALWAYS_INLINE double widen(uint16_t v) { return (double)lb_bf16_to_f32(v); }
 template <class T>
 LB_ALWAYS_INLINE void column_sums_body(const T* d, int64_t N, int64_t ld, int64_t m0, int64_t m1, double* __restrict acc) {
   for (int64_t j = 0; j < N; j++) acc[j] = 0.0;
   int64_t m = m0;
+  for (; m + 8 <= m1; m += 8) {
+    const T* __restrict r0 = d + m * ld;
+    for (int64_t j = 0; j < N; j++) {
+      const double s4 = (((acc[j] + widen(r0[j])) + widen(r0[j + ld])) + widen(r0[j + 2 * ld])) + widen(r0[j + 3 * ld]);
+      acc[j] = (((s4 + widen(r0[j + 4 * ld])) + widen(r0[j + 5 * ld])) + widen(r0[j + 6 * ld])) + widen(r0[j + 7 * ld]);
+    }
+  }
   for (; m + 4 <= m1; m += 4) {
     const T* __restrict r0 = d + m * ld;
     const T* __restrict r1 = r0 + ld;
