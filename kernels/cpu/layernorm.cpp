@@ -271,7 +271,8 @@ LB_AVX512 inline void row_sums(const T* xr, const T* gr, __m512 gam, int j, __mm
 // once per value (GCC otherwise folds it into two instructions as two loads): 83 -> 75 cycles per row
 // at C = 256 from L1. Pass 2 also prefetches the next part's rows a strip at a time, so they arrive
 // while this part computes instead of pass 1 waiting for them (prefetching them in pass 1 was 0.94x).
-// All three: 1.07-1.09x at 4096 x 256 with two threads (same-process A/B, 5 of 5 runs); same bits.
+// All three: 1.05-1.11x at 4096 x 256 with two threads (same-process A/B, two sets of 5 runs), 1.07x
+// in bench kernels with the old and new addon alternated 10 times; same bits.
 template <class T, bool kFull, int NV = 0>
 LB_AVX512 void backward_rows_avx512(const LayernormParams& p, float* stats, int64_t r0, int64_t r1, float* dg, float* db, bool more) {
   static_assert(NV == 0 || (kFull && NV % 4 == 0 && NV <= 16), "NV: whole 64-column strips, at most 256 columns");
