@@ -234,6 +234,17 @@ inline T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// The same, starting on a cache line (64 bytes), for scratch that vector code loads and stores: a
+// 64-byte access at a vector's own 16-byte alignment splits two lines. The contents are not kept when
+// it grows (the start may move within the first line).
+template <class T>
+inline T* grow_aligned(std::vector<T>& v, size_t n) {
+  static_assert(64 % sizeof(T) == 0, "grow_aligned: the element size must divide 64");
+  constexpr size_t pad = 64 / sizeof(T);
+  if (v.size() < n + pad) v.resize(n + pad);
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~(uintptr_t)63);
+}
+
 [[noreturn]] inline void index_error(const char* op, const char* what, int64_t pos, int64_t value, int64_t hi) {
   throw std::out_of_range(std::string(op) + ": " + what + "[" + std::to_string(pos) + "] = " + std::to_string(value) +
                           " is outside [0, " + std::to_string(hi) + ")");
