@@ -32,18 +32,17 @@ struct Call {
     throw Napi::RangeError::New(env, fn + ": argument '" + arg + "': " + msg);
   }
 
-  bool has(const char* name) const {
-    if (!args.Has(name)) return false;
-    Napi::Value v = args.Get(name);
-    return !v.IsUndefined() && !v.IsNull();
-  }
+  // One property read per argument (Has then Get was three: a layernorm backward's 10 arguments cost
+  // 2.8 us per call, a copy's 2 cost 0.9). Absent, undefined and null all mean "not given".
+  static bool given(const Napi::Value& v) { return !v.IsUndefined() && !v.IsNull(); }
+  bool has(const char* name) const { return given(args.Get(name)); }
 
   Tensor* tensor(const char* name, bool required = true) const {
-    if (!has(name)) {
+    Napi::Value v = args.Get(name);
+    if (!given(v)) {
       if (required) type_error(name, "a tensor is required");
       return nullptr;
     }
-    Napi::Value v = args.Get(name);
     if (v.IsObject() && !v.IsArray()) v = v.As<Napi::Object>().Get("id");
     if (!v.IsNumber()) type_error(name, "expected a tensor handle or tensor id");
     const double d = v.As<Napi::Number>().DoubleValue();
@@ -57,11 +56,11 @@ struct Call {
   }
 
   int64_t integer(const char* name, int64_t lo, int64_t hi, bool required = true, int64_t dflt = 0) const {
-    if (!has(name)) {
+    Napi::Value v = args.Get(name);
+    if (!given(v)) {
       if (required) type_error(name, "an integer is required");
       return dflt;
     }
-    Napi::Value v = args.Get(name);
     if (!v.IsNumber()) type_error(name, "expected an integer");
     const double d = v.As<Napi::Number>().DoubleValue();
     if (!std::isfinite(d) || std::floor(d) != d) type_error(name, "expected an integer");
@@ -71,11 +70,11 @@ struct Call {
   }
 
   float number(const char* name, double dflt, bool required = false) const {
-    if (!has(name)) {
+    Napi::Value v = args.Get(name);
+    if (!given(v)) {
       if (required) type_error(name, "a number is required");
       return (float)dflt;
     }
-    Napi::Value v = args.Get(name);
     if (!v.IsNumber()) type_error(name, "expected a number");
     const double d = v.As<Napi::Number>().DoubleValue();
     if (std::isnan(d)) range_error(name, "is NaN");
@@ -83,15 +82,15 @@ struct Call {
   }
 
   bool boolean(const char* name, bool dflt) const {
-    if (!has(name)) return dflt;
     Napi::Value v = args.Get(name);
+    if (!given(v)) return dflt;
     if (!v.IsBoolean()) type_error(name, "expected a boolean");
     return v.As<Napi::Boolean>().Value();
   }
 
   uint64_t u64(const char* name, uint64_t dflt) const {
-    if (!has(name)) return dflt;
     Napi::Value v = args.Get(name);
+    if (!given(v)) return dflt;
     if (v.IsBigInt()) {
       bool lossless = true;
       const uint64_t u = v.As<Napi::BigInt>().Uint64Value(&lossless);
@@ -187,8 +186,7 @@ void run_matmul(const Call& c) {
   p.alpha = c.number("alpha", 1.0);
   p.beta = c.number("beta", 0.0);
   std::string epi = "none";
-  if (c.has("epilogue")) {
-    Napi::Value v = c.args.Get("epilogue");
+  if (Napi::Value v = c.args.Get("epilogue"); Call::given(v)) {
     if (!v.IsString()) c.type_error("epilogue", "expected 'none', 'bias' or 'bias_gelu'");
     epi = v.As<Napi::String>().Utf8Value();
   }
