@@ -21,6 +21,40 @@ static int32_t fill_i32_value(float value) {  // truncated toward zero; outside 
   return (int32_t)t;
 }
 
+// out and x either the same array or disjoint: then 16 at a time gives the loop's results
+inline bool same_or_disjoint(const void* out, const void* x, int64_t bytes) {
+  if (!x || out == x) return true;
+  const char *o = static_cast<const char*>(out), *c = static_cast<const char*>(x);
+  return o + bytes <= c || c + bytes <= o;
+}
+
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+// The loops below with explicit vectors: the addon is built for baseline x86-64, where GCC vectorises
+// them 4 wide and their speed moved with code placement (axpby in place at bert-mini took 1.4x the time
+// after an unrelated change elsewhere in the addon). alpha a + beta b as two multiplies and an add, not
+// an FMA: the same bits as the loop.
+template <class T>
+LB_AVX512 void axpby_avx512(const T* a, const T* b, T* out, float alpha, float beta, int64_t s, int64_t e) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int64_t i = s; i < e; i += 16) {
+    const __mmask16 m = cpu::tail_mask(e - i);
+    __m512 v = _mm512_mul_ps(va, cpu::load16(a + i, m));
+    if (b) v = _mm512_add_ps(v, _mm512_mul_ps(vb, cpu::load16(b + i, m)));
+    cpu::store16(out + i, m, v);
+  }
+}
+template <class T>
+LB_AVX512 void scale_avx512(T* x, float s, int64_t b, int64_t e) {
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t i = b; i < e; i += 16) {
+    const __mmask16 m = cpu::tail_mask(e - i);
+    cpu::store16(x + i, m, _mm512_mul_ps(cpu::load16(x + i, m), vs));
+  }
+}
+LB_AVX512_END
+#endif
+
 }  // namespace
 
 void axpby_forward_cpu(const AxpbyParams& p) {
@@ -31,6 +65,11 @@ void axpby_forward_cpu(const AxpbyParams& p) {
     const T* b = static_cast<const T*>(p.b);
     T* out = static_cast<T*>(p.out);
     const float alpha = p.alpha, beta = p.beta;
+#if LB_X86_SIMD
+    const int64_t bytes = p.n * (int64_t)sizeof(T);
+    if (cpu::has_avx512() && same_or_disjoint(out, a, bytes) && same_or_disjoint(out, b, bytes))
+      return parallel_for(p.n, kGrain, [&](int64_t s, int64_t e) { axpby_avx512<T>(a, b, out, alpha, beta, s, e); });
+#endif
     parallel_for(p.n, kGrain, [&](int64_t s, int64_t e) {
       if (b)
         for (int64_t i = s; i < e; i++) out[i] = cpu::from_f32<T>(alpha * cpu::to_f32(a[i]) + beta * cpu::to_f32(b[i]));
@@ -46,6 +85,9 @@ void scale_forward_cpu(const ScaleParams& p) {
     using T = decltype(tag);
     T* x = static_cast<T*>(p.x);
     const float s = p.s;
+#if LB_X86_SIMD
+    if (cpu::has_avx512()) return parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { scale_avx512<T>(x, s, b, e); });
+#endif
     parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; i++) x[i] = cpu::from_f32<T>(cpu::to_f32(x[i]) * s);
     });
