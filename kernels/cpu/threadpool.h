@@ -1,5 +1,6 @@
 // threadpool.h: a persistent pool that uses every core. parallel_for splits [0, n) into chunks of at
-// least `grain` items, claimed dynamically; the calling thread works too. No allocation per call.
+// least `grain` items; each thread runs its own contiguous share of them first, then claims what is
+// left of the others' (see threadpool.cpp); the calling thread works too. No allocation per call.
 #pragma once
 #include <cstdint>
 #include <utility>
