@@ -3,10 +3,11 @@
 // an atomic counter), so uneven chunks still balance themselves. Owning a share means that on a
 // steady machine the same rows go to the same core in every op: an op reads what the previous one wrote
 // from that core's own L2, not from the other core's (claiming from one counter, layernorm backward
-// in place over 4096 x 256 and a copy of its bytes each took 1.1x the time). Between jobs a worker spins for a short while (kSpinNs) before it sleeps on a
-// condition variable, and the caller spins on the completion count before it sleeps: a training step
-// runs hundreds of ops back to back, each a few tens of microseconds at bert-mini sizes, and a futex
-// wake-up of a sleeping thread costs about as much as the op (OpenMP runtimes spin for the same reason).
+// in place over 4096 x 256 and a copy of its bytes each took 1.1x the time). Between jobs a worker
+// spins for a short while (kSpinNs) before it sleeps on a condition variable, and the caller spins on
+// the completion count before it sleeps: a training step runs hundreds of ops back to back, each a few
+// tens of microseconds at bert-mini sizes, and a futex wake-up of a sleeping thread costs about as much
+// as the op (OpenMP runtimes spin for the same reason).
 #include "threadpool.h"
 #include "../ops.h"
 
