@@ -35,7 +35,6 @@ struct Call {
   // One property read per argument (Has then Get was three: a layernorm backward's 10 arguments cost
   // 2.8 us per call, a copy's 2 cost 0.9). Absent, undefined and null all mean "not given".
   static bool given(const Napi::Value& v) { return !v.IsUndefined() && !v.IsNull(); }
-  bool has(const char* name) const { return given(args.Get(name)); }
 
   Tensor* tensor(const char* name, bool required = true) const {
     Napi::Value v = args.Get(name);

@@ -245,9 +245,8 @@ void impl_avx512(const SoftmaxXentParams& p) {
   parallel_for(p.N, std::max<int64_t>(1, 8192 / V), [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf;
     const int nb = (V + kBlk - 1) / kBlk;
-    float* b = cpu::grow(buf, (size_t)nb * kBlk + nb + 16);
-    float* e = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(b) + 63) & ~(uintptr_t)63);  // (nb * kBlk)
-    float* ref = e + (size_t)nb * kBlk;                                                                // (nb)
+    float* e = cpu::grow_aligned(buf, (size_t)nb * kBlk + nb);  // (nb * kBlk)
+    float* ref = e + (size_t)nb * kBlk;                          // (nb)
     for (int64_t r = begin; r < end; r++) {
       const int32_t y = p.labels[r];
       if (y == p.ignore_index) {
