@@ -37,15 +37,18 @@ LB_HD uint16_t lb_f32_to_bf16(float f) {
 LB_HD float lb_bf16_to_f32(uint16_t h) { return lb_bits_f32((uint32_t)h << 16); }
 
 // ---- GELU, erf form (BERT's "gelu"): 0.5 x (1 + erf(x / sqrt 2)); and its derivative.
-LB_HD float lb_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+// Phi(x) as erfcf(-x / sqrt 2) / 2, not (1 + erff) / 2, which cancels for x < 0 (1e-3 relative at x = -4)
+LB_HD float lb_gelu(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
 LB_HD float lb_gelu_grad(float x) {
-  const float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+  const float cdf = 0.5f * erfcf(-x * 0.70710678118654752f);
   const float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
   return cdf + x * pdf;
 }
-LB_HD double lb_gelu_d(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+// The oracle's Phi(x) is erfc(-x / sqrt 2) / 2: 1 + erf(x / sqrt 2) cancels for x < 0 and was off by
+// 2x at x = -8.4 (1 + erf near 1e-16, a few f64 ulps of 1), 4e-5 relative at x = -7.
+LB_HD double lb_gelu_d(double x) { return 0.5 * x * erfc(-x * 0.70710678118654752440); }
 LB_HD double lb_gelu_grad_d(double x) {
-  return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * 0.39894228040143267794 * exp(-0.5 * x * x);
+  return 0.5 * erfc(-x * 0.70710678118654752440) + x * 0.39894228040143267794 * exp(-0.5 * x * x);
 }
 
 // ---- Counter-based RNG: Philox4x32-10 (Salmon et al. 2011). Pure function of (seed, counter), so a
