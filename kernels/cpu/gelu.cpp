@@ -1,9 +1,9 @@
 // gelu.cpp (cpu): GELU (erf form) and tanh. GELU uses the branch-free Phi of the GEMM epilogue
 // (gemm_gelu.h: a rational-in-t factor times exp(-x^2/2), one exp shared by Phi and phi in the
 // backward): libm's scalar erff/expf made it ~1% of copy bandwidth. Computed elementwise over threaded
-// chunks; with AVX-512 (f32 and bf16) the FMA form of that math (the forward: its table form, log2 Phi
-// piecewise, see gemm_gelu.h), masked tails, so an element's result does not depend on where a chunk
-// ends. Aliasing (x == out, dout == dx) is fine: each element is read before it is written, by the
+// chunks; with AVX-512 (f32 and bf16) the FMA form of that math (the forward: a piecewise table of
+// gelu(-|x|) instead, gelu_table16 in gemm_gelu.h), masked tails, so an element's result does not
+// depend on where a chunk ends. Aliasing (x == out, dout == dx) is fine: each element is read before it is written, by the
 // same thread.
 #include <cmath>
 
@@ -54,15 +54,16 @@ LB_AVX512_BEGIN
 constexpr int kVecs = 4;  // vectors in flight per iteration
 
 // Whole groups of kVecs vectors first, with constant masks: the masked form in the main loop (a mask
-// per vector, computed from the bounds) made the forward 1.04-1.06x slower, 1.12-1.2x with the table
-// GELU of gemm_gelu.h; the rest (under 16 kVecs values) goes through the masked loop.
+// per vector, computed from the bounds) made the forward 1.04-1.06x slower, 1.12-1.2x with the log2
+// Phi table form the forward used before gelu_table16; the rest (under 16 kVecs values) goes through
+// the masked loop.
 template <class T>
 LB_AVX512 void gelu_avx512(const T* x, T* out, int64_t b, int64_t e) {
   int64_t i = b;
   for (; i + 16 * kVecs <= e; i += 16 * kVecs) {
     __m512 v[kVecs];
     for (int k = 0; k < kVecs; k++) v[k] = cpu::load16(x + i + 16 * k, (__mmask16)0xffff);
-    gemm::gelu16<kVecs>(v);
+    gemm::gelu_table16<kVecs>(v);
     for (int k = 0; k < kVecs; k++) cpu::store16(out + i + 16 * k, (__mmask16)0xffff, v[k]);
   }
   for (; i < e; i += 16 * kVecs) {
@@ -72,7 +73,7 @@ LB_AVX512 void gelu_avx512(const T* x, T* out, int64_t b, int64_t e) {
       m[k] = i + 16 * k < e ? cpu::tail_mask(e - i - 16 * k) : (__mmask16)0;
       v[k] = cpu::load16(x + i + 16 * k, m[k]);
     }
-    gemm::gelu16<kVecs>(v);
+    gemm::gelu_table16<kVecs>(v);
     for (int k = 0; k < kVecs; k++) cpu::store16(out + i + 16 * k, m[k], v[k]);
   }
 }

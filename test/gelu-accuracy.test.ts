@@ -1,0 +1,100 @@
+// The cpu GELU forward, value by value against ref (erfc in fp64, rounded to f32), over the points where
+// a piecewise form can go wrong: both edges of every interval of the AVX-512 forward's table (a = |x| =
+// (k +- 1/2) / 3 and the floats beside them), its clamp at |x| = 10.49, tiny and subnormal x (gelu(x) ~
+// x / 2, where relative accuracy needs the table's interval 0 to have no constant term), the rest of
+// [-15, 15] and NaN / +-0 / +inf. Also: a value's result does not depend on its neighbours or its
+// offset, in place or not. The bounds are the ones kernels/cpu/gemm_gelu.h states, with room for ref's
+// own f32 rounding.
+import test from 'ava';
+
+import { loadNative, type NativeAddon } from '../src/native.js';
+
+const addon: NativeAddon = loadNative();
+const avx512 = addon.info().simd === 'avx512';
+
+function gelu(backend: 'ref' | 'cpu', x: Float32Array, inPlace = false): Float32Array {
+  const xi = addon.alloc([x.length], 'f32', 'cpu');
+  const oi = inPlace ? xi : addon.alloc([x.length], 'f32', 'cpu');
+  try {
+    addon.setData(xi, x);
+    addon.run('gelu', 'forward', backend, { x: xi, out: oi });
+    return addon.toArray(oi) as Float32Array;
+  } finally {
+    addon.dispose(xi);
+    if (!inPlace) addon.dispose(oi);
+  }
+}
+
+function nextUp(v: number, steps: number): number {
+  const f = new Float32Array([v]);
+  const u = new Int32Array(f.buffer);
+  // float bits are ordered like sign-magnitude integers
+  for (let s = 0; s < Math.abs(steps); s++) u[0] += (v >= 0) === steps > 0 ? 1 : -1;
+  return f[0]!;
+}
+
+function probePoints(): Float32Array {
+  const xs: number[] = [];
+  // both signs: the table is of |x|
+  for (let k = 0; k <= 32; k++)
+    for (const edge of [(k - 0.5) / 3, k / 3, -(k - 0.5) / 3, -k / 3, 10.49, -10.49])
+      for (let s = -3; s <= 3; s++) xs.push(nextUp(Math.fround(edge), s));
+  for (let e = 1; e <= 149; e++) xs.push(2 ** -e, -(2 ** -e), 1.5 * 2 ** -e, -1.5 * 2 ** -e);
+  let seed = 7;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  for (let i = 0; i < 20000; i++) xs.push(30 * (rnd() - 0.5));
+  for (let i = 0; i < 20000; i++) xs.push(11 * (rnd() - 0.5));
+  return Float32Array.from(xs.filter((v) => v !== 0 && Math.abs(v) >= 1e-38));
+}
+
+test('gelu forward (cpu): relative error against ref at every interval edge, near 0 and over [-15, 15]', (t) => {
+  const x = probePoints();
+  const ref = gelu('ref', x);
+  const got = gelu('cpu', x);
+  // the documented bounds: [lowest x of the band, bound]; a band holds x >= its lowest and below the
+  // band before it (AVX-512: gelu_table16; without it the scalar rational-in-t form of the epilogue)
+  const bands: [number, number][] = avx512
+    ? [[-4, 3e-7], [-5.5, 8e-7], [-6.5, 4e-6], [-8, 1.7e-5], [-10.49, 1.2e-4]]
+    : [[-2, 7.2e-7], [-6, 2.2e-6], [-13, 7.5e-6]];
+  const worst = bands.map(() => 0);
+  let worstAbs = 0, past = 0;  // logged: about an f32 ulp of the largest gelu(x); x below the last band
+  for (let i = 0; i < x.length; i++) {
+    const xi = x[i]!, r = ref[i]!, g = got[i]!;
+    worstAbs = Math.max(worstAbs, Math.abs(g - r));
+    if (xi > 2 && !avx512) continue;  // the scalar form's bounds are stated for |x| <= 2 .. 13
+    const b = bands.findIndex(([lo]) => xi >= lo);
+    if (b < 0) {
+      // below the table's clamp gelu is 0 (AVX-512), |gelu| < 1.5e-23 there
+      if (avx512) t.true(g === 0 && Math.abs(r) < 1.5e-23, `x = ${xi}: ${g}, ref ${r}`);
+      past++;
+      continue;
+    }
+    if (r === 0) continue;
+    worst[b] = Math.max(worst[b]!, Math.abs(g - r) / Math.abs(r));
+  }
+  t.log(`${x.length} values (${avx512 ? 'AVX-512' : 'no AVX-512'}): ` + bands.map(([lo], i) => `x>=${lo}: ${worst[i]!.toExponential(2)}`).join(', ') + `; ${past} below; max abs ${worstAbs.toExponential(2)}`);
+  bands.forEach(([lo, bound], i) => t.true(worst[i]! <= bound, `x >= ${lo}: relative error ${worst[i]} > ${bound}`));
+});
+
+test('gelu forward (cpu): NaN stays NaN, +inf gives +inf, +-0 and -inf give 0', (t) => {
+  const got = gelu('cpu', Float32Array.from([NaN, Infinity, 0, -0, -Infinity, NaN, 2]));
+  t.is(Math.abs(got[4]!), 0);
+  t.true(Number.isNaN(got[0]!) && Number.isNaN(got[5]!));
+  t.is(got[1], Infinity);
+  t.is(Math.abs(got[2]!), 0);
+  t.is(Math.abs(got[3]!), 0);
+});
+
+test("gelu forward (cpu): a value's result does not depend on its neighbours, its offset or in-place", (t) => {
+  const base = probePoints().subarray(0, 4099);
+  const alone = gelu('cpu', base);
+  // the same values spread out between wide ones (past the table's clamp and beyond 5.5), at an odd
+  // offset, run in place: the vector code must not mix lanes or depend on where a vector starts
+  const mixed = new Float32Array(2 * base.length + 5);
+  for (let i = 0; i < mixed.length; i++) mixed[i] = i % 2 ? 9.5 : -7.25;
+  for (let i = 0; i < base.length; i++) mixed[5 + 2 * i] = base[i]!;
+  const out = gelu('cpu', mixed, true);
+  let differ = 0;
+  for (let i = 0; i < base.length; i++) if (!Object.is(out[5 + 2 * i], alone[i])) differ++;
+  t.is(differ, 0);
+});
