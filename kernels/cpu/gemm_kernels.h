@@ -262,8 +262,31 @@ __attribute__((target("avx512f"))) inline void cpack_avx512(const float* src, in
   for (int k = 0; k < kc; k++) _mm512_mask_storeu_ps(dst + (int64_t)k * stride, smask, _mm512_maskz_loadu_ps(lmask, src + (int64_t)k * ld));
 }
 
-__attribute__((target("avx512f"))) inline void epi_avx512(float* c, int64_t ldc, float* pre, int rows, int cols) {
-  epilogue_body(c, ldc, pre, rows, cols);
+// The elementwise forward's gelu_table16 (gemm_gelu.h): about half the operations of gelu_fast, and the
+// same bits as the GELU op, so the backward's GELU of the kept pre-activation is what the forward used.
+__attribute__((target("avx512f,avx512dq,fma"))) inline void epi_avx512(float* c, int64_t ldc, float* pre, int rows, int cols) {
+  for (int i = 0; i < rows; i++) {
+    float* cr = c + i * ldc;
+    float* pr = pre ? pre + i * ldc : nullptr;
+    int j = 0;
+    for (; j + 32 <= cols; j += 32) {
+      __m512 v[2] = {_mm512_loadu_ps(cr + j), _mm512_loadu_ps(cr + j + 16)};
+      if (pr) {
+        _mm512_storeu_ps(pr + j, v[0]);
+        _mm512_storeu_ps(pr + j + 16, v[1]);
+      }
+      gelu_table16<2>(v);
+      _mm512_storeu_ps(cr + j, v[0]);
+      _mm512_storeu_ps(cr + j + 16, v[1]);
+    }
+    for (; j < cols; j += 16) {
+      const __mmask16 m = cols - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - j)) - 1u);
+      __m512 v[1] = {_mm512_maskz_loadu_ps(m, cr + j)};
+      if (pr) _mm512_mask_storeu_ps(pr + j, m, v[0]);
+      gelu_table16<1>(v);
+      _mm512_mask_storeu_ps(cr + j, m, v[0]);
+    }
+  }
 }
 #endif
 
