@@ -3,8 +3,8 @@
 // (k +- 1/2) / 3 and the floats beside them), its clamp at |x| = 10.49, tiny and subnormal x (gelu(x) ~
 // x / 2, where relative accuracy needs the table's interval 0 to have no constant term), the rest of
 // [-15, 15] and NaN / +-0 / +inf. Also: a value's result does not depend on its neighbours or its
-// offset, in place or not. The bounds are the ones kernels/cpu/gemm_gelu.h states, with room for ref's
-// own f32 rounding.
+// offset, in place or not; with AVX-512 the GEMM epilogue's GELU is the op's, bit for bit. The bounds
+// are the ones kernels/cpu/gemm_gelu.h states, with room for ref's own f32 rounding.
 import test from 'ava';
 
 import { loadNative, type NativeAddon } from '../src/native.js';
@@ -97,4 +97,32 @@ test("gelu forward (cpu): a value's result does not depend on its neighbours, it
   let differ = 0;
   for (let i = 0; i < base.length; i++) if (!Object.is(out[5 + 2 * i], alone[i])) differ++;
   t.is(differ, 0);
+});
+
+// without AVX-512 the epilogue and the op are two separately vectorised copies of the scalar form
+(avx512 ? test : test.skip)('matmul bias_gelu epilogue (cpu, AVX-512): its GELU has the bits of the GELU op on the stored pre-activation', (t) => {
+  const M = 77, N = 131, K = 50;  // partial tiles in both directions
+  const ids: number[] = [];
+  const mk = (shape: number[], f: (i: number) => number): number => {
+    const id = addon.alloc(shape, 'f32', 'cpu');
+    ids.push(id);
+    addon.setData(id, Float32Array.from({ length: shape.reduce((p, q) => p * q) }, (_, i) => f(i)));
+    return id;
+  };
+  try {
+    const a = mk([M, K], (i) => 2 * Math.sin(i)), b = mk([N, K], (i) => Math.cos(1.3 * i)), bias = mk([N], (i) => (i % 7) - 3);
+    const c = mk([M, N], () => 0), pre = mk([M, N], () => 0), out = mk([M, N], () => 0);
+    addon.run('matmul', 'forward', 'cpu', { a, b, c, M, N, K, trans_a: false, trans_b: true, epilogue: 'bias_gelu', bias, pre_gelu: pre });
+    addon.run('gelu', 'forward', 'cpu', { x: pre, out });
+    const fused = addon.toArray(c), op = addon.toArray(out), p = addon.toArray(pre);
+    let differ = 0, wide = 0;
+    for (let i = 0; i < fused.length; i++) {
+      if (!Object.is(fused[i], op[i])) differ++;
+      if (Math.abs(p[i]!) > 5.5) wide++;
+    }
+    t.true(wide > 1000, `inputs past 5.5 in magnitude: ${wide}`);
+    t.is(differ, 0);
+  } finally {
+    for (const id of ids) addon.dispose(id);
+  }
 });
