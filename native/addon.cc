@@ -4,8 +4,10 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "../kernels/common.h"
@@ -293,6 +295,16 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setCpuIsa(name): "avx512" | "avx2" | "generic" caps the cpu backend's ISA (set_cpu_isa); returns the
+// simd level info() then reports. Between ops only (ops are synchronous on the JS thread).
+Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "setCpuIsa(name): expected a string: \"avx512\", \"avx2\" or \"generic\"");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (const char* why = set_cpu_isa(name.c_str())) throw Napi::RangeError::New(env, "setCpuIsa(\"" + name + "\"): " + why);
+  return Napi::String::New(env, cpu_simd_level());
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "setNumThreads(n): expected a number");
@@ -320,6 +332,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaTimerElapsed", Napi::Function::New(env, guarded<CudaTimerElapsed>, "cudaTimerElapsed"));
   exports.Set("cudaTimerClear", Napi::Function::New(env, guarded<CudaTimerClear>, "cudaTimerClear"));
   exports.Set("setNumThreads", Napi::Function::New(env, guarded<SetNumThreads>, "setNumThreads"));
+  exports.Set("setCpuIsa", Napi::Function::New(env, guarded<SetCpuIsa>, "setCpuIsa"));
+  // LINKBERT_CPU_ISA caps the cpu backend's ISA from the start (as setCpuIsa); a bad value fails the load
+  if (const char* isa = std::getenv("LINKBERT_CPU_ISA"); isa && *isa)
+    if (const char* why = set_cpu_isa(isa))
+      throw Napi::Error::New(env, std::string("LINKBERT_CPU_ISA=") + isa + ": " + why);
   exports.Set("run", Napi::Function::New(env, guarded<Run>, "run"));
   exports.Set("supports", Napi::Function::New(env, guarded<Supports>, "supports"));
   Napi::Object host = Napi::Object::New(env);

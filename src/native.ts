@@ -44,6 +44,8 @@ export interface NativeAddon {
   cudaTimerClear(): void;
   info(): NativeInfo;
   setNumThreads(n: number): void;
+  /** Caps the cpu backend's ISA ("avx512" = all the CPU has, the default; "avx2"; "generic"), so one machine runs the paths a smaller CPU runs; also LINKBERT_CPU_ISA at load. Returns the simd level info() then reports. */
+  setCpuIsa(name: 'avx512' | 'avx2' | 'generic'): string;
   run(op: string, pass: 'forward' | 'backward', backend: BackendName, args: Record<string, unknown>): void;
   supports(backend: BackendName, op: string, dtype: DType): boolean;
 }

@@ -190,6 +190,36 @@ export function maxAbs(a: ArrayLike<number>): number {
 // ---------------------------------------------------------------------------------------------
 // The table.
 
+/** Runs `row` on `backend` and on ref and checks every output (the rule at the top of ops.test.ts). */
+export function compare(t: import('ava').ExecutionContext, a: NativeAddon, row: OpCase, dtype: 'f32' | 'bf16', backend: BackendName): void {
+  const inputs = roundedInputs(row, dtype);
+  const ref64 = execute(a, 'ref', row, 'f32', inputs, row.check);
+  const got = execute(a, backend, row, dtype, inputs, row.check);
+  const refLow = dtype === 'bf16' ? execute(a, 'ref', row, 'bf16', inputs, row.check) : undefined;
+  for (const name of row.check) {
+    if (refLow && row.f32Only?.includes(name)) continue;
+    const want = ref64[name]!, have = got[name]!;
+    t.is(have.length, want.length, `${name}: length`);
+    if (want instanceof Int32Array) {
+      t.deepEqual(Array.from(have), Array.from(want), `${name}: integer output differs`);
+      continue;
+    }
+    const from = row.scaleFrom?.[name];
+    const scale = Math.max(maxAbs(want), from ? maxAbs(inputs[from]!) : 0);
+    const err = maxDiff(have, want);
+    if (!refLow) {
+      const tol = row.tolFor?.[name] ?? row.tol ?? 2e-6;
+      t.log(`${name}: max |err| ${err.toExponential(2)}, relative ${(err / (scale || 1)).toExponential(2)} (tol ${tol})`);
+      t.true(err <= tol * scale || err === 0, `${name}: max |${backend} - ref| = ${err} > ${tol} * ${scale}`);
+    } else {
+      const lowErr = maxDiff(refLow[name]!, want);
+      const bound = 2 * lowErr + 1e-5 * scale;
+      t.log(`${name}: bf16 max |err| ${err.toExponential(2)} vs bf16-on-ref ${lowErr.toExponential(2)} (bound ${bound.toExponential(2)})`);
+      t.true(err <= bound, `${name}: max |${backend}_bf16 - ref_fp64| = ${err} > 2 * ${lowErr} + floor`);
+    }
+  }
+}
+
 function matmulRows(r: Rng): OpCase[] {
   const rows: OpCase[] = [];
   const mk = (

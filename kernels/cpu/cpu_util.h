@@ -2,6 +2,7 @@
 // dtype dispatch to a template, grow-once scratch, and a stable counting sort for deterministic
 // scatter-style reductions.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -41,8 +42,11 @@
 namespace lb {
 namespace cpu {
 
+// The ISA cap set_cpu_isa sets: 2 = AVX-512 where the CPU has it, 1 = AVX2 + FMA at most, 0 = portable.
+inline std::atomic<int> g_isa_cap{2};
+
 #if LB_X86_SIMD
-inline bool has_avx512() {
+inline bool cpu_has_avx512() {
   static const bool yes = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
@@ -50,6 +54,8 @@ inline bool has_avx512() {
   }();
   return yes;
 }
+// the memory-bound kernels' AVX-512 paths: the CPU has it and set_cpu_isa has not capped it
+inline bool has_avx512() { return g_isa_cap.load(std::memory_order_relaxed) >= 2 && cpu_has_avx512(); }
 // lanes [0, min(left, 16)) of a 16-lane op
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u); }
 LB_AVX512_BEGIN

@@ -398,7 +398,7 @@ bool has_avx512_bf16() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
   }();
-  return yes;
+  return yes && cpu::g_isa_cap.load(std::memory_order_relaxed) >= 2;
 #else
   return false;
 #endif
@@ -544,14 +544,36 @@ template <class T>
 ColumnSumsFn<T> detect_column_sums() {
 #if LB_GEMM_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return &column_sums_avx512<T>;
-  if (__builtin_cpu_supports("avx2")) return &column_sums_avx2<T>;
+  const int cap = cpu::g_isa_cap.load(std::memory_order_relaxed);
+  if (cap >= 2 && __builtin_cpu_supports("avx512f")) return &column_sums_avx512<T>;
+  if (cap >= 1 && __builtin_cpu_supports("avx2")) return &column_sums_avx2<T>;
 #endif
   return &column_sums_generic<T>;
 }
-const ColumnSumsFn<float> g_column_sums_f32 = detect_column_sums<float>();
-const ColumnSumsFn<uint16_t> g_column_sums_bf16 = detect_column_sums<uint16_t>();
+ColumnSumsFn<float> g_column_sums_f32 = detect_column_sums<float>();
+ColumnSumsFn<uint16_t> g_column_sums_bf16 = detect_column_sums<uint16_t>();
 }  // namespace
+
+const char* set_cpu_isa(const char* name) {
+  int level;
+  if (std::strcmp(name, "avx512") == 0) level = 2;
+  else if (std::strcmp(name, "avx2") == 0) level = 1;
+  else if (std::strcmp(name, "generic") == 0) level = 0;
+  else return "unknown ISA: expected \"avx512\", \"avx2\" or \"generic\"";
+#if LB_GEMM_X86
+  __builtin_cpu_init();
+  if (level == 2 && !cpu::cpu_has_avx512()) return "this CPU lacks the AVX-512 subsets the kernels use (F, BW, VL, DQ)";
+  if (level == 1 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return "this CPU has no AVX2 + FMA";
+#else
+  if (level > 0) return "not an x86 CPU: only \"generic\"";
+#endif
+  // one op at a time: the caller sets this between ops, never while one runs
+  cpu::g_isa_cap.store(level, std::memory_order_relaxed);
+  gemm::force_kernel(name);
+  g_column_sums_f32 = detect_column_sums<float>();
+  g_column_sums_bf16 = detect_column_sums<uint16_t>();
+  return nullptr;
+}
 
 void bias_backward_cpu(const BiasBackwardParams& p) {
   if (p.dtype != DType::F32 && p.dtype != DType::BF16) throw std::runtime_error("bias_backward: cpu supports f32 and bf16");

@@ -10,6 +10,7 @@
 // as the op (OpenMP runtimes spin for the same reason).
 #include "threadpool.h"
 #include "../ops.h"
+#include "cpu_util.h"
 
 #include <algorithm>
 #include <atomic>
@@ -206,6 +207,9 @@ void cpu_set_num_threads(int n) {
 const char* cpu_simd_level() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
+  const int cap = cpu::g_isa_cap.load(std::memory_order_relaxed);  // set_cpu_isa
+  if (cap == 1) return "avx2+fma (capped by set_cpu_isa)";
+  if (cap == 0) return "sse2 (capped by set_cpu_isa)";
   // the memory-bound kernels' AVX-512 paths also need BW, VL and DQ (cpu::has_avx512); GEMM needs only F
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))

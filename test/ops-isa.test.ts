@@ -1,0 +1,49 @@
+// The op table's cpu rows again with the cpu backend capped to a smaller ISA (setCpuIsa): "avx2" (the
+// AVX2 + FMA GEMM kernel, the portable memory-bound loops) and "generic" (portable code only). On an
+// AVX-512 machine ops.test.ts runs only the AVX-512 paths, and these are what a CPU without AVX-512
+// runs. Same rule as ops.test.ts (against ref). A level the CPU lacks, or the one ops.test.ts already
+// runs, is registered as skipped with the reason. Loops the compiler cloned per ISA (target_clones)
+// still pick their clone by the CPU. Each test sets the level it needs first: the tests in a file run
+// one at a time in one process (each op call is synchronous), and other files run in other processes.
+import test from 'ava';
+
+import { loadNative, type NativeAddon } from '../src/native.js';
+import { compare, opTable } from './ops-table.js';
+
+const addon: NativeAddon = loadNative();
+const best = addon.info().simd;
+const table = opTable();
+
+for (const isa of ['avx2', 'generic'] as const) {
+  let why = '';
+  try {
+    addon.setCpuIsa(isa);
+  } catch (e) {
+    why = `skipped (this CPU: ${(e as Error).message})`;
+  }
+  if (!why && isa === 'avx2' && !best.startsWith('avx512')) why = `skipped (ops.test.ts runs it: the CPU's best is ${best})`;
+  addon.setCpuIsa(best.startsWith('avx512') ? 'avx512' : best.startsWith('avx2') ? 'avx2' : 'generic');
+  for (const row of table)
+    for (const dtype of row.dtypes) {
+      const dt = row.supportsDtype ?? dtype;
+      if (!addon.supports('cpu', row.op, dt)) continue;
+      const name = `${row.op}: ${row.name} [${dt}] cpu (isa ${isa}) vs ref`;
+      if (why) {
+        test.skip(`${name}: ${why}`, () => {});
+        continue;
+      }
+      test(name, (t) => {
+        t.log(`simd: ${addon.setCpuIsa(isa)}`);
+        compare(t, addon, row, dtype, 'cpu');
+      });
+    }
+}
+
+test('setCpuIsa: a non-string is a TypeError, an unknown name a RangeError; info().simd follows the cap', (t) => {
+  t.throws(() => addon.setCpuIsa(3 as never), { instanceOf: TypeError });
+  t.throws(() => addon.setCpuIsa('sse9' as never), { instanceOf: RangeError, message: /unknown ISA/ });
+  t.is(addon.setCpuIsa('generic'), addon.info().simd);
+  t.regex(addon.info().simd, /capped/);
+  addon.setCpuIsa(best.startsWith('avx512') ? 'avx512' : best.startsWith('avx2') ? 'avx2' : 'generic');
+  t.is(addon.info().simd, best);
+});
