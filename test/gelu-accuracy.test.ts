@@ -1,16 +1,27 @@
-// The cpu GELU forward, value by value against ref (erfc in fp64, rounded to f32), over the points where
-// a piecewise form can go wrong: both edges of every interval of the AVX-512 forward's table (a = |x| =
-// (k +- 1/2) / 3 and the floats beside them), its clamp at |x| = 10.49, tiny and subnormal x (gelu(x) ~
-// x / 2, where relative accuracy needs the table's interval 0 to have no constant term), the rest of
-// [-15, 15] and NaN / +-0 / +inf. Also: a value's result does not depend on its neighbours or its
-// offset, in place or not; with AVX-512 the GEMM epilogue's GELU is the op's, bit for bit. The bounds
-// are the ones kernels/cpu/gemm_gelu.h states, with room for ref's own f32 rounding.
+// The cpu GELU forward, value by value against ref (erfc in fp64, rounded to f32), over the points
+// where a piecewise form can go wrong: both edges of every interval of the AVX-512 forward's table
+// (a = |x| = (k +- 1/2) / 3 and the floats beside them), its clamp at |x| = 10.49, tiny and
+// subnormal x (gelu(x) ~ x / 2, where relative accuracy needs the table's interval 0 to have no
+// constant term), the rest of [-15, 15] and NaN / +-0 / +inf, at each ISA level the CPU runs
+// (setCpuIsa). Also: a value's result does not depend on its neighbours or its offset, in place or
+// not (forward and backward); with AVX-512 the GEMM epilogue's GELU is the op's, bit for bit. The
+// bounds are the ones kernels/cpu/gemm_gelu.h states, with room for ref's own f32 rounding.
 import test from 'ava';
 
 import { loadNative, type NativeAddon } from '../src/native.js';
 
 const addon: NativeAddon = loadNative();
-const avx512 = addon.info().simd === 'avx512';
+// every ISA level this CPU runs (setCpuIsa): the AVX-512 table form, and the scalar form the AVX2 and
+// portable paths vectorise; each test sets the level it needs first
+const levels = (['avx512', 'avx2'] as const).filter((isa) => {
+  try {
+    addon.setCpuIsa(isa);
+    return true;
+  } catch {
+    return false;
+  }
+});
+if (levels.length) addon.setCpuIsa(levels[0]!);
 
 function gelu(backend: 'ref' | 'cpu', x: Float32Array, inPlace = false): Float32Array {
   const xi = addon.alloc([x.length], 'f32', 'cpu');
@@ -47,7 +58,10 @@ function probePoints(): Float32Array {
   return Float32Array.from(xs.filter((v) => v !== 0 && Math.abs(v) >= 1e-38));
 }
 
-test('gelu forward (cpu): relative error against ref at every interval edge, near 0 and over [-15, 15]', (t) => {
+for (const isa of levels)
+test(`gelu forward (cpu, isa ${isa}): relative error against ref at every interval edge, near 0 and over [-15, 15]`, (t) => {
+  addon.setCpuIsa(isa);
+  const avx512 = isa === 'avx512';
   const x = probePoints();
   const ref = gelu('ref', x);
   const got = gelu('cpu', x);
@@ -76,16 +90,20 @@ test('gelu forward (cpu): relative error against ref at every interval edge, nea
   bands.forEach(([lo, bound], i) => t.true(worst[i]! <= bound, `x >= ${lo}: relative error ${worst[i]} > ${bound}`));
 });
 
-test('gelu forward (cpu): NaN stays NaN, +inf gives +inf, +-0 and -inf give 0', (t) => {
+for (const isa of levels)
+test(`gelu forward (cpu, isa ${isa}): NaN stays NaN, +inf gives +inf, +-0 gives 0, -inf gives 0 or a tiny negative`, (t) => {
+  addon.setCpuIsa(isa);
   const got = gelu('cpu', Float32Array.from([NaN, Infinity, 0, -0, -Infinity, NaN, 2]));
-  t.is(Math.abs(got[4]!), 0);
+  t.true(got[4]! <= 0 && got[4]! > -1e-30, `gelu(-inf) = ${got[4]}`);
   t.true(Number.isNaN(got[0]!) && Number.isNaN(got[5]!));
   t.is(got[1], Infinity);
   t.is(Math.abs(got[2]!), 0);
   t.is(Math.abs(got[3]!), 0);
 });
 
-test("gelu forward (cpu): a value's result does not depend on its neighbours, its offset or in-place", (t) => {
+for (const isa of levels)
+test(`gelu forward (cpu, isa ${isa}): a value's result does not depend on its neighbours, its offset or in-place`, (t) => {
+  addon.setCpuIsa(isa);
   const base = probePoints().subarray(0, 4099);
   const alone = gelu('cpu', base);
   // the same values spread out between wide ones (past the table's clamp and beyond 5.5), at an odd
@@ -99,8 +117,40 @@ test("gelu forward (cpu): a value's result does not depend on its neighbours, it
   t.is(differ, 0);
 });
 
+for (const isa of levels)
+test(`gelu backward (cpu, isa ${isa}): dx does not depend on aliasing (dx over dout, over x) or offset`, (t) => {
+  addon.setCpuIsa(isa);
+  const n = 4099;
+  const x = probePoints().subarray(0, n), g = Float32Array.from({ length: n }, (_, i) => Math.cos(i));
+  const run = (gv: Float32Array, xv: Float32Array, mode: 'own' | 'over dout' | 'over x'): Float32Array => {
+    const gi = addon.alloc([xv.length], 'f32', 'cpu'), xi = addon.alloc([xv.length], 'f32', 'cpu');
+    const di = mode === 'own' ? addon.alloc([xv.length], 'f32', 'cpu') : mode === 'over dout' ? gi : xi;
+    try {
+      addon.setData(gi, gv);
+      addon.setData(xi, xv);
+      addon.run('gelu', 'backward', 'cpu', { x: xi, dout: gi, dx: di });
+      return addon.toArray(di) as Float32Array;
+    } finally {
+      addon.dispose(gi);
+      addon.dispose(xi);
+      if (mode === 'own') addon.dispose(di);
+    }
+  };
+  const want = run(g, x, 'own');
+  const count = (got: Float32Array, at: (i: number) => number) => want.reduce((c, w, i) => c + (Object.is(got[at(i)], w) ? 0 : 1), 0);
+  t.is(count(run(g, x, 'over dout'), (i) => i), 0, 'dx over dout');
+  t.is(count(run(g, x, 'over x'), (i) => i), 0, 'dx over x');
+  const xm = new Float32Array(2 * n + 5).fill(-7.25), gm = new Float32Array(2 * n + 5).fill(1);
+  for (let i = 0; i < n; i++) {
+    xm[5 + 2 * i] = x[i]!;
+    gm[5 + 2 * i] = g[i]!;
+  }
+  t.is(count(run(gm, xm, 'own'), (i) => 5 + 2 * i), 0, 'spread out at an odd offset');
+});
+
 // without AVX-512 the epilogue and the op are two separately vectorised copies of the scalar form
-(avx512 ? test : test.skip)('matmul bias_gelu epilogue (cpu, AVX-512): its GELU has the bits of the GELU op on the stored pre-activation', (t) => {
+(levels.includes('avx512') ? test : test.skip)('matmul bias_gelu epilogue (cpu, isa avx512): its GELU has the bits of the GELU op on the stored pre-activation', (t) => {
+  addon.setCpuIsa('avx512');
   const M = 77, N = 131, K = 50;  // partial tiles in both directions
   const ids: number[] = [];
   const mk = (shape: number[], f: (i: number) => number): number => {

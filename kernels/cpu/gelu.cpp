@@ -39,6 +39,12 @@ __attribute__((target_clones("avx512f", "avx2", "default")))
 void gelu_f32(const float* __restrict x, float* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = gemm::gelu_fast(x[i]);
 }
+// In place, the same clones: the baseline-ISA lambda below has no FMA to contract into, so its bits
+// differed from these (a value's result depended on whether out was x).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void gelu_inplace_f32(float* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) x[i] = gemm::gelu_fast(x[i]);
+}
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void gelu_grad_f32(const float* __restrict g, const float* __restrict x, float* __restrict dx, int64_t n) {
   for (int64_t i = 0; i < n; i++) dx[i] = g[i] * gemm::gelu_grad_fast(x[i]);
@@ -47,6 +53,29 @@ void gelu_grad_f32(const float* __restrict g, const float* __restrict x, float* 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void gelu_grad_inplace_f32(float* __restrict gdx, const float* __restrict x, int64_t n) {
   for (int64_t i = 0; i < n; i++) gdx[i] *= gemm::gelu_grad_fast(x[i]);
+}
+// dx over x (dx == x != dout), for the same reason as gelu_inplace_f32
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void gelu_grad_over_x_f32(const float* __restrict g, float* __restrict xdx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) xdx[i] = g[i] * gemm::gelu_grad_fast(xdx[i]);
+}
+
+
+// Runs the clone on [b, e) in whole blocks of 16 values, the last partial block through a padded copy:
+// every value then takes the loop's vector body, where the compiler's remainder code rounded some
+// values 1 ulp differently (a value's result depended on where the array ended). in: the arrays read
+// (tail copied in), out: the one written (tail copied back); f(arrays..., n).
+template <int NIn, class F>
+void whole_blocks(int64_t b, int64_t e, const float* const (&in)[NIn], float* out, F f) {
+  const int64_t n16 = (e - b) & ~int64_t(15);
+  f(b, n16, nullptr);
+  if (n16 == e - b) return;
+  const int64_t t0 = b + n16, nt = e - t0;
+  float pad[NIn + 1][16] = {};
+  for (int k = 0; k < NIn; k++)
+    for (int64_t i = 0; i < nt; i++) pad[k][i] = in[k][t0 + i];
+  f(0, 16, pad);
+  for (int64_t i = 0; i < nt; i++) out[t0 + i] = pad[NIn][i];
 }
 
 #if LB_X86_SIMD
@@ -114,10 +143,17 @@ void gelu_forward_cpu(const ActivationParams& p) {
       parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_avx512<T>(x, out, b, e); });
     });
 #endif
-  if (p.dtype == DType::F32 && p.x != p.out) {
+  if (p.dtype == DType::F32) {
     const float* x = static_cast<const float*>(p.x);
     float* out = static_cast<float*>(p.out);
-    parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_f32(x + b, out + b, e - b); });
+    parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) {
+      const float* const in[1] = {x};
+      whole_blocks<1>(b, e, in, out, [&](int64_t o, int64_t n, float (*pad)[16]) {
+        if (pad) gelu_f32(pad[0], pad[1], n);
+        else if (p.x == p.out) gelu_inplace_f32(out + o, n);
+        else gelu_f32(x + o, out + o, n);
+      });
+    });
     return;
   }
   cpu::with_dtype(p.dtype, [&](auto tag) { unary<decltype(tag)>(p.x, p.out, p.n, [](float x) { return gemm::gelu_fast(x); }); });
@@ -134,12 +170,19 @@ void gelu_backward_cpu(const ActivationParams& p) {
       parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_grad_avx512<T>(g, x, dx, b, e); });
     });
 #endif
-  if (p.dtype == DType::F32 && p.dx != p.x) {
+  if (p.dtype == DType::F32 && !(p.dx == p.x && p.dx == p.dout)) {
     const float* g = static_cast<const float*>(p.dout);
     const float* x = static_cast<const float*>(p.x);
     float* dx = static_cast<float*>(p.dx);
-    if (dx == g) parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_grad_inplace_f32(dx + b, x + b, e - b); });
-    else parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { gelu_grad_f32(g + b, x + b, dx + b, e - b); });
+    parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) {
+      const float* const in[2] = {g, x};
+      whole_blocks<2>(b, e, in, dx, [&](int64_t o, int64_t n, float (*pad)[16]) {
+        if (pad) gelu_grad_f32(pad[0], pad[1], pad[2], n);
+        else if (dx == x) gelu_grad_over_x_f32(g + o, dx + o, n);
+        else if (dx == g) gelu_grad_inplace_f32(dx + o, x + o, n);
+        else gelu_grad_f32(g + o, x + o, dx + o, n);
+      });
+    });
     return;
   }
   cpu::with_dtype(p.dtype, [&](auto tag) {
