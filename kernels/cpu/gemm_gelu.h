@@ -19,12 +19,13 @@
 // table (kGeluQ, scripts/fit_gelu_table.py). No exp, no division, no branch: 14 vector operations
 // and 7 permutes per 16 values, where the earlier form (log2 Phi from a 16-entry table, then 2^q)
 // took 20 and 6. The same cost for any input, which matters: in the demo's trained model 22% of
-// GELU inputs are below -5.5 (min -17.6), so a fast path for small |x| with a fallback would rarely
-// run. u is formed by an FMA, exactly, so the rounding of 3a costs nothing; interval 0 has no
-// constant term, so gelu(x) ~ x/2 keeps its relative accuracy near 0. Relative error against fp64:
-// 1.5e-7 for x >= -4 (any x > 0), 6.8e-7 down to -5.5, 3.7e-6 to -6.5, 1.6e-5 to -8 and 1.1e-4 at
-// -10.49, where |gelu| < 1.5e-23; below -10.49 the result is 0 (the scalar form above keeps
-// relative accuracy there: the GEMM epilogue and CPUs without AVX-512).
+// GELU inputs are below -5.5 (min -17.6), so a form fast only for small |x|, with a fallback for
+// the rest, would take the fallback in 88% of 16-value vectors. u is formed by an FMA, exactly, so
+// the rounding of 3a costs nothing; interval 0 has no constant term, so gelu(x) ~ x/2 keeps its
+// relative accuracy near 0. Relative error against fp64: 1.5e-7 for x >= -4 (any x > 0), 6.8e-7
+// down to -5.5, 3.7e-6 to -6.5, 1.6e-5 to -8 and 1.1e-4 at -10.49, where |gelu| < 1.5e-23; below
+// -10.49 the result is 0 (the scalar form above, which CPUs without AVX-512 run, keeps relative
+// accuracy there).
 #pragma once
 #include <cstdint>
 #include <cstring>
