@@ -2,7 +2,8 @@
 // reductions: attention backward, layernorm backward, embedding backward, scatter_add_rows, grad_norm,
 // dropout) is run twice on the same inputs and every tensor it touches must come back with identical
 // bits. The kernels fix their reduction order independently of the thread pool, so the same holds
-// with one thread versus the full pool (checked for every op; the GEMM's split-K row is among them).
+// with one thread versus the full pool (checked for every op; the GEMM's split-K row is among them),
+// at every ISA level the CPU runs.
 import test from 'ava';
 
 import { loadNative } from '../src/native.js';
@@ -41,11 +42,25 @@ function firstMismatch(x: Result, y: Result): string | undefined {
 const threads = Math.max(2, addon.info().threads);
 addon.setNumThreads(threads);
 
+// and at each smaller ISA level the CPU runs (setCpuIsa: what a CPU without AVX-512 runs); each test
+// sets its level
+const levels = (['avx512', 'avx2', 'generic'] as const).filter((isa) => {
+  try {
+    addon.setCpuIsa(isa);
+    return true;
+  } catch {
+    return false;
+  }
+});
+if (levels.length) addon.setCpuIsa(levels[0]!);
+
+for (const isa of levels.length ? levels : [undefined])
 for (const row of rows())
   for (const dtype of row.dtypes) {
     const dt = row.supportsDtype ?? dtype;
     if (!addon.supports('cpu', row.op, dt)) continue;
-    test.serial(`${row.op}: ${row.name} [${dt}] cpu is bit-reproducible`, (t) => {
+    test.serial(`${row.op}: ${row.name} [${dt}] cpu${isa && isa !== levels[0] ? ` (isa ${isa})` : ''} is bit-reproducible`, (t) => {
+      if (isa) addon.setCpuIsa(isa);
       const first = execute(addon, 'cpu', row, dtype);
       const second = execute(addon, 'cpu', row, dtype);
       t.is(firstMismatch(first, second), undefined, 'two runs differ');

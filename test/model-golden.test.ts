@@ -44,12 +44,27 @@ const maxAbs = (a: ArrayLike<number>): number => {
 const wantCuda = process.env.LINKBERT_TEST_DEVICE === 'cuda';
 // bf16 mixed precision (bf16 activations and matmul weights, fp32 masters and grads) is checked on ref
 // (which supports bf16 everywhere) and on cuda, with a bf16-sized tolerance; the CPU backend is fp32.
-const runs: [BackendName, 'fp32' | 'bf16'][] = wantCuda ? [['cuda', 'fp32'], ['cuda', 'bf16']] : [['ref', 'fp32'], ['cpu', 'fp32'], ['ref', 'bf16']];
+// The cpu backend also at each smaller ISA level the CPU runs (setCpuIsa: the AVX2 GEMM kernel, the
+// portable loops), so an AVX-512 machine checks what a smaller CPU computes; each cpu run sets its level.
+const cpuLevels = wantCuda ? [] : (['avx512', 'avx2', 'generic'] as const).filter((isa) => {
+  try {
+    loadNative().setCpuIsa(isa);
+    return true;
+  } catch {
+    return false;
+  }
+});
+if (cpuLevels.length) loadNative().setCpuIsa(cpuLevels[0]!);
+type Run = [BackendName, 'fp32' | 'bf16', ('avx512' | 'avx2' | 'generic')?];
+const runs: Run[] = wantCuda
+  ? [['cuda', 'fp32'], ['cuda', 'bf16']]
+  : [['ref', 'fp32'], ...cpuLevels.map((isa): Run => ['cpu', 'fp32', isa]), ['ref', 'bf16']];
 
-for (const [backend, precision] of runs) {
+for (const [backend, precision, isa] of runs) {
   const tol = precision === 'bf16' ? 5e-2 : 1e-4;
-  test(`golden: tiny LinkBERT forward, losses and every gradient match PyTorch (${backend}, ${precision})`, (t) => {
+  test(`golden: tiny LinkBERT forward, losses and every gradient match PyTorch (${backend}${isa && isa !== cpuLevels[0] ? `, isa ${isa}` : ''}, ${precision})`, (t) => {
     const native = loadNative(backend === 'cuda' ? 'cuda' : undefined);
+    if (isa) t.log(`simd: ${native.setCpuIsa(isa)}`);
     const info = native.info();
     if (backend === 'cuda' && !(info.cuda_compiled && info.cuda_devices > 0)) {
       t.fail(`LINKBERT_TEST_DEVICE=cuda but ${info.cuda_compiled ? 'no CUDA device' : 'the addon was built without CUDA'}`);
