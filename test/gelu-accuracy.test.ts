@@ -69,7 +69,7 @@ test(`gelu forward (cpu, isa ${isa}): relative error against ref at every interv
   // band before it (AVX-512: gelu_table16; without it the scalar rational-in-t form of the epilogue)
   const bands: [number, number][] = avx512
     ? [[-4, 3e-7], [-5.5, 8e-7], [-6.5, 4e-6], [-8, 1.7e-5], [-10.49, 1.2e-4]]
-    : [[-2, 7.2e-7], [-6, 2.2e-6], [-13, 7.5e-6]];
+    : [[-2, 7.2e-7], [-6, 2.2e-6], [-13, 8e-6]];
   const worst = bands.map(() => 0);
   let worstAbs = 0, past = 0;  // logged: about an f32 ulp of the largest gelu(x); x below the last band
   for (let i = 0; i < x.length; i++) {

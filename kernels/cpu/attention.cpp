@@ -78,17 +78,18 @@ inline __attribute__((always_inline)) void dot_block(const float* __restrict A, 
   for (int r = 0; r < R; r++)
     for (int jj = 0; jj < w; jj++) S[(int64_t)r * kKB + j0 + jj] = acc[r][jj];
 }
-LB_SIMD_CLONES void dot_tile(const float* __restrict A, const float* __restrict BT, int nq, int nk, int D, float* __restrict S) {
+LB_ISA_BODY void dot_tile_body(const float* __restrict A, const float* __restrict BT, int nq, int nk, int D, float* __restrict S) {
   int i = 0;
   for (; i + kR <= nq; i += kR)
     for (int j0 = 0; j0 < nk; j0 += kW) dot_block<kR>(A + (int64_t)i * D, BT, j0, std::min(kW, nk - j0), D, S + (int64_t)i * kKB);
   for (; i < nq; i++)
     for (int j0 = 0; j0 < nk; j0 += kW) dot_block<1>(A + (int64_t)i * D, BT, j0, std::min(kW, nk - j0), D, S + (int64_t)i * kKB);
 }
+LB_ISA_VARIANTS(void, dot_tile, (const float* __restrict A, const float* __restrict BT, int nq, int nk, int D, float* __restrict S), (A, BT, nq, nk, D, S))
 
 // y (D) += sum_r w[r * ws] * X[r] (n rows of D), rows in order, four per pass over y; zero weights
 // (masked or dropped) are skipped. Per element this is the same sequence of adds as n separate axpys.
-LB_SIMD_CLONES void accum_rows(float* __restrict y, const float* w, int64_t ws, const float* __restrict X, int n, int D) {
+LB_ISA_BODY void accum_rows_body(float* __restrict y, const float* w, int64_t ws, const float* __restrict X, int n, int D) {
   int r = 0;
   for (; r + 4 <= n; r += 4) {
     const float w0 = w[r * ws], w1 = w[(r + 1) * ws], w2 = w[(r + 2) * ws], w3 = w[(r + 3) * ws];
@@ -112,6 +113,7 @@ LB_SIMD_CLONES void accum_rows(float* __restrict y, const float* w, int64_t ws, 
     for (int c = 0; c < D; c++) y[c] += wr * x[c];
   }
 }
+LB_ISA_VARIANTS(void, accum_rows, (float* __restrict y, const float* w, int64_t ws, const float* __restrict X, int n, int D), (y, w, ws, X, n, D))
 
 // Y (m, D) += W X: Y[i] += sum_{r < n} W[i * wrs + r * wcs] X[r] (X (n, D)), r in order for each element.
 void accum_tile_generic(float* Y, const float* W, int64_t wrs, int64_t wcs, const float* X, int m, int n, int D) {
@@ -228,7 +230,7 @@ LB_AVX512_END
 
 
 // s[j] = exp(s[j] - shift) for j < n (masked -inf -> 0); returns their sum (8 lanes, fixed order)
-LB_SIMD_CLONES float exp_shift_sum(float* __restrict s, int n, float shift) {
+LB_ISA_BODY float exp_shift_sum_body(float* __restrict s, int n, float shift) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int j = 0;
   for (; j + 8 <= n; j += 8)
@@ -242,11 +244,13 @@ LB_SIMD_CLONES float exp_shift_sum(float* __restrict s, int n, float shift) {
   }
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
+LB_ISA_VARIANTS(float, exp_shift_sum, (float* __restrict s, int n, float shift), (s, n, shift))
 
 // f[j] *= keep(ctr0 + j) ? inv_keep : 0 for j < n: Philox over consecutive counters vectorises here
-LB_SIMD_CLONES void apply_dropout(float* __restrict f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
+LB_ISA_BODY void apply_dropout_body(float* __restrict f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
   for (int j = 0; j < n; j++) f[j] *= lb_dropout_keep(seed, ctr0 + (uint64_t)j, prob) ? inv_keep : 0.0f;
 }
+LB_ISA_VARIANTS(void, apply_dropout, (float* __restrict f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep), (f, n, seed, ctr0, prob, inv_keep))
 
 // S (nq, kKB)[:, :nk] *= scale; masked keys (mask_row[j] == 0, mask_row may be null) become -inf
 void scale_mask_rows(float* S, int nq, int nk, float scale, const int32_t* mask_row) {

@@ -13,12 +13,29 @@
 #include "../ops.h"
 #include "threadpool.h"
 
-// Hot loops get an AVX2 clone picked at load time (the addon is built for baseline x86-64). No FMA:
-// both clones perform the same IEEE mul and add per element, so the clone never changes a result.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define LB_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+// Hot loops written as plain C++ get an AVX2 variant (LB_ISA_VARIANTS; LB_ISA_VARIANTS3 adds an
+// AVX-512F one), picked per call by what the CPU has and set_cpu_isa allows (cpu::clone_level), so a
+// capped run takes the variant a smaller CPU takes (compiler target_clones would pick by the CPU
+// alone). The addon is built for baseline x86-64. No FMA: the variants perform the same IEEE mul and
+// add per element. One body, name##_body (LB_ISA_BODY, always inlined), compiled into each variant.
+#define LB_ISA_BODY inline __attribute__((always_inline))
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LB_ISA_VARIANTS(ret, name, params, args)                                                  \
+  __attribute__((target("avx2"), noinline)) ret name##_avx2 params { return name##_body args; } \
+  __attribute__((noinline)) ret name##_base params { return name##_body args; }                 \
+  ret name params { return cpu::clone_level() >= 1 ? name##_avx2 args : name##_base args; }
+#define LB_ISA_VARIANTS3(ret, name, params, args)                                                     \
+  __attribute__((target("avx512f"), noinline)) ret name##_avx512 params { return name##_body args; } \
+  __attribute__((target("avx2"), noinline)) ret name##_avx2 params { return name##_body args; }      \
+  __attribute__((noinline)) ret name##_base params { return name##_body args; }                      \
+  ret name params {                                                                                  \
+    const int level = cpu::clone_level();                                                            \
+    return level >= 2 ? name##_avx512 args : level == 1 ? name##_avx2 args : name##_base args;       \
+  }
 #else
-#define LB_SIMD_CLONES
+#define LB_ISA_VARIANTS(ret, name, params, args) \
+  ret name params { return name##_body args; }
+#define LB_ISA_VARIANTS3(ret, name, params, args) LB_ISA_VARIANTS(ret, name, params, args)
 #endif
 
 // Explicit AVX-512 paths (memory-bound kernels): compiled with target attributes, chosen at run time
@@ -56,6 +73,15 @@ inline bool cpu_has_avx512() {
 }
 // the memory-bound kernels' AVX-512 paths: the CPU has it and set_cpu_isa has not capped it
 inline bool has_avx512() { return g_isa_cap.load(std::memory_order_relaxed) >= 2 && cpu_has_avx512(); }
+// LB_ISA_VARIANTS: 2 = AVX-512F, 1 = AVX2, 0 = baseline; what the CPU has, at most the cap
+inline int clone_level() {
+  static const int hw = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+  }();
+  const int cap = g_isa_cap.load(std::memory_order_relaxed);
+  return hw < cap ? hw : cap;
+}
 // lanes [0, min(left, 16)) of a 16-lane op
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u); }
 LB_AVX512_BEGIN
@@ -192,6 +218,7 @@ LB_AVX512 inline void dropout_scale(const T* in, T* out, int64_t n, uint64_t see
 LB_AVX512_END
 #else
 inline bool has_avx512() { return false; }
+inline int clone_level() { return 0; }
 #endif
 
 using bf16 = uint16_t;  // storage type of a bf16 value

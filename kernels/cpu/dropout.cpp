@@ -8,9 +8,10 @@ namespace lb {
 namespace {
 
 // The f32 loop as its own function so it gets an AVX2 clone: Philox vectorises over consecutive counters.
-LB_SIMD_CLONES void dropout_f32(const float* in, float* out, int64_t n, float prob, uint64_t seed, uint64_t ctr0, float s) {
+LB_ISA_BODY void dropout_f32_body(const float* in, float* out, int64_t n, float prob, uint64_t seed, uint64_t ctr0, float s) {
   for (int64_t i = 0; i < n; i++) out[i] = lb_dropout_keep(seed, ctr0 + (uint64_t)i, prob) ? in[i] * s : 0.0f;
 }
+LB_ISA_VARIANTS(void, dropout_f32, (const float* in, float* out, int64_t n, float prob, uint64_t seed, uint64_t ctr0, float s), (in, out, n, prob, seed, ctr0, s))
 
 #if LB_X86_SIMD
 LB_AVX512_BEGIN

@@ -33,35 +33,34 @@ void binary(const void* av, const void* bv, void* outv, int64_t n, F f) {
   });
 }
 
-// f32 fast paths: plain loops over the polynomial GELU vectorise; cloned for AVX-512 / AVX2 + FMA and
-// picked at load time (the generic clone keeps the build portable).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void gelu_f32(const float* __restrict x, float* __restrict out, int64_t n) {
+// f32 fast paths: plain loops over the polynomial GELU vectorise; AVX-512F, AVX2 and baseline variants
+// (LB_ISA_VARIANTS3), picked per call.
+LB_ISA_BODY void gelu_f32_body(const float* __restrict x, float* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = gemm::gelu_fast(x[i]);
 }
-// In place, the same clones: the baseline-ISA lambda below has no FMA to contract into, so its bits
+LB_ISA_VARIANTS3(void, gelu_f32, (const float* __restrict x, float* __restrict out, int64_t n), (x, out, n))
+// In place, the same variants: the baseline-ISA lambda below has no FMA to contract into, so its bits
 // differed from these (a value's result depended on whether out was x).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void gelu_inplace_f32(float* __restrict x, int64_t n) {
+LB_ISA_BODY void gelu_inplace_f32_body(float* __restrict x, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] = gemm::gelu_fast(x[i]);
 }
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void gelu_grad_f32(const float* __restrict g, const float* __restrict x, float* __restrict dx, int64_t n) {
+LB_ISA_VARIANTS3(void, gelu_inplace_f32, (float* __restrict x, int64_t n), (x, n))
+LB_ISA_BODY void gelu_grad_f32_body(const float* __restrict g, const float* __restrict x, float* __restrict dx, int64_t n) {
   for (int64_t i = 0; i < n; i++) dx[i] = g[i] * gemm::gelu_grad_fast(x[i]);
 }
-// The model runs the backward in place (dx == dout): a separate clone keeps the restrict promise.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void gelu_grad_inplace_f32(float* __restrict gdx, const float* __restrict x, int64_t n) {
+LB_ISA_VARIANTS3(void, gelu_grad_f32, (const float* __restrict g, const float* __restrict x, float* __restrict dx, int64_t n), (g, x, dx, n))
+// The model runs the backward in place (dx == dout): a separate function keeps the restrict promise.
+LB_ISA_BODY void gelu_grad_inplace_f32_body(float* __restrict gdx, const float* __restrict x, int64_t n) {
   for (int64_t i = 0; i < n; i++) gdx[i] *= gemm::gelu_grad_fast(x[i]);
 }
+LB_ISA_VARIANTS3(void, gelu_grad_inplace_f32, (float* __restrict gdx, const float* __restrict x, int64_t n), (gdx, x, n))
 // dx over x (dx == x != dout), for the same reason as gelu_inplace_f32
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void gelu_grad_over_x_f32(const float* __restrict g, float* __restrict xdx, int64_t n) {
+LB_ISA_BODY void gelu_grad_over_x_f32_body(const float* __restrict g, float* __restrict xdx, int64_t n) {
   for (int64_t i = 0; i < n; i++) xdx[i] = g[i] * gemm::gelu_grad_fast(xdx[i]);
 }
+LB_ISA_VARIANTS3(void, gelu_grad_over_x_f32, (const float* __restrict g, float* __restrict xdx, int64_t n), (g, xdx, n))
 
-
-// Runs the clone on [b, e) in whole blocks of 16 values, the last partial block through a padded copy:
+// Runs f on [b, e) in whole blocks of 16 values, the last partial block through a padded copy:
 // every value then takes the loop's vector body, where the compiler's remainder code rounded some
 // values 1 ulp differently (a value's result depended on where the array ended). in: the arrays read
 // (tail copied in), out: the one written (tail copied back); f(arrays..., n).

@@ -21,7 +21,7 @@ using cpu::fast_exp;
 constexpr int kBlock = 256;
 
 // log-sum-exp of z (V) and the first index of its max
-LB_SIMD_CLONES float row_lse(const float* __restrict z, int V, int* argmax) {
+LB_ISA_BODY float row_lse_body(const float* __restrict z, int V, int* argmax) {
   float m = -std::numeric_limits<float>::infinity();
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int am = 0;
@@ -52,11 +52,13 @@ LB_SIMD_CLONES float row_lse(const float* __restrict z, int V, int* argmax) {
   const float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
   return m + std::log(sum);
 }
+LB_ISA_VARIANTS(float, row_lse, (const float* __restrict z, int V, int* argmax), (z, V, argmax))
 
 // d (V) = softmax(z) * gs, from the row's lse; d may alias z
-LB_SIMD_CLONES void row_grad(const float* z, int V, float lse, float gs, float* d) {
+LB_ISA_BODY void row_grad_body(const float* z, int V, float lse, float gs, float* d) {
   for (int j = 0; j < V; j++) d[j] = fast_exp(z[j] - lse) * gs;
 }
+LB_ISA_VARIANTS(void, row_grad, (const float* z, int V, float lse, float gs, float* d), (z, V, lse, gs, d))
 
 // an ignored row (label == ignore_index): loss 0, not correct, zero gradient
 template <class T>
