@@ -312,10 +312,10 @@ bool supports_cuda(OpId op, DType dtype);
 int cpu_num_threads();
 void cpu_set_num_threads(int n);
 const char* cpu_simd_level();  // "avx512", "avx512f (GEMM only)", "avx2+fma", "sse2", "neon", "scalar"
-// Caps the ISA of the cpu backend's hand-written paths (kernels/cpu/matmul.cpp): "avx512" (all the CPU
-// has, the default), "avx2" (the AVX2 + FMA GEMM and the portable code) or "generic" (portable code
-// only), so that one machine runs, and tests, what a smaller CPU runs. nullptr, or why not (an unknown
-// name, or the CPU lacks it). Loops cloned per ISA by the compiler still pick their clone by the CPU.
+// Caps the ISA of the cpu backend (kernels/cpu/matmul.cpp): "avx512" (all the CPU has, the default),
+// "avx2" (the AVX2 + FMA GEMM, the AVX2 variants of the plain loops, the portable code) or "generic"
+// (portable code only), so that one machine runs, and tests, what a smaller CPU runs. nullptr, or why
+// not (an unknown name, or the CPU lacks it).
 const char* set_cpu_isa(const char* name);
 
 }  // namespace lb

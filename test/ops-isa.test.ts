@@ -1,10 +1,10 @@
-// The op table's cpu rows again with the cpu backend capped to a smaller ISA (setCpuIsa): "avx2" (the
-// AVX2 + FMA GEMM kernel, the portable memory-bound loops) and "generic" (portable code only). On an
-// AVX-512 machine ops.test.ts runs only the AVX-512 paths, and these are what a CPU without AVX-512
-// runs. Same rule as ops.test.ts (against ref). A level the CPU lacks, or the one ops.test.ts already
-// runs, is registered as skipped with the reason. Loops the compiler cloned per ISA (target_clones)
-// still pick their clone by the CPU. Each test sets the level it needs first: the tests in a file run
-// one at a time in one process (each op call is synchronous), and other files run in other processes.
+// The op table's cpu rows again with the cpu backend capped to a smaller ISA (setCpuIsa): "avx2"
+// (the AVX2 + FMA GEMM kernel, the portable memory-bound loops) and "generic" (portable code only).
+// On an AVX-512 machine ops.test.ts runs only the AVX-512 paths, and these are what a CPU without
+// AVX-512 runs. Same rule as ops.test.ts (against ref). A level the CPU lacks, or the one
+// ops.test.ts already runs, is registered as skipped with the reason. Each test sets the level it
+// needs first: the tests in a file run one at a time in one process (each op call is synchronous),
+// and other files run in other processes.
 import test from 'ava';
 
 import { loadNative, type NativeAddon } from '../src/native.js';
