@@ -7,6 +7,7 @@
 import test from 'ava';
 
 import { loadNative } from '../src/native.js';
+import { cpuIsaLevels } from './helpers/cpu-isa.js';
 import { determinismTable, execute, opTable, type OpCase, type Result } from './ops-table.js';
 
 const addon = loadNative();
@@ -44,15 +45,7 @@ addon.setNumThreads(threads);
 
 // and at each smaller ISA level the CPU runs (setCpuIsa: what a CPU without AVX-512 runs); each test
 // sets its level
-const levels = (['avx512', 'avx2', 'generic'] as const).filter((isa) => {
-  try {
-    addon.setCpuIsa(isa);
-    return true;
-  } catch {
-    return false;
-  }
-});
-if (levels.length) addon.setCpuIsa(levels[0]!);
+const levels = cpuIsaLevels(addon);
 
 for (const isa of levels.length ? levels : [undefined])
 for (const row of rows())

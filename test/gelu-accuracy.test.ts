@@ -9,19 +9,12 @@
 import test from 'ava';
 
 import { loadNative, type NativeAddon } from '../src/native.js';
+import { cpuIsaLevels } from './helpers/cpu-isa.js';
 
 const addon: NativeAddon = loadNative();
 // every ISA level this CPU runs (setCpuIsa): the AVX-512 table form, and the scalar form the AVX2 and
 // portable paths vectorise; each test sets the level it needs first
-const levels = (['avx512', 'avx2'] as const).filter((isa) => {
-  try {
-    addon.setCpuIsa(isa);
-    return true;
-  } catch {
-    return false;
-  }
-});
-if (levels.length) addon.setCpuIsa(levels[0]!);
+const levels = cpuIsaLevels(addon, ['avx512', 'avx2']);
 
 function gelu(backend: 'ref' | 'cpu', x: Float32Array, inPlace = false): Float32Array {
   const xi = addon.alloc([x.length], 'f32', 'cpu');

@@ -9,6 +9,7 @@ import { toFloat32 } from '../src/model/checkpoint/tensor.js';
 import { BertModel } from '../src/model/bert.js';
 import { Ops, type BackendName } from '../src/ops.js';
 import { loadNative } from '../src/native.js';
+import { cpuIsaLevels, type CpuIsa } from './helpers/cpu-isa.js';
 
 const dir = fileURLToPath(new URL('../../test/fixtures/golden/tiny/', import.meta.url));
 const golden = readSafetensors(dir + 'golden.safetensors');
@@ -46,16 +47,8 @@ const wantCuda = process.env.LINKBERT_TEST_DEVICE === 'cuda';
 // (which supports bf16 everywhere) and on cuda, with a bf16-sized tolerance; the CPU backend is fp32.
 // The cpu backend also at each smaller ISA level the CPU runs (setCpuIsa: the AVX2 GEMM kernel, the
 // portable loops), so an AVX-512 machine checks what a smaller CPU computes; each cpu run sets its level.
-const cpuLevels = wantCuda ? [] : (['avx512', 'avx2', 'generic'] as const).filter((isa) => {
-  try {
-    loadNative().setCpuIsa(isa);
-    return true;
-  } catch {
-    return false;
-  }
-});
-if (cpuLevels.length) loadNative().setCpuIsa(cpuLevels[0]!);
-type Run = [BackendName, 'fp32' | 'bf16', ('avx512' | 'avx2' | 'generic')?];
+const cpuLevels = wantCuda ? [] : cpuIsaLevels(loadNative());
+type Run = [BackendName, 'fp32' | 'bf16', CpuIsa?];
 const runs: Run[] = wantCuda
   ? [['cuda', 'fp32'], ['cuda', 'bf16']]
   : [['ref', 'fp32'], ...cpuLevels.map((isa): Run => ['cpu', 'fp32', isa]), ['ref', 'bf16']];
