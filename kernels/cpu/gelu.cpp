@@ -3,8 +3,8 @@
 // backward): libm's scalar erff/expf made it ~1% of copy bandwidth. Computed elementwise over threaded
 // chunks; with AVX-512 (f32 and bf16) the FMA form of that math (the forward: a piecewise table of
 // gelu(-|x|) instead, gelu_table16 in gemm_gelu.h), masked tails, so an element's result does not
-// depend on where a chunk ends. Aliasing (x == out, dout == dx) is fine: each element is read before it is written, by the
-// same thread.
+// depend on where a chunk ends. Aliasing (x == out, dout == dx) is fine: each element is read before
+// it is written, by the same thread.
 #include <cmath>
 
 #include "cpu_util.h"
@@ -63,7 +63,8 @@ LB_ISA_VARIANTS3(void, gelu_grad_over_x_f32, (const float* __restrict g, float* 
 // Runs f on [b, e) in whole blocks of 16 values, the last partial block through a padded copy:
 // every value then takes the loop's vector body, where the compiler's remainder code rounded some
 // values 1 ulp differently (a value's result depended on where the array ended). in: the arrays read
-// (tail copied in), out: the one written (tail copied back); f(arrays..., n).
+// (their tail copied in), out: the one written (its tail copied back). f(offset, n, pad): with pad
+// null, run on the arrays at offset; else on pad[0..NIn) into pad[NIn], n = 16.
 template <int NIn, class F>
 void whole_blocks(int64_t b, int64_t e, const float* const (&in)[NIn], float* out, F f) {
   const int64_t n16 = (e - b) & ~int64_t(15);
