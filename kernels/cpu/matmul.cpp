@@ -562,7 +562,9 @@ const char* set_cpu_isa(const char* name) {
   else return "unknown ISA: expected \"avx512\", \"avx2\" or \"generic\"";
 #if LB_GEMM_X86
   __builtin_cpu_init();
-  if (level == 2 && !cpu::cpu_has_avx512()) return "this CPU lacks the AVX-512 subsets the kernels use (F, BW, VL, DQ)";
+  // level 2 is the default cap, "all the CPU has": AVX-512F is enough (the memory-bound paths check
+  // their subsets themselves, cpu::has_avx512), so "avx512" restores the default on any AVX-512 CPU
+  if (level == 2 && !__builtin_cpu_supports("avx512f")) return "this CPU has no AVX-512F";
   if (level == 1 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return "this CPU has no AVX2 + FMA";
 #else
   if (level > 0) return "not an x86 CPU: only \"generic\"";
