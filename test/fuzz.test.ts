@@ -284,3 +284,31 @@ test('fuzz: >= 1000 bad calls throw TypeError / RangeError and the process survi
   addon.dispose(a);
   addon.dispose(c);
 });
+
+// Host storage of 4 MB and more is 2 MB aligned and advised for huge pages (native/tensor.cc): the same
+// contract as small tensors: zeroed, every element addressable up to the last, views at any offset, and
+// host_bytes back where it was after dispose.
+test('host storage: large tensors are zeroed, whole, and accounted like small ones', (t) => {
+  const before = addon.stats().host_bytes;
+  for (const n of [(4 << 20) / 4 - 17, (4 << 20) / 4 + 1, (6 << 20) / 4 + 333]) {
+    const id = addon.alloc([n], 'f32', 'cpu');
+    const grown = addon.stats().host_bytes - before;
+    t.true(grown >= 4 * n && grown <= 4 * n + 128, `n=${n}: host_bytes grew by ${grown}`);
+    const z = addon.toArray(id) as Float32Array;
+    t.is(z.length, n);
+    t.true(z.every((v) => v === 0), `n=${n}: zeroed`);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = (i % 1009) - 504;
+    addon.setData(id, data);
+    const tail = addon.view(id, n - 5, [5], 'f32');
+    addon.run('scale', 'forward', 'cpu', { x: tail, s: 2 });
+    const back = addon.toArray(id) as Float32Array;
+    for (let i = 1; i <= 5; i++) data[n - i] *= 2;
+    t.deepEqual(Array.from(back.subarray(0, 8)), Array.from(data.subarray(0, 8)));
+    t.deepEqual(Array.from(back.subarray(n - 8)), Array.from(data.subarray(n - 8)));
+    t.true(back.every((v, i) => v === data[i]), `n=${n}: every element round-trips`);
+    addon.dispose(tail);
+    addon.dispose(id);
+    t.is(addon.stats().host_bytes, before, `n=${n}: host_bytes back after dispose`);
+  }
+});
