@@ -202,8 +202,9 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
   const int M = p.M, N = p.N, K = BF16 ? (p.K + 1) / 2 : p.K;
   // Equal K blocks (K = 1024 -> 2 x 512, not 768 + 256), a multiple of 8; with split K (below) as many
   // blocks in each part: K = 2048 went in 3 blocks of 688, one for part 0 and two for part 1, and the
-  // core on the short part waited (demo shapes 128 x 512 x 2048 and 512 x 128 x 2048: 1.08-1.12x with
-  // 4 blocks of 512; the demo's training step 1.01-1.04x).
+  // core on the short part waited (with 4 blocks of 512, the demo's 128 x 512 x 2048 weight gradient
+  // 216 -> 244 GFLOP/s and 512 x 128 x 2048 300 -> 312 at the median of 4 alternations; its training
+  // step 1.01-1.04x).
   const int parts = split_parts(p, 2);
   const int n_pc0 = ((K + kn.kc - 1) / kn.kc + parts - 1) / parts * parts;
   const int KC = std::min(kn.kc, ((K + n_pc0 - 1) / n_pc0 + 7) / 8 * 8);
