@@ -180,8 +180,8 @@ void pack_b_bf16(const MatmulParams& p, const uint16_t* B, int j0, int nc, int p
 }
 
 // Split K into this many parts (see gemm_one): where K is long and the output small next to it.
-int split_parts(const MatmulParams& p, int n_pc) {
-  if (p.epilogue != Epilogue::None || n_pc < 2) return 1;
+int split_parts(const MatmulParams& p) {
+  if (p.epilogue != Epilogue::None) return 1;
   return p.K >= 2048 && p.K >= std::max(p.M, p.N) ? 2 : 1;
 }
 
@@ -205,7 +205,7 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
   // core on the short part waited (with 4 blocks of 512, the demo's 128 x 512 x 2048 weight gradient
   // 216 -> 244 GFLOP/s and 512 x 128 x 2048 300 -> 312 at the median of 4 alternations; its training
   // step 1.01-1.04x).
-  const int parts = split_parts(p, 2);
+  const int parts = split_parts(p);
   const int n_pc0 = ((K + kn.kc - 1) / kn.kc + parts - 1) / parts * parts;
   const int KC = std::min(kn.kc, ((K + n_pc0 - 1) / n_pc0 + 7) / 8 * 8);
   const int n_pc = (K + KC - 1) / KC;
@@ -216,7 +216,7 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
   // different parts pack and stream their own B panels and A rows instead of sharing them (2 cores,
   // 768 x 256 x 4096: +10%). The split follows from the shape alone, so the bits do not depend on the
   // thread count. Not with an epilogue, which needs the finished sum.
-  const int n_split = split_parts(p, n_pc);
+  const int n_split = n_pc >= parts ? parts : 1;
   thread_local Scratch cscratch;
   float* csplit = n_split > 1 ? cscratch.get((size_t)(n_split - 1) * M * N) : nullptr;  // (n_split-1, M, N)
   const int64_t npanels_all = (N + nr - 1) / nr;
@@ -545,18 +545,16 @@ __attribute__((target("avx2"))) void column_sums_avx2(const T* d, int64_t N, int
   column_sums_body(d, N, ld, m0, m1, acc);
 }
 #endif
+// the variant for what the CPU has, at most set_cpu_isa's cap
 template <class T>
-ColumnSumsFn<T> detect_column_sums() {
+ColumnSumsFn<T> column_sums_for_cpu() {
 #if LB_GEMM_X86
-  __builtin_cpu_init();
-  const int cap = cpu::g_isa_cap.load(std::memory_order_relaxed);
-  if (cap >= 2 && __builtin_cpu_supports("avx512f")) return &column_sums_avx512<T>;
-  if (cap >= 1 && __builtin_cpu_supports("avx2")) return &column_sums_avx2<T>;
+  const int level = cpu::clone_level();
+  if (level >= 2) return &column_sums_avx512<T>;
+  if (level == 1) return &column_sums_avx2<T>;
 #endif
   return &column_sums_generic<T>;
 }
-ColumnSumsFn<float> g_column_sums_f32 = detect_column_sums<float>();
-ColumnSumsFn<uint16_t> g_column_sums_bf16 = detect_column_sums<uint16_t>();
 }  // namespace
 
 const char* set_cpu_isa(const char* name) {
@@ -577,8 +575,6 @@ const char* set_cpu_isa(const char* name) {
   // one op at a time: the caller sets this between ops, never while one runs
   cpu::g_isa_cap.store(level, std::memory_order_relaxed);
   gemm::force_kernel(name);
-  g_column_sums_f32 = detect_column_sums<float>();
-  g_column_sums_bf16 = detect_column_sums<uint16_t>();
   return nullptr;
 }
 
@@ -588,11 +584,13 @@ void bias_backward_cpu(const BiasBackwardParams& p) {
   thread_local std::vector<double> partial;  // (nchunks, N)
   if ((int64_t)partial.size() < nchunks * N) partial.resize(nchunks * N);
   double* part = partial.data();
+  const ColumnSumsFn<float> sums_f32 = column_sums_for_cpu<float>();
+  const ColumnSumsFn<uint16_t> sums_bf16 = column_sums_for_cpu<uint16_t>();
   parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; c++) {
       const int64_t m0 = c * kBiasRows, m1 = std::min(M, (c + 1) * kBiasRows);
-      if (p.dtype == DType::F32) g_column_sums_f32((const float*)p.dout, N, p.ld, m0, m1, part + c * N);
-      else g_column_sums_bf16((const uint16_t*)p.dout, N, p.ld, m0, m1, part + c * N);
+      if (p.dtype == DType::F32) sums_f32((const float*)p.dout, N, p.ld, m0, m1, part + c * N);
+      else sums_bf16((const uint16_t*)p.dout, N, p.ld, m0, m1, part + c * N);
     }
   });
   parallel_for(N, 1024, [&](int64_t j0, int64_t j1) {
