@@ -323,6 +323,41 @@ test('vocab training: specials at 0-4, no duplicates, from files and from memory
   }
 });
 
+test('vocab training reads corpora as prepare does: document text, not markup; unreadable input is an error naming the file', async (t) => {
+  if (!tk) return t.pass('skipped: tokenizers binding not installed');
+  const readers = path.join(repoRoot, 'test', 'fixtures', 'readers');
+  const dump = path.join(readers, 'wiki', 'tricky.xml');
+  const markup = ['revision', 'namespace', 'siteinfo', 'xmlns'];
+  // control: the dump's raw lines do teach the markup words
+  const raw = await trainWordPieceVocab({ lines: fs.readFileSync(dump, 'utf8').split('\n') }, { vocabSize: 1000, doLowerCase: true });
+  t.true(markup.every((w) => raw.includes(w)));
+  const logs: string[] = [];
+  const fromDump = await trainWordPieceVocab([dump], { vocabSize: 1000, doLowerCase: true, log: (m) => logs.push(m) });
+  t.deepEqual(markup.filter((w) => fromDump.includes(w)), [], 'no XML markup in a vocab trained on a MediaWiki dump');
+  t.true(['alphabet', 'greek', 'portal'].every((w) => fromDump.includes(w)), 'article words are learned');
+  t.true(logs.some((m) => /tricky\.xml: mediawiki, 4 documents, \d+ lines; skipped .*redirect 2/.test(m)), logs.join(' | '));
+  // a directory of HTML pages and the UTF-16, bz2-compressed dump: detected per input, mixed
+  const mixed = await trainWordPieceVocab([path.join(readers, 'html'), path.join(readers, 'wiki', 'tricky-utf16.xml.bz2')], { vocabSize: 1000, doLowerCase: true });
+  t.true(mixed.includes('welcome') && !mixed.includes('href') && !mixed.includes('xmlns'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tok-train-'));
+  try {
+    const junk = path.join(dir, 'junk.bin');
+    fs.writeFileSync(junk, Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 131 + 7) & 255)));
+    await t.throwsAsync(trainWordPieceVocab([junk], { vocabSize: 100, doLowerCase: true }), { message: /junk\.bin: offset 0: format: unrecognised corpus format/ });
+    await t.throwsAsync(trainWordPieceVocab([junk], { vocabSize: 100, doLowerCase: true, format: 'pdf' as never }), { message: /format must be one of .*got 'pdf'/ });
+    // plain text streams by line from every .txt under a directory (UTF-16 with a BOM decoded); other files are counted
+    fs.mkdirSync(path.join(dir, 'txt'));
+    fs.writeFileSync(path.join(dir, 'txt', 'a.txt'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('zebra quagga\nokapi\n', 'utf16le')]));
+    fs.writeFileSync(path.join(dir, 'txt', 'notes.md'), 'markdown words');
+    const tlogs: string[] = [];
+    const fromText = await trainWordPieceVocab([path.join(dir, 'txt')], { vocabSize: 100, doLowerCase: true, log: (m) => tlogs.push(m) });
+    t.true(['zebra', 'quagga', 'okapi'].every((w) => fromText.includes(w)) && !fromText.includes('markdown'), fromText.join(' '));
+    t.true(tlogs.some((m) => /txt: text, 1 file, 2 lines; skipped non_document_file 1$/.test(m)), tlogs.join(' | '));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('tokenize CLI core: one line per input line, --json/--special/--offsets, vocab/dir/json loading with --lowercase override', async (t) => {
   const { tokenizeStream, loadTokenizer } = await import('../src/cli/tokenize.js');
   const { Readable } = await import('node:stream');

@@ -2,12 +2,15 @@
 // [SEP]=3 [MASK]=4; `linkbert vocab info`: size, settings and hash of a vocab / tokenizer directory.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { WordPieceTokenizer, trainWordPieceVocab, MAX_TRAIN_VOCAB } from '../data/tokenizer/index.js';
 import { loadTokenizer } from './tokenize.js';
+import { FORMATS, type Format } from '../data/readers/index.js';
 
 interface TrainOpts {
   input: string[];
+  format?: Format;
+  skipBad?: boolean;
   size: string;
   out: string;
   saveDir?: string;
@@ -27,7 +30,9 @@ export function register(program: Command): void {
   vocab
     .command('train')
     .description(`train a WordPiece vocab with the tokenizers trainer; specials first ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4), no duplicates; at most ${MAX_TRAIN_VOCAB} tokens`)
-    .requiredOption('--input <files...>', 'UTF-8 text files, one or more sentences per line')
+    .requiredOption('--input <paths...>', 'corpus files, directories or archives, in any format `prepare` reads (plain text, JSONL, MediaWiki dumps, PMC JATS, MEDLINE, HTML); the documents\' text is trained on')
+    .addOption(new Option('--format <format>', 'reader format for all inputs (default: detected per input, as in prepare)').choices(FORMATS))
+    .option('--skip-bad', 'skip (and count) malformed input records instead of failing')
     .requiredOption('--size <n>', 'vocab size including the 5 special tokens')
     .requiredOption('--out <file>', 'vocab.txt to write')
     .option('--save-dir <dir>', 'also write a tokenizer directory (vocab.txt, tokenizer_config.json, special_tokens_map.json)')
@@ -44,6 +49,8 @@ export function register(program: Command): void {
         doLowerCase: opts.lowercase,
         minFrequency: opts.minFrequency === undefined ? undefined : int(opts.minFrequency, '--min-frequency'),
         limitAlphabet: opts.limitAlphabet === undefined ? undefined : int(opts.limitAlphabet, '--limit-alphabet'),
+        format: opts.format,
+        skipBad: opts.skipBad,
         log,
       });
       fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });

@@ -11,10 +11,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { WordPieceTokenizer } from './wordpiece.js';
+import { SkipCounter } from '../document.js';
+import { detectFormat, FORMATS, readDocuments, type Format } from '../readers/index.js';
+import { listFiles, openText, splitLines } from '../readers/io.js';
 
 export const SPECIAL_TOKENS: readonly string[] = Object.freeze(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
 /** The binding's default trainer learns at most 30000 tokens. */
@@ -33,11 +35,19 @@ export interface TrainVocabOptions {
   /** keep only the N most frequent characters in the initial alphabet (HF semantics: other characters
    * are dropped from the words they occur in). */
   limitAlphabet?: number;
+  /** corpus inputs: the reader format for all of them (default: detected per input, as `prepare` does) */
+  format?: Format;
+  /** corpus inputs: skip (and count) malformed records instead of failing */
+  skipBad?: boolean;
   /** progress / warnings (default: none) */
   log?: (msg: string) => void;
 }
 
-/** Files to read (UTF-8 text, one or more sentences per line), or lines held in memory. */
+/**
+ * Corpus inputs (files, directories or archives in any format `prepare` reads: plain text, JSONL,
+ * MediaWiki dumps, PMC JATS, MEDLINE, HTML; detected per input unless `format` is given), whose
+ * documents' text is trained on; or lines held in memory.
+ */
 export type TrainVocabInput = string[] | { lines: Iterable<string> | AsyncIterable<string> };
 
 // The binding's trainer writes progress newlines to stdout (even without a TTY), which would corrupt
@@ -84,20 +94,40 @@ function runBindingTrainer(wordsFile: string, outFile: string): Promise<string[]
   });
 }
 
-async function* linesOf(input: TrainVocabInput, log: (m: string) => void): AsyncGenerator<string> {
+async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m: string) => void): AsyncGenerator<string> {
   if (Array.isArray(input)) {
     for (const file of input) {
       if (!fs.existsSync(file)) throw new Error(`training input ${file} does not exist`);
-      if (!fs.statSync(file).isFile()) throw new Error(`training input ${file} is not a file`);
-      const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-      let bad = 0, first = 0, n = 0;
-      for await (const line of rl) {
-        n++;
-        // invalid UTF-8 decodes to U+FFFD, which clean_text then deletes
-        if (line.includes('\uFFFD') && bad++ === 0) first = n;
-        yield line;
+      // The documents' text, read by the same readers as `prepare` (markup stripped, archives unpacked,
+      // UTF-16 decoded), so a vocab is never learned from a dump's XML or an archive's compressed bytes;
+      // every document counts, however short (minChars 1), and what the readers skip is reported.
+      const format = opts.format ?? (await detectFormat(file));
+      const skips = new SkipCounter();
+      let docs = 0, lines = 0;
+      if (format === 'text' && !/\.(tar|tgz|txz|tbz2?)(\.\w+)?$/i.test(file)) {
+        // plain text streams line by line: a file of one sentence per line and no blank lines would
+        // otherwise be one document held whole in memory
+        const all = fs.statSync(file).isDirectory() ? await listFiles(file) : [file];
+        const files = all.length > 1 || all[0] !== file ? all.filter((f) => /\.txt(\.(bz2|gz|xz))?$/i.test(f)) : all;
+        skips.add('non_document_file', all.length - files.length);
+        for (const f of files) {
+          docs++;
+          for await (const [line] of splitLines(await openText(f, skips))) {
+            lines++;
+            yield line;
+          }
+        }
+      } else {
+        for await (const d of readDocuments(file, { format, skips, skipBad: opts.skipBad, minChars: 1 })) {
+          docs++;
+          for (const line of d.text.split('\n')) {
+            lines++;
+            yield line;
+          }
+        }
       }
-      if (bad) log(`${file}: ${bad} lines have invalid UTF-8 or U+FFFD (first: line ${first}); those characters are dropped`);
+      const skipped = skips.total() ? `; skipped ${Object.entries(skips.toJSON()).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+      log(`${file}: ${format}, ${docs} ${format === 'text' ? 'file' : 'document'}${docs === 1 ? '' : 's'}, ${lines} lines${skipped}`);
     }
   } else {
     for await (const line of input.lines as AsyncIterable<string>) {
@@ -119,6 +149,7 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
   if (opts.limitAlphabet !== undefined && (!Number.isInteger(opts.limitAlphabet) || opts.limitAlphabet < 1))
     throw new Error(`limitAlphabet must be a positive integer, got ${opts.limitAlphabet}`);
   if (Array.isArray(inputFiles) && inputFiles.length === 0) throw new Error('no training input files given');
+  if (opts.format !== undefined && !FORMATS.includes(opts.format)) throw new Error(`format must be one of ${FORMATS.join(', ')}, got '${opts.format}'`);
   resolveBinding(); // fail before reading the corpus if the package is missing
 
   // Our basic tokenizer is id-for-id the binding's BertNormalizer + BertPreTokenizer (tested), so we count
@@ -130,7 +161,7 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
   });
   const counts = new Map<string, number>();
   let nLines = 0;
-  for await (const line of linesOf(inputFiles, log)) {
+  for await (const line of linesOf(inputFiles, opts, log)) {
     nLines++;
     for (const w of basic.basicTokenize(line)) counts.set(w, (counts.get(w) ?? 0) + 1);
   }
