@@ -238,7 +238,9 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
 
       // once in a while: checkpoint (atomic), prune old ones
       const outOfTime = cfg.timeBudgetS > 0 && (Date.now() - t0) / 1000 >= cfg.timeBudgetS;
-      if (stopSignal || outOfTime || (cfg.saveEvery > 0 && step % cfg.saveEvery === 0) || step === cfg.maxSteps) save();
+      // a run that ends here saves once, after its final eval (below), not also here
+      const ends = !stopSignal && (outOfTime || (step === cfg.maxSteps && !(cfg.stopAfterStep > 0 && step >= cfg.stopAfterStep)));
+      if (stopSignal || (!ends && ((cfg.saveEvery > 0 && step % cfg.saveEvery === 0) || step === cfg.maxSteps))) save();
       if (stopSignal) { stoppedBy = 'signal'; break; }
       if (outOfTime) { stoppedBy = 'time_budget'; progress.note(`time budget of ${cfg.timeBudgetS}s reached at step ${step}`); break; }
       if (cfg.stopAfterStep > 0 && step >= cfg.stopAfterStep) { stoppedBy = 'stop_after_step'; break; }
@@ -246,7 +248,7 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
     progress.done();
     if (stoppedBy !== 'signal' && stoppedBy !== 'stop_after_step') {
       finalEval = evalHistory.at(-1)?.step === step ? (evalHistory.at(-1) as unknown as PretrainEval) : runEval();
-      if (lastCheckpoint) save(); // the eval history goes into the final trainer_state
+      save(); // with the final eval in its trainer_state
     }
     const secs = (Date.now() - t0) / 1000;
     return { run, steps: step, lastCheckpoint, finalEval, stoppedBy, tokensPerS: secs > 0 ? (tokensSeen - (state?.tokens_seen ?? 0)) / secs : 0, config };
