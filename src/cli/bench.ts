@@ -11,7 +11,7 @@ import { register as registerShardsBench } from '../bench/shards.js';
 import { register as registerTokenize } from '../bench/tokenize.js';
 
 export function register(program: Command): void {
-  const bench = program.command('bench').description('benchmarks (kernels, step, train, prepare, tokenize, shards); JSON with --json');
+  const bench = program.command('bench').description('benchmarks (kernels, step, train, ner, prepare, tokenize, shards); JSON with --json');
   // bench registrations
   registerTrainBench(bench);
   registerStepBench(bench);
