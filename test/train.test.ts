@@ -145,6 +145,27 @@ test.serial('SIGINT finishes the step, saves a checkpoint and exits 0', async (t
   t.true(state.step >= 1 && state.step < 100000);
 });
 
+test.serial('the last checkpoint is written once, after the final eval; a run of no steps writes none', async (t) => {
+  await setup();
+  const run = join(root, 'once');
+  const out: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => out.push(String(chunk)) > 0) as typeof process.stderr.write;
+  try {
+    await pretrain(base(run, { maxSteps: 6, saveEvery: 3, evalEvery: 3, progress: true }), quiet);
+  } finally {
+    process.stderr.write = write;
+  }
+  const saved = out.join('').split('\n').filter((l) => l.startsWith('saved ')).map((l) => l.replace(/^.*checkpoint-/, ''));
+  t.deepEqual(saved, ['3', '6']);
+  const state = JSON.parse(readFileSync(join(run, 'checkpoint-6', 'trainer_state.json'), 'utf8')) as { eval_history: { step: number }[] };
+  t.deepEqual(state.eval_history.map((e) => e.step), [3, 6], 'the final eval is in the one write of the last checkpoint');
+  const none = join(root, 'none');
+  const r = await pretrain(base(none, { maxSteps: 0 }), quiet);
+  t.truthy(r.finalEval);
+  t.deepEqual(listCheckpoints(none), []);
+});
+
 test.serial('a corrupt checkpoint gives a clear error naming the file', async (t) => {
   await setup();
   const run = join(root, 'corrupt');

@@ -248,7 +248,7 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
     progress.done();
     if (stoppedBy !== 'signal' && stoppedBy !== 'stop_after_step') {
       finalEval = evalHistory.at(-1)?.step === step ? (evalHistory.at(-1) as unknown as PretrainEval) : runEval();
-      save(); // with the final eval in its trainer_state
+      if (lastCheckpoint || step > (state?.step ?? 0)) save(); // with the final eval in its trainer_state
     }
     const secs = (Date.now() - t0) / 1000;
     return { run, steps: step, lastCheckpoint, finalEval, stoppedBy, tokensPerS: secs > 0 ? (tokensSeen - (state?.tokens_seen ?? 0)) / secs : 0, config };
