@@ -82,7 +82,7 @@ Device parse_device(Napi::Env env, const Napi::Value& v, const std::string& fn) 
   if (s == "cpu") return Device::Cpu;
   if (s == "cuda") {
     if (!cuda_compiled()) throw Napi::Error::New(env, fn + ": built without CUDA: run `npm run build:cuda`");
-    if (cuda_device_count() == 0) throw Napi::Error::New(env, fn + ": no CUDA device (" + cuda_unavailable_reason() + ")");
+    if (cuda_device_count() == 0) throw Napi::Error::New(env, fn + ": " + cuda_unavailable_reason());
     return Device::Cuda;
   }
   throw Napi::TypeError::New(env, fn + ": device must be 'cpu' or 'cuda', got '" + s + "'");
