@@ -81,8 +81,7 @@ Device parse_device(Napi::Env env, const Napi::Value& v, const std::string& fn) 
   const std::string s = v.As<Napi::String>().Utf8Value();
   if (s == "cpu") return Device::Cpu;
   if (s == "cuda") {
-    if (!cuda_compiled()) throw Napi::Error::New(env, fn + ": built without CUDA: run `npm run build:cuda`");
-    if (cuda_device_count() == 0) throw Napi::Error::New(env, fn + ": " + cuda_unavailable_reason());
+    require_cuda(env, fn);
     return Device::Cuda;
   }
   throw Napi::TypeError::New(env, fn + ": device must be 'cpu' or 'cuda', got '" + s + "'");

@@ -573,8 +573,7 @@ Backend parse_backend(Napi::Env env, const Napi::Value& v, const std::string& fn
   if (s == "ref") return Backend::Ref;
   if (s == "cpu") return Backend::Cpu;
   if (s == "cuda") {
-    if (!cuda_compiled()) throw Napi::Error::New(env, fn + ": built without CUDA: run `npm run build:cuda`");
-    if (cuda_device_count() == 0) throw Napi::Error::New(env, fn + ": " + cuda_unavailable_reason());
+    require_cuda(env, fn);
     return Backend::Cuda;
   }
   throw Napi::TypeError::New(env, fn + ": backend must be 'ref', 'cpu' or 'cuda', got '" + s + "'");

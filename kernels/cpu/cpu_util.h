@@ -110,6 +110,15 @@ LB_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 LB_AVX512 inline void store16(float* p, __mmask16 m, __m512 v) { mask_storeu(p, m, v); }
+// f(i, m) over [b, e) 16 values at a time: whole vectors with the constant full mask (plain loads and
+// stores once inlined), then one masked tail. A mask per vector from the bounds cost 1.04-1.22x the
+// time in the memory-bound loops (axpby in place at bert-mini 1.22x, AdamW 1.04x).
+template <class F>
+LB_AVX512 inline void for_each16(int64_t b, int64_t e, F&& f) {
+  int64_t i = b;
+  for (; i + 16 <= e; i += 16) f(i, (__mmask16)0xffff);
+  if (i < e) f(i, tail_mask(e - i));
+}
 
 // lo, hi words of the 32 x 32-bit products m * c in 16 lanes
 LB_AVX512 inline void mulhilo16(__m512i m, __m512i c, __m512i& lo, __m512i& hi) {

@@ -34,28 +34,20 @@ LB_AVX512_BEGIN
 // them 4 wide and their speed moved with code placement (axpby in place at bert-mini took 1.4x the time
 // after an unrelated change elsewhere in the addon). alpha a + beta b as two multiplies and an add, not
 // an FMA: the same bits as the loop.
-// Whole vectors first with a constant mask (plain loads and stores), then one masked tail, as GELU does:
-// with a mask per vector from the bounds, axpby in place took 1.22x the time at bert-mini (1M values)
-// and 1.05x at bert-base (bench kernels, the two addons alternated 5 times); into its own array, the same.
+// Whole vectors, then one masked tail (cpu::for_each16).
 template <class T>
 LB_AVX512 void axpby_avx512(const T* a, const T* b, T* out, float alpha, float beta, int64_t s, int64_t e) {
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  auto step = [&](int64_t i, __mmask16 m) {
+  cpu::for_each16(s, e, [&](int64_t i, __mmask16 m) {
     __m512 v = _mm512_mul_ps(va, cpu::load16(a + i, m));
     if (b) v = _mm512_add_ps(v, _mm512_mul_ps(vb, cpu::load16(b + i, m)));
     cpu::store16(out + i, m, v);
-  };
-  int64_t i = s;
-  for (; i + 16 <= e; i += 16) step(i, 0xffff);
-  if (i < e) step(i, cpu::tail_mask(e - i));
+  });
 }
 template <class T>
 LB_AVX512 void scale_avx512(T* x, float s, int64_t b, int64_t e) {
   const __m512 vs = _mm512_set1_ps(s);
-  auto step = [&](int64_t i, __mmask16 m) { cpu::store16(x + i, m, _mm512_mul_ps(cpu::load16(x + i, m), vs)); };
-  int64_t i = b;
-  for (; i + 16 <= e; i += 16) step(i, 0xffff);
-  if (i < e) step(i, cpu::tail_mask(e - i));
+  cpu::for_each16(b, e, [&](int64_t i, __mmask16 m) { cpu::store16(x + i, m, _mm512_mul_ps(cpu::load16(x + i, m), vs)); });
 }
 LB_AVX512_END
 #endif

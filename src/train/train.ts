@@ -238,12 +238,13 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
 
       // once in a while: checkpoint (atomic), prune old ones
       const outOfTime = cfg.timeBudgetS > 0 && (Date.now() - t0) / 1000 >= cfg.timeBudgetS;
+      const stopAfter = cfg.stopAfterStep > 0 && step >= cfg.stopAfterStep;
       // a run that ends here saves once, after its final eval (below), not also here
-      const ends = !stopSignal && (outOfTime || (step === cfg.maxSteps && !(cfg.stopAfterStep > 0 && step >= cfg.stopAfterStep)));
+      const ends = !stopSignal && (outOfTime || (step === cfg.maxSteps && !stopAfter));
       if (stopSignal || (!ends && ((cfg.saveEvery > 0 && step % cfg.saveEvery === 0) || step === cfg.maxSteps))) save();
       if (stopSignal) { stoppedBy = 'signal'; break; }
       if (outOfTime) { stoppedBy = 'time_budget'; progress.note(`time budget of ${cfg.timeBudgetS}s reached at step ${step}`); break; }
-      if (cfg.stopAfterStep > 0 && step >= cfg.stopAfterStep) { stoppedBy = 'stop_after_step'; break; }
+      if (stopAfter) { stoppedBy = 'stop_after_step'; break; }
     }
     progress.done();
     if (stoppedBy !== 'signal' && stoppedBy !== 'stop_after_step') {

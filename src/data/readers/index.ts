@@ -73,10 +73,13 @@ const isHtmlFile = (p: string): boolean => /\.(html?|xhtml)$/i.test(p);
 
 const COMP = '(\\.(bz2|gz|xz))?$';
 const TAR_RE = /\.(tar|tar\.gz|tgz|tar\.xz|txz|tar\.bz2|tbz2?)$/i;
+/** An archive that readDocuments unpacks (.tar, .tar.gz, .tgz, ...). */
+export const isArchive = (p: string): boolean => TAR_RE.test(p);
 const BROWN_RE = /^c[a-r]\d\d$/;
 const WIKI_EXTRACTOR_FILE = /(^|\/)wiki_\d+(\.bz2)?$/;
 
-function fileFilter(format: Format): (rel: string) => boolean {
+/** Which files under a directory (relative paths) a format reads; the others count as `non_document_file`. */
+export function fileFilter(format: Format): (rel: string) => boolean {
   const base = (r: string) => path.posix.basename(r);
   switch (format) {
     case 'mediawiki':

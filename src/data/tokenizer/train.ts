@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
 import { WordPieceTokenizer } from './wordpiece.js';
 import { SkipCounter } from '../document.js';
-import { detectFormat, FORMATS, readDocuments, type Format } from '../readers/index.js';
+import { detectFormat, fileFilter, FORMATS, isArchive, readDocuments, type Format } from '../readers/index.js';
 import { listFiles, openText, splitLines } from '../readers/io.js';
 
 export const SPECIAL_TOKENS: readonly string[] = Object.freeze(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
@@ -104,12 +104,15 @@ async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m
       const format = opts.format ?? (await detectFormat(file));
       const skips = new SkipCounter();
       let docs = 0, lines = 0;
-      if (format === 'text' && !/\.(tar|tgz|txz|tbz2?)(\.\w+)?$/i.test(file)) {
+      if (format === 'text' && !isArchive(file)) {
         // plain text streams line by line: a file of one sentence per line and no blank lines would
         // otherwise be one document held whole in memory
-        const all = fs.statSync(file).isDirectory() ? await listFiles(file) : [file];
-        const files = all.length > 1 || all[0] !== file ? all.filter((f) => /\.txt(\.(bz2|gz|xz))?$/i.test(f)) : all;
-        skips.add('non_document_file', all.length - files.length);
+        let files = [file];
+        if (fs.statSync(file).isDirectory()) {
+          const all = await listFiles(file);
+          files = all.filter(fileFilter('text'));
+          skips.add('non_document_file', all.length - files.length);
+        }
         for (const f of files) {
           docs++;
           for await (const [line] of splitLines(await openText(f, skips))) {
