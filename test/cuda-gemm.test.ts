@@ -5,8 +5,8 @@
 // these rows cover every transpose, several pipeline wraps (K up to 1200 = 19 k-blocks), partial tiles
 // in M, N and K, batch strides, padded lda, alpha/beta, the bias and bias+GELU epilogues, f32 and bf16 C,
 // and grids of several waves (the 7-stage ring wrapping many times). Each test logs the path that ran; on
-// an H100/H200 (or with LINKBERT_CUDA_GEMM=wgmma) it must be wgmma. The last rows split K when run with
-// LINKBERT_CUDA_SPLITK=1 (the slices then take wgmma as one batch). Skipped without a CUDA device.
+// an H100/H200 (or with LINKBERT_CUDA_GEMM=wgmma) it must be wgmma. The last rows split K (unless
+// LINKBERT_CUDA_SPLITK=0; the slices then take wgmma as one batch). Skipped without a CUDA device.
 //   LINKBERT_ADDON=cuda LINKBERT_TEST_DEVICE=cuda npx ava dist/test/cuda-gemm.test.js
 import test from 'ava';
 
@@ -71,10 +71,10 @@ const cases: [string, G][] = [
   ['NN, large grid, M=2304 N=2048 K=136', { M: 2304, N: 2048, K: 136 }],
   ['TN, large grid, bias_gelu, M=2304 N=2048 K=72', { M: 2304, N: 2048, K: 72, ta: true, epi: 'bias_gelu' }],
   ['fallback: N=30 (ldb not 16-byte aligned) takes mma.sync', { M: 64, N: 30, K: 64, eligible: false }],
-  // shapes that split K with LINKBERT_CUDA_SPLITK=1 (lb_splitk_plan; whole otherwise)
+  // TN shapes that split K (lb_splitk_plan; whole with LINKBERT_CUDA_SPLITK=0)
   ['TN weight gradient (dW +=), f32 C, M=256 N=256 K=4096 (16 slices)', { M: 256, N: 256, K: 4096, ta: true, beta: 1, cF32: true }],
-  ['NT + bias, M=128 N=200 K=2048 (16 slices)', { M: 128, N: 200, K: 2048, tb: true, epi: 'bias' }],
-  ['NN + bias_gelu, alpha 0.5, M=136 N=128 K=1024 (4 slices)', { M: 136, N: 128, K: 1024, alpha: 0.5, epi: 'bias_gelu' }],
+  ['TN + bias, M=128 N=200 K=2048 (8 slices)', { M: 128, N: 200, K: 2048, ta: true, epi: 'bias' }],
+  ['TN + bias_gelu, alpha 0.5, M=136 N=128 K=1024 (4 slices)', { M: 136, N: 128, K: 1024, ta: true, alpha: 0.5, epi: 'bias_gelu' }],
 ];
 
 if (why) {

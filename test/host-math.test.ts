@@ -192,32 +192,33 @@ test('sm90 shape check: the Hopper path takes TMA-compatible strides and refuses
   t.is(host.sm90Reject({ M: 64, N: 64, K: 0 }), 4);
 });
 
-test('split K plan (tensor-core paths): the BERT weight gradients split, the rest stay whole', (t) => {
+test('split K plan (tensor-core paths): the BERT weight gradients (TN, few tiles) split, the rest stay whole', (t) => {
   const plan = (M: number, N: number, K: number, o: Record<string, number | boolean> = {}) => host.splitkPlan({ M, N, K, transA: true, sms: 132, ...o });
   t.like(plan(256, 256, 4096), { slices: 16, kc: 256 }, 'mini attention output / FFN: 4 tiles');
   t.like(plan(768, 256, 4096), { slices: 16, kc: 256 }, 'mini qkv: 12 tiles');
   t.like(plan(768, 768, 4096), { slices: 4, kc: 1024 }, 'base attention output: 36 tiles, 7 and 5 do not divide K');
-  t.like(plan(2304, 768, 4096), { slices: 2, kc: 2048 }, 'base qkv: 108 tiles');
+  t.like(plan(2304, 768, 4096), { slices: 1 }, 'base qkv: 108 tiles, more than half the SMs (split, 0.91x on an H200)');
+  t.like(plan(768, 1408, 4096), { slices: 4, kc: 1024 }, '66 tiles: half the SMs still split');
+  t.like(plan(768, 1409, 4096), { slices: 1 }, '72 tiles: more than half');
   t.like(plan(3072, 768, 4096), { slices: 1 }, 'base FFN: 144 tiles fill the SMs');
   t.like(plan(256, 256, 1000), { slices: 1 }, 'K below 1024');
   t.like(plan(256, 256, 4096, { batch: 2 }), { slices: 1 }, 'already batched');
   t.like(plan(256, 256, 4160), { slices: 13, kc: 320 }, 'K = 65 k-blocks: the most slices dividing them (13 of 5)');
   t.like(plan(256, 256, 4096 + 8), { slices: 1 }, 'no divisor giving whole 64-deep k-blocks');
+  for (const [transA, transB] of [[false, false], [false, true], [true, true]])
+    t.like(plan(256, 256, 4096, { transA, transB }), { slices: 1 }, `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}: slices would overlap (off wgmma; 0.78x on mma.sync)`);
   const tn = plan(256, 256, 4096, { lda: 264, ldb: 520 });
   t.is(tn.strideA, 256 * 264, 'A (K,M): kc rows on');
   t.is(tn.strideB, 256 * 520, 'B (K,N): kc rows on');
-  const nt = host.splitkPlan({ M: 256, N: 256, K: 4096, transB: true, lda: 4100, ldb: 4104, sms: 132 });
-  t.is(nt.strideA, nt.kc, 'A (M,K): kc columns on');
-  t.is(nt.strideB, nt.kc, 'B (N,K): kc columns on');
 });
 
-test('split K plan: its slices, run as one batched GEMM on ref and summed in order, give the whole GEMM (every transpose, padded rows)', (t) => {
+test('split K plan: its slices, run as one batched GEMM on ref and summed in order, give the whole GEMM (TN, padded rows)', (t) => {
   const a = native;
   let seed = 11;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
   const M = 40, N = 24, K = 1536;
-  for (const transA of [false, true])
-    for (const transB of [false, true]) {
+  for (const transA of [true])
+    for (const transB of [false]) {
       const lda = (transA ? M : K) + 8, ldb = (transB ? K : N) + 8;
       const s = host.splitkPlan({ M, N, K, transA, transB, lda, ldb, sms: 8 });
       t.true(s.slices > 1 && s.slices * s.kc === K, `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}: split into ${s.slices} x ${s.kc}`);

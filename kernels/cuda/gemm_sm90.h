@@ -119,21 +119,24 @@ LB_HD int lb_sm90_reject(int M, int N, int K, int batch, bool ta, bool tb, int64
   return kSm90Ok;
 }
 
-// ---- split K for the tensor-core paths (matmul.cu, LINKBERT_CUDA_SPLITK=1): a GEMM whose 128x128 output
-// tiles number fewer than the SMs and whose K is long (the weight gradients: M x N <= 1024 x 768, K = the
-// batch's tokens) runs as a batch of `slices` GEMMs over consecutive K ranges of kc, writing f32 partial
-// products that a second kernel adds in slice order (deterministic) before the epilogue. Slice s reads
-// A + s * stride_a and B + s * stride_b. slices = 1: not split. The slices fill at most two waves, divide K
-// exactly into multiples of the 64-deep k-block, at least 256 deep, at most 16 of them.
+// ---- split K for the tensor-core paths (matmul.cu; LINKBERT_CUDA_SPLITK=0 turns it off): a TN GEMM (the
+// weight gradients: A (K,M), B (K,N), K = the batch's tokens) whose 128x128 output tiles fill at most half
+// the SMs runs as a batch of `slices` GEMMs over consecutive K ranges of kc, writing f32 partial products
+// that a second kernel adds in slice order (deterministic) before the epilogue. Slice s reads
+// A + s * stride_a and B + s * stride_b: kc whole rows of each, so the slices never overlap and stay on
+// wgmma (lb_sm90_reject). slices = 1: not split. The slices fill at most two waves, divide K exactly into
+// multiples of the 64-deep k-block, at least 256 deep, at most 16 of them.
+// Measured on an H200 (bench/results/2026-11-27-h200-splitk.json): TN with 4-36 tiles 1.5-2.5x faster;
+// TN with 108 tiles (0.8 of the SMs) 0.91x; NN/NT slices overlap, take mma.sync, and were 0.78x.
 struct LbSplitK {
   int slices, kc;
   int64_t stride_a, stride_b;
 };
 LB_HD LbSplitK lb_splitk_plan(int M, int N, int K, int batch, bool ta, bool tb, int64_t lda, int64_t ldb, int sms) {
   LbSplitK s{1, K, 0, 0};
-  if (batch != 1 || K < 1024 || sms <= 0 || M < 1 || N < 1) return s;
+  if (!ta || tb || batch != 1 || K < 1024 || sms <= 0 || M < 1 || N < 1) return s;
   const int64_t tiles = (int64_t)((M + 127) / 128) * ((N + 127) / 128);
-  if (tiles >= sms) return s;
+  if (2 * tiles > sms) return s;
   const int64_t cap = 2 * (int64_t)sms / tiles;
   for (int S = (int)(cap < 16 ? cap : 16); S >= 2; S--) {
     if (K % S) continue;
@@ -141,8 +144,8 @@ LB_HD LbSplitK lb_splitk_plan(int M, int N, int K, int batch, bool ta, bool tb, 
     if (kc % 64 || kc < 256) continue;
     s.slices = S;
     s.kc = kc;
-    s.stride_a = ta ? (int64_t)kc * lda : kc;  // A (K,M) row stride lda: kc rows on; A (M,K): kc columns on
-    s.stride_b = tb ? kc : (int64_t)kc * ldb;  // B (N,K): kc columns on; B (K,N): kc rows on
+    s.stride_a = (int64_t)kc * lda;  // A (K,M): kc rows on
+    s.stride_b = (int64_t)kc * ldb;  // B (K,N): kc rows on
     return s;
   }
   return s;

@@ -341,13 +341,13 @@ __global__ void bias_final_kernel(const float* partial, float* dbias, int chunks
 
 std::atomic<const char*> g_last_path{"none"};
 
-// LINKBERT_CUDA_SPLITK=0|1 (read once; default 0): split K on the tensor-core paths (lb_splitk_plan).
-// Off by default until a GPU run has checked it (the op table and cuda-gemm tests with it set to 1).
+// LINKBERT_CUDA_SPLITK=0|1 (read once; default 1): split K for the TN weight gradients (lb_splitk_plan).
+// 0 runs every GEMM whole (for A/B runs: scripts/gpu/ab.sh LINKBERT_CUDA_SPLITK 0 1).
 bool cuda_splitk_enabled() {
   static const bool on = [] {
     const char* s = std::getenv("LINKBERT_CUDA_SPLITK");
-    if (!s || !*s || !std::strcmp(s, "0")) return false;
-    if (!std::strcmp(s, "1")) return true;
+    if (!s || !*s || !std::strcmp(s, "1")) return true;
+    if (!std::strcmp(s, "0")) return false;
     throw std::runtime_error(std::string("LINKBERT_CUDA_SPLITK must be 0 or 1, got '") + s + "'");
   }();
   return on;
