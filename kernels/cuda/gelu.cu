@@ -8,15 +8,33 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// vec: the pointers are lb_aligned4, so elements [0, n & ~3) go 4 at a time and the rest one by one.
 template <typename T>
-__global__ void gelu_fwd_kernel(const T* x, T* out, int64_t n) {  // x, out (n)
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    lb_st(out + i, lb_gelu(lb_ld(x + i)));
+__global__ void gelu_fwd_kernel(const T* x, T* out, int64_t n, bool vec) {  // x, out (n)
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t n4 = vec ? n / 4 : 0;
+  for (int64_t i = first; i < n4; i += stride) {
+    float v[4];
+    lb_ld4(x + 4 * i, v);
+#pragma unroll
+    for (int k = 0; k < 4; k++) v[k] = lb_gelu(v[k]);
+    lb_st4(out + 4 * i, v);
+  }
+  for (int64_t i = 4 * n4 + first; i < n; i += stride) lb_st(out + i, lb_gelu(lb_ld(x + i)));
 }
 template <typename T>
-__global__ void gelu_bwd_kernel(const T* x, const T* dout, T* dx, int64_t n) {  // x, dout, dx (n)
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-    lb_st(dx + i, lb_ld(dout + i) * lb_gelu_grad(lb_ld(x + i)));
+__global__ void gelu_bwd_kernel(const T* x, const T* dout, T* dx, int64_t n, bool vec) {  // x, dout, dx (n)
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t n4 = vec ? n / 4 : 0;
+  for (int64_t i = first; i < n4; i += stride) {
+    float v[4], d[4];
+    lb_ld4(x + 4 * i, v);
+    lb_ld4(dout + 4 * i, d);
+#pragma unroll
+    for (int k = 0; k < 4; k++) d[k] *= lb_gelu_grad(v[k]);
+    lb_st4(dx + 4 * i, d);
+  }
+  for (int64_t i = 4 * n4 + first; i < n; i += stride) lb_st(dx + i, lb_ld(dout + i) * lb_gelu_grad(lb_ld(x + i)));
 }
 template <typename T>
 __global__ void tanh_fwd_kernel(const T* x, T* out, int64_t n) {
@@ -35,16 +53,20 @@ __global__ void tanh_bwd_kernel(const T* out, const T* dout, T* dx, int64_t n) {
 
 void gelu_forward_cuda(const ActivationParams& p) {
   if (p.n <= 0) return;
-  LB_FLOAT_DISPATCH("gelu", p.dtype, T,
-                    gelu_fwd_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>(
-                        (const T*)p.x, (T*)p.out, p.n));
+  LB_FLOAT_DISPATCH("gelu", p.dtype, T, {
+    const bool vec = lb_aligned4<T>(p.x, p.out);
+    gelu_fwd_kernel<T><<<lb_blocks(vec ? (p.n + 3) / 4 : p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+        (const T*)p.x, (T*)p.out, p.n, vec);
+  });
   lb_check_launch("gelu");
 }
 void gelu_backward_cuda(const ActivationParams& p) {
   if (p.n <= 0) return;
-  LB_FLOAT_DISPATCH("gelu", p.dtype, T,
-                    gelu_bwd_kernel<T><<<lb_blocks(p.n, kThreads), kThreads, 0, cuda_stream()>>>(
-                        (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.n));
+  LB_FLOAT_DISPATCH("gelu", p.dtype, T, {
+    const bool vec = lb_aligned4<T>(p.x, p.dout, p.dx);
+    gelu_bwd_kernel<T><<<lb_blocks(vec ? (p.n + 3) / 4 : p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+        (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.n, vec);
+  });
   lb_check_launch("gelu");
 }
 void tanh_forward_cuda(const ActivationParams& p) {
