@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { WordPieceTokenizer, trainWordPieceVocab, MAX_TRAIN_VOCAB } from '../data/tokenizer/index.js';
+import { WordPieceTokenizer, trainWordPieceVocab } from '../data/tokenizer/index.js';
 import { loadTokenizer } from './tokenize.js';
 import { FORMATS, type Format } from '../data/readers/index.js';
 
@@ -29,7 +29,7 @@ export function register(program: Command): void {
   const vocab = program.command('vocab').description('WordPiece vocabularies: train, info');
   vocab
     .command('train')
-    .description(`train a WordPiece vocab with the tokenizers trainer; specials first ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4), no duplicates; at most ${MAX_TRAIN_VOCAB} tokens`)
+    .description(`train a WordPiece vocab of any size (Hugging Face's WordPiece trainer algorithm, deterministic); specials first ([PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4), no duplicates`)
     .requiredOption('--input <paths...>', 'corpus files, directories or archives, in any format `prepare` reads (plain text, JSONL, MediaWiki dumps, PMC JATS, MEDLINE, HTML); the documents\' text is trained on')
     .addOption(new Option('--format <format>', 'reader format for all inputs (default: detected per input, as in prepare)').choices(FORMATS))
     .option('--skip-bad', 'skip (and count) malformed input records instead of failing')

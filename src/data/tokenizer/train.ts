@@ -1,26 +1,16 @@
-// WordPiece vocabulary training with Hugging Face's `tokenizers` binding (its WordPieceTrainer, which is a
-// BPE trainer with the '##' continuation prefix), plus the BERT special tokens at fixed ids.
-//
-// The Node binding only exposes the model's default trainer (vocab_size 30000, min_frequency 0, no
-// alphabet limit, no special tokens). Because BPE adds merges in a fixed order and simply stops at
-// vocab_size, the first N learned tokens are exactly what a trainer with vocab_size N would produce, so we
-// truncate. limitAlphabet is emulated exactly (HF drops the characters outside the alphabet from each
-// word); minFrequency is applied to whole words before training (see TrainVocabOptions).
-// The HF trainer numbers the '##x' alphabet and breaks ties between equally frequent merges in hash-map
-// order, so two runs on the same text can order (rarely: choose) tokens differently.
+// WordPiece vocabulary training: the corpus's words counted with our BERT basic tokenizer (the documents'
+// text, read as `prepare` reads it), then learned by learnWordPiece (wordpiece-trainer.ts: Hugging Face's
+// WordPieceTrainer algorithm, any vocab size, deterministic), plus the BERT special tokens at fixed ids.
+// limitAlphabet follows HF (the characters outside the alphabet are dropped from each word); minFrequency
+// is applied to whole words before training (see TrainVocabOptions).
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { spawn } from 'node:child_process';
 import { WordPieceTokenizer } from './wordpiece.js';
+import { learnWordPiece } from './wordpiece-trainer.js';
 import { SkipCounter } from '../document.js';
 import { detectFormat, fileFilter, FORMATS, isArchive, readDocuments, type Format } from '../readers/index.js';
 import { listFiles, openText, splitLines } from '../readers/io.js';
 
 export const SPECIAL_TOKENS: readonly string[] = Object.freeze(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
-/** The binding's default trainer learns at most 30000 tokens. */
-export const MAX_TRAIN_VOCAB = 30000 + SPECIAL_TOKENS.length;
 
 export interface TrainVocabOptions {
   /** total size including the 5 special tokens */
@@ -29,8 +19,8 @@ export interface TrainVocabOptions {
   /** default: follows doLowerCase */
   stripAccents?: boolean | null;
   tokenizeChineseChars?: boolean;
-  /** words seen fewer times than this are left out of training (a word-level filter: the binding's
-   * trainer has min_frequency fixed at 0, so HF's pair-level threshold is not available). Default 1. */
+  /** words seen fewer times than this are left out of training (a word-level filter, not HF's
+   * pair-level min_frequency). Default 1. */
   minFrequency?: number;
   /** keep only the N most frequent characters in the initial alphabet (HF semantics: other characters
    * are dropped from the words they occur in). */
@@ -49,50 +39,6 @@ export interface TrainVocabOptions {
  * documents' text is trained on; or lines held in memory.
  */
 export type TrainVocabInput = string[] | { lines: Iterable<string> | AsyncIterable<string> };
-
-// The binding's trainer writes progress newlines to stdout (even without a TTY), which would corrupt
-// `--json` output and piped data, so it runs in a child process with stdout discarded.
-const TRAIN_CHILD = `
-const tk = require(process.argv[1]);
-const t = new tk.Tokenizer(tk.WordPiece.empty());
-t.setPreTokenizer(tk.bertPreTokenizer()); // words are already normalized; this only splits on spaces
-t.train([process.argv[2]]);
-const v = Object.entries(t.getVocab(false)).sort((a, b) => a[1] - b[1]).map((e) => e[0]);
-require('fs').writeFileSync(process.argv[3], JSON.stringify(v));
-`;
-
-function resolveBinding(): string {
-  const require = createRequire(import.meta.url);
-  try {
-    return require.resolve('tokenizers');
-  } catch (e) {
-    throw new Error(`vocab training needs the 'tokenizers' npm package: ${(e as Error).message}`);
-  }
-}
-
-/** Trains on a file of space-separated, already-normalized words; returns the learned tokens by id. */
-function runBindingTrainer(wordsFile: string, outFile: string): Promise<string[]> {
-  const binding = resolveBinding();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', TRAIN_CHILD, binding, wordsFile, outFile], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => {
-      err = (err + d.toString()).slice(-4000);
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code !== 0) {
-        reject(new Error(`tokenizers trainer failed (${signal ?? 'exit ' + code}): ${err.replace(/\s+/g, ' ').trim().slice(-1000)}`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(fs.readFileSync(outFile, 'utf8')) as string[]);
-      } catch (e) {
-        reject(new Error(`tokenizers trainer wrote no readable vocab to ${outFile}: ${(e as Error).message}`));
-      }
-    });
-  });
-}
 
 async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m: string) => void): AsyncGenerator<string> {
   if (Array.isArray(input)) {
@@ -146,17 +92,14 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
   const log = opts.log ?? (() => {});
   if (!Number.isInteger(vocabSize) || vocabSize <= SPECIAL_TOKENS.length)
     throw new Error(`vocab size must be an integer > ${SPECIAL_TOKENS.length}, got ${vocabSize}`);
-  if (vocabSize > MAX_TRAIN_VOCAB)
-    throw new Error(`vocab size ${vocabSize} is larger than the tokenizers binding's trainer can learn (at most ${MAX_TRAIN_VOCAB} including the ${SPECIAL_TOKENS.length} special tokens)`);
   if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`minFrequency must be a positive integer, got ${minFrequency}`);
   if (opts.limitAlphabet !== undefined && (!Number.isInteger(opts.limitAlphabet) || opts.limitAlphabet < 1))
     throw new Error(`limitAlphabet must be a positive integer, got ${opts.limitAlphabet}`);
   if (Array.isArray(inputFiles) && inputFiles.length === 0) throw new Error('no training input files given');
   if (opts.format !== undefined && !FORMATS.includes(opts.format)) throw new Error(`format must be one of ${FORMATS.join(', ')}, got '${opts.format}'`);
-  resolveBinding(); // fail before reading the corpus if the package is missing
 
-  // Our basic tokenizer is id-for-id the binding's BertNormalizer + BertPreTokenizer (tested), so we count
-  // words once here and hand the binding pre-normalized words.
+  // Our basic tokenizer is id-for-id HF's BertNormalizer + BertPreTokenizer (tested), so the words counted
+  // here are the words HF's trainer would count.
   const basic = WordPieceTokenizer.fromVocab([...SPECIAL_TOKENS], {
     doLowerCase,
     stripAccents: opts.stripAccents ?? null,
@@ -198,44 +141,18 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
     }
   }
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-vocab-'));
-  const tmp = path.join(dir, 'words.txt');
-  try {
-    // one line per 256 words; a word appears as often as it was counted
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      let buf: string[] = [];
-      const flush = () => {
-        if (buf.length) fs.writeSync(fd, buf.join(' ') + '\n');
-        buf = [];
-      };
-      for (const [w, c] of counts) {
-        for (let k = 0; k < c; k++) {
-          buf.push(w);
-          if (buf.length === 256) flush();
-        }
-      }
-      flush();
-    } finally {
-      fs.closeSync(fd);
-    }
-    const learned = await runBindingTrainer(tmp, path.join(dir, 'learned.json'));
-    const special = new Set(SPECIAL_TOKENS);
-    const out = [...SPECIAL_TOKENS];
-    const seen = new Set<string>(SPECIAL_TOKENS);
-    for (const tok of learned) {
-      if (out.length >= vocabSize) break;
-      if (special.has(tok) || seen.has(tok)) continue;
-      seen.add(tok);
-      out.push(tok);
-    }
-    if (out.length < vocabSize) log(`the corpus only supports ${out.length} tokens (asked for ${vocabSize})`);
-    const alphabet = learned.filter((t) => [...t].length === 1).length;
-    if (vocabSize - SPECIAL_TOKENS.length < alphabet)
-      log(`vocab size ${vocabSize} cuts into the ${alphabet}-character alphabet: some characters will become [UNK]`);
-    log(`trained on ${nLines} lines, ${counts.size} word types; vocab ${out.length}`);
-    return out;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+  const learned = learnWordPiece(counts, vocabSize - SPECIAL_TOKENS.length);
+  const out = [...SPECIAL_TOKENS];
+  const seen = new Set<string>(SPECIAL_TOKENS);
+  for (const tok of learned.tokens) {
+    if (out.length >= vocabSize) break;
+    if (seen.has(tok)) continue;
+    seen.add(tok);
+    out.push(tok);
   }
+  if (out.length < vocabSize) log(`the corpus only supports ${out.length} tokens (asked for ${vocabSize})`);
+  if (vocabSize - SPECIAL_TOKENS.length < learned.alphabet)
+    log(`vocab size ${vocabSize} cuts into the ${learned.alphabet}-character alphabet: some characters will become [UNK]`);
+  log(`trained on ${nLines} lines, ${counts.size} word types, ${learned.merges} merges; vocab ${out.length}`);
+  return out;
 }
