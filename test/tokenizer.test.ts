@@ -341,7 +341,7 @@ test('learnWordPiece: BPE merges with the ## prefix, worked by hand; ties to the
   t.deepEqual(learnWordPiece(shuffled, 100).tokens, r.tokens, 'insertion order of the counts does not matter');
   // a ##a ##a ##a: ##a ##a (6) merges left to right into a ##aa ##a, then a ##aa and ##aa ##a tie at 3
   t.deepEqual(learnWordPiece(new Map([['aaaa', 3]]), 100).tokens, ['a', '##a', '##aa', 'aaa', 'aaaa']);
-  t.throws(() => learnWordPiece(new Map([['x', 1.5]]), 10), { message: /count of 'x' must be a positive integer/ });
+  for (const bad of [1.5, 0, -2, NaN]) t.throws(() => learnWordPiece(new Map([['y', 1], ['x', bad]]), 10), { message: /count of 'x' must be a positive integer/ });
 });
 
 test('learnWordPiece against the tokenizers binding\'s WordPieceTrainer: the same tokens up to ties', async (t) => {

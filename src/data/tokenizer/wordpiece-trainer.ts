@@ -89,11 +89,11 @@ export interface LearnedWordPiece {
  */
 export function learnWordPiece(counts: ReadonlyMap<string, number>, size: number, prefix = '##'): LearnedWordPiece {
   if (!Number.isInteger(size) || size < 0) throw new RangeError(`size must be a non-negative integer, got ${size}`);
+  for (const [w, c] of counts)
+    if (!Number.isSafeInteger(c) || c < 1) throw new RangeError(`count of '${w}' must be a positive integer, got ${c}`);
   // word types in code-unit order, so ids and ties never depend on the Map's insertion order
-  const words = [...counts.keys()].filter((w) => w.length > 0 && counts.get(w)! > 0).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const words = [...counts.keys()].filter((w) => w.length > 0).sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
   const freq = words.map((w) => counts.get(w)!);
-  for (let i = 0; i < words.length; i++)
-    if (!Number.isSafeInteger(freq[i]!)) throw new RangeError(`count of '${words[i]}' must be a positive integer, got ${freq[i]}`);
 
   const byCodePoint = (x: string, y: string) => x.codePointAt(0)! - y.codePointAt(0)!;
   const first = new Set<string>(), cont = new Set<string>();
