@@ -408,6 +408,34 @@ test('vocab training reads corpora as prepare does: document text, not markup; u
   }
 });
 
+test('vocab training with worker threads: the same vocab, per-input logs and errors as in one thread', async (t) => {
+  const readers = path.join(repoRoot, 'test', 'fixtures', 'readers');
+  const inputs = [
+    path.join(readers, 'wiki', 'tricky.xml'), path.join(readers, 'html'), path.join(readers, 'wiki', 'tricky-utf16.xml.bz2'),
+    path.join(readers, 'jats'), path.join(readers, 'jsonl', 'good.jsonl'), path.join(readers, 'medline', 'pubmed.xml'), path.join(readers, 'text'),
+  ];
+  const run = async (workers: number) => {
+    const logs: string[] = [];
+    const vocab = await trainWordPieceVocab(inputs, { vocabSize: 700, doLowerCase: true, workers, log: (m) => logs.push(m) });
+    return { vocab, logs };
+  };
+  const inline = await run(0);
+  for (const w of [1, 3]) {
+    const threaded = await run(w);
+    t.deepEqual(threaded.vocab, inline.vocab, `${w} workers: same vocab`);
+    t.deepEqual(threaded.logs, inline.logs, `${w} workers: same per-input lines and skip counts`);
+  }
+  t.is(inline.logs.filter((m) => m.startsWith(readers)).length, inputs.length, inline.logs.join(' | '));
+  // bad input found in a worker fails the same way, naming the file and line; --skip-bad counts it
+  const bad = path.join(readers, 'jsonl', 'bad.jsonl');
+  await t.throwsAsync(trainWordPieceVocab([bad], { vocabSize: 100, doLowerCase: true, workers: 2 }), { message: /bad\.jsonl: line 2: json: malformed JSON/ });
+  const skipLogs: string[][] = [[], []];
+  const skipped = await Promise.all([0, 2].map((workers, i) => trainWordPieceVocab([bad], { vocabSize: 100, doLowerCase: true, skipBad: true, workers, log: (m) => skipLogs[i]!.push(m) })));
+  t.deepEqual(skipped[1], skipped[0]);
+  t.deepEqual(skipLogs[1], skipLogs[0]);
+  await t.throwsAsync(trainWordPieceVocab([bad], { vocabSize: 100, doLowerCase: true, workers: -1 }), { message: /workers must be a non-negative integer/ });
+});
+
 test('tokenize CLI core: one line per input line, --json/--special/--offsets, vocab/dir/json loading with --lowercase override', async (t) => {
   const { tokenizeStream, loadTokenizer } = await import('../src/cli/tokenize.js');
   const { Readable } = await import('node:stream');

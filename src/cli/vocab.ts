@@ -1,4 +1,4 @@
-// `linkbert vocab train`: learn a WordPiece vocab (HF tokenizers trainer) with [PAD]=0 [UNK]=1 [CLS]=2
+// `linkbert vocab train`: learn a WordPiece vocab (HF's WordPiece trainer algorithm) with [PAD]=0 [UNK]=1 [CLS]=2
 // [SEP]=3 [MASK]=4; `linkbert vocab info`: size, settings and hash of a vocab / tokenizer directory.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +17,7 @@ interface TrainOpts {
   lowercase: boolean;
   minFrequency?: string;
   limitAlphabet?: string;
+  workers?: string;
   quiet?: boolean;
 }
 
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--no-lowercase', 'cased vocab')
     .option('--min-frequency <n>', 'leave out words seen fewer than n times')
     .option('--limit-alphabet <n>', 'keep only the n most frequent characters')
+    .option('--workers <n>', 'worker threads that convert markup and count words (default: one per core, none below 16 MB of input; the vocab is the same)')
     .option('--quiet', 'no summary on stderr')
     .action(async (opts: TrainOpts) => {
       const log = opts.quiet ? undefined : (m: string) => process.stderr.write(`vocab: ${m}\n`);
@@ -51,6 +53,7 @@ export function register(program: Command): void {
         limitAlphabet: opts.limitAlphabet === undefined ? undefined : int(opts.limitAlphabet, '--limit-alphabet'),
         format: opts.format,
         skipBad: opts.skipBad,
+        workers: opts.workers === undefined ? undefined : int(opts.workers, '--workers'),
         log,
       });
       fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });

@@ -7,7 +7,10 @@ import fs from 'node:fs';
 import { WordPieceTokenizer } from './wordpiece.js';
 import { learnWordPiece } from './wordpiece-trainer.js';
 import { SkipCounter } from '../document.js';
-import { detectFormat, fileFilter, FORMATS, isArchive, readDocuments, type Format } from '../readers/index.js';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { detectFormat, fileFilter, FORMATS, inputSize, isArchive, readDocuments, type Format } from '../readers/index.js';
+import type { CountInit, CountJob, CountReply } from './count-worker.js';
 import { listFiles, openText, splitLines } from '../readers/io.js';
 
 export const SPECIAL_TOKENS: readonly string[] = Object.freeze(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
@@ -29,6 +32,9 @@ export interface TrainVocabOptions {
   format?: Format;
   /** corpus inputs: skip (and count) malformed records instead of failing */
   skipBad?: boolean;
+  /** corpus inputs: worker threads that convert the documents' markup and count their words; 0 does it all
+   * in the calling thread. Default: one per core, none below 16 MB of input. The vocab is the same. */
+  workers?: number;
   /** progress / warnings (default: none) */
   log?: (msg: string) => void;
 }
@@ -86,6 +92,125 @@ async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m
   }
 }
 
+/** input bytes per default worker: below this much input, the words are counted in the calling thread */
+const SMALL_INPUT_BYTES = 16 << 20;
+const CORES = os.availableParallelism?.() ?? os.cpus().length;
+/** a job: documents until this many characters or bytes of markup */
+const JOB_BYTES = 1 << 20;
+
+/**
+ * What linesOf + counting do, with the documents' markup converted and their words counted in `n` worker
+ * threads (count-worker.ts) while this thread reads: the same counts, lines and per-input log lines.
+ */
+async function countWithWorkers(files: string[], opts: TrainVocabOptions, log: (m: string) => void, n: number, init: CountInit): Promise<{ counts: Map<string, number>; lines: number }> {
+  const pool = Array.from({ length: n }, () => new Worker(new URL('./count-worker.js', import.meta.url), { workerData: init }));
+  const counts = new Map<string, number>();
+  const load = new Array<number>(n).fill(0);
+  const pending = new Map<number, (r: CountReply | undefined) => void>();
+  let failed: Error | undefined;
+  let wake: (() => void) | undefined;
+  const fail = (e: Error) => {
+    failed ??= e;
+    for (const resolve of pending.values()) resolve(undefined);
+    pending.clear();
+    wake?.();
+  };
+  pool.forEach((w, k) => {
+    w.on('message', (m: CountReply) => {
+      const resolve = pending.get(m.id);
+      if (!resolve) return;
+      pending.delete(m.id);
+      load[k]!--;
+      if (m.error) fail(new Error(m.error));
+      else for (let i = 0; i < m.words.length; i++) counts.set(m.words[i]!, (counts.get(m.words[i]!) ?? 0) + m.counts[i]!);
+      resolve(m);
+      wake?.();
+    });
+    w.on('error', (e) => fail(e));
+    w.on('exit', (code) => {
+      if (code !== 0) fail(new Error(`vocab count worker exited with code ${code}`));
+    });
+  });
+  let nextId = 0;
+  // waits for a free slot (two jobs per worker: one running, one queued), then sends the job
+  const send = (k: number, docs: CountJob['docs'], flush = false): Promise<CountReply | undefined> => {
+    load[k]!++;
+    const id = nextId++;
+    const reply = new Promise<CountReply | undefined>((resolve) => pending.set(id, resolve));
+    pool[k]!.postMessage({ id, docs, flush } satisfies CountJob);
+    return reply;
+  };
+  const submit = async (docs: CountJob['docs']): Promise<{ reply: Promise<CountReply | undefined> }> => {
+    while (!failed && Math.min(...load) >= 2) await new Promise<void>((r) => (wake = r));
+    if (failed) throw failed;
+    return { reply: send(load.indexOf(Math.min(...load)), docs) };
+  };
+  try {
+    let lines = 0;
+    for (const file of files) {
+      const format = opts.format ?? (await detectFormat(file));
+      const plain = format === 'text' && !isArchive(file);
+      const skips = new SkipCounter();
+      let docs = 0;
+      const replies: Promise<CountReply | undefined>[] = [];
+      let batch: CountJob['docs'] = [], size = 0;
+      const flush = async () => {
+        if (batch.length) replies.push((await submit(batch)).reply);
+        batch = [];
+        size = 0;
+      };
+      if (plain) {
+        // plain text: lines read here and sent in blocks (counted as lines, never as documents)
+        let files = [file];
+        if (fs.statSync(file).isDirectory()) {
+          const all = await listFiles(file);
+          files = all.filter(fileFilter('text'));
+          skips.add('non_document_file', all.length - files.length);
+        }
+        for (const f of files) {
+          docs++;
+          let block: string[] = [];
+          for await (const [line] of splitLines(await openText(f, skips))) {
+            block.push(line);
+            size += line.length + 1;
+            if (size >= JOB_BYTES) {
+              batch.push({ text: block.join('\n') });
+              block = [];
+              await flush();
+            }
+          }
+          if (block.length) batch.push({ text: block.join('\n') });
+          await flush();
+        }
+      } else {
+        for await (const d of readDocuments(file, { format, skips, skipBad: opts.skipBad, minChars: 1, deferMarkup: true })) {
+          batch.push(d.deferred ? { text: d.text, deferred: d.deferred, id: d.id, title: d.title, aliases: d.aliases } : { text: d.text });
+          size += d.text.length + (d.deferred && 'bytes' in d.deferred ? d.deferred.bytes.length : 0);
+          if (size >= JOB_BYTES) await flush();
+        }
+        await flush();
+      }
+      let fileLines = 0;
+      for (const r of await Promise.all(replies)) {
+        if (!r) continue;
+        if (!plain) docs += r.docs;
+        fileLines += r.lines;
+        for (const [k, v] of r.skips) skips.add(k, v);
+      }
+      if (failed) throw failed;
+      lines += fileLines;
+      const skipped = skips.total() ? `; skipped ${Object.entries(skips.toJSON()).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+      log(`${file}: ${format}, ${docs} ${format === 'text' ? 'file' : 'document'}${docs === 1 ? '' : 's'}, ${fileLines} lines${skipped}`);
+    }
+    // the counts the workers still hold
+    await Promise.all(pool.map((_, k) => send(k, [], true)));
+    if (failed) throw failed;
+    return { counts, lines };
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
+  }
+}
+
 export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: TrainVocabOptions): Promise<string[]> {
   const { vocabSize, doLowerCase } = opts;
   const minFrequency = opts.minFrequency ?? 1;
@@ -105,11 +230,25 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
     stripAccents: opts.stripAccents ?? null,
     tokenizeChineseChars: opts.tokenizeChineseChars ?? true,
   });
-  const counts = new Map<string, number>();
+  let counts = new Map<string, number>();
   let nLines = 0;
-  for await (const line of linesOf(inputFiles, opts, log)) {
-    nLines++;
-    for (const w of basic.basicTokenize(line)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  let workers = 0;
+  if (Array.isArray(inputFiles)) {
+    if (opts.workers !== undefined && !(Number.isInteger(opts.workers) && opts.workers >= 0))
+      throw new Error(`workers must be a non-negative integer, got ${opts.workers}`);
+    for (const f of inputFiles) if (!fs.existsSync(f)) throw new Error(`training input ${f} does not exist`);
+    let total = 0;
+    for (const f of inputFiles) total += await inputSize(f);
+    workers = opts.workers ?? Math.min(CORES, Math.floor(total / SMALL_INPUT_BYTES));
+  }
+  if (workers > 0) {
+    const init: CountInit = { doLowerCase, stripAccents: opts.stripAccents ?? null, tokenizeChineseChars: opts.tokenizeChineseChars ?? true, specials: [...SPECIAL_TOKENS] };
+    ({ counts, lines: nLines } = await countWithWorkers(inputFiles as string[], opts, log, workers, init));
+  } else {
+    for await (const line of linesOf(inputFiles, opts, log)) {
+      nLines++;
+      for (const w of basic.basicTokenize(line)) counts.set(w, (counts.get(w) ?? 0) + 1);
+    }
   }
   for (const s of SPECIAL_TOKENS) counts.delete(s); // they get their own ids below
   if (counts.size === 0) throw new Error(`training input has no words (${nLines} lines read)`);
