@@ -46,6 +46,22 @@ export interface TrainVocabOptions {
  */
 export type TrainVocabInput = string[] | { lines: Iterable<string> | AsyncIterable<string> };
 
+/** A plain-text input's files: the file itself, or the text files under a directory (the others are
+ *  counted as non_document_file). */
+async function plainTextFiles(file: string, skips: SkipCounter): Promise<string[]> {
+  if (!fs.statSync(file).isDirectory()) return [file];
+  const all = await listFiles(file);
+  const files = all.filter(fileFilter('text'));
+  skips.add('non_document_file', all.length - files.length);
+  return files;
+}
+
+/** The per-input log line: format, documents (files for plain text), lines, what was skipped. */
+function inputSummary(file: string, format: Format, docs: number, lines: number, skips: SkipCounter): string {
+  const skipped = skips.total() ? `; skipped ${Object.entries(skips.toJSON()).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+  return `${file}: ${format}, ${docs} ${format === 'text' ? 'file' : 'document'}${docs === 1 ? '' : 's'}, ${lines} lines${skipped}`;
+}
+
 async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m: string) => void): AsyncGenerator<string> {
   if (Array.isArray(input)) {
     for (const file of input) {
@@ -59,12 +75,7 @@ async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m
       if (format === 'text' && !isArchive(file)) {
         // plain text streams line by line: a file of one sentence per line and no blank lines would
         // otherwise be one document held whole in memory
-        let files = [file];
-        if (fs.statSync(file).isDirectory()) {
-          const all = await listFiles(file);
-          files = all.filter(fileFilter('text'));
-          skips.add('non_document_file', all.length - files.length);
-        }
+        const files = await plainTextFiles(file, skips);
         for (const f of files) {
           docs++;
           for await (const [line] of splitLines(await openText(f, skips))) {
@@ -81,8 +92,7 @@ async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m
           }
         }
       }
-      const skipped = skips.total() ? `; skipped ${Object.entries(skips.toJSON()).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
-      log(`${file}: ${format}, ${docs} ${format === 'text' ? 'file' : 'document'}${docs === 1 ? '' : 's'}, ${lines} lines${skipped}`);
+      log(inputSummary(file, format, docs, lines, skips));
     }
   } else {
     for await (const line of input.lines as AsyncIterable<string>) {
@@ -161,12 +171,7 @@ async function countWithWorkers(files: string[], opts: TrainVocabOptions, log: (
       };
       if (plain) {
         // plain text: lines read here and sent in blocks (counted as lines, never as documents)
-        let files = [file];
-        if (fs.statSync(file).isDirectory()) {
-          const all = await listFiles(file);
-          files = all.filter(fileFilter('text'));
-          skips.add('non_document_file', all.length - files.length);
-        }
+        const files = await plainTextFiles(file, skips);
         for (const f of files) {
           docs++;
           let block: string[] = [];
@@ -199,8 +204,7 @@ async function countWithWorkers(files: string[], opts: TrainVocabOptions, log: (
       }
       if (failed) throw failed;
       lines += fileLines;
-      const skipped = skips.total() ? `; skipped ${Object.entries(skips.toJSON()).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
-      log(`${file}: ${format}, ${docs} ${format === 'text' ? 'file' : 'document'}${docs === 1 ? '' : 's'}, ${fileLines} lines${skipped}`);
+      log(inputSummary(file, format, docs, fileLines, skips));
     }
     // the counts the workers still hold
     await Promise.all(pool.map((_, k) => send(k, [], true)));
