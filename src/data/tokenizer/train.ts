@@ -4,13 +4,13 @@
 // limitAlphabet follows HF (the characters outside the alphabet are dropped from each word); minFrequency
 // is applied to whole words before training (see TrainVocabOptions).
 import fs from 'node:fs';
-import { WordPieceTokenizer } from './wordpiece.js';
-import { learnWordPiece } from './wordpiece-trainer.js';
-import { SkipCounter } from '../document.js';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { detectFormat, fileFilter, FORMATS, inputSize, isArchive, readDocuments, type Format } from '../readers/index.js';
+import { WordPieceTokenizer } from './wordpiece.js';
+import { learnWordPiece } from './wordpiece-trainer.js';
 import type { CountInit, CountJob, CountReply } from './count-worker.js';
+import { SkipCounter } from '../document.js';
+import { detectFormat, fileFilter, FORMATS, inputSize, isArchive, readDocuments, type Format } from '../readers/index.js';
 import { listFiles, openText, splitLines } from '../readers/io.js';
 
 export const SPECIAL_TOKENS: readonly string[] = Object.freeze(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']);
