@@ -103,6 +103,15 @@ template <typename T, typename... P>
 inline bool lb_aligned4(const P*... ptrs) {
   return (((reinterpret_cast<uintptr_t>(ptrs) % (4 * sizeof(T))) == 0) && ...);
 }
+// Grid-stride loop over n elements: with vec (lb_aligned4 pointers) body4(i) takes elements [i, i + 4) for
+// i < n & ~3, then body1(i) each of the rest; without it body1 takes them all. Launch lb_blocks4 blocks.
+template <class Body4, class Body1>
+__device__ __forceinline__ void lb_for_each4(int64_t n, bool vec, Body4 body4, Body1 body1) {
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t n4 = vec ? n / 4 : 0;
+  for (int64_t i = first; i < n4; i += stride) body4(4 * i);
+  for (int64_t i = 4 * n4 + first; i < n; i += stride) body1(i);
+}
 
 // Calls body with T = float or bf16_t according to a floating dtype; anything else is an error.
 #define LB_FLOAT_DISPATCH(op, dtype, T, ...)            \
@@ -157,6 +166,8 @@ inline unsigned lb_blocks(int64_t n, int threads, int64_t cap = 65535LL * 8) {
   if (b < 1) b = 1;
   return (unsigned)(b > cap ? cap : b);
 }
+// blocks for lb_for_each4: one thread per 4 elements when vec
+inline unsigned lb_blocks4(int64_t n, bool vec, int threads) { return lb_blocks(vec ? (n + 3) / 4 : n, threads); }
 
 // Stream-ordered scratch from the caching allocator: freed (returned to the cache) when it goes out of
 // scope; every user is on the one stream, so a later kernel reusing the block runs after this one.

@@ -9,24 +9,24 @@ namespace {
 constexpr int kThreads = 256;
 
 // out = alpha * a + beta * b (b may be null); out may alias a or b (each element read before written).
-// vec: the pointers are lb_aligned4, so elements [0, n & ~3) go 4 at a time and the rest one by one.
+// vec: the pointers are lb_aligned4 (lb_for_each4)
 template <typename T>
 __global__ void axpby_kernel(const T* a, const T* b, T* out, int64_t n, float alpha, float beta, bool vec) {
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t n4 = vec ? n / 4 : 0;
-  for (int64_t i = first; i < n4; i += stride) {
-    float v[4], w[4];
-    lb_ld4(a + 4 * i, v);
-    if (b) lb_ld4(b + 4 * i, w);
+  lb_for_each4(
+      n, vec,
+      [&](int64_t i) {
+        float v[4], w[4];
+        lb_ld4(a + i, v);
+        if (b) lb_ld4(b + i, w);
 #pragma unroll
-    for (int k = 0; k < 4; k++) v[k] = b ? alpha * v[k] + beta * w[k] : alpha * v[k];
-    lb_st4(out + 4 * i, v);
-  }
-  for (int64_t i = 4 * n4 + first; i < n; i += stride) {
-    float v = alpha * lb_ld(a + i);
-    if (b) v += beta * lb_ld(b + i);
-    lb_st(out + i, v);
-  }
+        for (int k = 0; k < 4; k++) v[k] = b ? alpha * v[k] + beta * w[k] : alpha * v[k];
+        lb_st4(out + i, v);
+      },
+      [&](int64_t i) {
+        float v = alpha * lb_ld(a + i);
+        if (b) v += beta * lb_ld(b + i);
+        lb_st(out + i, v);
+      });
 }
 
 template <typename T>
@@ -54,7 +54,7 @@ void axpby_forward_cuda(const AxpbyParams& p) {
   if (p.n <= 0) return;
   LB_FLOAT_DISPATCH("axpby", p.dtype, T, {
     const bool vec = lb_aligned4<T>(p.a, p.b, p.out);
-    axpby_kernel<T><<<lb_blocks(vec ? (p.n + 3) / 4 : p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+    axpby_kernel<T><<<lb_blocks4(p.n, vec, kThreads), kThreads, 0, cuda_stream()>>>(
         (const T*)p.a, (const T*)p.b, (T*)p.out, p.n, p.alpha, p.beta, vec);
   });
   lb_check_launch("axpby");

@@ -8,33 +8,33 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// vec: the pointers are lb_aligned4, so elements [0, n & ~3) go 4 at a time and the rest one by one.
+// vec: the pointers are lb_aligned4 (lb_for_each4)
 template <typename T>
 __global__ void gelu_fwd_kernel(const T* x, T* out, int64_t n, bool vec) {  // x, out (n)
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t n4 = vec ? n / 4 : 0;
-  for (int64_t i = first; i < n4; i += stride) {
-    float v[4];
-    lb_ld4(x + 4 * i, v);
+  lb_for_each4(
+      n, vec,
+      [&](int64_t i) {
+        float v[4];
+        lb_ld4(x + i, v);
 #pragma unroll
-    for (int k = 0; k < 4; k++) v[k] = lb_gelu(v[k]);
-    lb_st4(out + 4 * i, v);
-  }
-  for (int64_t i = 4 * n4 + first; i < n; i += stride) lb_st(out + i, lb_gelu(lb_ld(x + i)));
+        for (int k = 0; k < 4; k++) v[k] = lb_gelu(v[k]);
+        lb_st4(out + i, v);
+      },
+      [&](int64_t i) { lb_st(out + i, lb_gelu(lb_ld(x + i))); });
 }
 template <typename T>
 __global__ void gelu_bwd_kernel(const T* x, const T* dout, T* dx, int64_t n, bool vec) {  // x, dout, dx (n)
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x, first = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t n4 = vec ? n / 4 : 0;
-  for (int64_t i = first; i < n4; i += stride) {
-    float v[4], d[4];
-    lb_ld4(x + 4 * i, v);
-    lb_ld4(dout + 4 * i, d);
+  lb_for_each4(
+      n, vec,
+      [&](int64_t i) {
+        float v[4], d[4];
+        lb_ld4(x + i, v);
+        lb_ld4(dout + i, d);
 #pragma unroll
-    for (int k = 0; k < 4; k++) d[k] *= lb_gelu_grad(v[k]);
-    lb_st4(dx + 4 * i, d);
-  }
-  for (int64_t i = 4 * n4 + first; i < n; i += stride) lb_st(dx + i, lb_ld(dout + i) * lb_gelu_grad(lb_ld(x + i)));
+        for (int k = 0; k < 4; k++) d[k] *= lb_gelu_grad(v[k]);
+        lb_st4(dx + i, d);
+      },
+      [&](int64_t i) { lb_st(dx + i, lb_ld(dout + i) * lb_gelu_grad(lb_ld(x + i))); });
 }
 template <typename T>
 __global__ void tanh_fwd_kernel(const T* x, T* out, int64_t n) {
@@ -55,7 +55,7 @@ void gelu_forward_cuda(const ActivationParams& p) {
   if (p.n <= 0) return;
   LB_FLOAT_DISPATCH("gelu", p.dtype, T, {
     const bool vec = lb_aligned4<T>(p.x, p.out);
-    gelu_fwd_kernel<T><<<lb_blocks(vec ? (p.n + 3) / 4 : p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+    gelu_fwd_kernel<T><<<lb_blocks4(p.n, vec, kThreads), kThreads, 0, cuda_stream()>>>(
         (const T*)p.x, (T*)p.out, p.n, vec);
   });
   lb_check_launch("gelu");
@@ -64,7 +64,7 @@ void gelu_backward_cuda(const ActivationParams& p) {
   if (p.n <= 0) return;
   LB_FLOAT_DISPATCH("gelu", p.dtype, T, {
     const bool vec = lb_aligned4<T>(p.x, p.dout, p.dx);
-    gelu_bwd_kernel<T><<<lb_blocks(vec ? (p.n + 3) / 4 : p.n, kThreads), kThreads, 0, cuda_stream()>>>(
+    gelu_bwd_kernel<T><<<lb_blocks4(p.n, vec, kThreads), kThreads, 0, cuda_stream()>>>(
         (const T*)p.x, (const T*)p.dout, (T*)p.dx, p.n, vec);
   });
   lb_check_launch("gelu");
