@@ -65,8 +65,7 @@ function inputSummary(file: string, format: Format, docs: number, lines: number,
 async function* linesOf(input: TrainVocabInput, opts: TrainVocabOptions, log: (m: string) => void): AsyncGenerator<string> {
   if (Array.isArray(input)) {
     for (const file of input) {
-      if (!fs.existsSync(file)) throw new Error(`training input ${file} does not exist`);
-      // The documents' text, read by the same readers as `prepare` (markup stripped, archives unpacked,
+      // (trainWordPieceVocab has checked that every input exists.) The documents' text, read by the same readers as `prepare` (markup stripped, archives unpacked,
       // UTF-16 decoded), so a vocab is never learned from a dump's XML or an archive's compressed bytes;
       // every document counts, however short (minChars 1), and what the readers skip is reported.
       const format = opts.format ?? (await detectFormat(file));
