@@ -344,6 +344,60 @@ test('learnWordPiece: BPE merges with the ## prefix, worked by hand; ties to the
   for (const bad of [1.5, 0, -2, NaN]) t.throws(() => learnWordPiece(new Map([['y', 1], ['x', bad]]), 10), { message: /count of 'x' must be a positive integer/ });
 });
 
+// The algorithm written the slow, obvious way: every merge recounts every pair of every word.
+function learnWordPieceNaive(counts: Map<string, number>, size: number): string[] {
+  const byCp = (x: string, y: string) => x.codePointAt(0)! - y.codePointAt(0)!;
+  const first = new Set<string>(), cont = new Set<string>();
+  for (const w of counts.keys()) [...w].forEach((ch, k) => (k === 0 ? first : cont).add(ch));
+  const tokens = [...new Set([...first, ...cont])].sort(byCp);
+  tokens.push(...[...cont].sort(byCp).map((ch) => '##' + ch));
+  const id = new Map(tokens.map((x, i) => [x, i]));
+  const words = [...counts].map(([w, c]) => ({ sym: [...w].map((ch, k) => id.get(k === 0 ? ch : '##' + ch)!), c }));
+  while (tokens.length < size) {
+    const pc = new Map<number, number>(); // a * 2^16 + b
+    for (const { sym, c } of words) for (let i = 0; i + 1 < sym.length; i++) pc.set(sym[i]! * 65536 + sym[i + 1]!, (pc.get(sym[i]! * 65536 + sym[i + 1]!) ?? 0) + c);
+    let best: [number, number, number] | undefined;
+    for (const [k, c] of pc) {
+      const a = Math.floor(k / 65536), b = k % 65536;
+      if (!best || c > best[0] || (c === best[0] && (a < best[1] || (a === best[1] && b < best[2])))) best = [c, a, b];
+    }
+    if (!best) break;
+    const [, a, b] = best;
+    const merged = tokens[a]! + tokens[b]!.replace(/^##/, '');
+    if (!id.has(merged)) {
+      id.set(merged, tokens.length);
+      tokens.push(merged);
+    }
+    const nid = id.get(merged)!;
+    for (const w of words) {
+      const out: number[] = [];
+      for (let i = 0; i < w.sym.length; i++) {
+        if (i + 1 < w.sym.length && w.sym[i] === a && w.sym[i + 1] === b) { out.push(nid); i++; } else out.push(w.sym[i]!);
+      }
+      w.sym = out;
+    }
+  }
+  return tokens;
+}
+
+test('learnWordPiece equals the algorithm written naively, on 40K word types over a 600-character alphabet (its pair table and list pool grow many times)', (t) => {
+  let seed = 7;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const chars = Array.from({ length: 600 }, (_, i) => String.fromCodePoint(0x61 + (i < 26 ? i : 0x3b1 - 0x61 + i)));
+  const counts = new Map<string, number>();
+  while (counts.size < 40000) {
+    const L = 1 + Math.floor(rnd() * 7);
+    let w = '';
+    // skewed towards the first characters, so that pairs repeat and merges chain
+    for (let k = 0; k < L; k++) w += chars[Math.floor(rnd() ** 3 * chars.length)];
+    counts.set(w, (counts.get(w) ?? 0) + 1 + Math.floor(rnd() ** 8 * 50));
+  }
+  const size = 1300; // the alphabet (~1200 tokens) and ~100 merges
+  const ours = learnWordPiece(counts, size);
+  t.true(ours.merges >= 80, `${ours.merges} merges`);
+  t.deepEqual(ours.tokens, learnWordPieceNaive(counts, size));
+});
+
 test('learnWordPiece against the tokenizers binding\'s WordPieceTrainer: the same tokens up to ties', async (t) => {
   if (!tk) return t.pass('skipped: tokenizers binding not installed');
   const basic = WordPieceTokenizer.fromVocab([...SPECIAL_TOKENS], { doLowerCase: true });
