@@ -251,6 +251,31 @@ function memoryCases(quick: boolean, configs: Config[] = quick ? [MINI] : [MINI,
         return () => t.addon.run('gelu', 'backward', backendOf(t.device), args);
       },
     });
+    // the plain elementwise ops, at the FFN activation's size: scale in place (gradient scaling), fill
+    // (zeroing gradients: written only), and the f32 <-> bf16 casts of mixed precision
+    cases.push({
+      op: 'scale', pass: 'forward', shape: { n: ng, in_place: true, config: c.name }, bytes: F * 2 * ng,
+      setup: (t) => {
+        const args = { x: t.f32([ng]), s: 1 }; // s = 1: the timed runs leave x as it is
+        return () => t.addon.run('scale', 'forward', backendOf(t.device), args);
+      },
+    });
+    cases.push({
+      op: 'fill', pass: 'forward', shape: { n: ng, config: c.name }, bytes: F * ng,
+      setup: (t) => {
+        const args = { x: t.f32([ng]), value: 0 };
+        return () => t.addon.run('fill', 'forward', backendOf(t.device), args);
+      },
+    });
+    for (const [src, dst] of [['f32', 'bf16'], ['bf16', 'f32']] as const) {
+      cases.push({
+        op: 'copy', pass: 'forward', shape: { n: ng, src, dst, config: c.name }, bytes: (F + 2) * ng,
+        setup: (t) => {
+          const args = { src: t.f32([ng], 'rand', 1, src), dst: t.f32([ng], 'zero', 1, dst) };
+          return () => t.addon.run('copy', 'forward', backendOf(t.device), args);
+        },
+      });
+    }
     // hidden dropout (p = 0.1) on the residual stream: Philox keep bits, 64 per AVX-512 pass
     const nd = tokens * c.hidden;
     cases.push({
@@ -671,7 +696,7 @@ export async function benchKernels(opts: Opts): Promise<{ machine: Record<string
   }
   if (flushId !== undefined) addon.dispose(flushId);
   const streamGbps = stream.length ? Math.max(...stream) : undefined;
-  if (streamGbps !== undefined) for (const r of results) if (r.gbps !== undefined && r.op !== 'copy') r.vs_memcpy_stream = r.gbps / streamGbps;
+  if (streamGbps !== undefined) for (const r of results) if (r.gbps !== undefined && !(r.op === 'copy' && r.shape.src === r.shape.dst)) r.vs_memcpy_stream = r.gbps / streamGbps;
 
   const summary: Record<string, unknown> = {};
   if (device === 'cuda') {
