@@ -683,6 +683,17 @@ function elementwiseRows(r: Rng): OpCase[] {
         steps: [{ op: 'copy', pass: 'forward', args: { src: t('src'), dst: t('dst') } }], check: ['dst'], tol: 0,
       });
   }
+  // the f32 -> bf16 rounding at its edges: NaN, infinities, signed zeros, subnormals, the largest finite
+  // f32 (rounds to infinity), exact ties (to even: down from 1 + 2^-8, up from 1 + 3 * 2^-8), each in a
+  // vector body and in the tail
+  const bits = (u: number) => new Float32Array(new Uint32Array([u]).buffer)[0]!;
+  const edge = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -1e-40, 3.4028234663852886e38, -3.4028234663852886e38, bits(0x3f808000), bits(0x3f818000), bits(0xbf808000), bits(0x00008000), 1, -2.5];
+  const special = Float32Array.from([...edge, ...r.normals(17, 10), ...edge]);
+  rows.push({
+    op: 'copy', name: `n=${special.length}, f32 -> bf16, NaN, infinities, subnormals, ties`, dtypes: ['f32'], supportsDtype: 'f32',
+    tensors: { src: { shape: [special.length], kind: 'f32', init: special }, dst: { shape: [special.length], kind: 'bf16' } },
+    steps: [{ op: 'copy', pass: 'forward', args: { src: t('src'), dst: t('dst') } }], check: ['dst'], tol: 0,
+  });
   return rows;
 }
 

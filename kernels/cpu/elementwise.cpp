@@ -49,6 +49,11 @@ LB_AVX512 void scale_avx512(T* x, float s, int64_t b, int64_t e) {
   const __m512 vs = _mm512_set1_ps(s);
   cpu::for_each16(b, e, [&](int64_t i, __mmask16 m) { cpu::store16(x + i, m, _mm512_mul_ps(cpu::load16(x + i, m), vs)); });
 }
+// dst = src converted (f32 <-> bf16; cpu::store16 rounds as lb_f32_to_bf16: nearest even, quiet NaN)
+template <class S, class D>
+LB_AVX512 void cast_avx512(const S* src, D* dst, int64_t b, int64_t e) {
+  cpu::for_each16(b, e, [&](int64_t i, __mmask16 m) { cpu::store16(dst + i, m, cpu::load16(src + i, m)); });
+}
 LB_AVX512_END
 #endif
 
@@ -126,6 +131,10 @@ void copy_forward_cpu(const CopyParams& p) {
     const float* s = static_cast<const float*>(p.src);
     bf16* d = static_cast<bf16*>(p.dst);
     parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) {
+#if LB_X86_SIMD
+      // the scalar loop is not vectorised (the NaN branch): 0.3-0.4x of a copy's rate
+      if (cpu::has_avx512()) return cast_avx512(s, d, b, e);
+#endif
       for (int64_t i = b; i < e; i++) d[i] = lb_f32_to_bf16(s[i]);
     });
     return;
@@ -134,6 +143,9 @@ void copy_forward_cpu(const CopyParams& p) {
     const bf16* s = static_cast<const bf16*>(p.src);
     float* d = static_cast<float*>(p.dst);
     parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) {
+#if LB_X86_SIMD
+      if (cpu::has_avx512()) return cast_avx512(s, d, b, e);
+#endif
       for (int64_t i = b; i < e; i++) d[i] = lb_bf16_to_f32(s[i]);
     });
     return;
