@@ -672,6 +672,10 @@ function elementwiseRows(r: Rng): OpCase[] {
       steps: [{ op: 'fill', pass: 'forward', args: { x: t('x'), value: 0.1 } }], check: ['x'], tol: 0,
     });
     rows.push({
+      op: 'fill', name: `n=${n}, value 0 (zero bits: memset on cpu)`, dtypes: ['f32', 'bf16'], tensors: { x: data([n], r.normals(n)) },
+      steps: [{ op: 'fill', pass: 'forward', args: { x: t('x'), value: 0 } }], check: ['x'], tol: 0,
+    });
+    rows.push({
       op: 'fill', name: `n=${n}, i32 (value -3.7 truncates to -3)`, dtypes: ['f32'], supportsDtype: 'i32', tensors: { x: i32([n], r.ints(n, -5, 5)) },
       steps: [{ op: 'fill', pass: 'forward', args: { x: t('x'), value: -3.7 } }], check: ['x'], tol: 0,
     });

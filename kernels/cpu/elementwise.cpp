@@ -98,6 +98,14 @@ void scale_forward_cpu(const ScaleParams& p) {
 
 void fill_forward_cpu(const FillParams& p) {
   // x (n) = value
+  if (p.value == 0.0f && !std::signbit(p.value)) {
+    // +0 is all zero bits in every dtype: memset, whose string stores write whole lines without first
+    // reading them (a plain store loop reads each line it writes: 0.6-0.74 of a copy's rate)
+    char* x = static_cast<char*>(p.x);
+    const size_t es = dtype_size(p.dtype);
+    parallel_for(p.n, kGrain, [&](int64_t b, int64_t e) { std::memset(x + b * es, 0, (size_t)(e - b) * es); });
+    return;
+  }
   if (p.dtype == DType::I32) {
     const int32_t v = fill_i32_value(p.value);
     int32_t* x = static_cast<int32_t*>(p.x);
