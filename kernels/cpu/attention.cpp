@@ -292,13 +292,15 @@ LB_AVX512 float row_max_avx512(const float* s, int n, float init) {
   }
   return _mm512_reduce_max_ps(m);
 }
-// exp_shift_sum with cpu::fast_exp16 (the same exp bits); the sum runs in 16 lanes
+// exp_shift_sum as 2^((s - shift) log2e) (cpu::exp2_16: 9 vector operations, where cpu::fast_exp16's
+// bit-for-bit copy of the scalar exp took 24 and a fifth of the forward's time); masked -inf scores give
+// exactly 0. Forward and backward both take their probabilities from here. The sum runs in 16 lanes.
 LB_AVX512 float exp_shift_sum_avx512(float* s, int n, float shift) {
-  const __m512 sh = _mm512_set1_ps(shift);
+  const __m512 sh = _mm512_set1_ps(shift), l2e = _mm512_set1_ps(1.44269504088896341f);
   __m512 acc = _mm512_setzero_ps();
   for (int j = 0; j < n; j += 16) {
     const __mmask16 t = cpu::tail_mask(n - j);
-    const __m512 e = _mm512_maskz_mov_ps(t, cpu::fast_exp16(_mm512_sub_ps(cpu::maskz_loadu(t, s + j), sh)));
+    const __m512 e = _mm512_maskz_mov_ps(t, cpu::exp2_16(_mm512_mul_ps(_mm512_sub_ps(cpu::maskz_loadu(t, s + j), sh), l2e)));
     cpu::mask_storeu(s + j, t, e);
     acc = _mm512_add_ps(acc, e);
   }

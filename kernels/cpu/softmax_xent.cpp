@@ -116,21 +116,7 @@ LB_AVX512_BEGIN
 using cpu::load16;
 using cpu::store16;
 using cpu::tail_mask;
-
-// 2^z on 16 lanes for z <= 0: 2^n 2^f with n = rint(z), f = z - n in [-1/2, 1/2] (vreduceps: no
-// subtraction to wait for, and f = 0 for z = -inf, so scalef gives 0 there) and 2^f a degree-5
-// polynomial (Lawson-weighted fit, max relative error 1.9e-7 in f32 Horner); NaN stays NaN.
-LB_AVX512 inline __m512 exp2_16(__m512 z) {
-  const __m512 n = _mm512_roundscale_ps(z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_reduce_ps(z, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 q = _mm512_set1_ps(0.001326472731307149f);
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.009671512991189957f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.05550733581185341f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.24022242426872253f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0.6931470036506653f));
-  q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(q, n);
-}
+using cpu::exp2_16;
 
 constexpr float kLog2e = 1.44269504088896341f;
 constexpr int kVB = 16;            // vectors per block
