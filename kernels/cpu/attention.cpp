@@ -427,7 +427,8 @@ void forward_impl(const AttentionParams& p) {
             for (int j = 0; j < nk; j++) s[j] = 0.0f;
             continue;
           }
-          const float corr = cpu::fast_exp(m[i] - mx);  // exp(-inf) = 0 on the first live block
+          // exp(-inf) = 0 on the first live block; an unchanged max needs no exp (fast_exp(0) is 1)
+          const float corr = mx == m[i] ? 1.0f : cpu::fast_exp(m[i] - mx);
           const float sum = tk.exp(s, nk, mx);  // s becomes exp(s - mx); masked -> 0
           l[i] = l[i] * corr + sum;
           m[i] = mx;
