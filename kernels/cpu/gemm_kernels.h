@@ -272,8 +272,16 @@ __attribute__((target("avx512f,avx512dq,fma"))) inline void epi_avx512(float* c,
     for (; j + 32 <= cols; j += 32) {
       __m512 v[2] = {_mm512_loadu_ps(cr + j), _mm512_loadu_ps(cr + j + 16)};
       if (pr) {
-        _mm512_storeu_ps(pr + j, v[0]);
-        _mm512_storeu_ps(pr + j + 16, v[1]);
+        // the pre-activation is read again only by the backward: streamed, its lines are neither
+        // read first nor kept in the cache (the caller fences before the GEMM returns). The epilogue's
+        // cost over the plain GEMM halved: 4096 x 1024 x 256 1.08-1.15x faster, 4096 x 3072 x 768 1.02-1.04x
+        if ((reinterpret_cast<uintptr_t>(pr + j) & 63) == 0) {
+          _mm512_stream_ps(pr + j, v[0]);
+          _mm512_stream_ps(pr + j + 16, v[1]);
+        } else {
+          _mm512_storeu_ps(pr + j, v[0]);
+          _mm512_storeu_ps(pr + j + 16, v[1]);
+        }
       }
       gelu_table16<2>(v);
       _mm512_storeu_ps(cr + j, v[0]);

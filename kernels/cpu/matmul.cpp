@@ -349,6 +349,9 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
           }
         }
       }
+#if LB_GEMM_X86
+      if (P) _mm_sfence();  // the epilogue's streamed pre-activation stores, before the join
+#endif
     };
     // One claim loop per thread; tasks are handed out one at a time, so a descheduled thread delays
     // the GEMM by at most one task.
