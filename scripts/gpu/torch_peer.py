@@ -144,9 +144,17 @@ def peer_fn(r):
     if op == "bias_backward":
         d = rnd(sh["M"], sh["N"])
         return lambda: d.sum(0)
-    if op == "copy":
-        src, dst = rnd(sh["n"]), torch.empty(sh["n"], device=dev)
+    if op == "copy":  # f32 -> f32, or a cast (src/dst f32 or bf16)
+        dt = {"f32": torch.float32, "bf16": torch.bfloat16}
+        src = rnd(sh["n"], dtype=dt[sh.get("src", "f32")])
+        dst = torch.empty(sh["n"], device=dev, dtype=dt[sh.get("dst", "f32")])
         return lambda: dst.copy_(src)
+    if op == "scale":  # in place
+        x = rnd(sh["n"])
+        return lambda: x.mul_(1.0)
+    if op == "fill":
+        x = rnd(sh["n"])
+        return lambda: x.zero_()
     return None
 
 
@@ -170,7 +178,9 @@ def main():
                 torch.cuda.empty_cache()
         r["torch_ms"] = ms
         r["vs_torch"] = ms / r["median_ms"]
-        key = r["op"] + ("_bf16" if r["shape"].get("dtype") == "bf16" else "") + ("_backward" if r.get("pass") == "backward" else "")
+        sh = r["shape"]
+        cast = "_%s_to_%s" % (sh["src"], sh["dst"]) if r["op"] == "copy" and sh.get("src", "f32") != sh.get("dst", "f32") else ""
+        key = r["op"] + cast + ("_bf16" if sh.get("dtype") == "bf16" else "") + ("_backward" if r.get("pass") == "backward" else "")
         per_op.setdefault(key, []).append(r["vs_torch"])
         print("%-22s %-60s ours %9.4f ms  torch %9.4f ms  x%.2f" % (key, json.dumps({k: v for k, v in r["shape"].items() if k not in ("config",)})[:60], r["median_ms"], ms, r["vs_torch"]), flush=True)
     bench.setdefault("summary", {})["vs_torch_geomean"] = {k: math.exp(sum(map(math.log, v)) / len(v)) for k, v in per_op.items()}
