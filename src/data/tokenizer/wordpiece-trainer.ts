@@ -86,9 +86,13 @@ class MergeHeap {
 const CHUNK = 6;
 const CHUNK_INTS = CHUNK + 2;
 class ListPool {
-  pool = new Int32Array(CHUNK_INTS * 1024);
+  pool: Int32Array;
   private used = 0; // chunks carved so far
   private free = -1; // first freed chunk
+  /** room for `chunks` chunks before the pool first grows (pages never written cost no memory) */
+  constructor(chunks = 1024) {
+    this.pool = new Int32Array(CHUNK_INTS * Math.max(1024, chunks));
+  }
 
   /** a new chunk's offset (an empty list's head) */
   alloc(): number {
@@ -143,7 +147,11 @@ class PairTable {
   head = new Int32Array(1 << 16); // list of words, or -1 once merged
   tail = new Int32Array(1 << 16);
   size = 0;
-  readonly lists = new ListPool();
+  readonly lists: ListPool;
+  /** listChunks: the list pool's first size (see ListPool) */
+  constructor(listChunks?: number) {
+    this.lists = new ListPool(listChunks);
+  }
 
   private static hash(a: number, b: number): number {
     let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca77);
@@ -258,7 +266,9 @@ export function learnWordPiece(counts: ReadonlyMap<string, number>, size: number
   }
 
   // pair -> count (over occurrences) and the words holding it
-  const pairs = new PairTable();
+  // each word's pairs are listed once at the start: that many ids, plus a part-filled chunk per pair
+  // and what merges add later; the pool then rarely grows (each growth copies it)
+  const pairs = new PairTable(Math.ceil((1.5 * (total - words.length)) / CHUNK));
   // adds sign * freq[w] to the count of each of w's pairs; records w under those `record` accepts
   const addPairs = (w: number, sign: 1 | -1, record: (slot: number) => boolean) => {
     const s0 = start[w]!, n = len[w]!, f = sign * freq[w]!;
