@@ -113,6 +113,22 @@ __device__ __forceinline__ void lb_for_each4(int64_t n, bool vec, Body4 body4, B
   for (int64_t i = 4 * n4 + first; i < n; i += stride) body1(i);
 }
 
+// out[i] = f(x[i]) for i < n through f32 (x may equal out; S, D float or bf16_t), 4 elements per access
+// with vec (lb_aligned4 pointers), then the tail. Launch lb_blocks4 blocks.
+template <typename S, typename D, class F>
+__device__ __forceinline__ void lb_map4(const S* x, D* out, int64_t n, bool vec, F f) {
+  lb_for_each4(
+      n, vec,
+      [&](int64_t i) {
+        float v[4];
+        lb_ld4(x + i, v);
+#pragma unroll
+        for (int k = 0; k < 4; k++) v[k] = f(v[k]);
+        lb_st4(out + i, v);
+      },
+      [&](int64_t i) { lb_st(out + i, f(lb_ld(x + i))); });
+}
+
 // Calls body with T = float or bf16_t according to a floating dtype; anything else is an error.
 #define LB_FLOAT_DISPATCH(op, dtype, T, ...)            \
   do {                                                  \

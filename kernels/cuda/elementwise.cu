@@ -29,19 +29,10 @@ __global__ void axpby_kernel(const T* a, const T* b, T* out, int64_t n, float al
       });
 }
 
-// x = s * x, in place. vec: x is lb_aligned4 (lb_for_each4)
+// x = s * x, in place. vec: x is lb_aligned4 (lb_map4)
 template <typename T>
 __global__ void scale_kernel(T* x, int64_t n, float s, bool vec) {
-  lb_for_each4(
-      n, vec,
-      [&](int64_t i) {
-        float v[4];
-        lb_ld4(x + i, v);
-#pragma unroll
-        for (int k = 0; k < 4; k++) v[k] *= s;
-        lb_st4(x + i, v);
-      },
-      [&](int64_t i) { lb_st(x + i, s * lb_ld(x + i)); });
+  lb_map4(x, x, n, vec, [&](float v) { return s * v; });
 }
 
 // The four-word vector of a raw word type, for fill (16 bytes of f32 or i32, 8 of bf16).
@@ -65,14 +56,7 @@ __global__ void fill_kernel(W* x, int64_t n, W value, bool vec) {
 // dst = src converted (f32 <-> bf16). vec: both lb_aligned4 on their own element type
 template <typename S, typename D>
 __global__ void cast_kernel(const S* src, D* dst, int64_t n, bool vec) {
-  lb_for_each4(
-      n, vec,
-      [&](int64_t i) {
-        float v[4];
-        lb_ld4(src + i, v);
-        lb_st4(dst + i, v);
-      },
-      [&](int64_t i) { lb_st(dst + i, lb_ld(src + i)); });
+  lb_map4(src, dst, n, vec, [](float v) { return v; });
 }
 
 }  // namespace

@@ -8,19 +8,10 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// vec: the pointers are lb_aligned4 (lb_for_each4)
+// vec: the pointers are lb_aligned4 (lb_map4)
 template <typename T>
 __global__ void gelu_fwd_kernel(const T* x, T* out, int64_t n, bool vec) {  // x, out (n)
-  lb_for_each4(
-      n, vec,
-      [&](int64_t i) {
-        float v[4];
-        lb_ld4(x + i, v);
-#pragma unroll
-        for (int k = 0; k < 4; k++) v[k] = lb_gelu(v[k]);
-        lb_st4(out + i, v);
-      },
-      [&](int64_t i) { lb_st(out + i, lb_gelu(lb_ld(x + i))); });
+  lb_map4(x, out, n, vec, [](float v) { return lb_gelu(v); });
 }
 template <typename T>
 __global__ void gelu_bwd_kernel(const T* x, const T* dout, T* dx, int64_t n, bool vec) {  // x, dout, dx (n)
