@@ -292,9 +292,9 @@ LB_AVX512 float row_max_avx512(const float* s, int n, float init) {
   }
   return _mm512_reduce_max_ps(m);
 }
-// exp_shift_sum as 2^((s - shift) log2e) (cpu::exp2_16: 9 vector operations, where cpu::fast_exp16's
-// bit-for-bit copy of the scalar exp took 24 and a fifth of the forward's time); masked -inf scores give
-// exactly 0. Forward and backward both take their probabilities from here. The sum runs in 16 lanes.
+// exp_shift_sum as 2^((s - shift) log2e) (cpu::exp2_16: 9 vector operations, where a bit-for-bit copy
+// of the scalar fast_exp took 24 and a fifth of the forward's time); masked -inf scores give exactly 0.
+// Forward and backward both take their probabilities from here. The sum runs in 16 lanes.
 LB_AVX512 float exp_shift_sum_avx512(float* s, int n, float shift) {
   const __m512 sh = _mm512_set1_ps(shift), l2e = _mm512_set1_ps(1.44269504088896341f);
   __m512 acc = _mm512_setzero_ps();

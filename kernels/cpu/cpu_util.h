@@ -142,27 +142,6 @@ LB_AVX512 inline __m512 exp2_16(__m512 z) {
   return _mm512_scalef_ps(q, n);
 }
 
-// fast_exp (below) on 16 lanes: the same IEEE operations in the same order (no FMA), so bit-identical.
-LB_AVX512 inline __m512 fast_exp16(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.33654f), hi = _mm512_set1_ps(88.0f);
-  const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  x = _mm512_mask_blend_ps(under, x, lo);
-  x = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), x, hi);
-  const __m512 big = _mm512_set1_ps(12582912.0f);
-  const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), big), big);
-  __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
-  __m512 q = _mm512_set1_ps(1.9875691500e-4f);
-  q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(1.3981999507e-3f));
-  q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(8.3334519073e-3f));
-  q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(4.1665795894e-2f));
-  q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(1.6666665459e-1f));
-  q = _mm512_add_ps(_mm512_mul_ps(q, r), _mm512_set1_ps(5.0000001201e-1f));
-  q = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(q, r), r), r), _mm512_set1_ps(1.0f));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_maskz_mul_ps((__mmask16)~under, q, _mm512_castsi512_ps(e));
-}
-
 // Keep bits of counters 4 block0 .. 4 block0 + 63 (bit e: lb_dropout_keep(seed, 4 block0 + e, p)):
 // Philox for 16 blocks in 16 lanes, bit-identical to the scalar Philox4x32-10 of common.h (the block's
 // high word carries where the low word wraps), then the four words' masks interleaved with pdep.

@@ -223,10 +223,10 @@ LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, float* r
   *loss = M + (std::log(sum) + err * 0.69314718055994531f) - zy;
   if (!d) return;
   const float inv = 1.0f / sum;
-  // blocks summed before the max was reached: bring their e to the final reference (few blocks)
   const __m512 sc = _mm512_set1_ps(inv * gs);
   if constexpr (kIntoD) {
-    // d holds e: scale it where it is (from L2), each block by its own reference
+    // d holds e: scale it where it is (from L2), each block by its own reference (blocks summed before
+    // the max was reached by 2^(ref - ML), folded into the block's scale)
     const float py = e[y] * std::exp2(ref[y / kBlk] - ML) * inv;
     for (int b = 0; b < nb; b++) {
       const __m512 c = ref[b] != ML ? _mm512_mul_ps(sc, _mm512_set1_ps(std::exp2(ref[b] - ML))) : sc;
@@ -239,6 +239,7 @@ LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, float* r
     d[y] = (py - 1.0f) * gs;
     return;
   }
+  // blocks summed before the max was reached: bring their e to the final reference (few blocks)
   for (int b = 0; b < nb; b++)
     if (ref[b] != ML) {
       const __m512 c = _mm512_set1_ps(std::exp2(ref[b] - ML));
