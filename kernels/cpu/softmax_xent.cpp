@@ -224,30 +224,18 @@ LB_AVX512 void row_avx512(const T* z, int V, int y, float gs, float* e, float* r
   if (!d) return;
   const float inv = 1.0f / sum;
   const __m512 sc = _mm512_set1_ps(inv * gs);
-  if constexpr (kIntoD) {
-    // d holds e: scale it where it is (from L2), each block by its own reference (blocks summed before
-    // the max was reached by 2^(ref - ML), folded into the block's scale)
-    const float py = e[y] * std::exp2(ref[y / kBlk] - ML) * inv;
-    for (int b = 0; b < nb; b++) {
-      const __m512 c = ref[b] != ML ? _mm512_mul_ps(sc, _mm512_set1_ps(std::exp2(ref[b] - ML))) : sc;
-      const int jend = std::min(V, (b + 1) * kBlk);
-      for (int j = b * kBlk; j < jend; j += 16) {
-        const __mmask16 m = tail_mask(jend - j);
-        store16(d + j, m, _mm512_mul_ps(load16(d + j, m), c));
-      }
+  // d = e * gs / sum, each block by its own reference: blocks summed before the max was reached carry
+  // 2^(ref - ML), folded into that block's scale (few blocks). e is d's own row with kIntoD (scaled
+  // where it is, from L2), else the scratch row; py is read before d (which may alias z) is written.
+  const float py = e[y] * std::exp2(ref[y / kBlk] - ML) * inv;
+  for (int b = 0; b < nb; b++) {
+    const __m512 c = ref[b] != ML ? _mm512_mul_ps(sc, _mm512_set1_ps(std::exp2(ref[b] - ML))) : sc;
+    const int jend = std::min(V, (b + 1) * kBlk);
+    for (int j = b * kBlk; j < jend; j += 16) {
+      const __mmask16 m = tail_mask(jend - j);
+      store16(d + j, m, _mm512_mul_ps(load16(e + j, m), c));
     }
-    d[y] = (py - 1.0f) * gs;
-    return;
   }
-  // blocks summed before the max was reached: bring their e to the final reference (few blocks)
-  for (int b = 0; b < nb; b++)
-    if (ref[b] != ML) {
-      const __m512 c = _mm512_set1_ps(std::exp2(ref[b] - ML));
-      for (int j = b * kBlk; j < (b + 1) * kBlk; j += 16) _mm512_store_ps(e + j, _mm512_mul_ps(_mm512_load_ps(e + j), c));
-    }
-  const float py = e[y] * inv;  // before d (which may alias z) is written
-  // (plain stores: streaming stores measured slower here, and the next op reads dlogits back)
-  for (int j = 0; j < V; j += 16) store16(d + j, tail_mask(V - j), _mm512_mul_ps(_mm512_load_ps(e + j), sc));
   d[y] = cpu::from_f32<T>((py - 1.0f) * gs);
 }
 LB_AVX512_END
