@@ -90,7 +90,9 @@ void bias_backward_cuda(const BiasBackwardParams& p);
 // backward (activation grads =): dq, dk, dv from dout, using q, k, v, out, lse.
 //   delta (B, NH, T) f32 scratch: rowsum(dout * out).
 struct AttentionParams {
-  const void* q; const void* k; const void* v;  // (B,T,NH,D)
+  const void* q; const void* k; const void* v;  // (B,T,NH,D), rows ld_qkv apart
+  int64_t ld_qkv;                                // elements between tokens in q, k, v, dq, dk, dv: NH*D,
+                                                 // or 3*NH*D where one projection wrote q|k|v per token
   void* out;                                     // (B,T,NH,D)
   float* lse;                                    // (B,NH,T)
   const int32_t* key_mask;                       // (B,T) or null
@@ -100,7 +102,7 @@ struct AttentionParams {
   DType dtype;
   // backward only
   const void* dout;                              // (B,T,NH,D)
-  void* dq; void* dk; void* dv;                  // (B,T,NH,D), written (=)
+  void* dq; void* dk; void* dv;                  // (B,T,NH,D), rows ld_qkv apart, written (=)
   float* delta;                                  // (B,NH,T) scratch
 };
 void attention_forward_ref(const AttentionParams& p);

@@ -248,9 +248,13 @@ void run_attention(const Call& c, bool backward) {
   c.floating(q, "q");
   p.dtype = q->dtype;
   const int64_t n = c.mul("q", {p.B, p.T, p.NH, p.D});
-  c.check(q, "q", n, p.dtype);
-  c.check(k, "k", n, p.dtype);
-  c.check(v, "v", n, p.dtype);
+  // q, k, v (and dq, dk, dv) may be column slices of one (B*T, ld_qkv) array, e.g. a fused QKV projection
+  const int64_t hd = (int64_t)p.NH * p.D;
+  p.ld_qkv = c.integer("ld_qkv", hd, kMaxElems, false, hd);
+  const int64_t nx = c.mul("ld_qkv", {(int64_t)p.B * p.T - 1, p.ld_qkv}) + hd;
+  c.check(q, "q", nx, p.dtype);
+  c.check(k, "k", nx, p.dtype);
+  c.check(v, "v", nx, p.dtype);
   c.check(out, "out", n, p.dtype);
   c.check(lse, "lse", c.mul("lse", {p.B, p.NH, p.T}), DType::F32);
   c.check(mask, "key_mask", c.mul("key_mask", {p.B, p.T}), DType::I32);
@@ -267,9 +271,9 @@ void run_attention(const Call& c, bool backward) {
   Tensor* dv = c.tensor("dv");
   Tensor* delta = c.tensor("delta");
   c.check(dout, "dout", n, p.dtype);
-  c.check(dq, "dq", n, p.dtype);
-  c.check(dk, "dk", n, p.dtype);
-  c.check(dv, "dv", n, p.dtype);
+  c.check(dq, "dq", nx, p.dtype);
+  c.check(dk, "dk", nx, p.dtype);
+  c.check(dv, "dv", nx, p.dtype);
   c.check(delta, "delta", c.mul("delta", {p.B, p.NH, p.T}), DType::F32);
   p.dout = c.data(dout); p.dq = c.data(dq); p.dk = c.data(dk); p.dv = c.data(dv);
   p.delta = (float*)c.data(delta);

@@ -18,6 +18,8 @@ export interface MatmulArgs {
 export interface AttentionArgs {
   q: T; k: T; v: T; out: T; lse: T; key_mask?: OptT;
   B: number; T: number; NH: number; D: number; scale?: number;
+  /** elements between tokens' rows in q, k, v, dq, dk, dv (default NH*D; 3*NH*D for slices of one fused QKV array) */
+  ld_qkv?: number;
   dropout_p?: number; seed?: number | bigint; offset?: number | bigint;
 }
 export interface AttentionBackwardArgs extends AttentionArgs { dout: T; dq: T; dk: T; dv: T; delta: T }

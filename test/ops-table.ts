@@ -292,23 +292,31 @@ function matmulRows(r: Rng): OpCase[] {
 function attentionRow(
   r: Rng,
   name: string,
-  o: { B: number; T: number; NH: number; D: number; mask?: (b: number, j: number) => number; dropout?: number; offset?: number; fd?: boolean },
+  o: {
+    B: number; T: number; NH: number; D: number; mask?: (b: number, j: number) => number; dropout?: number; offset?: number; fd?: boolean;
+    /** rows of q, k, v, dq, dk, dv this many elements apart */
+    ld?: number;
+  },
 ): OpCase {
   const { B, T, NH, D } = o;
   const n = B * T * NH * D;
+  const nx = o.ld ? (B * T - 1) * o.ld + NH * D : n;
   const tensors: Record<string, TSpec> = {
-    q: data([n], r.normals(n)),
-    k: data([n], r.normals(n)),
-    v: data([n], r.normals(n)),
+    q: data([nx], r.normals(nx)),
+    k: data([nx], r.normals(nx)),
+    v: data([nx], r.normals(nx)),
     out: data([n]),
     lse: f32([B * NH * T]),
     dout: data([n], r.normals(n)),
-    dq: data([n]),
-    dk: data([n]),
-    dv: data([n]),
+    // gaps between strided rows start non-zero (they must come back unchanged), except under the
+    // finite-difference check, where a gap's numeric gradient is 0
+    dq: data([nx], o.ld && !o.fd ? r.normals(nx) : undefined),
+    dk: data([nx], o.ld && !o.fd ? r.normals(nx) : undefined),
+    dv: data([nx], o.ld && !o.fd ? r.normals(nx) : undefined),
     delta: f32([B * NH * T]),
   };
   const common: Record<string, Arg> = { B, T, NH, D, q: t('q'), k: t('k'), v: t('v'), out: t('out'), lse: t('lse') };
+  if (o.ld) common.ld_qkv = o.ld;
   if (o.mask) {
     const m = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let j = 0; j < T; j++) m[b * T + j] = o.mask(b, j);
@@ -352,6 +360,10 @@ function attentionRows(r: Rng): OpCase[] {
     // from one Philox evaluation when the pair's counter is even (offset 4096), two when odd (offset 99)
     attentionRow(r, 'B=2 T=70 NH=2 D=64, padding, dropout 0.15, offset 4096', { B: 2, T: 70, NH: 2, D: 64, dropout: 0.15, offset: 4096, mask: (b, j) => (b === 1 && j > 50 ? 0 : 1) }),
     attentionRow(r, 'B=1 T=40 NH=2 D=128, dropout 0.2', { B: 1, T: 40, NH: 2, D: 128, dropout: 0.2 }),
+    // q, k, v as column slices of a fused QKV projection's rows (ld = 3 NH D: the model's layout; the
+    // D = 64 bf16 row takes the CUDA mma path), and rows an odd distance apart (the generic paths)
+    attentionRow(r, 'B=2 T=70 NH=2 D=64, ld_qkv 384, padding, dropout 0.1', { B: 2, T: 70, NH: 2, D: 64, ld: 384, dropout: 0.1, mask: (b, j) => (b === 1 && j > 40 ? 0 : 1) }),
+    attentionRow(r, 'B=2 T=9 NH=2 D=3, ld_qkv 11', { B: 2, T: 9, NH: 2, D: 3, ld: 11, fd: true, mask: (_b, j) => (j === 2 ? 0 : 1) }),
   ];
 }
 

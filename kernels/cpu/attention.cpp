@@ -26,7 +26,9 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct Dims {
   int B, T, NH, D;
-  int64_t row(int b, int t, int h) const { return (((int64_t)b * T + t) * NH + h) * D; }
+  int64_t ld;  // elements between consecutive tokens' rows: NH * D, or ld_qkv for q, k, v, dq, dk, dv
+  int64_t row(int b, int t, int h) const { return ((int64_t)b * T + t) * ld + (int64_t)h * D; }
+  Dims with_ld(int64_t l) const { return {B, T, NH, D, l}; }
 };
 
 // rows (n, D) of a (B,T,NH,D) tensor starting at token t0, as f32 into dst (n, D)
@@ -44,8 +46,8 @@ void load_rows_t(const T* src, const Dims& dm, int b, int h, int t0, int n, floa
 #if LB_GEMM_X86
   if constexpr (std::is_same_v<T, float>) {
     if (cpu::has_avx512()) {  // 16 rows at a time through the GEMM's in-register transpose (the scalar
-      const int64_t ld = (int64_t)dm.NH * dm.D;  // loop was a fifth of the forward pass)
-      for (int j = 0; j < n; j += 16) gemm::tpack_avx512(src + dm.row(b, t0 + j, h), ld, std::min(16, n - j), dm.D, dst + j, kKB, 16);
+      for (int j = 0; j < n; j += 16)  // loop was a fifth of the forward pass)
+        gemm::tpack_avx512(src + dm.row(b, t0 + j, h), dm.ld, std::min(16, n - j), dm.D, dst + j, kKB, 16);
       return;
     }
   }
@@ -359,6 +361,7 @@ template <class T, int N>
 struct HeadTiles {
   const T* src[N];
   char kind[N];
+  int64_t ld[N];  // each source's row stride
   int b = -1, h = -1;
   float* tiles = nullptr;
   int64_t tile = 0;  // floats per tile (kKB * D)
@@ -372,8 +375,8 @@ struct HeadTiles {
         for (int t = 0; t < nb; t++) {
           const int j0 = t * kKB, n = std::min(kKB, dm.T - j0);
           float* dst = tiles + (w * nb + t) * tile;
-          if (kind[w] == 't') load_rows_t(src[w], dm, b_, h_, j0, n, dst);
-          else load_rows(src[w], dm, b_, h_, j0, n, dst);
+          if (kind[w] == 't') load_rows_t(src[w], dm.with_ld(ld[w]), b_, h_, j0, n, dst);
+          else load_rows(src[w], dm.with_ld(ld[w]), b_, h_, j0, n, dst);
         }
       b = b_;
       h = h_;
@@ -384,7 +387,8 @@ struct HeadTiles {
 
 template <class T>
 void forward_impl(const AttentionParams& p) {
-  const Dims dm{p.B, p.T, p.NH, p.D};
+  const Dims dm{p.B, p.T, p.NH, p.D, (int64_t)p.NH * p.D};  // out, dout
+  const Dims dm_qkv = dm.with_ld(p.ld_qkv);                 // q, k, v, dq, dk, dv
   const int D = p.D, nqb = (p.T + kQB - 1) / kQB;
   const T* q = static_cast<const T*>(p.q);
   const T* k = static_cast<const T*>(p.k);
@@ -395,7 +399,7 @@ void forward_impl(const AttentionParams& p) {
   const TileKernels& tk = tile_kernels();
   parallel_for((int64_t)p.B * p.NH * nqb, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf, head_buf;
-    HeadTiles<T, 2> heads{{k, v}, {'t', 'r'}};  // this head's K^T and V tiles
+    HeadTiles<T, 2> heads{{k, v}, {'t', 'r'}, {p.ld_qkv, p.ld_qkv}};  // this head's K^T and V tiles
     float* qt = cpu::grow(buf, (size_t)kQB * D * 2 + kQB * kKB + 2 * kQB);
     float* acc = qt + kQB * D;   // (kQB, D) unnormalised output
     float* S = acc + kQB * D;    // (kQB, kKB) scores, then probabilities
@@ -406,7 +410,7 @@ void forward_impl(const AttentionParams& p) {
       const int h = (int)((item / nqb) % p.NH);
       const int b = (int)(item / ((int64_t)nqb * p.NH));
       const int i0 = qb * kQB, nq = std::min(kQB, p.T - i0);
-      load_rows(q, dm, b, h, i0, nq, qt);
+      load_rows(q, dm_qkv, b, h, i0, nq, qt);
       for (int i = 0; i < nq * D; i++) acc[i] = 0.0f;
       for (int i = 0; i < nq; i++) { m[i] = kNegInf; l[i] = 0.0f; }
       for (int j0 = 0; j0 < p.T; j0 += kKB) {
@@ -489,7 +493,8 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
 
 template <class T>
 void backward_impl(const AttentionParams& p) {
-  const Dims dm{p.B, p.T, p.NH, p.D};
+  const Dims dm{p.B, p.T, p.NH, p.D, (int64_t)p.NH * p.D};  // out, dout
+  const Dims dm_qkv = dm.with_ld(p.ld_qkv);                 // q, k, v, dq, dk, dv
   const int D = p.D, T_ = p.T;
   const T* q = static_cast<const T*>(p.q);
   const T* k = static_cast<const T*>(p.k);
@@ -519,7 +524,7 @@ void backward_impl(const AttentionParams& p) {
   const int nkb = (T_ + kKB - 1) / kKB;
   parallel_for((int64_t)p.B * p.NH, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> buf, head_buf;
-    HeadTiles<T, 2> heads{{q, dout}, {'r', 'r'}};  // this head's q and dout rows (consecutive tiles)
+    HeadTiles<T, 2> heads{{q, dout}, {'r', 'r'}, {p.ld_qkv, dm.ld}};  // this head's q and dout rows (consecutive tiles)
     float* kT = cpu::grow(buf, (size_t)kKB * D * 5 + 2 * (size_t)kQB * kKB + (size_t)nkb * kKB * D);  // (D, kKB)
     float* vT = kT + kKB * D;         // (D, kKB)
     float* kt = vT + kKB * D;         // (kKB, D) k rows
@@ -539,9 +544,9 @@ void backward_impl(const AttentionParams& p) {
       for (int kb = 0; kb < nkb; kb++) {
         const int j0 = kb * kKB, nk = std::min(kKB, T_ - j0);
         for (int i = 0; i < nk * D; i++) { dk_acc[i] = 0.0f; dv_acc[i] = 0.0f; }
-        load_rows_t(k, dm, b, h, j0, nk, kT);
-        load_rows_t(v, dm, b, h, j0, nk, vT);
-        load_rows(k, dm, b, h, j0, nk, kt);
+        load_rows_t(k, dm_qkv, b, h, j0, nk, kT);
+        load_rows_t(v, dm_qkv, b, h, j0, nk, vT);
+        load_rows(k, dm_qkv, b, h, j0, nk, kt);
         for (int i0 = 0; i0 < T_; i0 += kQB) {
           const int nq = std::min(kQB, T_ - i0);
           const float* qt = q_rows + (int64_t)i0 * D;     // (nq, D)
@@ -552,8 +557,8 @@ void backward_impl(const AttentionParams& p) {
           tile_kernels().accum(dq_acc + (int64_t)i0 * D, dP, kKB, 1, kt, nq, nk, D);  // dq_i += sum_j dS_ij k_j
         }
         for (int j = 0; j < nk; j++) {
-          T* dkr = dk + dm.row(b, j0 + j, h);
-          T* dvr = dv + dm.row(b, j0 + j, h);
+          T* dkr = dk + dm_qkv.row(b, j0 + j, h);
+          T* dvr = dv + dm_qkv.row(b, j0 + j, h);
           for (int c = 0; c < D; c++) {
             dkr[c] = cpu::from_f32<T>(dk_acc[(int64_t)j * D + c] * p.scale);
             dvr[c] = cpu::from_f32<T>(dv_acc[(int64_t)j * D + c]);
@@ -561,7 +566,7 @@ void backward_impl(const AttentionParams& p) {
         }
       }
       for (int i = 0; i < T_; i++) {
-        T* r = dq + dm.row(b, i, h);
+        T* r = dq + dm_qkv.row(b, i, h);
         for (int c = 0; c < D; c++) r[c] = cpu::from_f32<T>(dq_acc[(int64_t)i * D + c] * p.scale);
       }
     }

@@ -1,6 +1,7 @@
 // attention.cu: non-causal multi-head attention with a key padding mask, dropout on the probabilities,
 // never materialising T x T (ops.h AttentionParams).
 //   q, k, v, out, dout, dq, dk, dv: (B, T, NH, D); lse, delta: (B, NH, T) f32; key_mask (B, T) i32.
+//   q, k, v, dq, dk, dv have rows ld_qkv apart (slices of one fused QKV array when ld_qkv = 3 NH D).
 //   Dropout keeps (b,h,i,j) iff lb_dropout_keep(seed, offset + ((b*NH + h)*T + i)*T + j, p), scaled by 1/(1-p).
 //
 // Tensor-core path (bf16, D = 64 or 128, 16-byte aligned tensors, sm_80+): FlashAttention-2 style.
@@ -27,10 +28,13 @@ constexpr int kWarps = 4;
 
 struct AttnGeo {
   int B, T, NH, D;
+  int64_t ld;  // ld_qkv
   float scale, p_drop, inv_keep;
   uint64_t seed, offset;
-  // element offset of row t of head h in batch b, in a (B,T,NH,D) tensor
+  // element offset of row t of head h in batch b, in out or dout (B,T,NH,D)
   __device__ __forceinline__ size_t row(int b, int t, int h) const { return (((size_t)b * T + t) * NH + h) * D; }
+  // the same in q, k, v, dq, dk, dv (rows ld apart)
+  __device__ __forceinline__ size_t xrow(int b, int t, int h) const { return ((size_t)b * T + t) * ld + (size_t)h * D; }
   __device__ __forceinline__ bool keep(int b, int h, int i, int j) const {
     return p_drop <= 0.0f || lb_dropout_keep(seed, offset + (((uint64_t)b * NH + h) * T + i) * T + j, p_drop);
   }
@@ -58,7 +62,7 @@ __global__ void attn_fwd_generic(const T* q, const T* k, const T* v, T* out, flo
   if (gw >= (int64_t)g.B * g.NH * g.T) return;
   const int i = (int)(gw % g.T), h = (int)((gw / g.T) % g.NH), b = (int)(gw / ((int64_t)g.T * g.NH));
   float qr[DPL], acc[DPL];
-  const size_t qo = g.row(b, i, h);
+  const size_t qo = g.xrow(b, i, h), oo = g.row(b, i, h);
 #pragma unroll
   for (int e = 0; e < DPL; e++) {
     const int d = lane + 32 * e;
@@ -68,7 +72,7 @@ __global__ void attn_fwd_generic(const T* q, const T* k, const T* v, T* out, flo
   LbSoftmaxState st = lb_softmax_init();
   for (int j = 0; j < g.T; j++) {
     if (mask && mask[(size_t)b * g.T + j] == 0) continue;
-    const size_t ko = g.row(b, j, h);
+    const size_t ko = g.xrow(b, j, h);
     float s = 0.0f;
 #pragma unroll
     for (int e = 0; e < DPL; e++) {
@@ -90,7 +94,7 @@ __global__ void attn_fwd_generic(const T* q, const T* k, const T* v, T* out, flo
 #pragma unroll
   for (int e = 0; e < DPL; e++) {
     const int d = lane + 32 * e;
-    if (d < g.D) lb_st(out + qo + d, acc[e] * inv);
+    if (d < g.D) lb_st(out + oo + d, acc[e] * inv);
   }
   if (lane == 0) lse[((size_t)b * g.NH + h) * g.T + i] = lb_softmax_lse(st);
 }
@@ -117,20 +121,20 @@ __global__ void attn_bwd_dq_generic(const T* q, const T* k, const T* v, const T*
   const int64_t gw = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5);
   if (gw >= (int64_t)g.B * g.NH * g.T) return;
   const int i = (int)(gw % g.T), h = (int)((gw / g.T) % g.NH), b = (int)(gw / ((int64_t)g.T * g.NH));
-  const size_t qo = g.row(b, i, h);
+  const size_t qo = g.xrow(b, i, h), oo = g.row(b, i, h);
   const float L = lse[gw], dl = delta[gw];
   float qr[DPL], dor[DPL], acc[DPL];
 #pragma unroll
   for (int e = 0; e < DPL; e++) {
     const int d = lane + 32 * e;
     qr[e] = d < g.D ? lb_ld(q + qo + d) * g.scale : 0.0f;
-    dor[e] = d < g.D ? lb_ld(dout + qo + d) : 0.0f;
+    dor[e] = d < g.D ? lb_ld(dout + oo + d) : 0.0f;
     acc[e] = 0.0f;
   }
   if (L != -INFINITY) {
     for (int j = 0; j < g.T; j++) {
       if (mask && mask[(size_t)b * g.T + j] == 0) continue;
-      const size_t ko = g.row(b, j, h);
+      const size_t ko = g.xrow(b, j, h);
       float s = 0.0f, dp = 0.0f;
 #pragma unroll
       for (int e = 0; e < DPL; e++) {
@@ -166,7 +170,7 @@ __global__ void attn_bwd_dkv_generic(const T* q, const T* k, const T* v, const T
   const int64_t gw = blockIdx.x * (int64_t)kWarps + (threadIdx.x >> 5);
   if (gw >= (int64_t)g.B * g.NH * g.T) return;
   const int j = (int)(gw % g.T), h = (int)((gw / g.T) % g.NH), b = (int)(gw / ((int64_t)g.T * g.NH));
-  const size_t ko = g.row(b, j, h);
+  const size_t ko = g.xrow(b, j, h);
   float kr[DPL], vr[DPL], ak[DPL], av[DPL];
 #pragma unroll
   for (int e = 0; e < DPL; e++) {
@@ -181,14 +185,14 @@ __global__ void attn_bwd_dkv_generic(const T* q, const T* k, const T* v, const T
   for (int i = 0; live && i < g.T; i++) {
     const float L = lse_bh[i];
     if (L == -INFINITY) continue;
-    const size_t qo = g.row(b, i, h);
+    const size_t qo = g.xrow(b, i, h), oo = g.row(b, i, h);
     float s = 0.0f, dp = 0.0f;
 #pragma unroll
     for (int e = 0; e < DPL; e++) {
       const int d = lane + 32 * e;
       if (d < g.D) {
         s = fmaf(lb_ld(q + qo + d) * g.scale, kr[e], s);
-        dp = fmaf(lb_ld(dout + qo + d), vr[e], dp);
+        dp = fmaf(lb_ld(dout + oo + d), vr[e], dp);
       }
     }
     s = lb_warp_sum(s);
@@ -202,7 +206,7 @@ __global__ void attn_bwd_dkv_generic(const T* q, const T* k, const T* v, const T
       const int d = lane + 32 * e;
       if (d < g.D) {
         ak[e] = fmaf(ds, lb_ld(q + qo + d), ak[e]);
-        av[e] = fmaf(pz, lb_ld(dout + qo + d), av[e]);
+        av[e] = fmaf(pz, lb_ld(dout + oo + d), av[e]);
       }
     }
   }
@@ -219,6 +223,7 @@ __global__ void attn_bwd_dkv_generic(const T* q, const T* k, const T* v, const T
 AttnGeo make_geo(const AttentionParams& p) {
   AttnGeo g;
   g.B = p.B; g.T = p.T; g.NH = p.NH; g.D = p.D;
+  g.ld = p.ld_qkv;
   g.scale = p.scale;
   g.p_drop = p.dropout_p;
   g.inv_keep = p.dropout_p > 0.0f ? 1.0f / (1.0f - p.dropout_p) : 1.0f;
@@ -361,12 +366,13 @@ __global__ void __launch_bounds__(kFaThreads) fa_fwd_kernel(const bf16_t* q, con
   extern __shared__ __align__(128) unsigned char smem[];  // Q | K[2] | V[2]
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, t = lane & 3;
   const int bh = blockIdx.y, h = bh % g.NH, b = bh / g.NH;
-  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;
+  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;  // out, dout
+  const size_t xrs = (size_t)g.ld, xslice = (size_t)b * g.T * xrs + (size_t)h * D;  // q, k, v, dq, dk, dv
   const uint32_t sq = lb_smem_addr(smem), sk = sq + TILE, sv = sk + 2 * TILE;
   const int i0 = blockIdx.x * kFaRows;
-  fa_load<D, kFaRows>(sq, q + slice, rs, i0, g.T, tid);
-  fa_load<D, kFaRows>(sk, k + slice, rs, 0, g.T, tid);
-  fa_load<D, kFaRows>(sv, v + slice, rs, 0, g.T, tid);
+  fa_load<D, kFaRows>(sq, q + xslice, xrs, i0, g.T, tid);
+  fa_load<D, kFaRows>(sk, k + xslice, xrs, 0, g.T, tid);
+  fa_load<D, kFaRows>(sv, v + xslice, xrs, 0, g.T, tid);
   lb_cp_async_commit();
   const int nkb = (g.T + kFaRows - 1) / kFaRows;
   const float sl2 = g.scale * kLog2e;
@@ -376,8 +382,8 @@ __global__ void __launch_bounds__(kFaThreads) fa_fwd_kernel(const bf16_t* q, con
   for (int jb = 0; jb < nkb; jb++) {
     const uint32_t kb = sk + (jb & 1) * TILE, vb = sv + (jb & 1) * TILE;
     if (jb + 1 < nkb) {  // the other buffer was released by the barrier that ended iteration jb-1
-      fa_load<D, kFaRows>(sk + ((jb + 1) & 1) * TILE, k + slice, rs, (jb + 1) * kFaRows, g.T, tid);
-      fa_load<D, kFaRows>(sv + ((jb + 1) & 1) * TILE, v + slice, rs, (jb + 1) * kFaRows, g.T, tid);
+      fa_load<D, kFaRows>(sk + ((jb + 1) & 1) * TILE, k + xslice, xrs, (jb + 1) * kFaRows, g.T, tid);
+      fa_load<D, kFaRows>(sv + ((jb + 1) & 1) * TILE, v + xslice, xrs, (jb + 1) * kFaRows, g.T, tid);
     }
     lb_cp_async_commit();
     lb_cp_async_wait<1>();
@@ -450,13 +456,14 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dq_kernel(const bf16_t* q, 
   extern __shared__ __align__(128) unsigned char smem[];  // Q | dO | K[2] | V[2]
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, t = lane & 3;
   const int bh = blockIdx.y, h = bh % g.NH, b = bh / g.NH;
-  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;
+  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;  // out, dout
+  const size_t xrs = (size_t)g.ld, xslice = (size_t)b * g.T * xrs + (size_t)h * D;  // q, k, v, dq, dk, dv
   const uint32_t sq = lb_smem_addr(smem), sdo = sq + TILE, sk = sdo + TILE, sv = sk + 2 * TILE;
   const int i0 = blockIdx.x * kFaRows, row0 = i0 + warp * 16;
-  fa_load<D, kFaRows>(sq, q + slice, rs, i0, g.T, tid);
+  fa_load<D, kFaRows>(sq, q + xslice, xrs, i0, g.T, tid);
   fa_load<D, kFaRows>(sdo, dout + slice, rs, i0, g.T, tid);
-  fa_load<D, kFaRows>(sk, k + slice, rs, 0, g.T, tid);
-  fa_load<D, kFaRows>(sv, v + slice, rs, 0, g.T, tid);
+  fa_load<D, kFaRows>(sk, k + xslice, xrs, 0, g.T, tid);
+  fa_load<D, kFaRows>(sv, v + xslice, xrs, 0, g.T, tid);
   lb_cp_async_commit();
   const float sl2 = g.scale * kLog2e;
   float L2[2], dl[2];  // lse in log2 units, delta, for rows gr and gr + 8
@@ -472,8 +479,8 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dq_kernel(const bf16_t* q, 
   for (int jb = 0; jb < nkb; jb++) {
     const uint32_t kb = sk + (jb & 1) * TILE, vb = sv + (jb & 1) * TILE;
     if (jb + 1 < nkb) {
-      fa_load<D, kFaRows>(sk + ((jb + 1) & 1) * TILE, k + slice, rs, (jb + 1) * kFaRows, g.T, tid);
-      fa_load<D, kFaRows>(sv + ((jb + 1) & 1) * TILE, v + slice, rs, (jb + 1) * kFaRows, g.T, tid);
+      fa_load<D, kFaRows>(sk + ((jb + 1) & 1) * TILE, k + xslice, xrs, (jb + 1) * kFaRows, g.T, tid);
+      fa_load<D, kFaRows>(sv + ((jb + 1) & 1) * TILE, v + xslice, xrs, (jb + 1) * kFaRows, g.T, tid);
     }
     lb_cp_async_commit();
     lb_cp_async_wait<1>();
@@ -495,7 +502,7 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dq_kernel(const bf16_t* q, 
     __syncthreads();
   }
   lb_cp_async_wait<0>();
-  fa_store<D>(dq + slice, rs, row0, g.T, acc, g.scale, g.scale, lane);
+  fa_store<D>(dq + xslice, xrs, row0, g.T, acc, g.scale, g.scale, lane);
 }
 
 // dk, dv (=) for 64 keys per block: loops over the queries in tiles of BQ; P^T recomputed from lse.
@@ -509,12 +516,13 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dkv_kernel(const bf16_t* q,
   extern __shared__ __align__(128) unsigned char smem[];  // K | V | Q[2] | dO[2]
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gr = lane >> 2, t = lane & 3;
   const int bh = blockIdx.y, h = bh % g.NH, b = bh / g.NH;
-  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;
+  const size_t rs = (size_t)g.NH * D, slice = ((size_t)b * g.T * g.NH + h) * D;  // out, dout
+  const size_t xrs = (size_t)g.ld, xslice = (size_t)b * g.T * xrs + (size_t)h * D;  // q, k, v, dq, dk, dv
   const uint32_t sk = lb_smem_addr(smem), sv = sk + TILE, sq = sv + TILE, sdo = sq + 2 * QTILE;
   const int j0 = blockIdx.x * kFaRows, krow0 = j0 + warp * 16;  // this warp's keys: krow0 + gr (+8)
-  fa_load<D, kFaRows>(sk, k + slice, rs, j0, g.T, tid);
-  fa_load<D, kFaRows>(sv, v + slice, rs, j0, g.T, tid);
-  fa_load<D, BQ>(sq, q + slice, rs, 0, g.T, tid);
+  fa_load<D, kFaRows>(sk, k + xslice, xrs, j0, g.T, tid);
+  fa_load<D, kFaRows>(sv, v + xslice, xrs, j0, g.T, tid);
+  fa_load<D, BQ>(sq, q + xslice, xrs, 0, g.T, tid);
   fa_load<D, BQ>(sdo, dout + slice, rs, 0, g.T, tid);
   lb_cp_async_commit();
   const float sl2 = g.scale * kLog2e;
@@ -528,7 +536,7 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dkv_kernel(const bf16_t* q,
   for (int ib = 0; ib < nqb; ib++) {
     const uint32_t qb = sq + (ib & 1) * QTILE, dob = sdo + (ib & 1) * QTILE;
     if (ib + 1 < nqb) {
-      fa_load<D, BQ>(sq + ((ib + 1) & 1) * QTILE, q + slice, rs, (ib + 1) * BQ, g.T, tid);
+      fa_load<D, BQ>(sq + ((ib + 1) & 1) * QTILE, q + xslice, xrs, (ib + 1) * BQ, g.T, tid);
       fa_load<D, BQ>(sdo + ((ib + 1) & 1) * QTILE, dout + slice, rs, (ib + 1) * BQ, g.T, tid);
     }
     lb_cp_async_commit();
@@ -561,8 +569,8 @@ __global__ void __launch_bounds__(kFaThreads) fa_bwd_dkv_kernel(const bf16_t* q,
     __syncthreads();
   }
   lb_cp_async_wait<0>();
-  fa_store<D>(dk + slice, rs, krow0, g.T, adk, g.scale, g.scale, lane);
-  fa_store<D>(dv + slice, rs, krow0, g.T, adv, 1.0f, 1.0f, lane);
+  fa_store<D>(dk + xslice, xrs, krow0, g.T, adk, g.scale, g.scale, lane);
+  fa_store<D>(dv + xslice, xrs, krow0, g.T, adv, 1.0f, 1.0f, lane);
 }
 
 template <typename K>
@@ -601,7 +609,7 @@ void fa_backward(const AttentionParams& p, const AttnGeo& g) {
 bool fa_eligible(const AttentionParams& p, bool backward) {
   auto al = [](const void* x) { return ((uintptr_t)x & 15) == 0; };
   bool ok = p.dtype == DType::BF16 && (p.D == 64 || p.D == 128) && cuda_props().major >= 8 &&
-            (int64_t)p.B * p.NH <= 65535 && al(p.q) && al(p.k) && al(p.v) && al(p.out);
+            (int64_t)p.B * p.NH <= 65535 && p.ld_qkv % 8 == 0 && al(p.q) && al(p.k) && al(p.v) && al(p.out);
   if (backward) ok = ok && al(p.dout) && al(p.dq) && al(p.dk) && al(p.dv);
   return ok;
 }

@@ -17,7 +17,9 @@ struct Probs {
   std::vector<double> lse;   // (T) -inf for an all-padding row
 };
 
+// row t of head h in batch b: of out and dout (at), of q, k, v, dq, dk, dv (atx, rows ld_qkv apart)
 inline int64_t at(const AttentionParams& p, int b, int t, int h) { return (((int64_t)b * p.T + t) * p.NH + h) * p.D; }
+inline int64_t atx(const AttentionParams& p, int b, int t, int h) { return ((int64_t)b * p.T + t) * p.ld_qkv + (int64_t)h * p.D; }
 
 void probs_ref(const AttentionParams& p, int b, int h, Probs& pr) {
   const int T = p.T;
@@ -31,7 +33,7 @@ void probs_ref(const AttentionParams& p, int b, int h, Probs& pr) {
     for (int j = 0; j < T; j++) {
       if (p.key_mask && p.key_mask[(int64_t)b * T + j] == 0) continue;
       double acc = 0.0;
-      for (int d = 0; d < p.D; d++) acc += ref::load(p.q, at(p, b, i, h) + d, p.dtype) * ref::load(p.k, at(p, b, j, h) + d, p.dtype);
+      for (int d = 0; d < p.D; d++) acc += ref::load(p.q, atx(p, b, i, h) + d, p.dtype) * ref::load(p.k, atx(p, b, j, h) + d, p.dtype);
       s[j] = acc * (double)p.scale;
       if (s[j] > mx) mx = s[j];
     }
@@ -64,7 +66,7 @@ void attention_forward_ref(const AttentionParams& p) {
         p.lse[((int64_t)b * p.NH + h) * p.T + i] = (float)pr.lse[i];
         for (int d = 0; d < p.D; d++) {
           double acc = 0.0;
-          for (int j = 0; j < p.T; j++) acc += pr.Pd[(size_t)i * p.T + j] * ref::load(p.v, at(p, b, j, h) + d, p.dtype);
+          for (int j = 0; j < p.T; j++) acc += pr.Pd[(size_t)i * p.T + j] * ref::load(p.v, atx(p, b, j, h) + d, p.dtype);
           ref::store(p.out, at(p, b, i, h) + d, acc, p.dtype);
         }
       }
@@ -91,7 +93,7 @@ void attention_backward_ref(const AttentionParams& p) {
           const double P = pr.P[(size_t)i * T + j];
           if (P == 0.0) { dS[(size_t)i * T + j] = 0.0; continue; }
           double dpd = 0.0;  // dout_i . v_j
-          for (int d = 0; d < D; d++) dpd += ref::load(p.dout, at(p, b, i, h) + d, p.dtype) * ref::load(p.v, at(p, b, j, h) + d, p.dtype);
+          for (int d = 0; d < D; d++) dpd += ref::load(p.dout, at(p, b, i, h) + d, p.dtype) * ref::load(p.v, atx(p, b, j, h) + d, p.dtype);
           const double dP = dpd * (pr.Pd[(size_t)i * T + j] / P);  // keep / (1-p), or 0 when dropped
           dS[(size_t)i * T + j] = P * (dP - dl);
         }
@@ -100,14 +102,14 @@ void attention_backward_ref(const AttentionParams& p) {
         for (int d = 0; d < D; d++) {
           double dq = 0.0, dk = 0.0, dv = 0.0;
           for (int j = 0; j < T; j++) {
-            dq += dS[(size_t)i * T + j] * ref::load(p.k, at(p, b, j, h) + d, p.dtype);
+            dq += dS[(size_t)i * T + j] * ref::load(p.k, atx(p, b, j, h) + d, p.dtype);
             // here i plays the key index: dk_i, dv_i sum over queries j
-            dk += dS[(size_t)j * T + i] * ref::load(p.q, at(p, b, j, h) + d, p.dtype);
+            dk += dS[(size_t)j * T + i] * ref::load(p.q, atx(p, b, j, h) + d, p.dtype);
             dv += pr.Pd[(size_t)j * T + i] * ref::load(p.dout, at(p, b, j, h) + d, p.dtype);
           }
-          ref::store(p.dq, at(p, b, i, h) + d, dq * (double)p.scale, p.dtype);
-          ref::store(p.dk, at(p, b, i, h) + d, dk * (double)p.scale, p.dtype);
-          ref::store(p.dv, at(p, b, i, h) + d, dv, p.dtype);
+          ref::store(p.dq, atx(p, b, i, h) + d, dq * (double)p.scale, p.dtype);
+          ref::store(p.dk, atx(p, b, i, h) + d, dk * (double)p.scale, p.dtype);
+          ref::store(p.dv, atx(p, b, i, h) + d, dv, p.dtype);
         }
     }
 }
