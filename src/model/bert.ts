@@ -61,7 +61,8 @@ const noDecay = (name: string): boolean => name.endsWith('.bias') || name.includ
 
 interface LayerActs {
   hin: Tensor; // (B*T,H) layer input (previous output)
-  q: Tensor; k: Tensor; v: Tensor; // (B*T,H) each, (B,T,NH,D) for attention
+  qkv: Tensor; // (B*T,3H) the fused Q|K|V projection; attention reads its column slices (ld_qkv 3H)
+  q: Tensor; k: Tensor; v: Tensor; // views of qkv at columns 0, H, 2H
   att: Tensor; // (B*T,H) attention output
   lse: Tensor; // (B,NH,T)
   ao: Tensor; // (B*T,H) attention.output.dense (after dropout, in place); LN1's input is ao + hin
@@ -113,7 +114,11 @@ export class BertModel {
   private readonly dF: Tensor; // (B*T,I)
   /** (B*T,I) GELU output of the layer being computed: forward input of output.dense, formed again in backward */
   private readonly fTmp: Tensor;
-  private readonly dq: Tensor; private readonly dk: Tensor; private readonly dv: Tensor; // (B*T,H)
+  private readonly dqkv: Tensor; // (B*T,3H) attention's dq|dk|dv per token, for the fused QKV backward
+  private readonly dq: Tensor; private readonly dk: Tensor; private readonly dv: Tensor; // views of dqkv at columns 0, H, 2H
+  /** Per layer, query/key/value parameters as one (3H, H) weight and (3H) bias: they are adjacent in the arena. */
+  private readonly qkvParams: { w: Tensor; b: Tensor; gw: Tensor; gb: Tensor }[] = [];
+  private readonly views: Tensor[] = []; // disposed with the model
   private readonly delta: Tensor; // (B,NH,T)
   private readonly dPoolIn: Tensor; // (B,H)
   // pretraining heads
@@ -168,14 +173,15 @@ export class BertModel {
     for (let l = 0; l < this.L; l++) {
       // no copy of the layernorms' inputs (ao + hin, fo + h1): the backward adds them again into a scratch
       // buffer, the same bits, and the arena holds two arrays fewer per layer
-      for (const n of ['q', 'k', 'v', 'att', 'ao', 'h1', 'fo', 'out']) ra(`L${l}.${n}`, [BT, H]);
+      ra(`L${l}.qkv`, [BT, 3 * H]);
+      for (const n of ['att', 'ao', 'h1', 'fo', 'out']) ra(`L${l}.${n}`, [BT, H]);
       r(`L${l}.lse`, [B, NH, T]);
       for (const n of ['mean1', 'rstd1', 'mean2', 'rstd2']) r(`L${l}.${n}`, [BT]);
       ra(`L${l}.fpre`, [BT, I]);
     }
     ra('pooledIn', [B, H]); ra('pooled', [B, H]);
     ra('dHidden', [BT, H]); ra('dPooled', [B, H]); ra('dA', [BT, H]); ra('dB', [BT, H]); ra('dS', [BT, H]);
-    ra('dF', [BT, I]); ra('fTmp', [BT, I]); ra('dq', [BT, H]); ra('dk', [BT, H]); ra('dv', [BT, H]); r('delta', [B, NH, T]); ra('dPoolIn', [B, H]);
+    ra('dF', [BT, I]); ra('fTmp', [BT, I]); ra('dqkv', [BT, 3 * H]); r('delta', [B, NH, T]); ra('dPoolIn', [B, H]);
     const BP = Math.max(1, B * P);
     if (this.pretrainingHeads) {
       if (P < 1) throw new RangeError('the pretraining heads need maxPredictions >= 1');
@@ -200,19 +206,41 @@ export class BertModel {
     this.ids = g('ids'); this.types = g('types'); this.mask = g('mask'); this.clsIndex = g('cls');
     this.clsIndex.setData(Int32Array.from({ length: B }, (_, b) => b * T));
     this.emb = g('emb'); this.x0 = g('x0'); this.mean0 = g('mean0'); this.rstd0 = g('rstd0');
+    // Column slices of a (B*T, 3H) array: q at 0, k at H, v at 2H, each reaching to the last row's slice.
+    const slices = (t: Tensor): [Tensor, Tensor, Tensor] => {
+      const v3 = [0, 1, 2].map((i) => t.view(i * H, [BT * 3 * H - i * H]).keep()) as [Tensor, Tensor, Tensor];
+      this.views.push(...v3);
+      return v3;
+    };
     for (let l = 0; l < this.L; l++) {
       const a = (n: string) => g(`L${l}.${n}`);
+      const [q, k, v] = slices(a('qkv'));
       this.layers.push({
         hin: l === 0 ? this.x0 : g(`L${l - 1}.out`),
-        q: a('q'), k: a('k'), v: a('v'), att: a('att'), lse: a('lse'), ao: a('ao'),
+        qkv: a('qkv'), q, k, v, att: a('att'), lse: a('lse'), ao: a('ao'),
         mean1: a('mean1'), rstd1: a('rstd1'), h1: a('h1'), fpre: a('fpre'), fo: a('fo'),
         mean2: a('mean2'), rstd2: a('rstd2'), out: a('out'),
+      });
+    }
+    // Query, key and value sit next to each other in their parameter groups (paramSpecs' order; a group
+    // packs its regions), so each layer's three projections run as one (B*T, 3H) GEMM.
+    for (let l = 0; l < this.L; l++) {
+      const sp = `${this.layerPrefix(l)}.attention.self`;
+      const qkvSpan = (kind: string, what: 'weight' | 'bias', dtype: 'f32' | 'bf16' = 'f32'): Tensor => {
+        const t = arena.span(`${kind}:${sp}.query.${what}`, `${kind}:${sp}.value.${what}`, dtype);
+        this.views.push(t);
+        if (t.numel !== (what === 'weight' ? 3 * H * H : 3 * H)) throw new Error(`internal: ${sp} query/key/value ${what}s are not adjacent`);
+        return t;
+      };
+      this.qkvParams.push({
+        w: qkvSpan(act === 'bf16' ? 'w' : 'p', 'weight', act), b: qkvSpan('p', 'bias'), gw: qkvSpan('g', 'weight'), gb: qkvSpan('g', 'bias'),
       });
     }
     this.hidden = this.L > 0 ? this.layers[this.L - 1]!.out : this.x0;
     this.pooledIn = g('pooledIn'); this.pooled = g('pooled');
     this.dHidden = g('dHidden'); this.dPooled = g('dPooled'); this.dA = g('dA'); this.dB = g('dB'); this.dS = g('dS');
-    this.dF = g('dF'); this.fTmp = g('fTmp'); this.dq = g('dq'); this.dk = g('dk'); this.dv = g('dv'); this.delta = g('delta'); this.dPoolIn = g('dPoolIn');
+    this.dF = g('dF'); this.fTmp = g('fTmp'); this.dqkv = g('dqkv');
+    [this.dq, this.dk, this.dv] = slices(this.dqkv); this.delta = g('delta'); this.dPoolIn = g('dPoolIn');
     const h = (n: string) => (this.pretrainingHeads ? g(n) : (undefined as unknown as Tensor));
     this.mpos = h('mpos'); this.mlabels = h('mlabels'); this.drpLabels = h('drpLabels');
     this.mh = h('mh'); this.t1pre = h('t1pre'); this.t1 = h('t1'); this.t2 = h('t2'); this.dT = h('dT');
@@ -378,11 +406,10 @@ export class BertModel {
     this.dropout(this.x0, BT * H, 1);
     for (let l = 0; l < this.L; l++) {
       const a = this.layers[l]!, p = this.layerPrefix(l);
-      this.linear(a.hin, `${p}.attention.self.query`, a.q, BT, H, H);
-      this.linear(a.hin, `${p}.attention.self.key`, a.k, BT, H, H);
-      this.linear(a.hin, `${p}.attention.self.value`, a.v, BT, H, H);
+      const qkv = this.qkvParams[l]!;
+      ops.matmul({ a: a.hin, b: qkv.w, c: a.qkv, bias: qkv.b, M: BT, N: 3 * H, K: H, trans_b: true, epilogue: 'bias' });
       ops.attention({
-        q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
+        q: a.q, k: a.k, v: a.v, ld_qkv: 3 * H, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
         dropout_p: training ? c.attentionDropout : 0, seed: this.seedFor(100 + l), offset: 0,
       });
       this.linear(a.att, `${p}.attention.output.dense`, a.ao, BT, H, H);
@@ -540,15 +567,16 @@ export class BertModel {
       // d(attention context) into dS (free at this point)
       this.linearBackward(this.dA, a.att, `${p}.attention.output.dense`, this.dS, BT, H, H);
       ops.attentionBackward({
-        q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
+        q: a.q, k: a.k, v: a.v, ld_qkv: 3 * H, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
         dropout_p: this.training ? this.config.attentionDropout : 0, seed: this.seedFor(100 + l), offset: 0,
         dout: this.dS, dq: this.dq, dk: this.dk, dv: this.dv, delta: this.delta,
       });
-      // d(hin) = dq Wq + dk Wk + dv Wv + dS1 (residual); written into dA, then into dOut for the layer below.
-      const dIn = this.dA;
-      this.linearBackward(this.dq, a.hin, `${p}.attention.self.query`, dIn, BT, H, H);
-      this.linearBackward(this.dk, a.hin, `${p}.attention.self.key`, dIn, BT, H, H, true);
-      this.linearBackward(this.dv, a.hin, `${p}.attention.self.value`, dIn, BT, H, H, true);
+      // the fused QKV projection's grads from dqkv (B*T,3H): dWqkv += dqkv^T hin, dbqkv += colsum;
+      // d(hin) = dqkv Wqkv + dS1 (residual), written into dA, then into dOut for the layer below.
+      const qkv = this.qkvParams[l]!, dIn = this.dA;
+      ops.matmul({ a: this.dqkv, b: a.hin, c: qkv.gw, M: 3 * H, N: H, K: BT, trans_a: true, beta: 1 });
+      ops.biasBackward({ dout: this.dqkv, dbias: qkv.gb, M: BT, N: 3 * H });
+      ops.matmul({ a: this.dqkv, b: qkv.w, c: dIn, M: BT, N: H, K: 3 * H });
       ops.axpby({ a: dIn, b: this.dB, out: dOut, alpha: 1, beta: 1, n: BT * H });
     }
     // embeddings: dropout', LayerNorm' (in place), then the three tables
@@ -576,6 +604,7 @@ export class BertModel {
   }
 
   dispose(): void {
+    for (const t of this.views) t.dispose();
     this.arena.dispose();
   }
 }
