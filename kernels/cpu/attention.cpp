@@ -31,9 +31,42 @@ struct Dims {
   Dims with_ld(int64_t l) const { return {B, T, NH, D, l}; }
 };
 
+#if LB_X86_SIMD
+LB_AVX512_BEGIN
+// The row loads and stores 16 values at a time: bf16 rows are widened (and rounded back) in registers,
+// where the scalar loops' conversions took 1.3x the time of the f32 forward and backward.
+template <class T>
+LB_AVX512 void load_rows_avx512(const T* src, const Dims& dm, int b, int h, int t0, int n, float* __restrict dst) {
+  for (int i = 0; i < n; i++) {
+    const T* s = src + dm.row(b, t0 + i, h);
+    float* d = dst + (int64_t)i * dm.D;
+    cpu::for_each16(0, dm.D, [&](int64_t c, __mmask16 m) { cpu::mask_storeu(d + c, m, cpu::load16(s + c, m)); });
+  }
+}
+// dst[0..D) = src[0..D) * scale as T
+template <class T>
+LB_AVX512 void store_row_avx512(const float* src, float scale, int D, T* dst) {
+  const __m512 vs = _mm512_set1_ps(scale);
+  cpu::for_each16(0, D, [&](int64_t c, __mmask16 m) { cpu::store16(dst + c, m, _mm512_mul_ps(cpu::maskz_loadu(m, src + c), vs)); });
+}
+LB_AVX512_END
+#endif
+
+// row `src` (D) of f32 values times scale, into dst as T
+template <class T>
+void store_row(const float* src, float scale, int D, T* dst) {
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) return store_row_avx512(src, scale, D, dst);
+#endif
+  for (int c = 0; c < D; c++) dst[c] = cpu::from_f32<T>(src[c] * scale);
+}
+
 // rows (n, D) of a (B,T,NH,D) tensor starting at token t0, as f32 into dst (n, D)
 template <class T>
 void load_rows(const T* src, const Dims& dm, int b, int h, int t0, int n, float* __restrict dst) {
+#if LB_X86_SIMD
+  if (cpu::has_avx512()) return load_rows_avx512(src, dm, b, h, t0, n, dst);
+#endif
   for (int i = 0; i < n; i++) {
     const T* s = src + dm.row(b, t0 + i, h);
     float* d = dst + (int64_t)i * dm.D;
@@ -50,6 +83,15 @@ void load_rows_t(const T* src, const Dims& dm, int b, int h, int t0, int n, floa
         gemm::tpack_avx512(src + dm.row(b, t0 + j, h), dm.ld, std::min(16, n - j), dm.D, dst + j, kKB, 16);
       return;
     }
+  } else if (cpu::has_avx512()) {  // bf16: 16 rows widened into f32, then the same transpose
+    thread_local std::vector<float> rows_buf;
+    float* rows = cpu::grow(rows_buf, (size_t)16 * dm.D);
+    for (int j = 0; j < n; j += 16) {
+      const int r = std::min(16, n - j);
+      load_rows(src, dm, b, h, t0 + j, r, rows);
+      gemm::tpack_avx512(rows, dm.D, r, dm.D, dst + j, kKB, 16);
+    }
+    return;
   }
 #endif
   for (int j = 0; j < n; j++) {
@@ -452,9 +494,7 @@ void forward_impl(const AttentionParams& p) {
           *lse = kNegInf;
           continue;
         }
-        const float inv_l = 1.0f / l[i];
-        const float* a = acc + (int64_t)i * D;
-        for (int c = 0; c < D; c++) o[c] = cpu::from_f32<T>(a[c] * inv_l);
+        store_row(acc + (int64_t)i * D, 1.0f / l[i], D, o);
         *lse = m[i] + std::log(l[i]);
       }
     }
@@ -557,18 +597,11 @@ void backward_impl(const AttentionParams& p) {
           tile_kernels().accum(dq_acc + (int64_t)i0 * D, dP, kKB, 1, kt, nq, nk, D);  // dq_i += sum_j dS_ij k_j
         }
         for (int j = 0; j < nk; j++) {
-          T* dkr = dk + dm_qkv.row(b, j0 + j, h);
-          T* dvr = dv + dm_qkv.row(b, j0 + j, h);
-          for (int c = 0; c < D; c++) {
-            dkr[c] = cpu::from_f32<T>(dk_acc[(int64_t)j * D + c] * p.scale);
-            dvr[c] = cpu::from_f32<T>(dv_acc[(int64_t)j * D + c]);
-          }
+          store_row(dk_acc + (int64_t)j * D, p.scale, D, dk + dm_qkv.row(b, j0 + j, h));
+          store_row(dv_acc + (int64_t)j * D, 1.0f, D, dv + dm_qkv.row(b, j0 + j, h));
         }
       }
-      for (int i = 0; i < T_; i++) {
-        T* r = dq + dm_qkv.row(b, i, h);
-        for (int c = 0; c < D; c++) r[c] = cpu::from_f32<T>(dq_acc[(int64_t)i * D + c] * p.scale);
-      }
+      for (int i = 0; i < T_; i++) store_row(dq_acc + (int64_t)i * D, p.scale, D, dq + dm_qkv.row(b, i, h));
     }
   });
 }
