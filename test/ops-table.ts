@@ -256,6 +256,10 @@ function matmulRows(r: Rng): OpCase[] {
   rows.push(mk('bias_gelu with pre_gelu, M=3 N=129 K=17', { M: 3, N: 129, K: 17, tb: true, epi: 'bias_gelu' }));
   rows.push(mk('batch 3, padded lda, M=5 N=7 K=9', { M: 5, N: 7, K: 9, batch: 3, lda: 12 }));
   rows.push(mk('M=127 N=129 K=65 (partial tiles)', { M: 127, N: 129, K: 65 }));
+  // whole and edge tiles of the CPU's 14 x 32 kernel with alpha and the epilogues in one K block (a bf16 C
+  // is rounded from each finished tile there)
+  rows.push(mk('NT alpha 0.5 + bias, M=20 N=40 K=33 (whole and edge tiles)', { M: 20, N: 40, K: 33, tb: true, alpha: 0.5, epi: 'bias' }));
+  rows.push(mk('NT + bias_gelu, M=30 N=70 K=48 (whole and edge tiles)', { M: 30, N: 70, K: 48, tb: true, epi: 'bias_gelu' }));
   // several K blocks and row blocks of the packed CPU GEMM (KC 768, MC up to 168), in the transposes training uses
   rows.push(mk('NT + bias_gelu, M=211 N=45 K=1601 (several K and row blocks)', { M: 211, N: 45, K: 1601, tb: true, epi: 'bias_gelu' }));
   rows.push(mk('TN accumulate (dW +=), M=37 N=41 K=1793', { M: 37, N: 41, K: 1793, ta: true, beta: 1 }));

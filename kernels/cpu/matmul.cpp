@@ -189,10 +189,35 @@ int split_parts(const MatmulParams& p) {
 // to nr), and within it panel jp at jp * kc * nr; shared by all threads, packed on first use.
 constexpr int64_t kMaxPackedB = (int64_t)16 << 20;  // floats (64 MiB); wider N is split into jc blocks
 
+#if LB_GEMM_X86
+LB_AVX512_BEGIN
+// A finished f32 tile (rows, cols; row stride nr) rounded into bf16 C (row stride ldc): times alpha and
+// plus bias where the micro-kernel left them out (edge tiles, as the f32 write-back does), and with
+// bias+GELU the tile goes to pre (bf16) and gelu_table16 of it to C, as epi_avx512 computes it.
+LB_AVX512 void store_tile_bf16(const float* tile, int nr, int rows, int cols, float alpha, const float* bias, bool gelu,
+                               uint16_t* c, uint16_t* pre, int64_t ldc) {
+  const __m512 va = _mm512_set1_ps(alpha);
+  for (int i = 0; i < rows; i++) {
+    cpu::for_each16(0, cols, [&](int64_t j, __mmask16 m) {
+      __m512 v[1] = {cpu::maskz_loadu(m, tile + i * nr + j)};
+      if (alpha != 1.0f) v[0] = _mm512_mul_ps(va, v[0]);
+      if (bias) v[0] = _mm512_add_ps(v[0], cpu::maskz_loadu(m, bias + j));
+      if (pre) cpu::store16(pre + i * ldc + j, m, v[0]);
+      if (gelu) gelu_table16<1>(v);
+      cpu::store16(c + i * ldc + j, m, v[0]);
+    });
+  }
+}
+LB_AVX512_END
+#endif
+
 // One batch item. `threaded` = use the pool inside (false when the caller parallelises over batch).
 // BF16: A and B are bf16 (C and pre_gelu f32) and the driver's k counts pairs of k (see pack_pairs).
+// C16, P16: C and pre_gelu in bf16 instead, rounded as each tile finishes; only where K is one block
+// and beta is 0 (the tile is then final when the micro-kernel leaves it): returns false, having done
+// nothing, otherwise.
 template <bool BF16>
-void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
+bool gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn, uint16_t* C16 = nullptr, uint16_t* P16 = nullptr) {
   using Elem = std::conditional_t<BF16, uint16_t, float>;
   const Elem* A = (const Elem*)p.a + (int64_t)bi * p.stride_a;
   const Elem* B = (const Elem*)p.b + (int64_t)bi * p.stride_b;
@@ -209,6 +234,7 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
   const int n_pc0 = ((K + kn.kc - 1) / kn.kc + parts - 1) / parts * parts;
   const int KC = std::min(kn.kc, ((K + n_pc0 - 1) / n_pc0 + 7) / 8 * 8);
   const int n_pc = (K + KC - 1) / KC;
+  if (C16 && (n_pc != 1 || p.beta != 0.0f)) return false;
   const int nthreads = threaded ? cpu_num_threads() : 1;
   // Split K (the weight gradients: K = tokens, M and N a layer's width): the K blocks go in n_split
   // contiguous parts, each a set of tasks of its own. Part 0 accumulates into C; part s > 0 into its own
@@ -318,6 +344,16 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
               const int64_t as = in_place ? p.lda : mr;
               float* c = Cp + (int64_t)(ic + ir) * ldc + j;
               const float* bias = last && p.epilogue != Epilogue::None ? p.bias + j : nullptr;
+#if LB_GEMM_X86
+              if (C16) {  // one K block: the tile is final here
+                const bool whole = rows == mr && cols == nr;
+                kn.ukr(kc, ap, as, bp, tile, nr, whole ? p.alpha : 1.0f, 0.0f, whole ? bias : nullptr);
+                const int64_t o = (int64_t)(ic + ir) * p.ldc + j;
+                store_tile_bf16(tile, nr, rows, cols, whole ? 1.0f : p.alpha, whole ? nullptr : bias,
+                                p.epilogue == Epilogue::BiasGelu, C16 + o, P16 ? P16 + o : nullptr, p.ldc);
+                continue;
+              }
+#endif
               if (rows == mr && cols == nr) {
                 kn.ukr(kc, ap, as, bp, c, ldc, p.alpha, beta, bias);
               } else {
@@ -358,6 +394,7 @@ void gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn) {
     if (threaded) parallel_for(nthreads, 1, worker);
     else worker(0, 1);
   }
+  return true;
 }
 
 }  // namespace
@@ -451,6 +488,14 @@ void sgemm_bf16(const MatmulParams& p) {
     q.stride_a = q.stride_b = q.stride_c = 0;
     q.a = (const uint16_t*)p.a + (int64_t)b * p.stride_a;
     q.b = (const uint16_t*)p.b + (int64_t)b * p.stride_b;
+#if LB_GEMM_X86
+    // bf16 C straight from the tiles where K is one block (the forward projections and most input
+    // gradients); gemm_one declines the rest, which go through the f32 buffer below
+    if (c16 && has_avx512_bf16() &&
+        gemm_one<true>(q, 0, threaded, kAvx512Bf16, (uint16_t*)p.c + (int64_t)b * p.stride_c,
+                       p.pre_gelu ? (uint16_t*)p.pre_gelu + (int64_t)b * p.stride_c : nullptr))
+      continue;
+#endif
     if (c16) {
       uint16_t* c = (uint16_t*)p.c + (int64_t)b * p.stride_c;
       if ((int64_t)cbuf.size() < (int64_t)p.M * p.N) cbuf.resize((size_t)p.M * p.N);
