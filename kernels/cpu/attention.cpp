@@ -350,12 +350,16 @@ LB_AVX512 float exp_shift_sum_avx512(float* s, int n, float shift) {
   }
   return _mm512_reduce_add_ps(acc);
 }
-// the same through cpu::dropout_scale (64 counters per Philox pass, bit-identical masks)
-LB_AVX512 void apply_dropout_avx512(float* f, int n, uint64_t seed, uint64_t ctr0, float prob, float inv_keep) {
-  cpu::dropout_scale(f, f, n, seed, ctr0, prob, inv_keep);
+// dropout_rows_generic through cpu::dropout_rows (64 counters per Philox run, four runs interleaved; bit-identical masks)
+LB_AVX512 void dropout_rows_avx512(float* f, int64_t ld, int nq, int nk, uint64_t seed, uint64_t ctr0, uint64_t row_ctr, float prob, float inv_keep) {
+  cpu::dropout_rows(f, ld, nq, nk, seed, ctr0, row_ctr, prob, inv_keep);
 }
 LB_AVX512_END
 #endif
+// rows i < nq of F (row stride ld): apply_dropout with counters from ctr0 + i row_ctr
+void dropout_rows_generic(float* f, int64_t ld, int nq, int nk, uint64_t seed, uint64_t ctr0, uint64_t row_ctr, float prob, float inv_keep) {
+  for (int i = 0; i < nq; i++) apply_dropout(f + (int64_t)i * ld, nk, seed, ctr0 + (uint64_t)i * row_ctr, prob, inv_keep);
+}
 // The tile kernels: AVX-512 where the CPU has it (register-blocked products with FMA, R rows x 64 columns of
 // accumulators; 16-lane exp and Philox), else the portable loops above (an AVX2 clone; same order of adds,
 // no FMA). Called through these pointers, so never inlined: inlined into forward_impl, the exp made its
@@ -363,7 +367,7 @@ LB_AVX512_END
 using DotTileFn = void (*)(const float*, const float*, int, int, int, float*);
 using AccumTileFn = void (*)(float*, const float*, int64_t, int64_t, const float*, int, int, int);
 using ExpTileFn = float (*)(float*, int, float);                                   // s[j] = exp(s[j] - shift), returns the sum
-using DropoutTileFn = void (*)(float*, int, uint64_t, uint64_t, float, float);      // f[j] *= keep(ctr0 + j) / (1 - p) or 0
+using DropoutTileFn = void (*)(float*, int64_t, int, int, uint64_t, uint64_t, uint64_t, float, float);  // dropout_rows
 using ScaleMaskFn = void (*)(float*, int, int, float, const int32_t*);              // scale_mask_rows
 using MaxFn = float (*)(const float*, int, float);                                  // row_max
 struct TileKernels {
@@ -378,9 +382,9 @@ const TileKernels& tile_kernels() {
   static const TileKernels k = [] {
 #if LB_X86_SIMD
     if (cpu::has_avx512())
-      return TileKernels{&dot_tile_avx512, &accum_tile_avx512, &exp_shift_sum_avx512, &apply_dropout_avx512, &scale_mask_rows_avx512, &row_max_avx512};
+      return TileKernels{&dot_tile_avx512, &accum_tile_avx512, &exp_shift_sum_avx512, &dropout_rows_avx512, &scale_mask_rows_avx512, &row_max_avx512};
 #endif
-    return TileKernels{&dot_tile, &accum_tile_generic, &exp_shift_sum, &apply_dropout, &scale_mask_rows, &row_max};
+    return TileKernels{&dot_tile, &accum_tile_generic, &exp_shift_sum, &dropout_rows_generic, &scale_mask_rows, &row_max};
   }();
   return k;
 }
@@ -481,9 +485,9 @@ void forward_impl(const AttentionParams& p) {
           float* a = acc + (int64_t)i * D;
           if (corr != 1.0f)
             for (int c = 0; c < D; c++) a[c] *= corr;
-          if (dropout)  // s becomes the dropped, rescaled weights (l above keeps the undropped sum)
-            tk.dropout(s, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
         }
+        if (dropout)  // S becomes the dropped, rescaled weights (l above keeps the undropped sums)
+          tk.dropout(S, kKB, nq, nk, p.seed, drop_ctr(p, b, h, i0, j0), (uint64_t)p.T, p.dropout_p, inv_keep);
         tk.accum(acc, S, kKB, 1, vt, nq, nk, D);  // acc_i += sum_j s_ij v_j
       }
       for (int i = 0; i < nq; i++) {
@@ -511,22 +515,27 @@ void backward_tile(const AttentionParams& p, int b, int h, int i0, int nq, int j
   tile_kernels().dot(dot, vT, nq, nk, p.D, dP);  // dout_i . v_j
   const bool dropout = p.dropout_p > 0.0f;
   const float inv_keep = 1.0f / (1.0f - p.dropout_p);
+  // 1/(1-p) or 0 per (query, key) of the tile, all rows' Philox runs at once; without dropout every row
+  // reads one row of ones
+  float keep[kQB * kKB];
+  const int keep_ld = dropout ? kKB : 0;
+  for (int i = 0; i < (dropout ? nq : 1); i++)
+    for (int j = 0; j < nk; j++) keep[i * kKB + j] = 1.0f;
+  if (dropout) tile_kernels().dropout(keep, kKB, nq, nk, p.seed, drop_ctr(p, b, h, i0, j0), (uint64_t)p.T, p.dropout_p, inv_keep);
   for (int i = 0; i < nq; i++) {
     float* s = S + (int64_t)i * kKB;
     float* dp = dP + (int64_t)i * kKB;
+    const float* kr = keep + (int64_t)i * keep_ld;
     const float L = lse[i0 + i], dl = delta[i0 + i];
     if (L == kNegInf) {  // all-padding row: no gradient flows
       for (int j = 0; j < nk; j++) { s[j] = 0.0f; dp[j] = 0.0f; }
       continue;
     }
     tile_kernels().exp(s, nk, L);  // s = P = exp(s - lse); masked -> 0
-    float keep[kKB];          // 1/(1-p) or 0 per key (1 without dropout)
-    for (int j = 0; j < nk; j++) keep[j] = 1.0f;
-    if (dropout) tile_kernels().dropout(keep, nk, p.seed, drop_ctr(p, b, h, i0 + i, j0), p.dropout_p, inv_keep);
     for (int j = 0; j < nk; j++) {
       const float P = s[j];
-      s[j] = P * keep[j];
-      dp[j] = P * (dp[j] * keep[j] - dl);
+      s[j] = P * kr[j];
+      dp[j] = P * (dp[j] * kr[j] - dl);
     }
   }
 }

@@ -142,29 +142,38 @@ LB_AVX512 inline __m512 exp2_16(__m512 z) {
   return _mm512_scalef_ps(q, n);
 }
 
-// Keep bits of counters 4 block0 .. 4 block0 + 63 (bit e: lb_dropout_keep(seed, 4 block0 + e, p)):
-// Philox for 16 blocks in 16 lanes, bit-identical to the scalar Philox4x32-10 of common.h (the block's
-// high word carries where the low word wraps), then the four words' masks interleaved with pdep.
-LB_AVX512 inline uint64_t dropout_keep64(uint64_t seed, uint64_t block0, float p) {
+// Keep bits of counters 4 b .. 4 b + 63 (bit e: lb_dropout_keep(seed, 4 b + e, p)) for N runs at once,
+// b = block0[n]: Philox for 16 blocks in 16 lanes, bit-identical to the scalar Philox4x32-10 of common.h
+// (the block's high word carries where the low word wraps), then the four words' masks interleaved with
+// pdep. The N runs are independent chains in one loop: one run's 10 rounds are a chain of dependent
+// multiplies that left most of the core idle (one run at a time: ~150 cycles per 64 counters).
+template <int N>
+LB_AVX512 inline void dropout_keep64xN(uint64_t seed, const uint64_t* block0, float p, uint64_t* out) {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i base_lo = _mm512_set1_epi32((int)(uint32_t)block0);
-  __m512i c0 = _mm512_add_epi32(base_lo, lane);
-  const __mmask16 carry = _mm512_cmplt_epu32_mask(c0, base_lo);
-  __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32((int)(uint32_t)(block0 >> 32)), carry,
-                                     _mm512_set1_epi32((int)(uint32_t)(block0 >> 32)), _mm512_set1_epi32(1));
-  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  __m512i c0[N], c1[N], c2[N], c3[N];
+#pragma GCC unroll 8
+  for (int n = 0; n < N; n++) {
+    const __m512i base_lo = _mm512_set1_epi32((int)(uint32_t)block0[n]);
+    c0[n] = _mm512_add_epi32(base_lo, lane);
+    const __mmask16 carry = _mm512_cmplt_epu32_mask(c0[n], base_lo);
+    c1[n] = _mm512_mask_add_epi32(_mm512_set1_epi32((int)(uint32_t)(block0[n] >> 32)), carry,
+                                  _mm512_set1_epi32((int)(uint32_t)(block0[n] >> 32)), _mm512_set1_epi32(1));
+    c2[n] = c3[n] = _mm512_setzero_si512();
+  }
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
   const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
   for (int r = 0; r < 10; r++) {
-    __m512i lo0, hi0, lo1, hi1;
-    mulhilo16(m0, c0, lo0, hi0);
-    mulhilo16(m1, c2, lo1, hi1);
-    const __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
-    const __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
-    c0 = n0;
-    c1 = lo1;
-    c2 = n2;
-    c3 = lo0;
+    const __m512i vk0 = _mm512_set1_epi32((int)k0), vk1 = _mm512_set1_epi32((int)k1);
+#pragma GCC unroll 8
+    for (int n = 0; n < N; n++) {
+      __m512i lo0, hi0, lo1, hi1;
+      mulhilo16(m0, c0[n], lo0, hi0);
+      mulhilo16(m1, c2[n], lo1, hi1);
+      c0[n] = _mm512_xor_si512(_mm512_xor_si512(hi1, c1[n]), vk0);
+      c2[n] = _mm512_xor_si512(_mm512_xor_si512(hi0, c3[n]), vk1);
+      c1[n] = lo1;
+      c3[n] = lo0;
+    }
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
@@ -173,8 +182,15 @@ LB_AVX512 inline uint64_t dropout_keep64(uint64_t seed, uint64_t block0, float p
   const auto keep = [&](__m512i w) -> uint64_t {
     return _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(w, 8)), sc), vp, _CMP_GE_OQ);
   };
-  return _pdep_u64(keep(c0), 0x1111111111111111ull) | _pdep_u64(keep(c1), 0x2222222222222222ull) |
-         _pdep_u64(keep(c2), 0x4444444444444444ull) | _pdep_u64(keep(c3), 0x8888888888888888ull);
+#pragma GCC unroll 8
+  for (int n = 0; n < N; n++)
+    out[n] = _pdep_u64(keep(c0[n]), 0x1111111111111111ull) | _pdep_u64(keep(c1[n]), 0x2222222222222222ull) |
+             _pdep_u64(keep(c2[n]), 0x4444444444444444ull) | _pdep_u64(keep(c3[n]), 0x8888888888888888ull);
+}
+LB_AVX512 inline uint64_t dropout_keep64(uint64_t seed, uint64_t block0, float p) {
+  uint64_t w;
+  dropout_keep64xN<1>(seed, &block0, p, &w);
+  return w;
 }
 // Keep bits of consecutive counters from any start ctr0, 64 per keep_bits_next (bit j of the k-th call:
 // counter ctr0 + 64 k + j): blocks of 4 counters, so a start inside a block shifts bits across words.
@@ -200,6 +216,17 @@ LB_AVX512 inline uint64_t keep_bits_next(KeepBits& k) {
   k.word = w;
   return r;
 }
+// keep_bits_next four times, the four Philox runs interleaved
+LB_AVX512 inline void keep_bits_next4(KeepBits& k, uint64_t (&bits)[4]) {
+  const uint64_t blocks[4] = {k.block, k.block + 16, k.block + 32, k.block + 48};
+  uint64_t w[4];
+  dropout_keep64xN<4>(k.seed, blocks, k.p, w);
+  k.block += 64;
+  for (int t = 0; t < 4; t++) {
+    bits[t] = k.off ? (k.word >> k.off) | (w[t] << (64 - k.off)) : w[t];
+    k.word = w[t];
+  }
+}
 LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) {
   if (m == 0xffff) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v)));
   else _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits(v));
@@ -210,11 +237,55 @@ template <class T>
 LB_AVX512 inline void dropout_scale(const T* in, T* out, int64_t n, uint64_t seed, uint64_t ctr0, float prob, float s) {
   const __m512 vs = _mm512_set1_ps(s);
   KeepBits kb = keep_bits_start(seed, ctr0, prob);
-  for (int64_t i0 = 0; i0 < n; i0 += 64) {
+  int64_t i0 = 0;
+  for (; i0 + 256 <= n; i0 += 256) {  // 256 counters, four Philox runs interleaved
+    uint64_t bits[4];
+    keep_bits_next4(kb, bits);
+#pragma GCC unroll 16
+    for (int i = 0; i < 256; i += 16)
+      store16(out + i0 + i, (__mmask16)0xffff,
+              _mm512_maskz_mul_ps((__mmask16)(bits[i / 64] >> (i % 64)), load16(in + i0 + i, (__mmask16)0xffff), vs));
+  }
+  for (; i0 < n; i0 += 64) {
     const uint64_t bits = keep_bits_next(kb);
     for (int64_t i = i0; i < n && i < i0 + 64; i += 16) {
       const __mmask16 t = tail_mask(n - i);
       store16(out + i, t, _mm512_maskz_mul_ps((__mmask16)(bits >> (i - i0)), load16(in + i, t), vs));
+    }
+  }
+}
+// F (nq rows, row stride ld)[i][j] *= keep(ctr0 + i row_ctr + j) ? s : 0 for j < nk <= 64: attention's
+// dropout on a tile of probabilities (rows are query positions, row_ctr = T counters apart). Each row's
+// 64 bits take one Philox run, or two when its first counter is not a block's first; the runs go four
+// at a time.
+LB_AVX512 inline void dropout_rows(float* F, int64_t ld, int nq, int nk, uint64_t seed, uint64_t ctr0, uint64_t row_ctr, float prob, float s) {
+  constexpr int kMaxRows = 64;
+  uint64_t blocks[2 * kMaxRows + 3], words[2 * kMaxRows + 3];
+  int first[kMaxRows + 1];  // rows' first run in blocks[]
+  int nb = 0;
+  for (int i = 0; i < nq; i += kMaxRows) {
+    const int rows = nq - i < kMaxRows ? nq - i : kMaxRows;
+    nb = 0;
+    for (int r = 0; r < rows; r++) {
+      const uint64_t c = ctr0 + (uint64_t)(i + r) * row_ctr;
+      first[r] = nb;
+      blocks[nb++] = c >> 2;
+      if ((c & 3) && (c & 3) + nk > 64) blocks[nb++] = (c >> 2) + 16;
+    }
+    first[rows] = nb;
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) dropout_keep64xN<4>(seed, blocks + b, prob, words + b);
+    for (; b < nb; b++) dropout_keep64xN<1>(seed, blocks + b, prob, words + b);
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int r = 0; r < rows; r++) {
+      const int off = (int)((ctr0 + (uint64_t)(i + r) * row_ctr) & 3);
+      uint64_t bits = words[first[r]] >> off;
+      if (first[r + 1] - first[r] == 2) bits |= words[first[r] + 1] << (64 - off);
+      float* f = F + (int64_t)(i + r) * ld;
+      for (int j = 0; j < nk; j += 16) {
+        const __mmask16 t = tail_mask(nk - j);
+        mask_storeu(f + j, t, _mm512_maskz_mul_ps((__mmask16)(bits >> j), maskz_loadu(t, f + j), vs));
+      }
     }
   }
 }

@@ -15,7 +15,7 @@ LB_ISA_VARIANTS(void, dropout_f32, (const float* in, float* out, int64_t n, floa
 
 #if LB_X86_SIMD
 LB_AVX512_BEGIN
-// cpu::dropout_scale: 64 keep bits per Philox pass (bit-identical to lb_dropout_keep)
+// cpu::dropout_scale: 64 keep bits per Philox run, four runs interleaved (bit-identical to lb_dropout_keep)
 template <class T>
 LB_AVX512 void dropout_avx512(const T* in, T* out, int64_t n, float prob, uint64_t seed, uint64_t ctr0, float s) {
   cpu::dropout_scale(in, out, n, seed, ctr0, prob, s);
