@@ -319,5 +319,7 @@ const char* cpu_simd_level();  // "avx512", "avx512f (GEMM only)", "avx2+fma", "
 // (portable code only), so that one machine runs, and tests, what a smaller CPU runs. nullptr, or why
 // not (an unknown name, or the CPU lacks it).
 const char* set_cpu_isa(const char* name);
+// Whether the cpu backend's bf16 GEMM multiplies with AVX512-BF16 dot products (else it widens to f32).
+bool cpu_bf16_dot();
 
 }  // namespace lb

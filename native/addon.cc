@@ -288,6 +288,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   if (n == 0) o.Set("cuda_unavailable", Napi::String::New(env, cuda_unavailable_reason()));
   o.Set("simd", Napi::String::New(env, cpu_simd_level()));
   o.Set("threads", Napi::Number::New(env, cpu_num_threads()));
+  o.Set("cpu_bf16_dot", Napi::Boolean::New(env, cpu_bf16_dot()));
   Napi::Array ops = Napi::Array::New(env);
   for (int i = 0; i < (int)OpId::count_; i++) ops.Set((uint32_t)i, Napi::String::New(env, op_name((OpId)i)));
   o.Set("ops", ops);

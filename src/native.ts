@@ -19,6 +19,8 @@ export interface NativeInfo {
   cuda_unavailable?: string;
   simd: string;
   threads: number;
+  /** the cpu backend's bf16 GEMM uses AVX512-BF16 dot products (else it widens bf16 to f32) */
+  cpu_bf16_dot: boolean;
   ops: string[];
 }
 

@@ -541,6 +541,8 @@ void sgemm_bf16(const MatmulParams& p) {
 
 }  // namespace gemm
 
+bool cpu_bf16_dot() { return gemm::has_avx512_bf16(); }
+
 void matmul_forward_cpu(const MatmulParams& p) {
   if (p.epilogue != Epilogue::None && !p.bias) throw std::runtime_error("matmul: epilogue needs a bias");
   if (p.ab_dtype == DType::BF16) return gemm::sgemm_bf16(p);

@@ -13,6 +13,7 @@ export function register(program: Command): void {
     .option('--seq-len <n>', 'max_seq_len of the instances', String(DEMO_DEFAULTS.seqLen))
     .option('--vocab-size <n>', 'WordPiece vocab size', String(DEMO_DEFAULTS.vocabSize))
     .option('--seed <n>', 'seed', String(DEMO_DEFAULTS.seed))
+    .option('--precision <p>', 'fp32, bf16 (mixed precision: faster where the CPU has AVX512-BF16, see `linkbert info`) or auto (bf16 there, else fp32)', DEMO_DEFAULTS.precision)
     .option('--fresh', 'rebuild corpus, vocab and shards even if an earlier demo left them')
     .action(async (opts: Record<string, string | boolean>) => {
       const n = (k: string, min: number): number => {
@@ -22,7 +23,10 @@ export function register(program: Command): void {
       };
       const r = await runDemo({
         out: opts.out as string, budgetS: n('budget', 30), steps: n('steps', 0), batchSize: n('batchSize', 1), seqLen: n('seqLen', 16),
-        vocabSize: n('vocabSize', 100), seed: n('seed', 0), reuse: !opts.fresh, log: (s) => process.stderr.write(s + '\n'),
+        vocabSize: n('vocabSize', 100), seed: n('seed', 0), reuse: !opts.fresh,
+        precision: ['auto', 'fp32', 'bf16'].includes(opts.precision as string)
+          ? (opts.precision as 'auto' | 'fp32' | 'bf16')
+          : (() => { throw new Error(`--precision: "${opts.precision}" must be auto, fp32 or bf16`); })(), log: (s) => process.stderr.write(s + '\n'),
       });
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
       const lines = [

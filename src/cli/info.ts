@@ -26,6 +26,7 @@ export function register(program: Command): void {
         backends,
         simd: i.simd,
         threads: i.threads,
+        cpu_bf16_dot: i.cpu_bf16_dot,
         ops: i.ops,
         node: process.version,
         platform: `${process.platform}-${process.arch}`,
@@ -40,6 +41,7 @@ export function register(program: Command): void {
         `cuda devices:   ${i.cuda_devices}${i.cuda_devices ? ' (' + i.cuda_device_names.join(', ') + ')' : i.cuda_unavailable ? ' (' + i.cuda_unavailable + ')' : ''}`,
         `cpu simd:       ${i.simd}`,
         `cpu threads:    ${i.threads}`,
+        `cpu bf16 GEMM:  ${i.cpu_bf16_dot ? 'AVX512-BF16 dot products (--precision bf16 is the faster choice here)' : 'widened to f32 (no AVX512-BF16: fp32 is the faster choice here)'}`,
         `ops:            ${i.ops.join(' ')}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');
