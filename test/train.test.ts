@@ -1,6 +1,7 @@
 // End-to-end pretraining on CPU with a very small model: prepare -> pretrain -> checkpoint -> resume ->
 // evaluate; exact resume after SIGKILL (losses bit-identical to an uninterrupted run); SIGINT saves and
-// exits 0; a corrupt checkpoint gives a clear error; the report renders.
+// exits 0; a corrupt checkpoint gives a clear error; the report renders; bf16 mixed precision trains as
+// fp32 does and checkpoints its fp32 masters.
 import test from 'ava';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, truncateSync, statSync, rmSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -183,4 +184,28 @@ test.serial('a corrupt checkpoint gives a clear error naming the file', async (t
   const rc = await c.done;
   t.is(rc.code, 1);
   t.regex(rc.stderr, /linkbert: .*trainer_state\.json/);
+});
+
+test.serial('bf16 mixed precision trains on CPU: finite losses that fall as fp32 losses do, fp32 masters in the checkpoint', async (t) => {
+  await setup();
+  const steps = 40;
+  const cfg = { maxSteps: steps, evalEvery: 1000, saveEvery: 1000, warmupSteps: 4 };
+  const r32 = await pretrain(base(join(root, 'fp32'), cfg), quiet);
+  const r16 = await pretrain(base(join(root, 'bf16'), { ...cfg, precision: 'bf16' }), quiet);
+  t.is(r16.steps, steps);
+  const l32 = losses(join(root, 'fp32')).map(([, l]) => l!), l16 = losses(join(root, 'bf16')).map(([, l]) => l!);
+  t.true(l16.every(Number.isFinite), `bf16 losses: ${l16.join(' ')}`);
+  t.notDeepEqual(l16, l32, 'the bf16 run rounds its activations (its losses are not the fp32 ones)');
+  const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+  const [first16, last16, first32, last32] = [mean(l16.slice(0, 5)), mean(l16.slice(-5)), mean(l32.slice(0, 5)), mean(l32.slice(-5))];
+  t.log(`loss, mean of the first and last 5 steps: fp32 ${first32.toFixed(3)} -> ${last32.toFixed(3)}, bf16 ${first16.toFixed(3)} -> ${last16.toFixed(3)}`);
+  t.log(`final eval loss: fp32 ${r32.finalEval!.loss.toFixed(4)}, bf16 ${r16.finalEval!.loss.toFixed(4)}`);
+  t.true(first32 - last32 > 0.2, 'fp32 training lowers the loss');
+  t.true(Math.abs(last16 - last32) < 0.2 * (first32 - last32), 'bf16 lowers it about as far');
+  t.true(Math.abs(r16.finalEval!.loss - r32.finalEval!.loss) < 0.05 * r32.finalEval!.loss, 'and evaluates about the same');
+  // the checkpoint holds the fp32 master weights (not their bf16 copies)
+  const ck = loadCheckpoint(join(root, 'bf16', `checkpoint-${steps}`));
+  const w = ck.tensors.get('bert.encoder.layer.0.attention.self.query.weight')!;
+  t.is(w.dtype, 'F32');
+  t.true(Array.from(w.data as Float32Array).some((x) => (new Uint32Array(new Float32Array([x]).buffer)[0]! & 0xffff) !== 0), 'values with more than bf16 precision');
 });
