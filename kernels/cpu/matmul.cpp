@@ -188,6 +188,7 @@ int split_parts(const MatmulParams& p) {
 // Packed B for all K blocks of columns [jc, jc+nc): block pc starts at pc * npad (npad = nc rounded up
 // to nr), and within it panel jp at jp * kc * nr; shared by all threads, packed on first use.
 constexpr int64_t kMaxPackedB = (int64_t)16 << 20;  // floats (64 MiB); wider N is split into jc blocks
+constexpr int64_t kMaxSharedA = (int64_t)4 << 20;   // floats (16 MiB): A packed once for all column groups
 
 #if LB_GEMM_X86
 LB_AVX512_BEGIN
@@ -296,6 +297,42 @@ bool gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn, ui
     if (threaded)
       n_jg = (int)std::max<int64_t>(1, std::min<int64_t>(npanels / 4, (8 * nthreads + n_ic - 1) / n_ic));
     const int64_t ntiles = (int64_t)n_ic * n_jg, ntasks = ntiles * n_split;
+    // With several column groups each task packs its row block of A again: n_jg times over. For a bf16
+    // transposed A (the weight gradients) that pack is a scalar interleave of k pairs from two rows,
+    // which cost about as much as the products at 256 x 1024 x 4096 TN (8 column groups): there A is
+    // packed once per (row block, K block) and shared like B, where that fits (0.86-0.95x the time).
+    // Not elsewhere: shared f32 packs (AVX-512 transposes, cheap) made 256 x 1024 x 4096 NN 1.03-1.06x
+    // slower, read from the other core's cache, and 2 column groups (256 x 256 x 4096 TN) gained nothing.
+    const int64_t a_block = (int64_t)(MC + mr) * KC;  // floats per packed (row block, K block)
+    const bool share_a = BF16 && p.trans_a && n_jg >= 4 && (int64_t)n_ic * n_pc * a_block <= kMaxSharedA;
+    thread_local Scratch ashared_buf;
+    float* ashared = share_a ? ashared_buf.get((size_t)(n_ic * n_pc * a_block)) : nullptr;  // (n_ic, n_pc) blocks
+    thread_local std::unique_ptr<std::atomic<uint8_t>[]> astate_buf;
+    thread_local int64_t astate_cap = 0;
+    if (share_a && astate_cap < (int64_t)n_ic * n_pc) {
+      astate_buf.reset(new std::atomic<uint8_t>[(size_t)n_ic * n_pc]);
+      astate_cap = (int64_t)n_ic * n_pc;
+    }
+    std::atomic<uint8_t>* astate = astate_buf.get();
+    if (share_a)
+      for (int64_t t = 0; t < (int64_t)n_ic * n_pc; t++) astate[t].store(0, std::memory_order_relaxed);
+    // the packed block (icb, K block at pc), packed by whichever task needs it first (as ensure_b)
+    auto ensure_a = [&](int icb, int ic, int mc, int pc, int kc) -> const float* {
+      const int64_t idx = (int64_t)icb * n_pc + pc / KC;
+      float* dst = ashared + idx * a_block;
+      std::atomic<uint8_t>& st = astate[idx];
+      if (st.load(std::memory_order_acquire) == 2) return dst;
+      uint8_t expected = 0;
+      if (st.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, dst);
+        else pack_a(p, A, ic, mc, pc, kc, mr, dst);
+        st.store(2, std::memory_order_release);
+        return dst;
+      }
+      for (int spins = 0; st.load(std::memory_order_acquire) != 2; spins++)
+        if (spins > 256) std::this_thread::yield();
+      return dst;
+    };
     // split K: parts still to finish, per tile
     thread_local std::unique_ptr<std::atomic<int>[]> pending_buf;
     thread_local int64_t pending_cap = 0;
@@ -330,7 +367,9 @@ bool gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn, ui
           // later K blocks accumulate onto C; a part past the first starts its scratch from 0
           const float beta = pc == pc_begin ? (part == 0 ? p.beta : 0.0f) : 1.0f;
           const int full = direct_a ? mc / mr * mr : 0;  // direct_a: rows read in place
-          if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, apack);
+          const float* apk = apack;
+          if (share_a) apk = ensure_a(icb, ic, mc, pc, kc);
+          else if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, apack);
           else if (full < mc) pack_a(p, A, ic + full, mc - full, pc, kc, mr, apack);
           const float* bblock = bpack + (int64_t)pc * npad;
           for (int64_t jp = jp0; jp < jp1; jp++) {
@@ -340,7 +379,7 @@ bool gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn, ui
             for (int ir = 0; ir < mc; ir += mr) {
               const int rows = std::min(mr, mc - ir);
               const bool in_place = ir < full;
-              const float* ap = in_place ? (const float*)A + (int64_t)pc * p.lda + ic + ir : apack + (int64_t)((ir - full) / mr) * kc * mr;
+              const float* ap = in_place ? (const float*)A + (int64_t)pc * p.lda + ic + ir : apk + (int64_t)((ir - full) / mr) * kc * mr;
               const int64_t as = in_place ? p.lda : mr;
               float* c = Cp + (int64_t)(ic + ir) * ldc + j;
               const float* bias = last && p.epilogue != Epilogue::None ? p.bias + j : nullptr;
