@@ -161,8 +161,45 @@ void pack_pairs(const uint16_t* src, int64_t st, int64_t sk, int n, int p0, int 
     for (int t = n; t < width; t++) d[t] = 0;
   }
 }
+#if LB_GEMM_X86
+LB_AVX512_BEGIN
+// pack_a_bf16 of a transposed A (K, M) for the k pairs that have both rows: rows 2q and 2q + 1 of the
+// block (mc values each) interleaved into 32-bit words 16 at a time, then dealt out mr per panel. Per
+// panel, as pack_pairs does it, the interleave is a scalar loop of mr values.
+LB_AVX512 void pack_a_bf16_trans_avx512(const uint16_t* A, int64_t lda, int i0, int mc, int p0, int q1, int kc, int mr,
+                                        uint32_t* dst) {
+  alignas(64) uint32_t row[1024 + 16];  // mc <= kMC_max (168 here) fits
+  for (int q = 0; q < q1; q++) {
+    const uint16_t* r0 = A + (int64_t)2 * (p0 + q) * lda + i0;
+    const uint16_t* r1 = r0 + lda;
+    cpu::for_each16(0, mc, [&](int64_t t, __mmask16 m) {
+      const __m256i a = m == 0xffff ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + t)) : _mm256_maskz_loadu_epi16(m, r0 + t);
+      const __m256i b = m == 0xffff ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + t)) : _mm256_maskz_loadu_epi16(m, r1 + t);
+      _mm512_store_si512(row + t, _mm512_or_si512(_mm512_cvtepu16_epi32(a), _mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)));
+    });
+    for (int ip = 0; ip < mc; ip += mr) {  // zero words past mc (the masked loads above read them as 0)
+      const __mmask16 m = cpu::tail_mask(mr);
+      _mm512_mask_storeu_epi32(dst + (int64_t)(ip / mr) * kc * mr + (int64_t)q * mr, m, _mm512_maskz_loadu_epi32(cpu::tail_mask(std::max(0, mc - ip)), row + ip));
+    }
+  }
+}
+LB_AVX512_END
+#endif
+
 // pack_a / pack_b for bf16 operands; p0 and kc count k pairs, the layouts are those of the f32 panels
 void pack_a_bf16(const MatmulParams& p, const uint16_t* A, int i0, int mc, int p0, int kc, int mr, float* dst) {
+#if LB_GEMM_X86
+  if (p.trans_a && mr <= 16 && mc <= 1024 && cpu::has_avx512()) {
+    // the pairs with both rows (q < q1) vectorised; the rest (an odd K's last k, zero pairs past K) as before
+    const int q1 = std::max(0, std::min(kc, p.K / 2 - p0));
+    pack_a_bf16_trans_avx512(A, p.lda, i0, mc, p0, q1, kc, mr, reinterpret_cast<uint32_t*>(dst));
+    if (q1 == kc) return;
+    for (int ip = 0; ip < mc; ip += mr)
+      pack_pairs(A + i0 + ip, 1, p.lda, std::min(mr, mc - ip), p0 + q1, kc - q1, p.K, mr,
+                 reinterpret_cast<uint32_t*>(dst) + (int64_t)(ip / mr) * kc * mr + (int64_t)q1 * mr);
+    return;
+  }
+#endif
   for (int ip = 0; ip < mc; ip += mr) {
     uint32_t* d = reinterpret_cast<uint32_t*>(dst) + (int64_t)(ip / mr) * kc * mr;
     if (!p.trans_a) pack_pairs(A + (int64_t)(i0 + ip) * p.lda, p.lda, 1, std::min(mr, mc - ip), p0, kc, p.K, mr, d);
