@@ -74,6 +74,9 @@ interface LayerActs {
   out: Tensor; // (B*T,H) LN2 output = next layer's hin
 }
 
+/** A linear layer's tensors: the weight matmuls read (W (N,K)), its bias (N), and their gradients. */
+interface LinearParams { w: Tensor; b: Tensor; gw: Tensor; gb: Tensor }
+
 /** Extra parameters a task head brings (allocated in the same arena, optimised together). */
 export interface ExtraParam {
   name: string;
@@ -117,7 +120,7 @@ export class BertModel {
   private readonly dqkv: Tensor; // (B*T,3H) attention's dq|dk|dv per token, for the fused QKV backward
   private readonly dq: Tensor; private readonly dk: Tensor; private readonly dv: Tensor; // views of dqkv at columns 0, H, 2H
   /** Per layer, query/key/value parameters as one (3H, H) weight and (3H) bias: they are adjacent in the arena. */
-  private readonly qkvParams: { w: Tensor; b: Tensor; gw: Tensor; gb: Tensor }[] = [];
+  private readonly qkvParams: LinearParams[] = [];
   private readonly views: Tensor[] = []; // disposed with the model
   private readonly delta: Tensor; // (B,NH,T)
   private readonly dPoolIn: Tensor; // (B,H)
@@ -349,18 +352,22 @@ export class BertModel {
   }
 
   // ---- helpers ----------------------------------------------------------------------------------
-  /** y (M,N) = x (M,K) W^T + b, W stored (N,K) like nn.Linear. */
-  private linear(x: Tensor, w: string, y: Tensor, M: number, N: number, K: number, gelu?: Tensor): void {
-    this.ops.matmul({
-      a: x, b: this.weight(`${w}.weight`), c: y, bias: this.param(`${w}.bias`), M, N, K, trans_b: true,
-      epilogue: gelu ? 'bias_gelu' : 'bias', pre_gelu: gelu ?? null,
-    });
+  /** A layer's tensors by its parameter name prefix, or as given (the fused QKV spans). */
+  private lin(w: string | LinearParams): LinearParams {
+    if (typeof w !== 'string') return w;
+    return { w: this.weight(`${w}.weight`), b: this.param(`${w}.bias`), gw: this.grad(`${w}.weight`), gb: this.grad(`${w}.bias`) };
   }
-  /** dW += dy^T x; db += colsum(dy); dx = dy W (or += when accumulate). dx null skips it. */
-  private linearBackward(dy: Tensor, x: Tensor, w: string, dx: Tensor | null, M: number, N: number, K: number, accumulate = false): void {
-    this.ops.matmul({ a: dy, b: x, c: this.grad(`${w}.weight`), M: N, N: K, K: M, trans_a: true, beta: 1 });
-    this.ops.biasBackward({ dout: dy, dbias: this.grad(`${w}.bias`), M, N });
-    if (dx) this.ops.matmul({ a: dy, b: this.weight(`${w}.weight`), c: dx, M, N: K, K: N, beta: accumulate ? 1 : 0 });
+  /** y (M,N) = x (M,K) W^T + b, W stored (N,K) like nn.Linear. */
+  private linear(x: Tensor, w: string | LinearParams, y: Tensor, M: number, N: number, K: number, gelu?: Tensor): void {
+    const p = this.lin(w);
+    this.ops.matmul({ a: x, b: p.w, c: y, bias: p.b, M, N, K, trans_b: true, epilogue: gelu ? 'bias_gelu' : 'bias', pre_gelu: gelu ?? null });
+  }
+  /** dW += dy^T x; db += colsum(dy); dx = dy W. dx null skips it. */
+  private linearBackward(dy: Tensor, x: Tensor, w: string | LinearParams, dx: Tensor | null, M: number, N: number, K: number): void {
+    const p = this.lin(w);
+    this.ops.matmul({ a: dy, b: x, c: p.gw, M: N, N: K, K: M, trans_a: true, beta: 1 });
+    this.ops.biasBackward({ dout: dy, dbias: p.gb, M, N });
+    if (dx) this.ops.matmul({ a: dy, b: p.w, c: dx, M, N: K, K: N });
   }
   /** Counter-based dropout seed for (step, site): masks are regenerated in backward, never stored. */
   private seedFor(site: number): bigint {
@@ -406,8 +413,7 @@ export class BertModel {
     this.dropout(this.x0, BT * H, 1);
     for (let l = 0; l < this.L; l++) {
       const a = this.layers[l]!, p = this.layerPrefix(l);
-      const qkv = this.qkvParams[l]!;
-      ops.matmul({ a: a.hin, b: qkv.w, c: a.qkv, bias: qkv.b, M: BT, N: 3 * H, K: H, trans_b: true, epilogue: 'bias' });
+      this.linear(a.hin, this.qkvParams[l]!, a.qkv, BT, 3 * H, H);
       ops.attention({
         q: a.q, k: a.k, v: a.v, ld_qkv: 3 * H, out: a.att, lse: a.lse, key_mask: this.mask, B, T, NH: this.NH, D: this.D,
         dropout_p: training ? c.attentionDropout : 0, seed: this.seedFor(100 + l), offset: 0,
@@ -571,12 +577,10 @@ export class BertModel {
         dropout_p: this.training ? this.config.attentionDropout : 0, seed: this.seedFor(100 + l), offset: 0,
         dout: this.dS, dq: this.dq, dk: this.dk, dv: this.dv, delta: this.delta,
       });
-      // the fused QKV projection's grads from dqkv (B*T,3H): dWqkv += dqkv^T hin, dbqkv += colsum;
-      // d(hin) = dqkv Wqkv + dS1 (residual), written into dA, then into dOut for the layer below.
-      const qkv = this.qkvParams[l]!, dIn = this.dA;
-      ops.matmul({ a: this.dqkv, b: a.hin, c: qkv.gw, M: 3 * H, N: H, K: BT, trans_a: true, beta: 1 });
-      ops.biasBackward({ dout: this.dqkv, dbias: qkv.gb, M: BT, N: 3 * H });
-      ops.matmul({ a: this.dqkv, b: qkv.w, c: dIn, M: BT, N: H, K: 3 * H });
+      // the fused QKV projection's grads from dqkv (B*T,3H); d(hin) = dqkv Wqkv + dS1 (residual),
+      // written into dA, then into dOut for the layer below.
+      const dIn = this.dA;
+      this.linearBackward(this.dqkv, a.hin, this.qkvParams[l]!, dIn, BT, 3 * H, H);
       ops.axpby({ a: dIn, b: this.dB, out: dOut, alpha: 1, beta: 1, n: BT * H });
     }
     // embeddings: dropout', LayerNorm' (in place), then the three tables
