@@ -231,6 +231,11 @@ LB_AVX512 inline void store16(uint16_t* p, __mmask16 m, __m512 v) {
   if (m == 0xffff) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_bits(v)));
   else _mm512_mask_cvtepi32_storeu_epi16(p, m, bf16_bits(v));
 }
+// dst[0..n) = src[0..n), f32 or bf16 on either side (store16 rounds as lb_f32_to_bf16: nearest even, quiet NaN)
+template <class S, class D>
+LB_AVX512 inline void convert16(const S* src, D* dst, int64_t n) {
+  for_each16(0, n, [&](int64_t i, __mmask16 m) { store16(dst + i, m, load16(src + i, m)); });
+}
 // out[i] = keep(ctr0 + i) ? in[i] * s : 0 for i < n (in may alias out; f32 or bf16 storage), 64 keep
 // bits per Philox pass: the dropout op and attention's dropped probabilities
 template <class T>

@@ -49,10 +49,10 @@ LB_AVX512 void scale_avx512(T* x, float s, int64_t b, int64_t e) {
   const __m512 vs = _mm512_set1_ps(s);
   cpu::for_each16(b, e, [&](int64_t i, __mmask16 m) { cpu::store16(x + i, m, _mm512_mul_ps(cpu::load16(x + i, m), vs)); });
 }
-// dst = src converted (f32 <-> bf16; cpu::store16 rounds as lb_f32_to_bf16: nearest even, quiet NaN)
+// dst = src converted (f32 <-> bf16), cpu::convert16
 template <class S, class D>
 LB_AVX512 void cast_avx512(const S* src, D* dst, int64_t b, int64_t e) {
-  cpu::for_each16(b, e, [&](int64_t i, __mmask16 m) { cpu::store16(dst + i, m, cpu::load16(src + i, m)); });
+  cpu::convert16(src + b, dst + b, e - b);
 }
 LB_AVX512_END
 #endif

@@ -526,22 +526,14 @@ bool has_avx512_bf16() {
 }
 
 // (rows, cols) with row stride lds -> (rows, cols) with row stride ldd, bf16 <-> f32; 16 lanes at a time
-// where the CPU has AVX-512 (cpu::load16 / store16 round as lb_f32_to_bf16 does)
-#if LB_X86_SIMD
-LB_AVX512_BEGIN
-template <class S, class D>
-LB_AVX512 void convert_row_avx512(const S* s, D* d, int64_t n) {
-  for (int64_t c = 0; c < n; c += 16) cpu::store16(d + c, cpu::tail_mask(n - c), cpu::load16(s + c, cpu::tail_mask(n - c)));
-}
-LB_AVX512_END
-#endif
+// where the CPU has AVX-512 (cpu::convert16, which rounds as lb_f32_to_bf16 does)
 template <class S, class D>
 void convert_rows(const S* src, int64_t lds, int64_t rows, int64_t cols, D* dst, int64_t ldd) {
   parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
 #if LB_X86_SIMD
       if (cpu::has_avx512()) {
-        convert_row_avx512(src + r * lds, dst + r * ldd, cols);
+        cpu::convert16(src + r * lds, dst + r * ldd, cols);
         continue;
       }
 #endif
