@@ -208,21 +208,14 @@ LB_AVX512 inline KeepBits keep_bits_start(uint64_t seed, uint64_t ctr0, float p)
   }
   return k;
 }
-LB_AVX512 inline uint64_t keep_bits_next(KeepBits& k) {
-  const uint64_t w = dropout_keep64(k.seed, k.block, k.p);
-  k.block += 16;
-  if (!k.off) return w;
-  const uint64_t r = (k.word >> k.off) | (w << (64 - k.off));
-  k.word = w;
-  return r;
-}
-// keep_bits_next four times, the four Philox runs interleaved
-LB_AVX512 inline void keep_bits_next4(KeepBits& k, uint64_t (&bits)[4]) {
-  const uint64_t blocks[4] = {k.block, k.block + 16, k.block + 32, k.block + 48};
-  uint64_t w[4];
-  dropout_keep64xN<4>(k.seed, blocks, k.p, w);
-  k.block += 64;
-  for (int t = 0; t < 4; t++) {
+// the next 64 N keep bits (bits[t]: the t-th 64), the N Philox runs interleaved
+template <int N>
+LB_AVX512 inline void keep_bits_next(KeepBits& k, uint64_t (&bits)[N]) {
+  uint64_t blocks[N], w[N];
+  for (int t = 0; t < N; t++) blocks[t] = k.block + 16 * (uint64_t)t;
+  dropout_keep64xN<N>(k.seed, blocks, k.p, w);
+  k.block += 16 * N;
+  for (int t = 0; t < N; t++) {
     bits[t] = k.off ? (k.word >> k.off) | (w[t] << (64 - k.off)) : w[t];
     k.word = w[t];
   }
@@ -236,8 +229,7 @@ template <class S, class D>
 LB_AVX512 inline void convert16(const S* src, D* dst, int64_t n) {
   for_each16(0, n, [&](int64_t i, __mmask16 m) { store16(dst + i, m, load16(src + i, m)); });
 }
-// out[i] = keep(ctr0 + i) ? in[i] * s : 0 for i < n (in may alias out; f32 or bf16 storage), 64 keep
-// bits per Philox pass: the dropout op and attention's dropped probabilities
+// out[i] = keep(ctr0 + i) ? in[i] * s : 0 for i < n (in may alias out; f32 or bf16 storage): the dropout op
 template <class T>
 LB_AVX512 inline void dropout_scale(const T* in, T* out, int64_t n, uint64_t seed, uint64_t ctr0, float prob, float s) {
   const __m512 vs = _mm512_set1_ps(s);
@@ -245,17 +237,18 @@ LB_AVX512 inline void dropout_scale(const T* in, T* out, int64_t n, uint64_t see
   int64_t i0 = 0;
   for (; i0 + 256 <= n; i0 += 256) {  // 256 counters, four Philox runs interleaved
     uint64_t bits[4];
-    keep_bits_next4(kb, bits);
+    keep_bits_next(kb, bits);
 #pragma GCC unroll 16
     for (int i = 0; i < 256; i += 16)
       store16(out + i0 + i, (__mmask16)0xffff,
               _mm512_maskz_mul_ps((__mmask16)(bits[i / 64] >> (i % 64)), load16(in + i0 + i, (__mmask16)0xffff), vs));
   }
   for (; i0 < n; i0 += 64) {
-    const uint64_t bits = keep_bits_next(kb);
+    uint64_t bits[1];
+    keep_bits_next(kb, bits);
     for (int64_t i = i0; i < n && i < i0 + 64; i += 16) {
       const __mmask16 t = tail_mask(n - i);
-      store16(out + i, t, _mm512_maskz_mul_ps((__mmask16)(bits >> (i - i0)), load16(in + i, t), vs));
+      store16(out + i, t, _mm512_maskz_mul_ps((__mmask16)(bits[0] >> (i - i0)), load16(in + i, t), vs));
     }
   }
 }
@@ -267,10 +260,9 @@ LB_AVX512 inline void dropout_rows(float* F, int64_t ld, int nq, int nk, uint64_
   constexpr int kMaxRows = 64;
   uint64_t blocks[2 * kMaxRows + 3], words[2 * kMaxRows + 3];
   int first[kMaxRows + 1];  // rows' first run in blocks[]
-  int nb = 0;
   for (int i = 0; i < nq; i += kMaxRows) {
     const int rows = nq - i < kMaxRows ? nq - i : kMaxRows;
-    nb = 0;
+    int nb = 0;
     for (int r = 0; r < rows; r++) {
       const uint64_t c = ctr0 + (uint64_t)(i + r) * row_ctr;
       first[r] = nb;
