@@ -227,6 +227,35 @@ int split_parts(const MatmulParams& p) {
 constexpr int64_t kMaxPackedB = (int64_t)16 << 20;  // floats (64 MiB); wider N is split into jc blocks
 constexpr int64_t kMaxSharedA = (int64_t)4 << 20;   // floats (16 MiB): A packed once for all column groups
 
+// A growable array of atomics (thread_local at its users: only grows), each set to v by get().
+template <class T>
+struct AtomicArray {
+  std::unique_ptr<std::atomic<T>[]> buf;
+  int64_t cap = 0;
+  std::atomic<T>* get(int64_t n, T v) {
+    if (cap < n) {
+      buf.reset(new std::atomic<T>[n]);
+      cap = n;
+    }
+    for (int64_t i = 0; i < n; i++) buf[i].store(v, std::memory_order_relaxed);
+    return buf.get();
+  }
+};
+// A shared pack made by whichever thread needs it first (st: 0 not packed, 1 being packed, 2 ready);
+// the others wait for it.
+template <class F>
+void pack_once(std::atomic<uint8_t>& st, F&& pack) {
+  if (st.load(std::memory_order_acquire) == 2) return;
+  uint8_t expected = 0;
+  if (st.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    pack();
+    st.store(2, std::memory_order_release);
+    return;
+  }
+  for (int spins = 0; st.load(std::memory_order_acquire) != 2; spins++)
+    if (spins > 256) std::this_thread::yield();  // the packer may have been descheduled
+}
+
 #if LB_GEMM_X86
 LB_AVX512_BEGIN
 // A finished f32 tile (rows, cols; row stride nr) rounded into bf16 C (row stride ldc): times alpha and
@@ -299,27 +328,13 @@ bool gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn, ui
     // B panels are packed lazily by whichever thread needs one first (state per (K block, panel):
     // 0 unpacked, 1 being packed, 2 ready), so a GEMM is one parallel region: every extra region costs
     // a worker wake-up on the critical path, which is milliseconds on a loaded machine.
-    const int64_t nitems = (int64_t)n_pc * npanels;
-    thread_local std::unique_ptr<std::atomic<uint8_t>[]> state_buf;
-    thread_local int64_t state_cap = 0;
-    if (state_cap < nitems) {
-      state_buf.reset(new std::atomic<uint8_t>[nitems]);
-      state_cap = nitems;
-    }
-    std::atomic<uint8_t>* state = state_buf.get();
-    for (int64_t t = 0; t < nitems; t++) state[t].store(0, std::memory_order_relaxed);
+    thread_local AtomicArray<uint8_t> bstate_buf;
+    std::atomic<uint8_t>* bstate = bstate_buf.get((int64_t)n_pc * npanels, 0);
     auto ensure_b = [&](int pc, int kc, int64_t jp) {
-      std::atomic<uint8_t>& st = state[(int64_t)(pc / KC) * npanels + jp];
-      if (st.load(std::memory_order_acquire) == 2) return;
-      uint8_t expected = 0;
-      if (st.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      pack_once(bstate[(int64_t)(pc / KC) * npanels + jp], [&] {
         if constexpr (BF16) pack_b_bf16(p, B, jc, nc, pc, kc, nr, jp, jp + 1, bpack + (int64_t)pc * npad);
         else pack_b(p, B, jc, nc, pc, kc, nr, jp, jp + 1, bpack + (int64_t)pc * npad);
-        st.store(2, std::memory_order_release);
-        return;
-      }
-      for (int spins = 0; st.load(std::memory_order_acquire) != 2; spins++)
-        if (spins > 256) std::this_thread::yield();  // the packer may have been descheduled
+      });
     };
 
     // TN (A stored (K, M), the weight gradients): op(A) at k is row k of A, so a panel's mr values for
@@ -344,42 +359,21 @@ bool gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn, ui
     const bool share_a = BF16 && p.trans_a && n_jg >= 4 && (int64_t)n_ic * n_pc * a_block <= kMaxSharedA;
     thread_local Scratch ashared_buf;
     float* ashared = share_a ? ashared_buf.get((size_t)(n_ic * n_pc * a_block)) : nullptr;  // (n_ic, n_pc) blocks
-    thread_local std::unique_ptr<std::atomic<uint8_t>[]> astate_buf;
-    thread_local int64_t astate_cap = 0;
-    if (share_a && astate_cap < (int64_t)n_ic * n_pc) {
-      astate_buf.reset(new std::atomic<uint8_t>[(size_t)n_ic * n_pc]);
-      astate_cap = (int64_t)n_ic * n_pc;
-    }
-    std::atomic<uint8_t>* astate = astate_buf.get();
-    if (share_a)
-      for (int64_t t = 0; t < (int64_t)n_ic * n_pc; t++) astate[t].store(0, std::memory_order_relaxed);
-    // the packed block (icb, K block at pc), packed by whichever task needs it first (as ensure_b)
+    thread_local AtomicArray<uint8_t> astate_buf;
+    std::atomic<uint8_t>* astate = share_a ? astate_buf.get((int64_t)n_ic * n_pc, 0) : nullptr;
+    // the packed block (icb, K block at pc), as ensure_b
     auto ensure_a = [&](int icb, int ic, int mc, int pc, int kc) -> const float* {
       const int64_t idx = (int64_t)icb * n_pc + pc / KC;
       float* dst = ashared + idx * a_block;
-      std::atomic<uint8_t>& st = astate[idx];
-      if (st.load(std::memory_order_acquire) == 2) return dst;
-      uint8_t expected = 0;
-      if (st.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      pack_once(astate[idx], [&] {
         if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, dst);
         else pack_a(p, A, ic, mc, pc, kc, mr, dst);
-        st.store(2, std::memory_order_release);
-        return dst;
-      }
-      for (int spins = 0; st.load(std::memory_order_acquire) != 2; spins++)
-        if (spins > 256) std::this_thread::yield();
+      });
       return dst;
     };
     // split K: parts still to finish, per tile
-    thread_local std::unique_ptr<std::atomic<int>[]> pending_buf;
-    thread_local int64_t pending_cap = 0;
-    if (n_split > 1 && pending_cap < ntiles) {
-      pending_buf.reset(new std::atomic<int>[ntiles]);
-      pending_cap = ntiles;
-    }
-    std::atomic<int>* pending = pending_buf.get();
-    if (n_split > 1)
-      for (int64_t t = 0; t < ntiles; t++) pending[t].store(n_split, std::memory_order_relaxed);
+    thread_local AtomicArray<int> pending_buf;
+    std::atomic<int>* pending = n_split > 1 ? pending_buf.get(ntiles, n_split) : nullptr;
     std::atomic<int64_t> next{0};
     auto worker = [&](int64_t, int64_t) {
       thread_local Scratch ascratch;
