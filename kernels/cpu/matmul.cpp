@@ -361,14 +361,11 @@ bool gemm_one(const MatmulParams& p, int bi, bool threaded, const Kernel& kn, ui
     float* ashared = share_a ? ashared_buf.get((size_t)(n_ic * n_pc * a_block)) : nullptr;  // (n_ic, n_pc) blocks
     thread_local AtomicArray<uint8_t> astate_buf;
     std::atomic<uint8_t>* astate = share_a ? astate_buf.get((int64_t)n_ic * n_pc, 0) : nullptr;
-    // the packed block (icb, K block at pc), as ensure_b
+    // the packed block (icb, K block at pc), as ensure_b (share_a implies BF16)
     auto ensure_a = [&](int icb, int ic, int mc, int pc, int kc) -> const float* {
       const int64_t idx = (int64_t)icb * n_pc + pc / KC;
       float* dst = ashared + idx * a_block;
-      pack_once(astate[idx], [&] {
-        if constexpr (BF16) pack_a_bf16(p, A, ic, mc, pc, kc, mr, dst);
-        else pack_a(p, A, ic, mc, pc, kc, mr, dst);
-      });
+      if constexpr (BF16) pack_once(astate[idx], [&] { pack_a_bf16(p, A, ic, mc, pc, kc, mr, dst); });
       return dst;
     };
     // split K: parts still to finish, per tile
