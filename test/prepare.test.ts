@@ -67,6 +67,30 @@ test('output is byte-identical for 0, 1 and 2 workers', async (t) => {
   }
 });
 
+test('instances are shuffled across the whole split by default (as BERT does); --no-shuffle keeps document order', async (t) => {
+  const dir = tmp(t);
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 120, 5);
+  const docIndex = (x: Instance) => Number(x.docA.slice('Doc '.length));
+  const outs: Record<string, Instance[]> = {};
+  for (const shuffle of [true, false]) {
+    const out = path.join(dir, `out-${shuffle}`);
+    // 2 KB buckets: several of them, so the bucket files are exercised inside prepare too
+    const m = await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, seed: 3, shardBytes: 8000, validFraction: 0.1, shuffle, shuffleBucketBytes: 2048 });
+    t.is(m.config.shuffle, shuffle);
+    t.deepEqual(listFiles(out).filter((f) => path.basename(f).startsWith('.')), [], 'no temporary files left');
+    outs[String(shuffle)] = all(out, 'train');
+  }
+  const key = (x: Instance) => `${x.docA}/${x.segA}/${x.docB}/${x.segB}/${x.drpLabel}/${x.inputIds.join(',')}`;
+  t.deepEqual(outs.true.map(key).sort(), outs.false.map(key).sort(), 'the same instances either way');
+  const ascending = (xs: Instance[]) => xs.slice(1).filter((x, i) => docIndex(x) >= docIndex(xs[i])).length / (xs.length - 1);
+  t.true(ascending(outs.false) > 0.99, `document order: ${ascending(outs.false)}`);
+  t.true(ascending(outs.true) < 0.6, `shuffled: ${ascending(outs.true)} of neighbours in document order`);
+  // the first tenth of the shuffled split already draws on documents from all over the corpus
+  const head = outs.true.slice(0, Math.ceil(outs.true.length / 10)).map(docIndex);
+  t.true(Math.min(...head) < 20 && Math.max(...head) > 100, `first tenth spans docs ${Math.min(...head)}..${Math.max(...head)}`);
+});
+
 test('the addon and TypeScript give the same bytes (LINKBERT_NATIVE_TOKENIZER/INSTANCES=0), tokens in memory and on disk', (t) => {
   const dir = tmp(t);
   const corpus = path.join(dir, 'c.jsonl');

@@ -7,6 +7,7 @@ import protobuf from 'protobufjs';
 import { crc32c, crc32cUpdate } from '../src/data/crc32c.js';
 import { encodeRecord, decodeRecord, RecordError, type Instance } from '../src/data/shards/format.js';
 import { ShardWriter } from '../src/data/shards/writer.js';
+import { ShuffledShardWriter } from '../src/data/shards/shuffle-writer.js';
 import { ShardDataset } from '../src/data/shards/reader.js';
 import { prepare } from '../src/data/prepare.js';
 import { syntheticCorpus } from './fixtures/prepare/synthetic.js';
@@ -97,6 +98,53 @@ test('a flipped byte is caught by the CRC with shard file and offset in the mess
   data[off + 12] ^= 0x10; // inside the instance payload
   const err = t.throws(() => decodeRecord(data, off), { instanceOf: RecordError });
   t.regex(err!.message, /CRC-32C mismatch/);
+});
+
+test('shuffled writer: a deterministic permutation of every record, mixed across the whole split, in shards at the size target', (t) => {
+  const dir = tmp(t);
+  const recs = Array.from({ length: 3000 }, (_, k) => encodeRecord(inst(k, 2), 2));
+  const total = recs.reduce((a, r) => a + r.length, 0);
+  // 4 KB buckets of ~100 records, through 1 KB buffers: each bucket is appended to its file several times
+  const run = (name: string, seed: number, bucketBytes: number) => {
+    const w = new ShuffledShardWriter(dir, name, 20000, { seed, expectedBytes: total, bucketBytes, bufferBytes: 1024 });
+    for (const r of recs) w.write(r);
+    const shards = w.finish();
+    t.deepEqual(fs.readdirSync(path.join(dir, name)).filter((f) => f.startsWith('.')), [], 'no bucket or temp files left');
+    const ds = Buffer.concat(shards.map((s) => fs.readFileSync(path.join(dir, s.file))));
+    const order: number[] = [];
+    for (const s of shards) {
+      const data = fs.readFileSync(path.join(dir, s.file));
+      const idx = fs.readFileSync(path.join(dir, s.index));
+      for (let i = 0; i < s.records; i++) order.push(decodeRecord(data, Number(idx.readBigUInt64LE(8 * i))).segA);
+      t.true(s.bytes >= 20000 || s === shards[shards.length - 1], 'every shard but the last reaches the target');
+    }
+    return { w, shards, order, bytes: ds };
+  };
+  const a = run('a', 7, 4096);
+  t.is(a.w.buckets, Math.ceil(total / 4096));
+  t.true(a.w.buckets >= 20, `${a.w.buckets} buckets`);
+  t.deepEqual([...a.order].sort((x, y) => x - y), recs.map((_, k) => k), 'each record exactly once');
+  // mixed across the split: the first 300 output records come from all of it, not from a window
+  const head = a.order.slice(0, 300);
+  t.true(Math.min(...head) < 100 && Math.max(...head) > 2900, `first records span ${Math.min(...head)}..${Math.max(...head)}`);
+  const ascending = a.order.slice(1).filter((v, i) => v > a.order[i]).length / (a.order.length - 1);
+  t.true(Math.abs(ascending - 0.5) < 0.05, `ascending neighbours ${ascending}`);
+  t.true(run('b', 7, 4096).bytes.equals(a.bytes), 'same seed, same bytes');
+  t.false(run('c', 8, 4096).bytes.equals(a.bytes), 'another seed, another order');
+  const w1 = new ShuffledShardWriter(dir, 'd', 20000, { seed: 7, expectedBytes: total });
+  for (const r of recs) w1.write(r);
+  t.deepEqual(fs.readdirSync(path.join(dir, 'd')), [], 'one bucket under its buffer: nothing on disk before finish');
+  w1.abort();
+  const one = run('d', 7, 1 << 30); // one bucket
+  t.is(one.w.buckets, 1);
+  t.deepEqual([...one.order].sort((x, y) => x - y), recs.map((_, k) => k));
+  t.notDeepEqual(one.order, recs.map((_, k) => k));
+  // abort removes the bucket files and the shard in progress
+  const w = new ShuffledShardWriter(dir, 'e', 20000, { seed: 1, expectedBytes: total, bucketBytes: 4096, bufferBytes: 1024 });
+  for (const r of recs) w.write(r);
+  t.true(fs.readdirSync(path.join(dir, 'e')).some((f) => f.startsWith('.bucket-')));
+  w.abort();
+  t.deepEqual(fs.readdirSync(path.join(dir, 'e')), []);
 });
 
 // ---- a prepared synthetic corpus for the reader and loader tests ----------------------------------

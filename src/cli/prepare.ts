@@ -41,6 +41,7 @@ interface Opts {
   validMinDocs: number;
   skipBad?: boolean;
   shardSizeMb: number;
+  shuffle: boolean;
   lowercase?: boolean;
   minChars?: number;
   tokenMemoryMb: number;
@@ -70,6 +71,7 @@ export function register(program: Command): void {
     .option('--valid-min-docs <n>', 'at least this many validation documents when --valid-fraction > 0', num('--valid-min-docs', true), 2)
     .option('--skip-bad', 'skip (and count) malformed input records instead of failing')
     .option('--shard-size-mb <n>', 'target shard size in MiB', num('--shard-size-mb', false), 64)
+    .option('--no-shuffle', 'keep instances in document order (default: each split shuffled globally before it is sharded, as BERT does)')
     .option('--lowercase', 'lower-case text (overrides the tokenizer config)')
     .option('--no-lowercase', 'keep case (overrides the tokenizer config)')
     .option('--min-chars <n>', 'skip documents with fewer characters (reader default otherwise)', num('--min-chars', true))
@@ -97,6 +99,7 @@ export function register(program: Command): void {
         validMinDocs: o.validMinDocs,
         skipBad: !!o.skipBad,
         shardSizeMb: o.shardSizeMb,
+        shuffle: o.shuffle,
         // commander defaults --no-lowercase's value to true; only pass what the user actually set
         lowercase: lcSource === 'cli' ? o.lowercase : undefined,
         minChars: o.minChars,

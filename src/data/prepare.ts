@@ -35,6 +35,7 @@ import {
 import { Masker, defaultMaxPredictions, packBitmap, type MaskSpec } from './masking.js';
 import { tokenWidthFor, DRP_LABELS, SCHEMA_VERSION } from './shards/format.js';
 import { ShardWriter } from './shards/writer.js';
+import { ShuffledShardWriter } from './shards/shuffle-writer.js';
 import { writeManifest, type Manifest, type SplitInfo, type LabelCounts, type InputInfo } from './shards/manifest.js';
 
 export type { Manifest } from './shards/manifest.js';
@@ -72,6 +73,13 @@ export interface PrepareOptions {
   /** minimum number of validation documents when validFraction > 0 (default 2) */
   validMinDocs?: number;
   skipBad?: boolean;
+  /**
+   * Shuffle each split's instances globally before they go to shards (default true), as BERT's data
+   * preparation does; false keeps them in document order (dupe round, document, segment).
+   */
+  shuffle?: boolean;
+  /** bucket size of the global shuffle in bytes (default 256 MiB; for tests) */
+  shuffleBucketBytes?: number;
   /** shard size target in MiB (default 64) */
   shardSizeMb?: number;
   /** exact shard size target in bytes (overrides shardSizeMb; for tests) */
@@ -160,6 +168,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const validFraction = opts.validFraction ?? DEFAULTS.validFraction;
   const validMinDocs = opts.validMinDocs ?? DEFAULTS.validMinDocs;
   const labelProbs = opts.labelProbs ?? [1 / 3, 1 / 3, 1 / 3];
+  const shuffle = opts.shuffle ?? true;
   const shardBytes = opts.shardBytes ?? Math.round((opts.shardSizeMb ?? DEFAULTS.shardSizeMb) * 1024 * 1024);
   const tokenMemoryMb = opts.tokenMemoryMb ?? 2048;
   if (opts.workers !== undefined) check(Number.isInteger(opts.workers) && opts.workers >= 0, `--workers must be a non-negative integer, got ${opts.workers}`);
@@ -412,7 +421,16 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     };
     const builderOpts = { seed, maxSeqLen, dupeFactor, labelProbs: inputProbs, keepRate, clsId: tok.clsId, sepId: tok.sepId };
     const builder = new InstanceBuilder(docs, split, { ...builderOpts, masker: mask === 'static' ? new Masker(maskSpec) : undefined, tokens });
-    const writers = [new ShardWriter(out, 'train', shardBytes), new ShardWriter(out, 'valid', shardBytes)];
+    // the global shuffle's bucket count comes from the expected bytes of each split: records planned per
+    // document, times a generous record size (full sequence, static masks, two document ids)
+    const expected = [0, 0];
+    for (let i = 0; i < docs.length; i++) expected[split[i]] += numSegments(docs[i]) * keepRate[docs[i].input] * dupeFactor;
+    const recordBytes = maxSeqLen * width + maxPredictions * 2 * width + 96;
+    const writers = (['train', 'valid'] as const).map((name, s) =>
+      shuffle
+        ? new ShuffledShardWriter(out, name, shardBytes, { seed, expectedBytes: expected[s] * recordBytes, bucketBytes: opts.shuffleBucketBytes })
+        : new ShardWriter(out, name, shardBytes),
+    );
     const splitStats = [0, 1].map(() => ({ instances: 0, tokens: 0, labels: [0, 0, 0] }));
     const writeOne = (s: number, label: number, ntok: number, rec: Uint8Array): void => {
       writers[s].write(rec);
@@ -470,7 +488,13 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       builder.close(); // the addon's builder holds the token file open
       if (buildPool) await buildPool.close();
     }
-    const shards = writers.map((w) => w.finish());
+    let shards: ReturnType<ShardWriter['finish']>[];
+    try {
+      shards = writers.map((w) => w.finish()); // the shuffled writers write their shards here
+    } catch (e) {
+      for (const w of writers) w.abort();
+      throw e;
+    }
     report(true);
     if (builder.stats.noPartner > 0) skips.add('anchor-without-any-partner', builder.stats.noPartner);
 
@@ -540,6 +564,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
         valid_min_docs: validMinDocs,
         skip_bad: !!opts.skipBad,
         shard_bytes: shardBytes,
+        shuffle,
         lowercase: opts.lowercase ?? null,
         min_chars: opts.minChars ?? null,
       },
