@@ -107,7 +107,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
 
   // 3. shards: WordNet (linked: 1/3 each) + Brown (unlinked: 50/50)
-  if (!o.reuse || !existsSync(join(dataDir, 'manifest.json'))) {
+  // (shards from a demo before prepare shuffled its output are in document order: made again)
+  const manifestPath = join(dataDir, 'manifest.json');
+  if (!o.reuse || !existsSync(manifestPath) || JSON.parse(readFileSync(manifestPath, 'utf8')).config?.shuffle !== true) {
     log(`[3/6] preparing LinkBERT instances (max_seq_len ${o.seqLen}) with \`linkbert prepare\``);
     const m = await prepare({
       inputs: [wnPath, brownDir], vocab: vocabPath, out: dataDir, maxSeqLen: o.seqLen, seed: o.seed, dupeFactor: 2,

@@ -67,7 +67,7 @@ export interface LoaderPosition {
   cursor: number;
 }
 
-const DEFAULT_SHUFFLE = 10000;
+export const DEFAULT_SHUFFLE = 10000;
 
 interface Resolved {
   batchSize: number;

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import os from 'node:os';
-import { ShardDataset, BatchLoader } from '../data/batch.js';
+import { ShardDataset, BatchLoader, DEFAULT_SHUFFLE } from '../data/batch.js';
 import { resolveConfig, type BertConfig } from '../model/config.js';
 import { loadCheckpoint, matchParams } from '../model/checkpoint/index.js';
 import { BertModel } from '../model/bert.js';
@@ -127,6 +127,10 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
   const env = { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', ...ops.info(), ops: undefined };
   writeFileSync(join(run, 'config.json'), JSON.stringify({ train: resolved, env }, null, 2) + '\n');
   log(`pretrain config: ${JSON.stringify(resolved)}`);
+  // shards prepared before the global shuffle (or with --no-shuffle) hold instances in document order,
+  // which the loader's shuffle buffer mixes only locally
+  if (manifest.config.shuffle !== true && train.size > DEFAULT_SHUFFLE)
+    log(`note: ${cfg.data} holds its instances in document order (prepared ${manifest.config.shuffle === false ? 'with --no-shuffle' : 'before prepare shuffled them'}); training sees stretches of neighbouring documents. Run \`linkbert prepare\` again for a global shuffle.`);
 
   const loader = new BatchLoader(train, { batchSize: cfg.batchSize, seqLen, seed: cfg.seed }, state?.loader_position);
   const metricsPath = join(run, 'metrics.jsonl');
