@@ -13,7 +13,7 @@ import { SkipCounter } from './data/document.js';
 import { trainWordPieceVocab } from './data/tokenizer/index.js';
 import { prepare } from './data/prepare.js';
 import { ShardDataset, iterateBatches } from './data/batch.js';
-import { pretrain, PRETRAIN_DEFAULTS, type PretrainConfig } from './train/train.js';
+import { pretrain, PRETRAIN_DEFAULTS, type PretrainConfig, type PretrainResult } from './train/train.js';
 import { writeReport } from './train/report.js';
 import { FillMasker } from './model/fill-mask.js';
 import { benchStep } from './bench/step.js';
@@ -144,7 +144,25 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     timeBudgetS: budget, progress: true,
   };
   rmSync(run, { recursive: true, force: true }); // a new demo run starts clean (no stale checkpoints)
-  const r = await pretrain(cfg, log);
+  let r: PretrainResult;
+  if (o.steps) r = await pretrain(cfg, log);
+  else {
+    // The plan above rests on a few synthetic steps, which a busy moment can slow by a quarter. The first
+    // 3% of training (inside the warmup) times the real steps, with data loading, evaluations and a
+    // checkpoint; the plan is fitted again to what is left of the budget and training resumes there.
+    const probe = Math.max(20, Math.round(0.03 * steps));
+    const tp = Date.now();
+    const first = await pretrain({ ...cfg, stopAfterStep: probe, saveEvery: probe }, log); // saved at the probe's end
+    // the rate after the first logged steps (which load the first shard), from the run's own log
+    const logged = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; split?: string; elapsed_s?: number }).filter((m) => m.split === undefined && m.elapsed_s !== undefined);
+    const a = logged[0], b = logged.at(-1);
+    const perStep = a && b && b.step > a.step ? (b.elapsed_s! - a.elapsed_s!) / (b.step - a.step) : first.seconds / probe;
+    const left = Math.max(1, budget - (Date.now() - tp) / 1000);
+    // 8% kept for evaluations, checkpoints and the second start
+    const refit = Math.max(probe + 1, Math.min(20000, probe + Math.floor((0.92 * left) / perStep)));
+    log(`      the first ${probe} steps took ${(1000 * perStep).toFixed(0)} ms each, all included: ${refit} steps in all`);
+    r = await pretrain({ ...cfg, maxSteps: refit, timeBudgetS: left, resume: true }, log);
+  }
   const e = r.finalEval!;
 
   // 5. baselines: the unigram MLM baseline (always predict the most frequent masked token of the

@@ -68,6 +68,8 @@ export interface PretrainResult {
   finalEval: PretrainEval | null;
   stoppedBy: 'max_steps' | 'time_budget' | 'signal' | 'stop_after_step';
   tokensPerS: number;
+  /** wall seconds of the steps run here, evaluations and checkpoints included (not the setup) */
+  seconds: number;
   config: BertConfig;
 }
 
@@ -256,7 +258,7 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
       if (lastCheckpoint || step > (state?.step ?? 0)) save(); // with the final eval in its trainer_state
     }
     const secs = (Date.now() - t0) / 1000;
-    return { run, steps: step, lastCheckpoint, finalEval, stoppedBy, tokensPerS: secs > 0 ? (tokensSeen - (state?.tokens_seen ?? 0)) / secs : 0, config };
+    return { run, steps: step, lastCheckpoint, finalEval, stoppedBy, tokensPerS: secs > 0 ? (tokensSeen - (state?.tokens_seen ?? 0)) / secs : 0, seconds: secs, config };
   } finally {
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);
