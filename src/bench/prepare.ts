@@ -48,6 +48,7 @@ interface Opts {
   repeat: string;
   syntheticPages?: string;
   tokenMemoryMb?: string;
+  shuffle: boolean;
 }
 
 /** One `linkbert prepare --json` in a child process, so that its peak RSS and CPU time are its own. */
@@ -71,6 +72,7 @@ export function register(bench: Command): void {
     .option('--dupe-factor <n>', 'dupe factor', '2')
     .option('--repeat <n>', 'timed runs per worker count (best is reported)', '2')
     .option('--token-memory-mb <n>', 'passed to prepare (0: build instances from the on-disk token file)')
+    .option('--no-shuffle', 'passed to prepare: shards in document order (times prepare without its global shuffle)')
     .option('--synthetic-pages <n>', 'instead of the shared corpora: a synthetic MediaWiki dump of n pages (about 6.7 KB each, Zipf words, heavy-tailed links)')
     .action(async (o: Opts) => {
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-bench-prepare-'));
@@ -104,7 +106,7 @@ export function register(bench: Command): void {
         for (const workers of workerCounts) {
           let best: ReturnType<typeof runPrepare> | null = null;
           for (let r = 0; r < Math.max(1, Number(o.repeat)); r++) {
-            const args = ['--out', outDir, '--vocab', vocab, '--workers', String(workers), '--max-seq-len', o.maxSeqLen, '--dupe-factor', o.dupeFactor, ...(o.tokenMemoryMb !== undefined ? ['--token-memory-mb', o.tokenMemoryMb] : []), '--input', ...inputs];
+            const args = ['--out', outDir, '--vocab', vocab, '--workers', String(workers), '--max-seq-len', o.maxSeqLen, '--dupe-factor', o.dupeFactor, ...(o.tokenMemoryMb !== undefined ? ['--token-memory-mb', o.tokenMemoryMb] : []), ...(o.shuffle === false ? ['--no-shuffle'] : []), '--input', ...inputs];
             const res = runPrepare(args);
             if (!best || res.seconds < best.seconds) best = res;
           }

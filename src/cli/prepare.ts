@@ -135,7 +135,7 @@ export function register(program: Command): void {
         bar.update(p.bytes, payload);
       };
       let m;
-      const timings: PrepareTimings = { setup: 0, tokenize: 0, graph: 0, instances: 0, finish: 0 };
+      const timings: PrepareTimings = { setup: 0, tokenize: 0, graph: 0, instances: 0, shuffle: 0, finish: 0 };
       try {
         m = await prepare(opts, onProgress, timings);
       } finally {

@@ -111,8 +111,10 @@ export interface PrepareTimings {
   tokenize: number;
   /** stage 2: document graph, graph files, shared document tables */
   graph: number;
-  /** stage 3: split, label planning, instance building and masking, encoding, shard writing */
+  /** stage 3: split, label planning, instance building and masking, encoding (and shard writing with --no-shuffle) */
   instances: number;
+  /** stage 3b: the global shuffle: buckets loaded, shuffled and written as shards */
+  shuffle: number;
   /** stage 4: tokenizer copy and manifest */
   finish: number;
 }
@@ -488,6 +490,8 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       builder.close(); // the addon's builder holds the token file open
       if (buildPool) await buildPool.close();
     }
+    report(true);
+    lap('instances');
     let shards: ReturnType<ShardWriter['finish']>[];
     try {
       shards = writers.map((w) => w.finish()); // the shuffled writers write their shards here
@@ -495,10 +499,8 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       for (const w of writers) w.abort();
       throw e;
     }
-    report(true);
     if (builder.stats.noPartner > 0) skips.add('anchor-without-any-partner', builder.stats.noPartner);
-
-    lap('instances');
+    lap('shuffle');
     // ---- stage 4: tokenizer + manifest -----------------------------------------------------------------
     const tokDir = path.join(out, 'tokenizer');
     tok.save(tokDir);

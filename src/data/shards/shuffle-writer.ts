@@ -70,7 +70,6 @@ export class ShuffledShardWriter {
     let buf = this.bufs[b];
     if (buf && this.lens[b] + need > buf.length) {
       this.spill(b);
-      buf = this.bufs[b];
     }
     if (!buf) {
       buf = this.bufs[b] = Buffer.allocUnsafe(Math.max(this.bufBytes, need));
@@ -97,20 +96,22 @@ export class ShuffledShardWriter {
         this.spill(b);
         data = fs.readFileSync(file);
       } else data = this.bufs[b] ? this.bufs[b]!.subarray(0, this.lens[b]) : Buffer.alloc(0);
-      // record k of the bucket: data[off[k] + 4, off[k] + 4 + len)
-      const offs: number[] = [];
-      for (let o = 0; o < data.length; ) {
+      // record k of the bucket: data[off[k] + 4, off[k + 1])
+      let n = 0;
+      for (let o = 0; o < data.length; n++) {
         if (o + 4 > data.length) throw new Error(`${file}: truncated bucket at byte ${o}`);
         const len = data.readUInt32LE(o);
         if (o + 4 + len > data.length) throw new Error(`${file}: record at byte ${o} runs past the end (${len} bytes)`);
-        offs.push(o);
         o += 4 + len;
       }
-      const order = Int32Array.from(offs.keys());
+      const off = new Float64Array(n + 1);
+      for (let k = 0, o = 0; k < n; k++) off[k + 1] = o += 4 + data.readUInt32LE(o);
+      const order = new Int32Array(n);
+      for (let k = 0; k < n; k++) order[k] = k;
       new Rng(this.opts.seed, this.split === 'train' ? 0 : 1, b, 0x5b10).shuffle(order);
-      for (const k of order) {
-        const o = offs[k];
-        this.shards.write(data.subarray(o + 4, o + 4 + data.readUInt32LE(o)));
+      for (let i = 0; i < n; i++) {
+        const k = order[i];
+        this.shards.write(data.subarray(off[k] + 4, off[k + 1]));
       }
       this.bufs[b] = null;
       fs.rmSync(file, { force: true });
