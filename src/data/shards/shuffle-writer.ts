@@ -36,6 +36,7 @@ export class ShuffledShardWriter {
   private readonly nb: number;
   private readonly bufs: (Buffer | null)[];
   private readonly lens: Int32Array; // bytes buffered per bucket
+  private readBuf: Buffer | null = null; // finish(): one bucket's bytes, reused (fresh pages cost more than the read)
   private readonly bufBytes: number;
   private readonly dir: string;
   private records = 0;
@@ -94,7 +95,7 @@ export class ShuffledShardWriter {
       let data: Buffer;
       if (fs.existsSync(file)) {
         this.spill(b);
-        data = fs.readFileSync(file);
+        data = this.readBucket(file);
       } else data = this.bufs[b] ? this.bufs[b]!.subarray(0, this.lens[b]) : Buffer.alloc(0);
       // record k of the bucket: data[off[k] + 4, off[k + 1])
       let n = 0;
@@ -116,7 +117,24 @@ export class ShuffledShardWriter {
       this.bufs[b] = null;
       fs.rmSync(file, { force: true });
     }
+    this.readBuf = null;
     return this.shards.finish();
+  }
+
+  private readBucket(file: string): Buffer {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (!this.readBuf || this.readBuf.length < size) this.readBuf = Buffer.allocUnsafe(Math.max(size, Math.round(1.25 * (this.readBuf?.length ?? 0))));
+      for (let o = 0; o < size; ) {
+        const n = fs.readSync(fd, this.readBuf, o, Math.min(size - o, 1 << 30), o);
+        if (n === 0) throw new Error(`${file}: bucket file ended at byte ${o} of ${size}`);
+        o += n;
+      }
+      return this.readBuf.subarray(0, size);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /** Drop everything written so far (bucket files and the shard in progress) after an error. */
