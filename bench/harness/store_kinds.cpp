@@ -15,10 +15,15 @@
 //                        (softmax_xent's separate-output path since session 17)
 //   interleaved stream   row r read while row r-1 is streamed out, 1 KB blocks of each in turn
 //   write only, stream   no reads: an L2-resident row streamed out over and over
+//   two-pass, clzero     pass 1 also zeroes each dst line with AMD's clzero, pass 2 stores into it: clzero
+//                        writes the line to memory like a streaming store (clzero only: ~100 GB/s), so
+//                        pass 2 reads it back for ownership (no faster than two-pass). Storing into the
+//                        line right after its clzero, in pass 1, took 0.6 GB/s (not listed).
+//   clzero only          dst zeroed line by line, nothing read (bytes: those written)
 //
 // Build and run (any directory):
 //   g++ -O2 -std=c++17 -pthread bench/harness/store_kinds.cpp -o /tmp/store_kinds && /tmp/store_kinds
-// AVX-512 only (the machine the CPU results come from has it).
+// AVX-512 and clzero (AMD) only (the machine the CPU results come from has both).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -71,6 +76,20 @@ LB_T void two_pass(const float* s, float* d, size_t n, float*) {
   }
   if (kWrite == 1) _mm_sfence();
 }
+// two_pass with each dst line cleared by clzero in pass 1 (AMD; no read for ownership of its own)
+LB_T void two_pass_clzero(const float* s, float* d, size_t n, float*) {
+  for (size_t r = 0; r + kRow <= n; r += kRow) {
+    __m512 a = _mm512_setzero_ps();
+    for (size_t i = 0; i < kRow; i += 16) {
+      a = _mm512_add_ps(a, _mm512_loadu_ps(s + r + i));
+      asm volatile("clzero" : : "a"(d + r + i) : "memory");
+    }
+    for (size_t i = 0; i < kRow; i += 16) _mm512_storeu_ps(d + r + i, _mm512_mul_ps(_mm512_loadu_ps(s + r + i), a));
+  }
+}
+void clzero_only(const float*, float* d, size_t n, float*) {
+  for (size_t i = 0; i < n; i += 16) asm volatile("clzero" : : "a"(d + i) : "memory");
+}
 // row r read into scratch (kRow) while row r-1 (the other half of scratch) is streamed out, 1 KB at a time
 LB_T void interleaved_stream(const float* s, float* d, size_t n, float* scratch) {
   const size_t nr = n / kRow;
@@ -114,6 +133,7 @@ int main() {
       {"in place", plain, true, 8},           {"two-pass", two_pass<0>, false, 8},
       {"two-pass, stream", two_pass<1>, false, 8}, {"two-pass, into dst", two_pass<2>, false, 8},
       {"interleaved stream", interleaved_stream, false, 8}, {"write only, stream", write_only_stream, false, 4},
+      {"two-pass, clzero", two_pass_clzero, false, 8}, {"clzero only", clzero_only, false, 4},
   };
   const size_t half = kRows / 2 * kRow;
   for (int round = 0; round < 2; round++) {
