@@ -8,7 +8,8 @@
 //     shards at the size target as before; then the bucket file is removed.
 // Every bucket is a uniform random sample of the split, so any run of records in the output is too.
 // Deterministic: the draws follow the write order, which prepare fixes whatever its worker count.
-// Memory: the bucket buffers (at most BUFFER_BUDGET in all) while writing; one bucket while finishing.
+// Memory: the bucket buffers (BUFFER_BUDGET in all at most: 4096 buckets of 16 KiB) while writing; one
+// bucket while finishing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Rng } from '../masking.js';
@@ -26,7 +27,7 @@ export interface ShuffleOptions {
   expectedBytes: number;
   /** bucket size target (default BUCKET_BYTES; tests set it small) */
   bucketBytes?: number;
-  /** in-memory buffer per bucket before it is appended to its file (default: 64 MiB over the buckets, 64 KiB-1 MiB; tests set it small) */
+  /** in-memory buffer per bucket before it is appended to its file (default: BUFFER_BUDGET over the buckets, 16 KiB-1 MiB; tests set it small) */
   bufferBytes?: number;
 }
 
@@ -39,7 +40,6 @@ export class ShuffledShardWriter {
   private readBuf: Buffer | null = null; // finish(): one bucket's bytes, reused (fresh pages cost more than the read)
   private readonly bufBytes: number;
   private readonly dir: string;
-  private records = 0;
 
   constructor(private outDir: string, private split: string, targetBytes: number, private opts: ShuffleOptions) {
     this.shards = new ShardWriter(outDir, split, targetBytes);
@@ -49,7 +49,7 @@ export class ShuffledShardWriter {
     this.rng = new Rng(opts.seed, split === 'train' ? 0 : 1, 0x5b0f);
     this.bufs = new Array<Buffer | null>(this.nb).fill(null);
     this.lens = new Int32Array(this.nb);
-    this.bufBytes = opts.bufferBytes ?? Math.max(64 << 10, Math.min(1 << 20, Math.floor(BUFFER_BUDGET / this.nb)));
+    this.bufBytes = opts.bufferBytes ?? Math.max(16 << 10, Math.min(1 << 20, Math.floor(BUFFER_BUDGET / this.nb)));
     this.dir = path.join(outDir, split);
     fs.mkdirSync(this.dir, { recursive: true });
     // bucket files an interrupted run left behind would be appended to
@@ -78,7 +78,6 @@ export class ShuffledShardWriter {
     buf.writeUInt32LE(record.length, this.lens[b]);
     buf.set(record, this.lens[b] + 4);
     this.lens[b] += need;
-    this.records++;
   }
 
   private spill(b: number): void {
