@@ -148,8 +148,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   if (o.steps) r = await pretrain(cfg, log);
   else {
     // The plan above rests on a few synthetic steps, which a busy moment can slow by a quarter. The first
-    // 3% of training (inside the warmup) times the real steps, with data loading, evaluations and a
-    // checkpoint; the plan is fitted again to what is left of the budget and training resumes there.
+    // 3% of training (inside the warmup) times the real steps, with data loading and evaluations; the plan
+    // is fitted again to what is left of the budget and training resumes from the probe's checkpoint.
     const probe = Math.max(20, Math.round(0.03 * steps));
     const tp = Date.now();
     const first = await pretrain({ ...cfg, stopAfterStep: probe, saveEvery: probe }, log); // saved at the probe's end
@@ -158,7 +158,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const a = logged[0], b = logged.at(-1);
     const perStep = a && b && b.step > a.step ? (b.elapsed_s! - a.elapsed_s!) / (b.step - a.step) : first.seconds / probe;
     const left = Math.max(1, budget - (Date.now() - tp) / 1000);
-    // 8% kept for evaluations, checkpoints and the second start
+    // 8% kept for checkpoints, the second start and the slower minutes of a shared machine
     const refit = Math.max(probe + 1, Math.min(20000, probe + Math.floor((0.92 * left) / perStep)));
     log(`      the first ${probe} steps took ${(1000 * perStep).toFixed(0)} ms each, all included: ${refit} steps in all`);
     r = await pretrain({ ...cfg, maxSteps: refit, timeBudgetS: left, resume: true }, log);
