@@ -13,7 +13,7 @@ import { SkipCounter } from './data/document.js';
 import { trainWordPieceVocab } from './data/tokenizer/index.js';
 import { prepare } from './data/prepare.js';
 import { ShardDataset, iterateBatches } from './data/batch.js';
-import { pretrain, PRETRAIN_DEFAULTS, type PretrainConfig, type PretrainResult } from './train/train.js';
+import { pretrain, readTrainMetrics, PRETRAIN_DEFAULTS, type PretrainConfig, type PretrainResult } from './train/train.js';
 import { writeReport } from './train/report.js';
 import { FillMasker } from './model/fill-mask.js';
 import { benchStep } from './bench/step.js';
@@ -152,11 +152,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // is fitted again to what is left of the budget and training resumes from the probe's checkpoint.
     const probe = Math.max(20, Math.round(0.03 * steps));
     const tp = Date.now();
-    const first = await pretrain({ ...cfg, stopAfterStep: probe, saveEvery: probe }, log); // saved at the probe's end
-    // the rate after the first logged steps (which load the first shard), from the run's own log
-    const logged = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; split?: string; elapsed_s?: number }).filter((m) => m.split === undefined && m.elapsed_s !== undefined);
-    const a = logged[0], b = logged.at(-1);
-    const perStep = a && b && b.step > a.step ? (b.elapsed_s! - a.elapsed_s!) / (b.step - a.step) : first.seconds / probe;
+    await pretrain({ ...cfg, stopAfterStep: probe, saveEvery: probe }, log); // saved at the probe's end
+    // the rate after the first logged line (its steps load the first shard), from the run's own log: the
+    // probe's 20 or more steps give at least two lines at logEvery 10
+    const logged = readTrainMetrics(run);
+    const a = logged[0]!, b = logged.at(-1)!;
+    const perStep = (b.elapsed_s - a.elapsed_s) / (b.step - a.step);
     const left = Math.max(1, budget - (Date.now() - tp) / 1000);
     // 8% kept for checkpoints, the second start and the slower minutes of a shared machine
     const refit = Math.max(probe + 1, Math.min(20000, probe + Math.floor((0.92 * left) / perStep)));

@@ -1,10 +1,10 @@
 // `linkbert bench train`: end-to-end pretraining throughput (data loading included) and the share of
 // step time spent waiting on data, from a short real run on prepared shards.
 import type { Command } from 'commander';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pretrain, PRETRAIN_DEFAULTS } from '../train/train.js';
+import { pretrain, readTrainMetrics, PRETRAIN_DEFAULTS } from '../train/train.js';
 import { repoRoot } from '../native.js';
 
 export function register(bench: Command): void {
@@ -33,9 +33,7 @@ export function register(bench: Command): void {
           saveEvery: 0, logEvery: 1, progress: false, warmupSteps: 1,
         }, () => {});
         const wall = (Date.now() - t0) / 1000;
-        const recs = readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)
-          .map((l) => JSON.parse(l) as { step: number; split?: string; tokens_per_s: number; data_wait_ms: number; tokens_seen: number; elapsed_s: number })
-          .filter((r) => r.split === undefined && r.step > 2);
+        const recs = readTrainMetrics(out).filter((r) => r.step > 2);
         // one record per step: aggregate as total tokens / total time between the first and last timed step
         let tok = 0, time = 0, wait = 0;
         for (let i = 1; i < recs.length; i++) {

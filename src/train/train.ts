@@ -68,12 +68,27 @@ export interface PretrainResult {
   finalEval: PretrainEval | null;
   stoppedBy: 'max_steps' | 'time_budget' | 'signal' | 'stop_after_step';
   tokensPerS: number;
-  /** wall seconds of the steps run here, evaluations and checkpoints included (not the setup) */
-  seconds: number;
   config: BertConfig;
 }
 
 export class NonFiniteError extends Error {}
+
+/** One training line of RUN/metrics.jsonl (the validation lines, split 'valid', are left out by readTrainMetrics). */
+export interface TrainMetrics {
+  step: number;
+  tokens_per_s: number;
+  tokens_seen: number;
+  data_wait_ms: number;
+  /** wall seconds since the run began (across resumes), at this line */
+  elapsed_s: number;
+}
+
+/** The training lines of RUN/metrics.jsonl, in order. */
+export function readTrainMetrics(run: string): TrainMetrics[] {
+  return readFileSync(join(run, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as TrainMetrics & { split?: string })
+    .filter((r) => r.split === undefined);
+}
 
 export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<PretrainResult> {
   const run = resolve(cfg.out);
@@ -258,7 +273,7 @@ export async function pretrain(cfg: PretrainConfig, log: (s: string) => void = (
       if (lastCheckpoint || step > (state?.step ?? 0)) save(); // with the final eval in its trainer_state
     }
     const secs = (Date.now() - t0) / 1000;
-    return { run, steps: step, lastCheckpoint, finalEval, stoppedBy, tokensPerS: secs > 0 ? (tokensSeen - (state?.tokens_seen ?? 0)) / secs : 0, seconds: secs, config };
+    return { run, steps: step, lastCheckpoint, finalEval, stoppedBy, tokensPerS: secs > 0 ? (tokensSeen - (state?.tokens_seen ?? 0)) / secs : 0, config };
   } finally {
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);

@@ -40,13 +40,15 @@ export class ShuffledShardWriter {
   private readBuf: Buffer | null = null; // finish(): one bucket's bytes, reused (fresh pages cost more than the read)
   private readonly bufBytes: number;
   private readonly dir: string;
+  private readonly splitId: number; // the rng streams' key: train 0, valid 1
 
-  constructor(private outDir: string, private split: string, targetBytes: number, private opts: ShuffleOptions) {
+  constructor(outDir: string, split: string, targetBytes: number, private opts: ShuffleOptions) {
     this.shards = new ShardWriter(outDir, split, targetBytes);
     const bucketBytes = opts.bucketBytes ?? BUCKET_BYTES;
     if (!(bucketBytes > 0)) throw new Error(`bucket size must be positive, got ${bucketBytes}`);
     this.nb = Math.min(MAX_BUCKETS, Math.max(1, Math.ceil(Math.max(0, opts.expectedBytes) / bucketBytes)));
-    this.rng = new Rng(opts.seed, split === 'train' ? 0 : 1, 0x5b0f);
+    this.splitId = split === 'train' ? 0 : 1;
+    this.rng = new Rng(opts.seed, this.splitId, 0x5b0f);
     this.bufs = new Array<Buffer | null>(this.nb).fill(null);
     this.lens = new Int32Array(this.nb);
     this.bufBytes = opts.bufferBytes ?? Math.max(16 << 10, Math.min(1 << 20, Math.floor(BUFFER_BUDGET / this.nb)));
@@ -69,12 +71,8 @@ export class ShuffledShardWriter {
     const b = this.nb === 1 ? 0 : this.rng.int(this.nb);
     const need = 4 + record.length;
     let buf = this.bufs[b];
-    if (buf && this.lens[b] + need > buf.length) {
-      this.spill(b);
-    }
-    if (!buf) {
-      buf = this.bufs[b] = Buffer.allocUnsafe(Math.max(this.bufBytes, need));
-    }
+    if (buf && this.lens[b] + need > buf.length) this.spill(b);
+    if (!buf || need > buf.length) buf = this.bufs[b] = Buffer.allocUnsafe(Math.max(this.bufBytes, need)); // (empty after the spill)
     buf.writeUInt32LE(record.length, this.lens[b]);
     buf.set(record, this.lens[b] + 4);
     this.lens[b] += need;
@@ -108,7 +106,7 @@ export class ShuffledShardWriter {
       for (let k = 0, o = 0; k < n; k++) off[k + 1] = o += 4 + data.readUInt32LE(o);
       const order = new Int32Array(n);
       for (let k = 0; k < n; k++) order[k] = k;
-      new Rng(this.opts.seed, this.split === 'train' ? 0 : 1, b, 0x5b10).shuffle(order);
+      new Rng(this.opts.seed, this.splitId, b, 0x5b10).shuffle(order);
       for (let i = 0; i < n; i++) {
         const k = order[i];
         this.shards.write(data.subarray(off[k] + 4, off[k + 1]));
