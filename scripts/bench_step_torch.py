@@ -25,6 +25,13 @@ torch.manual_seed(0)
 H, T, B, P, V = a.hidden, a.seq_len, a.batch_size, a.predictions, a.vocab
 
 
+class LayerNorm32(nn.LayerNorm):
+    # layer norm in f32 under autocast, as linkbert's mixed precision does it (CUDA autocast does this itself;
+    # CPU autocast in Debian's torch 1.13 passes bf16 rows with f32 weights and fails)
+    def forward(self, x):
+        return super().forward(x.float())
+
+
 class Model(nn.Module):
     def __init__(self):
         super().__init__()
@@ -32,7 +39,9 @@ class Model(nn.Module):
         self.ln = nn.LayerNorm(H, eps=1e-12)
         self.layers = nn.ModuleList([nn.TransformerEncoderLayer(H, a.heads, a.ffn, dropout=0.1, activation='gelu', batch_first=True,
                                                                 norm_first=False, layer_norm_eps=1e-12) for _ in range(a.layers)])
-        self.pool, self.transform, self.tln = nn.Linear(H, H), nn.Linear(H, H), nn.LayerNorm(H, eps=1e-12)
+        for l in self.layers:
+            l.norm1, l.norm2 = LayerNorm32(H, eps=1e-12), LayerNorm32(H, eps=1e-12)
+        self.pool, self.transform, self.tln = nn.Linear(H, H), nn.Linear(H, H), LayerNorm32(H, eps=1e-12)
         self.mlm_bias, self.drp = nn.Parameter(torch.zeros(V)), nn.Linear(H, 3)
         self.drop = nn.Dropout(0.1)
 
