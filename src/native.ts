@@ -75,7 +75,7 @@ export function loadNative(kind?: 'cpu' | 'cuda'): NativeAddon {
   if (!existsSync(p)) {
     throw new Error(
       k === 'cuda'
-        ? `CUDA addon not found at ${p}: run \`npm run build:cuda\``
+        ? `built without CUDA (no CUDA addon at ${p}): run \`npm run build:cuda\``
         : `native addon not found at ${p}: run \`npm install\` (or \`npm run build\`)`,
     );
   }

@@ -97,7 +97,7 @@ test('qa: sliding windows overlap by docStride and cover the whole context', (t)
   const { examples } = loadQa(fx('qa/squad.json'));
   const opts = { maxSeqLength: 24, docStride: 4, maxQueryLength: 6, train: true };
   const { features, stats } = qaTask.featurize(examples, tok, qaTask.buildConfig(examples), opts);
-  t.true(stats.truncated['questions truncated to maxQueryLength']! > 0);
+  t.true(stats.truncated['questions truncated to --max-query-len']! > 0);
   const f0 = features.filter((f) => f.exampleIndex === 0);
   t.true(f0.length > 2, `expected several windows, got ${f0.length}`);
   const ctxTokens = tok.encodeWithOffsets(examples[0]!.context);
@@ -191,7 +191,7 @@ test('seqcls: labels sorted from train, empty text skipped, relation mode', (t) 
   const { examples, stats } = loadSeqcls(fx('seqcls/train.jsonl'));
   t.is(examples.length, 4);
   t.is(stats.skipped['empty text'], 1);
-  t.regex(formatReadStats(stats), /4 examples from 5 records; skipped: empty text=1/);
+  t.regex(formatReadStats(stats), /4 examples from 5 records; skipped: 1 empty text/);
   const plain = seqclsTask.buildConfig(examples);
   t.deepEqual(plain.labels, ['CPR:3', 'CPR:9', 'false']);
   t.is(seqclsTask.numLabels(plain), 3);
@@ -240,7 +240,7 @@ test('seqcls: sentence pairs get token types and longest-first truncation', (t) 
   t.is(f.tokenTypeIds[a + 2], 1);
   t.is(f.inputIds[f.inputIds.length - 1], tok.sepId);
   const cut = seqclsTask.featurize(examples, tok, config, { maxSeqLength: 10 });
-  t.is(cut.stats.truncated['sequences truncated to maxSeqLength'], 3);
+  t.is(cut.stats.truncated['sequences truncated to --max-seq-len'], 3);
   t.true(cut.features.every((x) => x.inputIds.length === 10));
   t.deepEqual(longestFirst(10, 3, 8), [5, 3]);
   t.deepEqual(longestFirst(6, 6, 8), [4, 4]);
@@ -395,7 +395,7 @@ test('ner: truncated words are predicted O, counted, and scored against full gol
   const config = nerTask.buildConfig(examples);
   // budget 10 pieces: br ##c ##a ##1 mut ##ations cause he ##re ##d | ##it ##ary breast cancer . (cut)
   const { features, stats } = nerTask.featurize(examples, tok, config, { maxSeqLength: 12 });
-  t.true(stats.truncated['sentences truncated to maxSeqLength']! >= 1);
+  t.true(stats.truncated['sentences truncated to --max-seq-len']! >= 1);
   const lost = stats.truncated['words without a subword in the sequence (predicted O)']!;
   t.true(lost >= 1);
   const C = config.labels.length;

@@ -22,7 +22,8 @@ const COMMANDS: [string, Registrar][] = [
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
   program.name('linkbert').description('Pretrain, checkpoint, evaluate and fine-tune LinkBERT encoders').version('0.1.0');
-  program.showHelpAfterError();
+  // after a usage error, point at --help rather than print the whole of it below the error
+  program.showHelpAfterError('(see linkbert <command> --help)');
   const invoked = COMMANDS.find(([name]) => name === argv[2]);
   for (const [, load] of invoked ? [invoked] : COMMANDS) (await load()).register(program);
   await program.parseAsync(argv);

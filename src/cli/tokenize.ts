@@ -103,6 +103,7 @@ export function register(program: Command): void {
     .option('--lowercase', 'lowercase and strip accents (default for vocab.txt: on; for a directory: its tokenizer_config.json)')
     .option('--no-lowercase', 'keep case and accents')
     .action(async (opts: Opts) => {
+      if (opts.offsets && !opts.json) throw new Error('--offsets needs --json (offsets are printed in the JSON objects)');
       const tok = loadTokenizer(opts.vocab, opts.lowercase);
       await tokenizeStream(tok, process.stdin, (chunk) => process.stdout.write(chunk), opts);
     });

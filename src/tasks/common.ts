@@ -39,7 +39,7 @@ export function buildSequence(
   let lb = b ? b.length : 0;
   if (la + lb > budget) {
     [la, lb] = b ? longestFirst(la, lb, budget) : [budget, 0];
-    bump(stats.truncated, 'sequences truncated to maxSeqLength');
+    bump(stats.truncated, 'sequences truncated to --max-seq-len');
   }
   const n = la + lb + specials;
   const inputIds = new Int32Array(n);

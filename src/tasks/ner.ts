@@ -174,7 +174,7 @@ export const nerTask: TaskSpec<NerExample, TokenFeature, TokenBatch, TokenOutput
       let n = enc.ids.length;
       if (n > budget) {
         n = budget;
-        bump(stats.truncated, 'sentences truncated to maxSeqLength');
+        bump(stats.truncated, 'sentences truncated to --max-seq-len');
       }
       const T = n + 2;
       const inputIds = new Int32Array(T);

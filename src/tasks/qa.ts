@@ -283,7 +283,7 @@ export const qaTask: TaskSpec<QaExample, SpanFeature, SpanBatch, SpanOutputs, Qa
       let q = tok.encode(e.question.trimStart()); // run_qa lstrips questions
       if (q.length > maxQ) {
         q = q.subarray(0, maxQ);
-        bump(stats.truncated, 'questions truncated to maxQueryLength');
+        bump(stats.truncated, 'questions truncated to --max-query-len');
       }
       const ctx = tok.encodeWithOffsets(e.context);
       const n = ctx.ids.length;

@@ -84,7 +84,8 @@ export interface FeaturizeStats {
 export function formatCounts(c: Counts): string {
   const parts = Object.entries(c)
     .filter(([, v]) => v > 0)
-    .map(([k, v]) => `${k}=${v}`);
+    // phrases read as "282 sentences truncated to --max-seq-len"; bare keys as "no_answer=3"
+    .map(([k, v]) => (k.includes(' ') ? `${v} ${k}` : `${k}=${v}`));
   return parts.length ? parts.join(', ') : 'none';
 }
 
