@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { prepare } from '../src/data/prepare.js';
 import { ShardDataset } from '../src/data/shards/reader.js';
 import type { Instance } from '../src/data/shards/format.js';
+import type { Manifest } from '../src/data/shards/manifest.js';
 import { syntheticCorpus } from './fixtures/prepare/synthetic.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -198,30 +199,209 @@ test('CLI: prepare --json, inspect text and --json fields, missing manifest erro
   t.regex(text, /\[CLS\] .* \[SEP\] .* \[SEP\]/);
   t.regex(text, /#0 (contiguous|random|linked) {2}A=Doc \d+#\d+ {2}B=Doc \d+#\d+/);
   t.regex(text, /masked \(\d+\): /);
+  // a --start past the end is an error naming the split's size, not an empty listing
+  const size = ShardDataset.open(out, 'train').size;
+  for (const start of [size, 99999999]) {
+    const past = spawnSync('node', [CLI, 'inspect', out, '--start', String(start)], { encoding: 'utf8' });
+    t.is(past.status, 1);
+    t.regex(past.stderr, new RegExp(`--start ${start} is past the end \\(${size} instances in train\\)`));
+  }
+  t.regex(execFileSync('node', [CLI, 'inspect', out, '--start', String(size - 1)], { encoding: 'utf8' }), new RegExp(`#${size - 1} `));
   fs.rmSync(path.join(out, 'manifest.json'));
   const r = spawnSync('node', [CLI, 'inspect', out], { encoding: 'utf8' });
   t.is(r.status, 1);
   t.regex(r.stderr, /no manifest\.json/);
 });
 
-test('a failed run leaves no manifest: the old one is removed before writing', async (t) => {
+/** Every file under `dir` with its bytes, to compare a directory before and after. */
+function snapshot(dir: string): Map<string, Buffer> {
+  return new Map(listFiles(dir).map((f) => [f, fs.readFileSync(path.join(dir, f))]));
+}
+
+test('a failed run leaves the old dataset in --out as it was; a good one replaces only what prepare writes', async (t) => {
   const dir = tmp(t);
   const corpus = path.join(dir, 'c.jsonl');
   syntheticCorpus(corpus, 20, 7);
   const out = path.join(dir, 'out');
   await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 0 });
-  t.notThrows(() => ShardDataset.open(out, 'train'));
+  fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
+  const before = snapshot(out);
+  const size = ShardDataset.open(out, 'train').size;
   const bad = path.join(dir, 'bad.jsonl');
   fs.writeFileSync(bad, fs.readFileSync(corpus, 'utf8') + '{"id": "x", "text": 5}\n');
-  await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0 }), { message: /bad\.jsonl: line 21: text/ });
-  t.false(fs.existsSync(path.join(out, 'manifest.json')));
-  t.false(fs.existsSync(path.join(out, '.tokens.tmp')), 'the token store is removed after a failure too');
-  t.throws(() => ShardDataset.open(out, 'train'), { message: /no manifest\.json/ });
-  // --skip-bad counts it instead
-  const m = await prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, skipBad: true });
-  t.true(Object.values(m.skipped).reduce((a, b) => a + b, 0) >= 1, JSON.stringify(m.skipped));
+  const leftovers = () => [...fs.readdirSync(dir), ...fs.readdirSync(out)].filter((f) => f.startsWith('.'));
+  for (const workers of [0, 1]) {
+    await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers }), { message: /bad\.jsonl: line 21: text/ });
+    t.deepEqual(snapshot(out), before, `workers ${workers}: every file of the old dataset is still there, unchanged`);
+    t.deepEqual(leftovers(), [], 'the work folder (in --out) is removed after a failure');
+  }
+  t.is(ShardDataset.open(out, 'train').size, size);
+  // a failed run into a new folder does not create it
+  await t.throwsAsync(prepare({ inputs: [bad], vocab: VOCAB, out: path.join(dir, 'new'), maxSeqLen: 64, workers: 0 }));
+  t.false(fs.existsSync(path.join(dir, 'new')));
+  // --skip-bad counts it instead; the new dataset replaces train/ etc. (no stale shard survives), notes.txt stays
+  fs.writeFileSync(path.join(out, 'train', 'shard-00099.pb'), 'stale');
+  const m = await prepare({ inputs: [bad], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, skipBad: true, seed: 99 });
+  t.is(m.skipped.bad_field_text, 1, JSON.stringify(m.skipped));
+  t.false(fs.existsSync(path.join(out, 'train', 'shard-00099.pb')));
+  t.is(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'mine');
+  t.is(ShardDataset.open(out, 'train').manifest.seed, 99);
+  t.deepEqual(leftovers(), [], 'no work folder or old dataset left after a good run');
+  // a work folder of a run that was killed outright (its process is gone) is cleaned up by the next run
+  const stale = path.join(out, '.prepare-999999999-abc');
+  fs.mkdirSync(stale);
+  await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 0 });
+  t.false(fs.existsSync(stale));
   await t.throwsAsync(prepare({ inputs: [path.join(dir, 'missing.jsonl')], vocab: VOCAB, out, workers: 0 }), { message: /missing\.jsonl: no such file/ });
   await t.throwsAsync(prepare({ inputs: [corpus], vocab: VOCAB, out, workers: 0, mix: [1, 2] }), { message: /--mix has 2 weights for 1 inputs/ });
+});
+
+test('input that yields no documents or no train instances fails, naming the input, format and what was skipped; an empty valid split is a warning', async (t) => {
+  const dir = tmp(t);
+  const out = path.join(dir, 'out');
+  const jats = path.join(repoRoot, 'test/fixtures/readers/jats');
+  // the JATS fixtures read as MediaWiki: no file has a MediaWiki name
+  await t.throwsAsync(prepare({ inputs: [jats], format: 'mediawiki', vocab: VOCAB, out, workers: 0 }), {
+    message: /no documents read from .*jats \(format mediawiki, from --format\): skipped 3 files \(non_document_file 3\).*is --format right\?.*--out .*out is left as it was/,
+  });
+  const empty = path.join(dir, 'empty.txt');
+  fs.writeFileSync(empty, '');
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 10, 3);
+  // one empty input among good ones is named on its own
+  await t.throwsAsync(prepare({ inputs: [corpus, empty], vocab: VOCAB, out, workers: 0 }), { message: /^no documents read from .*empty\.txt \(format text, detected\): it is empty \(0 bytes\)/ });
+  t.false(fs.existsSync(out));
+  // one document of one segment: no pair can be made
+  const one = path.join(dir, 'one.jsonl');
+  fs.writeFileSync(one, JSON.stringify({ id: 'a', text: 'The one.' }) + '\n');
+  await t.throwsAsync(prepare({ inputs: [one], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, minChars: 0 }), {
+    message: /no train instances from 1 document: the train split's 1 document with 1 segment make no pairs \(anchor_without_any_partner 1\)/,
+  });
+  // one document of several segments: trains, but there is nothing to hold out
+  const lines = fs.readFileSync(corpus, 'utf8').trim().split('\n');
+  const single = path.join(dir, 'single.jsonl');
+  fs.writeFileSync(single, lines[0] + '\n');
+  let m = await prepare({ inputs: [single], vocab: VOCAB, out, maxSeqLen: 32, workers: 0 });
+  t.true(m.splits.train.instances > 0);
+  t.is(m.splits.valid.instances, 0);
+  t.deepEqual(m.warnings, ['the valid split is empty: there is only 1 document with text, and holding one out needs at least 2; pretrain will run without evaluation']);
+  m = await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, validMinDocs: 0 });
+  t.regex(m.warnings.join('\n'), /the valid split is empty: --valid-fraction 0\.01 of 10 documents rounds to 0 and --valid-min-docs is 0/);
+  m = await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, validMinDocs: 8 });
+  t.regex(m.warnings.join('\n'), /the valid split has 5 documents, fewer than --valid-min-docs 8: at most half of the 10 documents/);
+  m = await prepare({ inputs: [corpus], vocab: VOCAB, out, maxSeqLen: 64, workers: 0, validFraction: 0 });
+  t.deepEqual(m.warnings, [], 'no validation asked for, none warned about');
+});
+
+test('options are checked with the flag the user typed: no derived flag, no negative counts, --out not a file', async (t) => {
+  const dir = tmp(t);
+  const corpus = path.join(dir, 'c.jsonl');
+  syntheticCorpus(corpus, 10, 3);
+  const out = path.join(dir, 'out');
+  const base = { inputs: [corpus], vocab: VOCAB, out, workers: 0 };
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ maskProb: 2 }, /^--mask-prob must be in \(0, 1\], got 2$/],
+    [{ maskProb: 0 }, /^--mask-prob must be in \(0, 1\], got 0$/],
+    [{ maxPredictions: 600 }, /^--max-predictions must be an integer in \[1, --max-seq-len 512\], got 600$/],
+    [{ validFraction: 1 }, /^--valid-fraction must be in \[0, 1\), got 1$/],
+    [{ validFraction: NaN }, /^--valid-fraction must be in \[0, 1\), got NaN$/],
+    [{ validMinDocs: -1 }, /^--valid-min-docs must be a non-negative integer, got -1$/],
+    [{ minChars: -5 }, /^--min-chars must be a non-negative integer, got -5$/],
+    [{ shardSizeMb: 0 }, /^--shard-size-mb must be positive/],
+    [{ shardSizeMb: 1e-9 }, /^--shard-size-mb must be positive \(at least one byte\), got 1e-9$/],
+  ];
+  for (const [o, re] of cases) await t.throwsAsync(prepare({ ...base, ...o }), { message: re }, JSON.stringify(o));
+  const file = path.join(dir, 'afile');
+  fs.writeFileSync(file, 'x');
+  await t.throwsAsync(prepare({ ...base, out: file }), { message: `--out: ${file} exists and is not a directory` });
+  t.is(fs.readFileSync(file, 'utf8'), 'x');
+  // the CLI rejects negative counts at parse time, naming the flag
+  for (const [flag, v] of [['--valid-min-docs', '-1'], ['--min-chars', '-5'], ['--dupe-factor', '0']]) {
+    const r = spawnSync(process.execPath, [CLI, 'prepare', '--input', corpus, '--vocab', VOCAB, '--out', out, flag, v], { encoding: 'utf8' });
+    t.is(r.status, 1);
+    t.regex(r.stderr, new RegExp(`${flag} must be (non-negative|at least 1), got ${v}`));
+  }
+  const r = spawnSync(process.execPath, [CLI, 'prepare', '--input', corpus, '--vocab', VOCAB, '--out', out, '--mask-prob', '2'], { encoding: 'utf8' });
+  t.regex(r.stderr, /--mask-prob must be in \(0, 1\], got 2/);
+  t.notRegex(r.stderr, /max-predictions/);
+  // vocab train names its flags too
+  const v = spawnSync(process.execPath, [CLI, 'vocab', 'train', '--input', corpus, '--size', '100', '--out', path.join(dir, 'v.txt'), '--limit-alphabet', '0'], { encoding: 'utf8' });
+  t.is(v.status, 1);
+  t.regex(v.stderr, /--limit-alphabet must be a positive integer, got '0'/);
+  const v2 = spawnSync(process.execPath, [CLI, 'vocab', 'train', '--input', corpus, '--size', '3', '--out', path.join(dir, 'v.txt')], { encoding: 'utf8' });
+  t.regex(v2.stderr, /--size \(vocab size\) must be an integer > 5/);
+});
+
+test('--mix: per-input documents, segments, dropped and repeated anchors in the manifest, the text summary and --json, with warnings', (t) => {
+  const dir = tmp(t);
+  const big = path.join(dir, 'big.jsonl');
+  const small = path.join(dir, 'small.jsonl');
+  syntheticCorpus(big, 60, 3);
+  syntheticCorpus(small, 6, 4);
+  // distinct ids in the small input, so no document is a duplicate of the big one's
+  fs.writeFileSync(small, fs.readFileSync(small, 'utf8').replace(/Doc /g, 'Small '));
+  const out = path.join(dir, 'out');
+  const args = [CLI, 'prepare', '--input', big, '--input', small, '--mix', '0.5,0.5', '--vocab', VOCAB, '--out', out, '--max-seq-len', '64', '--workers', '0'];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as Manifest;
+  const [b, s] = m.inputs;
+  t.is(b.documents, 60);
+  t.is(s.documents, 6);
+  t.is(b.anchors, b.segments);
+  t.true(b.keep_rate < 0.8 && b.anchors_dropped > b.anchors / 5, JSON.stringify(b));
+  t.true(s.keep_rate > 2 && s.anchors_dropped === 0, JSON.stringify(s));
+  t.is(b.instances + b.anchors_dropped + (b.skipped.anchor_without_any_partner ?? 0), b.anchors, 'every anchor is used, dropped or without a partner');
+  t.is(m.warnings.length, 2);
+  t.regex(m.warnings[0], new RegExp(`--mix drops ${b.anchors_dropped} of the ${b.anchors} anchors of .*big\\.jsonl`));
+  t.regex(m.warnings[1], new RegExp(`--mix repeats each anchor of .*small\\.jsonl ${s.keep_rate.toFixed(1)}x on average`));
+  t.regex(r.stdout, new RegExp(`input 1: .*big\\.jsonl \\(jsonl, weight 0\\.5\\): 60 documents, ${b.segments} segments, ${b.instances} instances; ${b.anchors_dropped} of ${b.anchors} anchors dropped`));
+  t.regex(r.stdout, new RegExp(`input 2: .*small\\.jsonl \\(jsonl, weight 0\\.5\\): 6 documents, ${s.segments} segments, ${s.instances} instances; each anchor used ${s.keep_rate.toFixed(2)}x on average`));
+  t.regex(r.stderr, /warning: --mix drops .*\nwarning: --mix repeats/);
+  const j = JSON.parse(execFileSync('node', [...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+    inputs: { anchors_dropped: number; keep_rate: number }[];
+    warnings: string[];
+  };
+  t.deepEqual(j.inputs.map((x) => [x.anchors_dropped, x.keep_rate]), [[b.anchors_dropped, b.keep_rate], [s.anchors_dropped, s.keep_rate]]);
+  t.deepEqual(j.warnings, m.warnings);
+});
+
+test('skip report: counts per unit (documents, files, links, ...) with the reasons as detail; every reason the code counts has a unit and is snake_case', async (t) => {
+  const { describeSkips, skipTotals, skipUnit } = await import('../src/data/document.js');
+  // a truncated article: one document lost, however many XML errors it raised
+  const dir = tmp(t);
+  const jats = path.join(dir, 'jats');
+  fs.mkdirSync(jats);
+  const fixtures = path.join(repoRoot, 'test/fixtures/readers/jats');
+  fs.copyFileSync(path.join(fixtures, 'article-a.nxml'), path.join(jats, 'a.nxml'));
+  const b = fs.readFileSync(path.join(fixtures, 'article-a.nxml'), 'utf8').replace(/pmid">\d+/, 'pmid">4242');
+  fs.writeFileSync(path.join(jats, 'b.nxml'), b);
+  fs.writeFileSync(path.join(jats, 'cut.nxml'), b.slice(0, Math.floor(b.length / 2)));
+  const m = await prepare({ inputs: [jats], vocab: VOCAB, out: path.join(dir, 'out'), maxSeqLen: 32, workers: 0, skipBad: true, validFraction: 0 });
+  t.is(m.skipped.article_malformed, 1, JSON.stringify(m.skipped));
+  t.true(m.skipped.malformed_xml >= 1);
+  t.is(skipTotals(m.skipped).documents, 1);
+  t.regex(describeSkips(m.skipped), /^1 document \(article_malformed 1\);.* also noted \(nothing further dropped\): malformed_xml \d+$/);
+  t.deepEqual(m.inputs[0].skipped, m.skipped);
+  t.is(describeSkips({}), 'nothing');
+  t.is(describeSkips({ too_short: 2, redirect: 1, link_not_article: 5, namespace_14: 1 }), '4 documents (too_short 2, redirect 1, namespace_14 1); 5 links (link_not_article 5)');
+  // every literal reason in the source
+  const reasons = new Set<string>();
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const f = path.join(d, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (f.endsWith('.ts'))
+        for (const line of fs.readFileSync(f, 'utf8').split('\n'))
+          if (/skips/i.test(line)) for (const x of line.matchAll(/(?:add\(|\? |: |\[)'([\w-]+)'(?=[,)]| :)/g)) reasons.add(x[1]);
+    }
+  };
+  walk(path.join(repoRoot, 'src/data'));
+  t.true(reasons.size > 25, [...reasons].join(' '));
+  for (const r of reasons) {
+    t.regex(r, /^[a-z0-9_]+$/, `${r} is snake_case`);
+    t.not(skipUnit(r), 'other', `${r} has a unit`);
+  }
 });
 
 test('real corpora from shared/data: MediaWiki (incl. UTF-16) and JATS', async (t) => {
@@ -337,7 +517,7 @@ test('deferred parsing (MediaWiki pages, PubMed records, JSON lines, JATS and HT
     const out = path.join(dir, `out${workers}-${tokenMemoryMb}`);
     const m = await prepare({ inputs: [dump, syn], vocab: VOCAB, out, maxSeqLen: 64, workers, seed: 3, validFraction: 0.1, tokenMemoryMb });
     t.is(m.skipped.too_short, 1);
-    t.is(m.skipped['duplicate-document-id'], 1);
+    t.is(m.skipped.duplicate_document_id, 1);
     t.is(m.skipped.redirect, 1 + synInfo.redirects);
     t.is(m.skipped.namespace_1, 1);
     t.is(m.inputs[1].documents, synInfo.articles);

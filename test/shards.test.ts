@@ -211,6 +211,43 @@ test('reader: random access through the index equals sequential decoding; refuse
   t.throws(() => ShardDataset.open(path.join(out, 'nope'), 'train'), { message: /no such directory/ });
 });
 
+test('reader: an .idx offset that misses its record is reported as a corrupt index (the .idx file and entry), a damaged record as a .pb fault', async (t) => {
+  const { out, m } = await prepared(t, 'static');
+  const sh = m.splits.train.shards[1];
+  const start = m.splits.train.shards[0].records;
+  const idxFile = path.join(out, sh.index);
+  const good = fs.readFileSync(idxFile);
+  const readAll = (): void => {
+    const ds = ShardDataset.open(out, 'train');
+    try {
+      for (let i = start; i < start + sh.records; i++) ds.get(i);
+    } finally {
+      ds.close();
+    }
+  };
+  t.notThrows(readAll);
+  // entry 5 moved 3 bytes into its record (still increasing, so the index itself looks well-formed)
+  for (const shift of [3, -3]) {
+    const idx = Buffer.from(good);
+    const at = Number(idx.readBigUInt64LE(5 * 8));
+    idx.writeBigUInt64LE(BigInt(at + shift), 5 * 8);
+    fs.writeFileSync(idxFile, idx);
+    const err = t.throws(readAll);
+    t.regex(err!.message, new RegExp(`^${idxFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: entry 5 says record 5 of train/shard-00001\\.pb starts at byte ${at + shift}, but it starts at byte ${at}: the index is corrupt`));
+    t.notRegex(err!.message, /wire type|CRC/);
+  }
+  fs.writeFileSync(idxFile, good);
+  // the length prefix of record 5 damaged: the .pb is at fault, and named
+  const pb = path.join(out, sh.file);
+  const bytes = fs.readFileSync(pb);
+  const at = Number(good.readBigUInt64LE(5 * 8));
+  bytes[at] ^= 0x01;
+  fs.writeFileSync(pb, bytes);
+  const err = t.throws(readAll);
+  t.regex(err!.message, /shard-00001\.pb: record [45] at byte offset \d+/);
+  t.notRegex(err!.message, /\.idx/);
+});
+
 function assertBatch(t: { true(c: boolean, m?: string): void; is(a: unknown, b: unknown, m?: string): void }, b: Batch, pad: number, cls: number): void {
   const T = b.seqLen, P = b.maxPredictions;
   let real = 0;

@@ -47,6 +47,8 @@ export function register(program: Command): void {
     .action((dir: string, o: { n: number; start: number; split: 'train' | 'valid'; json?: boolean }) => {
       const ds = ShardDataset.open(dir, o.split);
       try {
+        // an empty split starting at 0 shows its header; any other start must name an instance
+        if (o.start > 0 && o.start >= ds.size) throw new Error(`--start ${o.start} is past the end (${ds.size} instance${ds.size === 1 ? '' : 's'} in ${o.split})`);
         const end = Math.min(ds.size, o.start + o.n);
         if (o.json) {
           for (let i = o.start; i < end; i++) process.stdout.write(JSON.stringify(instanceJson(ds.get(i))) + '\n');

@@ -5,11 +5,14 @@ import cliProgress from 'cli-progress';
 import { prepare, type PrepareOptions, type PrepareProgress, type PrepareTimings } from '../data/prepare.js';
 import { parseLabelProbs } from '../data/instances.js';
 import { FORMATS, type Format } from '../data/readers/index.js';
+import { describeSkips, skipTotals } from '../data/document.js';
 
-function num(name: string, integer: boolean) {
+/** A numeric flag; `min` rejects what makes no sense (a negative count) at parse time, naming the flag. */
+function num(name: string, integer: boolean, min?: number) {
   return (v: string): number => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`${name}: expected ${integer ? 'an integer' : 'a number'}, got "${v}"`);
+    if (min !== undefined && n < min) throw new Error(`${name} must be ${min === 0 ? 'non-negative' : `at least ${min}`}, got ${v}`);
     return n;
   };
 }
@@ -56,26 +59,30 @@ export function register(program: Command): void {
     .requiredOption('--input <paths...>', 'corpus files or directories (repeatable); several inputs are mixed, see --mix', collect)
     .addOption(new Option('--format <format>', 'reader format for all inputs (default: detected per input)').choices(FORMATS))
     .requiredOption('--vocab <file>', 'WordPiece vocab.txt, or a saved tokenizer directory')
-    .requiredOption('--out <dir>', 'output directory; its manifest.json (removed first), train/, valid/, graph/ and tokenizer/ are replaced')
+    .requiredOption(
+      '--out <dir>',
+      'output directory; its manifest.json, train/, valid/, graph/ and tokenizer/ are replaced when the run succeeds, other files are left alone. ' +
+        'The run builds in a hidden folder inside it (.prepare-*), so a failed or interrupted run leaves the old dataset as it was (both need disk space meanwhile)',
+    )
     .option('--max-seq-len <n>', 'sequence length of [CLS] A [SEP] B [SEP] (512; 128 for short runs)', num('--max-seq-len', true), 512)
-    .option('--workers <n>', 'worker threads that parse, tokenise and build instances (default: one per core, none below 16 MiB of input; 0 = all in the main thread; output is identical for any value)', num('--workers', true))
-    .option('--seed <n>', 'seed for splits, labels, partners and masks', num('--seed', true), 12345)
+    .option('--workers <n>', 'worker threads that parse, tokenise and build instances (default: one per core, none below 16 MiB of input; 0 = all in the main thread; output is identical for any value)', num('--workers', true, 0))
+    .option('--seed <n>', 'seed for splits, labels, partners and masks', num('--seed', true, 0), 12345)
     .option('--label-probs <c,r,l>', 'probabilities of contiguous,random,linked (default 1/3 each; unlinked corpora use c,r renormalised)')
-    .option('--dupe-factor <n>', 'passes over the corpus, each with fresh partners and masks', num('--dupe-factor', true), 1)
-    .option('--mix <w1,w2,...>', 'relative share of instances per --input, in order (e.g. 0.7,0.3 for Wikipedia+books)')
+    .option('--dupe-factor <n>', 'passes over the corpus, each with fresh partners and masks', num('--dupe-factor', true, 1), 1)
+    .option('--mix <w1,w2,...>', 'relative share of instances per --input, in order (e.g. 0.7,0.3 for Wikipedia+books); inputs are down-sampled (anchors dropped) or repeated to fit, shown per input in the summary')
     .addOption(new Option('--mask <mode>', 'static: masks chosen now and stored; dynamic: chosen by the loader each epoch').choices(['static', 'dynamic']).default('static'))
     .option('--whole-word-mask', 'mask all WordPiece pieces of a word together')
-    .option('--mask-prob <p>', 'fraction of tokens predicted', num('--mask-prob', false), 0.15)
-    .option('--max-predictions <n>', 'cap on masked positions per instance (default ceil(mask-prob * max-seq-len))', num('--max-predictions', true))
+    .option('--mask-prob <p>', 'fraction of tokens predicted, in (0, 1]', num('--mask-prob', false), 0.15)
+    .option('--max-predictions <n>', 'cap on masked positions per instance (default ceil(mask-prob * max-seq-len))', num('--max-predictions', true, 1))
     .option('--valid-fraction <f>', 'fraction of documents held out for validation (0 = none)', num('--valid-fraction', false), 0.01)
-    .option('--valid-min-docs <n>', 'at least this many validation documents when --valid-fraction > 0', num('--valid-min-docs', true), 2)
+    .option('--valid-min-docs <n>', 'at least this many validation documents when --valid-fraction > 0 (but at most half of them; a smaller or empty valid split is warned about)', num('--valid-min-docs', true, 0), 2)
     .option('--skip-bad', 'skip (and count) malformed input records instead of failing')
     .option('--shard-size-mb <n>', 'target shard size in MiB', num('--shard-size-mb', false), 64)
     .option('--no-shuffle', 'keep instances in document order (default: each split shuffled globally before it is sharded, as BERT does)')
     .option('--lowercase', 'lower-case text (overrides the tokenizer config)')
     .option('--no-lowercase', 'keep case (overrides the tokenizer config)')
-    .option('--min-chars <n>', 'skip documents with fewer characters (reader default otherwise)', num('--min-chars', true))
-    .option('--token-memory-mb <n>', "tokens go to a temporary file in --out; while building instances they are held in memory if they fit in this many MiB, else read from the file by offset (output is the same)", num('--token-memory-mb', false), 2048)
+    .option('--min-chars <n>', 'skip documents with fewer characters (reader default otherwise)', num('--min-chars', true, 0))
+    .option('--token-memory-mb <n>', "tokens go to a temporary file (in the run's hidden folder in --out); while building instances they are held in memory if they fit in this many MiB, else read from the file by offset (output is the same)", num('--token-memory-mb', false, 0), 2048)
     .option('--json', 'print the manifest summary as JSON')
     .option('--no-progress', 'no progress bar')
     .action(async (o: Opts, cmd: Command) => {
@@ -160,9 +167,28 @@ export function register(program: Command): void {
         valid: { instances: m.splits.valid.instances, documents: m.splits.valid.documents, shards: m.splits.valid.shards.length },
         label_fallback: m.label_fallback,
         skipped: m.skipped,
+        // reasons count different things (documents, links, XML errors): totals per unit
+        skipped_totals: skipTotals(m.skipped),
+        inputs: m.inputs.map((x) => ({
+          path: x.path,
+          format: x.format,
+          weight: x.weight,
+          documents: x.documents,
+          segments: x.segments,
+          instances: x.instances,
+          keep_rate: x.keep_rate,
+          anchors: x.anchors,
+          anchors_dropped: x.anchors_dropped,
+          skipped: x.skipped,
+        })),
+        warnings: m.warnings,
+      };
+      const warn = (): void => {
+        for (const w of m.warnings) process.stderr.write(`warning: ${w}\n`);
       };
       if (o.json) {
         process.stdout.write(JSON.stringify(summary) + '\n');
+        warn();
         return;
       }
       const l = m.counts.labels;
@@ -173,9 +199,19 @@ export function register(program: Command): void {
         `labels: contiguous ${l.contiguous} (${pct(l.contiguous)}%), random ${l.random} (${pct(l.random)}%), linked ${l.linked} (${pct(l.linked)}%)`,
         `train: ${summary.train.instances} instances from ${summary.train.documents} documents in ${summary.train.shards} shards; ` +
           `valid: ${summary.valid.instances} instances from ${summary.valid.documents} documents in ${summary.valid.shards} shards`,
-        `skipped: ${Object.keys(m.skipped).length ? Object.entries(m.skipped).map(([k, v]) => `${k} ${v}`).join(', ') : 'nothing'}`,
+        `skipped: ${describeSkips(m.skipped)}`,
       ];
+      // with --mix, what each input gave: down-sampling drops anchors, up-sampling repeats them
+      if (o.mix)
+        m.inputs.forEach((x, k) => {
+          const use =
+            x.anchors_dropped > 0 ? `${x.anchors_dropped} of ${x.anchors} anchors dropped (${((100 * x.anchors_dropped) / Math.max(1, x.anchors)).toFixed(1)}%)`
+            : x.keep_rate > 1 ? `each anchor used ${x.keep_rate.toFixed(2)}x on average`
+            : `all ${x.anchors} anchors used once`;
+          lines.push(`input ${k + 1}: ${x.path} (${x.format}, weight ${x.weight}): ${x.documents} documents, ${x.segments} segments, ${x.instances} instances; ${use}`);
+        });
       process.stdout.write(lines.join('\n') + '\n');
+      warn();
     });
 }
 

@@ -21,9 +21,10 @@ interface TrainOpts {
   quiet?: boolean;
 }
 
-function int(v: string, flag: string): number {
-  if (!/^\d+$/.test(v)) throw new Error(`${flag} must be a positive integer, got '${v}'`);
-  return parseInt(v, 10);
+function int(v: string, flag: string, min: number): number {
+  const n = /^\d+$/.test(v) ? parseInt(v, 10) : NaN;
+  if (!(n >= min)) throw new Error(`${flag} must be ${min === 0 ? 'a non-negative integer' : min === 1 ? 'a positive integer' : `an integer >= ${min}`}, got '${v}'`);
+  return n;
 }
 
 export function register(program: Command): void {
@@ -47,13 +48,13 @@ export function register(program: Command): void {
       const log = opts.quiet ? undefined : (m: string) => process.stderr.write(`vocab: ${m}\n`);
       const t0 = Date.now();
       const tokens = await trainWordPieceVocab(opts.input, {
-        vocabSize: int(opts.size, '--size'),
+        vocabSize: int(opts.size, '--size', 0),
         doLowerCase: opts.lowercase,
-        minFrequency: opts.minFrequency === undefined ? undefined : int(opts.minFrequency, '--min-frequency'),
-        limitAlphabet: opts.limitAlphabet === undefined ? undefined : int(opts.limitAlphabet, '--limit-alphabet'),
+        minFrequency: opts.minFrequency === undefined ? undefined : int(opts.minFrequency, '--min-frequency', 1),
+        limitAlphabet: opts.limitAlphabet === undefined ? undefined : int(opts.limitAlphabet, '--limit-alphabet', 1),
         format: opts.format,
         skipBad: opts.skipBad,
-        workers: opts.workers === undefined ? undefined : int(opts.workers, '--workers'),
+        workers: opts.workers === undefined ? undefined : int(opts.workers, '--workers', 0),
         log,
       });
       fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });

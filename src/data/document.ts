@@ -112,6 +112,95 @@ export class SkipCounter {
   }
 }
 
+/**
+ * What one count of a skip reason stands for. Reasons count different things (a page, a link, an XML
+ * error), so totals are only meaningful per unit; 'notes' are counted events that drop nothing by
+ * themselves (an XML error's record is counted under its own reason, invalid UTF-8 becomes U+FFFD).
+ */
+export type SkipUnit = 'documents' | 'files' | 'links' | 'anchors' | 'parts' | 'notes' | 'other';
+
+const SKIP_UNITS: Record<string, SkipUnit> = {
+  // a page, record, line, article or file that gave no document
+  too_short: 'documents',
+  redirect: 'documents',
+  missing_title: 'documents',
+  page_malformed: 'documents',
+  record_malformed: 'documents',
+  article_malformed: 'documents',
+  article_without_pmid: 'documents',
+  no_abstract: 'documents',
+  book_article: 'documents',
+  malformed_json: 'documents',
+  malformed_synset: 'documents',
+  duplicate_document_id: 'documents',
+  document_without_tokens: 'documents',
+  non_document_file: 'files',
+  malformed_xml_file_abandoned: 'files',
+  link_not_article: 'links',
+  citation_without_id: 'links',
+  citation_bad_pmid: 'links',
+  anchor_without_any_partner: 'anchors',
+  jats_sub_article: 'parts',
+  malformed_xml: 'notes',
+  invalid_utf8: 'notes',
+  invalid_utf16: 'notes',
+  invalid_legacy_encoding: 'notes',
+  article_without_id: 'notes',
+  delete_citation_ignored: 'notes',
+  brown_untagged_token: 'notes',
+};
+
+export function skipUnit(reason: string): SkipUnit {
+  const u = SKIP_UNITS[reason];
+  if (u) return u;
+  if (/^namespace_-?\d+$/.test(reason) || reason.startsWith('bad_field_')) return 'documents';
+  if (reason.startsWith('link_')) return 'links';
+  return 'other';
+}
+
+const UNIT_ORDER: SkipUnit[] = ['documents', 'files', 'links', 'anchors', 'parts', 'notes', 'other'];
+const UNIT_LABEL: Record<SkipUnit, [string, string]> = {
+  documents: ['document', 'documents'],
+  files: ['file', 'files'],
+  links: ['link', 'links'],
+  anchors: ['anchor', 'anchors'],
+  parts: ['part of a document', 'parts of documents'],
+  notes: ['', ''],
+  other: ['other', 'other'],
+};
+
+/** Totals per unit (only units with a count). */
+export function skipTotals(skipped: Record<string, number>): Partial<Record<SkipUnit, number>> {
+  const t: Partial<Record<SkipUnit, number>> = {};
+  for (const [k, v] of Object.entries(skipped)) t[skipUnit(k)] = (t[skipUnit(k)] ?? 0) + v;
+  return Object.fromEntries(UNIT_ORDER.filter((u) => t[u] !== undefined).map((u) => [u, t[u]!]));
+}
+
+/**
+ * One line for people: totals per unit with the reasons as detail, e.g.
+ * "1 document (article_malformed 1); also noted (nothing further dropped): malformed_xml 2"; 'nothing' when empty.
+ */
+export function describeSkips(skipped: Record<string, number>): string {
+  const groups = new Map<SkipUnit, [string, number][]>();
+  for (const [k, v] of Object.entries(skipped)) {
+    const u = skipUnit(k);
+    if (!groups.has(u)) groups.set(u, []);
+    groups.get(u)!.push([k, v]);
+  }
+  const parts: string[] = [];
+  for (const u of UNIT_ORDER) {
+    const g = groups.get(u);
+    if (!g) continue;
+    const detail = g.map(([k, v]) => `${k} ${v}`).join(', ');
+    if (u === 'notes') parts.push(`also noted (nothing further dropped): ${detail}`);
+    else {
+      const n = g.reduce((a, [, v]) => a + v, 0);
+      parts.push(`${n} ${UNIT_LABEL[u][n === 1 ? 0 : 1]} (${detail})`);
+    }
+  }
+  return parts.length ? parts.join('; ') : 'nothing';
+}
+
 /** Bad input. The message names the file, the place ('line 12' | 'offset 3456' | 'record 7') and the field. */
 export class InputError extends Error {
   readonly file: string;

@@ -159,11 +159,22 @@ export interface AnchorPlan {
 
 export interface BuildStats {
   labels: [number, number, number];
-  perInput: { instances: number; labels: [number, number, number] }[];
+  perInput: {
+    instances: number;
+    labels: [number, number, number];
+    /** anchor draws: segments × dupe rounds */
+    anchors: number;
+    /** anchors given no copy (keepRate < 1: down-sampled by the mix) */
+    dropped: number;
+    /** anchors with a copy but no partner of any kind */
+    noPartner: number;
+  }[];
   substituted: number;
   unresolved: [number, number, number][];
   /** anchors for which no label at all was possible (single-segment document alone in its split) */
   noPartner: number;
+  /** noPartner by split (train, valid) */
+  noPartnerBySplit: [number, number];
 }
 
 /** Builds instances anchor by anchor; see the file comment for the label and split rules. */
@@ -222,10 +233,11 @@ export class InstanceBuilder {
     this.deficit = Array.from({ length: nIn }, () => new Float64Array(3));
     this.stats = {
       labels: [0, 0, 0],
-      perInput: Array.from({ length: nIn }, () => ({ instances: 0, labels: [0, 0, 0] as [number, number, number] })),
+      perInput: Array.from({ length: nIn }, () => ({ instances: 0, labels: [0, 0, 0] as [number, number, number], anchors: 0, dropped: 0, noPartner: 0 })),
       substituted: 0,
       unresolved: [],
       noPartner: 0,
+      noPartnerBySplit: [0, 0],
     };
   }
 
@@ -272,19 +284,26 @@ export class InstanceBuilder {
       const rate = this.opts.keepRate[input];
       const whole = Math.floor(rate);
       const frac = rate - whole;
+      const st = this.stats.perInput[input];
+      st.anchors += nseg;
       for (let s = 0; s < nseg; s++) {
         let copies = whole;
         if (frac > 0 && rng.next() < frac) copies++;
+        if (copies === 0) st.dropped++;
         for (let c = 0; c < copies; c++) {
           const l = this.chooseLabel(d, s, rng);
-          if (l < 0) continue;
+          if (l < 0) {
+            st.noPartner++;
+            this.stats.noPartnerBySplit[this.split[d]]++;
+            continue;
+          }
           doc.push(d);
           seg.push(s);
           copy.push(c);
           label.push(l);
           this.stats.labels[l]++;
-          this.stats.perInput[input].instances++;
-          this.stats.perInput[input].labels[l]++;
+          st.instances++;
+          st.labels[l]++;
         }
       }
     }

@@ -8,12 +8,14 @@
 //  3. Split train/valid by document, then build instances in a fixed order (instances.ts) and write them
 //     to OUT/{train,valid}/shard-NNNNN.pb (+ .idx).
 //  4. Save the tokenizer to OUT/tokenizer/ and write OUT/manifest.json, last.
+// OUT is a hidden work folder inside --out, moved into place only when all of this succeeded (out-dir.ts).
+// An input that gives no documents, or a corpus that gives no train instances, is an error.
 // Output bytes depend only on the inputs and options, never on the number of workers.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { SkipCounter, type Document } from './document.js';
+import { SkipCounter, describeSkips, type Document } from './document.js';
 import { detectFormat, inputSize, readDocuments, type Format } from './readers/index.js';
 import { DocGraph } from './graph.js';
 import { loadTokenizer, SegmentPipeline, type TokenizerSpec, type TextJob, type SegmentedText } from './segment.js';
@@ -36,6 +38,7 @@ import { Masker, defaultMaxPredictions, packBitmap, type MaskSpec } from './mask
 import { tokenWidthFor, DRP_LABELS, SCHEMA_VERSION } from './shards/format.js';
 import { ShardWriter } from './shards/writer.js';
 import { ShuffledShardWriter } from './shards/shuffle-writer.js';
+import { checkOutDir, WorkDir } from './out-dir.js';
 import { writeManifest, type Manifest, type SplitInfo, type LabelCounts, type InputInfo } from './shards/manifest.js';
 
 export type { Manifest } from './shards/manifest.js';
@@ -119,7 +122,7 @@ export interface PrepareTimings {
   finish: number;
 }
 
-/** prepare's temporary token store (token-store.ts), in the output directory; removed at the end */
+/** prepare's temporary token store (token-store.ts), in the work folder; removed before it is moved into --out */
 const TOKEN_FILE = '.tokens.tmp';
 
 /** input bytes per default worker: below this much input, prepare runs in the main thread */
@@ -153,6 +156,8 @@ function check(cond: boolean, msg: string): void {
   if (!cond) throw new Error(msg);
 }
 
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+
 /** Run the whole pipeline; returns the manifest it wrote. */
 export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgress) => void, timings?: PrepareTimings): Promise<Manifest> {
   let tStage = performance.now();
@@ -166,21 +171,33 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   const dupeFactor = opts.dupeFactor ?? DEFAULTS.dupeFactor;
   const mask = opts.mask ?? DEFAULTS.mask;
   const maskProb = opts.maskProb ?? DEFAULTS.maskProb;
-  const maxPredictions = opts.maxPredictions ?? defaultMaxPredictions(maxSeqLen, maskProb);
   const validFraction = opts.validFraction ?? DEFAULTS.validFraction;
   const validMinDocs = opts.validMinDocs ?? DEFAULTS.validMinDocs;
   const labelProbs = opts.labelProbs ?? [1 / 3, 1 / 3, 1 / 3];
   const shuffle = opts.shuffle ?? true;
-  const shardBytes = opts.shardBytes ?? Math.round((opts.shardSizeMb ?? DEFAULTS.shardSizeMb) * 1024 * 1024);
+  const shardSizeMb = opts.shardSizeMb ?? DEFAULTS.shardSizeMb;
+  const shardBytes = opts.shardBytes ?? Math.round(shardSizeMb * 1024 * 1024);
   const tokenMemoryMb = opts.tokenMemoryMb ?? 2048;
+  // Each message names the flag the user typed (or would type), checked before anything derived from it.
   if (opts.workers !== undefined) check(Number.isInteger(opts.workers) && opts.workers >= 0, `--workers must be a non-negative integer, got ${opts.workers}`);
   check(opts.inputs.length > 0, 'prepare: at least one --input is required');
   check(Number.isInteger(maxSeqLen) && maxSeqLen >= 8 && maxSeqLen <= 65535, `--max-seq-len must be an integer in [8, 65535], got ${maxSeqLen}`);
   check(Number.isSafeInteger(seed) && seed >= 0, `--seed must be a non-negative integer, got ${seed}`);
   check(Number.isInteger(dupeFactor) && dupeFactor >= 1, `--dupe-factor must be a positive integer, got ${dupeFactor}`);
   check(mask === 'static' || mask === 'dynamic', `--mask must be static or dynamic, got ${mask}`);
-  check(Number.isInteger(maxPredictions) && maxPredictions >= 1 && maxPredictions <= maxSeqLen, `--max-predictions must be in [1, max_seq_len], got ${maxPredictions}`);
-  check(shardBytes >= 1, `shard size must be positive, got ${shardBytes} bytes`);
+  check(maskProb > 0 && maskProb <= 1, `--mask-prob must be in (0, 1], got ${maskProb}`);
+  const maxPredictions = opts.maxPredictions ?? defaultMaxPredictions(maxSeqLen, maskProb);
+  check(
+    Number.isInteger(maxPredictions) && maxPredictions >= 1 && maxPredictions <= maxSeqLen,
+    opts.maxPredictions === undefined
+      ? `internal: default --max-predictions ceil(${maskProb} * ${maxSeqLen}) = ${maxPredictions} is outside [1, ${maxSeqLen}]`
+      : `--max-predictions must be an integer in [1, --max-seq-len ${maxSeqLen}], got ${maxPredictions}`,
+  );
+  check(validFraction >= 0 && validFraction < 1, `--valid-fraction must be in [0, 1), got ${validFraction}`);
+  check(Number.isInteger(validMinDocs) && validMinDocs >= 0, `--valid-min-docs must be a non-negative integer, got ${validMinDocs}`);
+  if (opts.minChars !== undefined) check(Number.isInteger(opts.minChars) && opts.minChars >= 0, `--min-chars must be a non-negative integer, got ${opts.minChars}`);
+  if (opts.shardBytes !== undefined) check(Number.isInteger(shardBytes) && shardBytes >= 1, `shardBytes must be a positive integer, got ${shardBytes}`);
+  else check(shardSizeMb > 0 && shardBytes >= 1, `--shard-size-mb must be positive (at least one byte), got ${shardSizeMb}`);
   check(Number.isFinite(tokenMemoryMb) && tokenMemoryMb >= 0, `--token-memory-mb must be a non-negative number, got ${tokenMemoryMb}`);
   check(labelProbs.length === 3 && labelProbs.every((p) => p >= 0) && labelProbs[0] + labelProbs[1] + labelProbs[2] > 0, `--label-probs must be three non-negative numbers, got ${labelProbs}`);
   const lpSum = labelProbs[0] + labelProbs[1] + labelProbs[2];
@@ -191,16 +208,44 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
   }
   for (const p of opts.inputs) if (!fs.existsSync(p)) throw new Error(`--input ${p}: no such file or directory`);
 
+  /** Why the valid split came out empty or smaller than asked (pretrain then runs without evaluation). */
+  const validWarnings = (docsBySplit: number[], validInstances: number, noPartner: number): string[] => {
+    if (validFraction === 0) return [];
+    const usable = docsBySplit[0] + docsBySplit[1];
+    const vd = docsBySplit[1];
+    if (validInstances === 0) {
+      const why =
+        usable < 2 ? `there ${usable === 1 ? 'is only 1 document' : 'are no documents'} with text, and holding one out needs at least 2`
+        : vd === 0 ? `--valid-fraction ${validFraction} of ${usable} documents rounds to 0 and --valid-min-docs is ${validMinDocs}`
+        : `its ${plural(vd, 'document')} make no instances (anchor_without_any_partner ${noPartner}${opts.mix ? '; the rest dropped by --mix' : ''})`;
+      return [`the valid split is empty: ${why}; pretrain will run without evaluation`];
+    }
+    if (vd < validMinDocs) return [`the valid split has ${plural(vd, 'document')}, fewer than --valid-min-docs ${validMinDocs}: at most half of the ${usable} documents with text are held out`];
+    return [];
+  };
+  /** --mix inputs whose anchors are repeated or dropped a lot (both are easy to miss in the totals). */
+  const mixWarnings = (inputs: InputInfo[]): string[] => {
+    if (!opts.mix) return [];
+    const wsum = opts.mix.reduce((a, b) => a + b, 0);
+    const segs = inputs.reduce((a, x) => a + x.segments, 0);
+    const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+    const out: string[] = [];
+    inputs.forEach((x, k) => {
+      const asks = `weight ${opts.mix![k]} asks for ${pct(opts.mix![k] / wsum)} of the instances from ${pct(x.segments / segs)} of the segments`;
+      if (x.keep_rate > 2)
+        out.push(`--mix repeats each anchor of ${x.path} ${x.keep_rate.toFixed(1)}x on average (${asks}): its instances reuse the same text with new partners and masks`);
+      if (x.anchors_dropped > x.anchors / 5)
+        out.push(`--mix drops ${x.anchors_dropped} of the ${x.anchors} anchors of ${x.path} (${pct(x.anchors_dropped / x.anchors)}; ${asks}): their text is in no instance`);
+    });
+    return out;
+  };
+
   const tokSpec: TokenizerSpec = { vocab: opts.vocab, lowercase: opts.lowercase };
   const tok = loadTokenizer(tokSpec);
   const width = tokenWidthFor(tok.vocabSize);
   const target = Math.floor((maxSeqLen - 3) / 2);
 
-  // An old manifest must go first: from here until the new one is written the directory is incomplete.
-  const out = opts.out;
-  fs.mkdirSync(out, { recursive: true });
-  fs.rmSync(path.join(out, 'manifest.json'), { force: true });
-  for (const sub of ['train', 'valid', 'graph', 'tokenizer', TOKEN_FILE]) fs.rmSync(path.join(out, sub), { recursive: true, force: true });
+  checkOutDir(opts.out);
 
   const formats: Format[] = [];
   const sizes: number[] = [];
@@ -223,12 +268,18 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     }
   };
 
+  // Everything is built in a hidden work folder inside --out and moved into place at the end
+  // (out-dir.ts): a failed run leaves the old dataset as it was. Below, `out` is that work folder.
+  const work = new WorkDir(opts.out);
+  const out = work.dir;
   lap('setup');
   // ---- stage 1: read + tokenise --------------------------------------------------------------------
   // Documents get an index in reading order; workers convert deferred markup, split and tokenise them,
   // and results come back in index order, so their tokens go to the token file in that order and only
   // offsets, segment bounds and link strings (interned: the graph's vocabulary) stay in memory.
-  const skips = new SkipCounter();
+  // skips per input (their sum is the manifest's `skipped`), and documents read per input
+  const inputSkips = opts.inputs.map(() => new SkipCounter());
+  const docsRead = new Array<number>(opts.inputs.length).fill(0);
   const redirects = new Map<string, string>();
   const metas: { id: string; title?: string; links: string[]; aliases?: string[] }[] = [];
   const docInput: number[] = [];
@@ -244,7 +295,17 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     return l;
   };
   const tokenFile = path.join(out, TOKEN_FILE);
-  const store = new TokenFileWriter(tokenFile, width);
+  // until the try below owns the work folder
+  const guard = <T>(make: () => T, undo?: () => void): T => {
+    try {
+      return make();
+    } catch (e) {
+      undo?.();
+      work.discard();
+      throw e;
+    }
+  };
+  const store = guard(() => new TokenFileWriter(tokenFile, width));
   let storeOpen = true;
   let tokens: TokenFileReader | undefined;
   // Submissions waiting for their result (FIFO; results come back in submission order). A deferred
@@ -261,7 +322,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       subBase += subHead;
       subHead = 0;
     }
-    if (r.skips) for (const [k, v] of r.skips) skips.add(k, v);
+    if (r.skips) for (const [k, v] of r.skips) inputSkips[sub.input].add(k, v);
     if (r.redirects) for (const [from, to] of r.redirects) redirects.set(from, to);
     const meta = r.deferred ? r.doc : sub.meta;
     if (!meta) return;
@@ -269,11 +330,12 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     meta.links = meta.links.map(intern);
     metas.push(meta);
     docInput.push(sub.input);
+    docsRead[sub.input]++;
     tokOff.push(store.append(r.tokens));
     bounds.pushAll(r.bounds);
     bOff.push(bounds.length);
   };
-  const pool = new TokenizePool(workers, { mode: 'tokenize', tokenizer: tokSpec, target }, tok, onSegmented);
+  const pool = guard(() => new TokenizePool(workers, { mode: 'tokenize', tokenizer: tokSpec, target }, tok, onSegmented), () => store.abort());
   // stage 1's workers, idle between the stages and handed to the build pool in stage 3
   let idle: Worker[] = [];
   try {
@@ -283,7 +345,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
         const it = readDocuments(opts.inputs[k], {
           format: formats[k],
           skipBad: opts.skipBad,
-          skips,
+          skips: inputSkips[k],
           minChars: opts.minChars,
           redirects,
           deferMarkup: true,
@@ -316,6 +378,18 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     storeOpen = false;
     prog.bytes = totalBytes;
     report(true);
+    // An input that gave nothing is a mistake (wrong --format, wrong path, empty file); say what was read.
+    const empty = opts.inputs.flatMap((p, k) => {
+      if (docsRead[k] > 0) return [];
+      const skipped = inputSkips[k].toJSON();
+      const why =
+        sizes[k] === 0 ? 'it is empty (0 bytes)'
+        : inputSkips[k].total() > 0
+          ? `skipped ${describeSkips(skipped)}${skipped.non_document_file ? ` (non_document_file: files whose names are not those a ${formats[k]} input reads${opts.format ? '; is --format right?' : ''})` : ''}`
+        : `no ${formats[k]} document found in its ${sizes[k]} bytes`;
+      return [`no documents read from ${p} (format ${formats[k]}, ${opts.format ? 'from --format' : 'detected'}): ${why}`];
+    });
+    if (empty.length) throw new Error(`${empty.join('; ')}; --out ${opts.out} is left as it was`);
 
     lap('tokenize');
     // ---- stage 2: graph -----------------------------------------------------------------------------
@@ -325,7 +399,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     const docsPerInput = new Array<number>(opts.inputs.length).fill(0);
     for (let i = 0; i < metas.length; i++) {
       if (seen.has(metas[i].id)) {
-        skips.add('duplicate-document-id');
+        inputSkips[docInput[i]].add('duplicate_document_id');
         continue;
       }
       seen.add(metas[i].id);
@@ -383,7 +457,7 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     let segments = 0;
     for (const d of docs) {
       const n = numSegments(d);
-      if (n === 0) skips.add('document-without-tokens');
+      if (n === 0) inputSkips[d.input].add('document_without_tokens');
       segments += n;
     }
 
@@ -492,6 +566,23 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
     }
     report(true);
     lap('instances');
+    // Nothing to pretrain on: say why instead of writing a dataset pretrain cannot use.
+    if (splitStats[0].instances === 0) {
+      for (const w of writers) w.abort();
+      let trainDocs = 0;
+      let trainSegs = 0;
+      for (let i = 0; i < docs.length; i++)
+        if (split[i] === 0 && numSegments(docs[i]) > 0) {
+          trainDocs++;
+          trainSegs += numSegments(docs[i]);
+        }
+      const np = builder.stats.noPartnerBySplit[0];
+      const why =
+        segments === 0 ? `none of them has any tokens (document_without_tokens ${docs.length})`
+        : np > 0 ? `the train split's ${plural(trainDocs, 'document')} with ${plural(trainSegs, 'segment')} make no pairs (anchor_without_any_partner ${np}): an instance needs a next segment in the same document or a second document`
+        : `the train split has ${plural(trainDocs, 'document')} with ${plural(trainSegs, 'segment')}, and --mix kept none of their anchors`;
+      throw new Error(`no train instances from ${plural(docs.length, 'document')}: ${why}; --out ${opts.out} is left as it was`);
+    }
     let shards: ReturnType<ShardWriter['finish']>[];
     try {
       shards = writers.map((w) => w.finish()); // the shuffled writers write their shards here
@@ -499,7 +590,9 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       for (const w of writers) w.abort();
       throw e;
     }
-    if (builder.stats.noPartner > 0) skips.add('anchor-without-any-partner', builder.stats.noPartner);
+    builder.stats.perInput.forEach((st, k) => inputSkips[k].add('anchor_without_any_partner', st.noPartner));
+    const skips = new SkipCounter();
+    for (const s of inputSkips) skips.merge(s);
     lap('shuffle');
     // ---- stage 4: tokenizer + manifest -----------------------------------------------------------------
     const tokDir = path.join(out, 'tokenizer');
@@ -524,7 +617,13 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       label_probs: inputProbs[k],
       instances: builder.stats.perInput[k].instances,
       labels: labelCounts(builder.stats.perInput[k].labels),
+      segments: anchors[k],
+      keep_rate: Number(keepRate[k].toFixed(4)),
+      anchors: builder.stats.perInput[k].anchors,
+      anchors_dropped: builder.stats.perInput[k].dropped,
+      skipped: inputSkips[k].toJSON(),
     }));
+    const warnings = [...validWarnings(splitDocsCount, splitStats[1].instances, builder.stats.noPartnerBySplit[1]), ...mixWarnings(inputs)];
     const manifest: Manifest = {
       schema_version: SCHEMA_VERSION,
       kind: 'linkbert-shards',
@@ -584,16 +683,21 @@ export async function prepare(opts: PrepareOptions, progress?: (p: PrepareProgre
       },
       splits: { train: splitInfo(0), valid: splitInfo(1) },
       skipped: skips.toJSON(),
+      warnings,
       graph: graph.stats(),
     };
     writeManifest(out, manifest);
+    tokens?.close();
+    tokens = undefined;
+    fs.rmSync(tokenFile, { force: true });
+    work.commit();
     lap('finish');
     return manifest;
   } finally {
     await Promise.all(idle.map((w) => w.terminate())); // a failure between the stages
     tokens?.close();
     if (storeOpen) store.abort();
-    fs.rmSync(tokenFile, { force: true });
+    work.discard(); // after a failure (a no-op once committed)
   }
 }
 

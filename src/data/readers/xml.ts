@@ -167,6 +167,6 @@ export async function* splitXmlRecords(
   const [open, t] = findStart(0);
   if (open !== -1) {
     if (!o.skipBad) throw new InputError(o.file, `line ${lineAt(open)} (offset ${base + open})`, tags[t], 'malformed XML: the file ends inside this record (truncated?)');
-    o.skips.add(`${tags[t] === 'page' ? 'page' : 'record'}_malformed`);
+    o.skips.add(tags[t] === 'page' ? 'page_malformed' : 'record_malformed');
   }
 }

@@ -35,6 +35,16 @@ export interface InputInfo {
   label_probs: [number, number, number];
   instances: number;
   labels: LabelCounts;
+  /** segments of this input's documents (anchors per dupe round) */
+  segments: number;
+  /** copies per anchor the mix asks for (1 without --mix; < 1 drops anchors, > 1 repeats them) */
+  keep_rate: number;
+  /** anchor draws: segments × dupe rounds */
+  anchors: number;
+  /** anchor draws that got no copy (--mix down-sampling) */
+  anchors_dropped: number;
+  /** what was left out of this input, by reason (their sum over inputs is the manifest's `skipped`) */
+  skipped: Record<string, number>;
 }
 
 export interface VocabInfo {
@@ -74,6 +84,8 @@ export interface Manifest {
   label_fallback: { substituted: number; unresolved: LabelCounts };
   splits: { train: SplitInfo; valid: SplitInfo };
   skipped: Record<string, number>;
+  /** things the user should know: an empty valid split, a heavily repeated or dropped --mix input */
+  warnings: string[];
   graph: unknown;
 }
 
@@ -85,7 +97,7 @@ export function readManifest(dir: string): Manifest {
   if (!fs.existsSync(file))
     throw new ManifestError(
       `${dir}: no manifest.json, so this is not a complete prepared shard directory ` +
-        `(prepare writes the manifest last; an interrupted or failed run leaves none — run \`linkbert prepare\` again)`,
+        `(prepare moves the manifest in last: a run interrupted while moving its output in leaves none — run \`linkbert prepare\` again)`,
     );
   let m: Manifest;
   try {

@@ -2,7 +2,7 @@
 // Whole shard files are cached (a small LRU) because shuffled training reads them nearly sequentially.
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeRecord, RecordError, type Instance } from './format.js';
+import { decodeRecord, recordBounds, RecordError, type Instance } from './format.js';
 import { readManifest, ManifestError, type Manifest, type ShardEntry } from './manifest.js';
 
 export class ShardDataset {
@@ -71,13 +71,47 @@ export class ShardDataset {
     const offs = this.index(shard);
     const buf = this.shardBuffer(shard);
     const off = offs[record];
+    // the record must end where the next one starts (or at the end of the shard): else the offset is off
+    const next = record + 1 < offs.length ? offs[record + 1] : buf.length;
+    let fault: string | undefined;
     try {
-      return decodeRecord(buf, off, this.verify);
+      if (recordBounds(buf, off).end !== next) fault = `record ${record} at byte offset ${off} does not end where the index says the next one starts (byte ${next})`;
+      else return decodeRecord(buf, off, this.verify);
     } catch (e) {
-      if (e instanceof RecordError)
-        throw new RecordError(`${path.join(this.dir, this.shards[shard].file)}: record ${record} at byte offset ${off}: ${e.message}`);
-      throw e;
+      if (!(e instanceof RecordError)) throw e;
+      fault = `record ${record} at byte offset ${off}: ${e.message}`;
     }
+    throw this.diagnose(shard, fault);
+  }
+
+  /**
+   * A record that does not decode where the index points: either the .pb or the .idx is damaged. The
+   * .pb's own framing decides: when its records, walked from byte 0, are whole (each CRC-checked) and as
+   * many as the manifest says, the .pb is sound and the first index entry off that walk is the fault.
+   */
+  private diagnose(s: number, fault: string): Error {
+    const sh = this.shards[s];
+    const buf = this.shardBuffer(s);
+    const offs = this.index(s);
+    const pb = path.join(this.dir, sh.file);
+    let pos = 0;
+    let k = 0;
+    let badIdx = -1;
+    let badPos = -1;
+    try {
+      for (; pos < buf.length && k < sh.records; k++) {
+        if (badIdx < 0 && offs[k] !== pos) [badIdx, badPos] = [k, pos];
+        decodeRecord(buf, pos, true);
+        pos = recordBounds(buf, pos).end;
+      }
+    } catch {
+      return new RecordError(`${pb}: ${fault}`); // the .pb itself is damaged
+    }
+    if (pos !== buf.length || k !== sh.records || badIdx < 0) return new RecordError(`${pb}: ${fault}`);
+    return new ManifestError(
+      `${path.join(this.dir, sh.index)}: entry ${badIdx} says record ${badIdx} of ${sh.file} starts at byte ${offs[badIdx]}, ` +
+        `but it starts at byte ${badPos}: the index is corrupt (the .pb's records are intact; prepare the data again)`,
+    );
   }
 
   close(): void {

@@ -219,12 +219,12 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
   const minFrequency = opts.minFrequency ?? 1;
   const log = opts.log ?? (() => {});
   if (!Number.isInteger(vocabSize) || vocabSize <= SPECIAL_TOKENS.length)
-    throw new Error(`vocab size must be an integer > ${SPECIAL_TOKENS.length}, got ${vocabSize}`);
-  if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`minFrequency must be a positive integer, got ${minFrequency}`);
+    throw new Error(`--size (vocab size) must be an integer > ${SPECIAL_TOKENS.length} (the special tokens), got ${vocabSize}`);
+  if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`--min-frequency must be a positive integer, got ${minFrequency}`);
   if (opts.limitAlphabet !== undefined && (!Number.isInteger(opts.limitAlphabet) || opts.limitAlphabet < 1))
-    throw new Error(`limitAlphabet must be a positive integer, got ${opts.limitAlphabet}`);
+    throw new Error(`--limit-alphabet must be a positive integer, got ${opts.limitAlphabet}`);
   if (Array.isArray(inputFiles) && inputFiles.length === 0) throw new Error('no training input files given');
-  if (opts.format !== undefined && !FORMATS.includes(opts.format)) throw new Error(`format must be one of ${FORMATS.join(', ')}, got '${opts.format}'`);
+  if (opts.format !== undefined && !FORMATS.includes(opts.format)) throw new Error(`--format must be one of ${FORMATS.join(', ')}, got '${opts.format}'`);
 
   // Our basic tokenizer is id-for-id HF's BertNormalizer + BertPreTokenizer (tested), so the words counted
   // here are the words HF's trainer would count.
@@ -238,8 +238,8 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
   let workers = 0;
   if (Array.isArray(inputFiles)) {
     if (opts.workers !== undefined && !(Number.isInteger(opts.workers) && opts.workers >= 0))
-      throw new Error(`workers must be a non-negative integer, got ${opts.workers}`);
-    for (const f of inputFiles) if (!fs.existsSync(f)) throw new Error(`training input ${f} does not exist`);
+      throw new Error(`--workers must be a non-negative integer, got ${opts.workers}`);
+    for (const f of inputFiles) if (!fs.existsSync(f)) throw new Error(`--input: training input ${f} does not exist`);
     let total = 0;
     for (const f of inputFiles) total += await inputSize(f);
     workers = opts.workers ?? Math.min(CORES, Math.floor(total / SMALL_INPUT_BYTES));
@@ -277,7 +277,7 @@ export async function trainWordPieceVocab(inputFiles: TrainVocabInput, opts: Tra
         for (const ch of w) if (keep.has(ch)) nw += ch;
         if (nw.length > 0) filtered.set(nw, (filtered.get(nw) ?? 0) + c);
       }
-      log(`limitAlphabet ${opts.limitAlphabet}: dropped ${charCounts.size - keep.size} rare characters`);
+      log(`--limit-alphabet ${opts.limitAlphabet}: dropped ${charCounts.size - keep.size} rare characters`);
       counts.clear();
       for (const [w, c] of filtered) counts.set(w, c);
     }
