@@ -164,7 +164,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     log(`      the first ${probe} steps took ${(1000 * perStep).toFixed(0)} ms each, all included: ${refit} steps in all`);
     r = await pretrain({ ...cfg, maxSteps: refit, timeBudgetS: left, resume: true }, log);
   }
-  const e = r.finalEval!;
+  if (!r.finalEval) throw new Error(`demo: nothing was evaluated: ${dataDir}/valid has no instances (prepare printed why)`);
+  const e = r.finalEval;
 
   // 5. baselines: the unigram MLM baseline (always predict the most frequent masked token of the
   //    validation split) and DRP chance (the majority class share)

@@ -1,7 +1,7 @@
 // `linkbert pretrain`: LinkBERT pretraining (MLM + DRP) on prepared shards.
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { pretrain, PRETRAIN_DEFAULTS, type PretrainConfig } from '../train/train.js';
+import { pretrain, validatePretrainConfig, PRETRAIN_CHECKS, PRETRAIN_DEFAULTS, type PretrainConfig } from '../train/train.js';
 
 const num = (name: string) => (v: string): number => {
   const x = Number(v);
@@ -27,7 +27,7 @@ const FLAGS: [string, keyof PretrainConfig, string, ((v: string) => unknown)?][]
   ['batch-size', 'batchSize', 'sequences per micro-batch', int('batch-size')],
   ['grad-accum', 'gradAccum', 'micro-batches per optimizer step', int('grad-accum')],
   ['lr', 'lr', 'peak learning rate', num('lr')],
-  ['warmup-steps', 'warmupSteps', 'linear warmup steps (overrides --warmup-ratio)', int('warmup-steps')],
+  ['warmup-steps', 'warmupSteps', 'linear warmup steps (default: from --warmup-ratio; overrides it)', int('warmup-steps')],
   ['warmup-ratio', 'warmupRatio', 'warmup as a fraction of --max-steps', num('warmup-ratio')],
   ['max-steps', 'maxSteps', 'optimizer steps', int('max-steps')],
   ['lr-schedule', 'schedule', 'linear (the paper), cosine or constant'],
@@ -45,10 +45,10 @@ const FLAGS: [string, keyof PretrainConfig, string, ((v: string) => unknown)?][]
   ['resume-from', 'resumeFrom', 'resume from this run checkpoint folder'],
   ['max-non-finite', 'maxNonFinite', 'stop after N consecutive non-finite steps', int('max-non-finite')],
   ['time-budget', 'timeBudgetS', 'stop and save after this many seconds (0 = none)', num('time-budget')],
-  ['hidden-dropout', 'hiddenDropout', 'override hidden_dropout_prob', num('hidden-dropout')],
-  ['attention-dropout', 'attentionDropout', 'override attention_probs_dropout_prob', num('attention-dropout')],
+  ['hidden-dropout', 'hiddenDropout', "override hidden_dropout_prob (default: the model config's)", num('hidden-dropout')],
+  ['attention-dropout', 'attentionDropout', "override attention_probs_dropout_prob (default: the model config's)", num('attention-dropout')],
   ['threads', 'threads', 'CPU threads (default: all cores)', int('threads')],
-  ['stop-after-step', 'stopAfterStep', 'stop (without the final eval) after this step, keeping the checkpoint', int('stop-after-step')],
+  ['stop-after-step', 'stopAfterStep', 'stop after this step, saving a checkpoint there (no final eval)', int('stop-after-step')],
 ];
 
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -63,7 +63,9 @@ export function register(program: Command): void {
     .option('--resume', 'resume from the latest checkpoint in --out')
     .option('--no-progress', 'no progress bar');
   for (const [flag, key, help, parse] of FLAGS) {
-    const o = new Option(`--${flag} <value>`, `${help} (default: ${JSON.stringify(PRETRAIN_DEFAULTS[key as keyof typeof PRETRAIN_DEFAULTS])})`);
+    // a null default means "none" or "derived", which the help text says in words where it matters
+    const def = PRETRAIN_DEFAULTS[key as keyof typeof PRETRAIN_DEFAULTS];
+    const o = new Option(`--${flag} <value>`, def === null || help.includes('(default:') ? help : `${help} (default: ${JSON.stringify(def)})`);
     if (parse) o.argParser(parse);
     cmd.addOption(o);
   }
@@ -77,35 +79,55 @@ export function register(program: Command): void {
   });
 }
 
-export function resolvePretrainConfig(opts: Record<string, unknown>, cmd: Command): PretrainConfig {
+// Run control in a --config-file is ignored (with a note), not rejected: a RUN/config.json, which the help
+// invites as a --config-file, always records these keys, and carrying them over would make a new run
+// resume or stop early unasked. Say it on the command line instead.
+const RUN_CONTROL: (keyof PretrainConfig)[] = ['resume', 'resumeFrom', 'stopAfterStep'];
+
+export function resolvePretrainConfig(
+  opts: Record<string, unknown>,
+  cmd: Command,
+  log: (s: string) => void = (s) => process.stderr.write(s + '\n'),
+): PretrainConfig {
   let fileCfg: Partial<PretrainConfig> = {};
-  if (typeof opts.configFile === 'string') {
+  const file = typeof opts.configFile === 'string' ? opts.configFile : undefined;
+  if (file) {
     try {
-      fileCfg = JSON.parse(readFileSync(opts.configFile, 'utf8')) as Partial<PretrainConfig>;
+      fileCfg = JSON.parse(readFileSync(file, 'utf8')) as Partial<PretrainConfig>;
     } catch (e) {
-      throw new Error(`--config-file ${opts.configFile}: ${(e as Error).message}`);
+      throw new Error(`--config-file ${file}: ${(e as Error).message}`);
     }
+    const isObject = (v: unknown) => !!v && typeof v === 'object' && !Array.isArray(v);
+    if (!isObject(fileCfg)) throw new Error(`--config-file ${file}: expected a JSON object`);
     const known = new Set([...Object.keys(PRETRAIN_DEFAULTS), 'data', 'out']);
     // RUN/config.json's "train" block also records values derived at start: accepted and recomputed
     const derived = new Set(['model_config', 'params', 'seq_len', 'max_predictions']);
-    if (fileCfg && typeof fileCfg === 'object' && 'train' in fileCfg) fileCfg = (fileCfg as { train: Partial<PretrainConfig> }).train;
+    if ('train' in fileCfg) fileCfg = (fileCfg as { train: Partial<PretrainConfig> }).train;
+    if (!isObject(fileCfg)) throw new Error(`--config-file ${file}: "train": expected a JSON object`);
     for (const k of Object.keys(fileCfg)) {
       if (derived.has(k)) delete (fileCfg as Record<string, unknown>)[k];
-      else if (!known.has(k)) throw new Error(`--config-file ${opts.configFile}: unknown field "${k}"`);
+      else if (!known.has(k)) throw new Error(`--config-file ${file}: unknown field "${k}"`);
+    }
+    for (const k of RUN_CONTROL) {
+      if (!(k in fileCfg)) continue;
+      const v = fileCfg[k];
+      if (v !== PRETRAIN_DEFAULTS[k as keyof typeof PRETRAIN_DEFAULTS])
+        log(`note: --config-file ${file}: ignoring "${k}": ${JSON.stringify(v)} (run control is taken from the command line only)`);
+      delete fileCfg[k];
     }
   }
   const cfg: PretrainConfig = { ...PRETRAIN_DEFAULTS, ...fileCfg, data: opts.data as string, out: opts.out as string };
+  const fromCli = new Set<string>();
   for (const [flag, key] of FLAGS) {
     const k = camel(flag);
-    if (cmd.getOptionValueSource(k) === 'cli') (cfg as unknown as Record<string, unknown>)[key] = opts[k];
+    if (cmd.getOptionValueSource(k) === 'cli') {
+      (cfg as unknown as Record<string, unknown>)[key] = opts[k];
+      fromCli.add(key);
+    }
   }
   if (opts.resume) cfg.resume = true;
   if (opts.progress === false) cfg.progress = false;
-  if (cfg.device !== 'cpu' && cfg.device !== 'cuda') throw new Error(`--device: "${cfg.device}" must be cpu or cuda`);
-  if (cfg.precision !== 'fp32' && cfg.precision !== 'bf16') throw new Error(`--precision: "${cfg.precision}" must be fp32 or bf16`);
-  if (!['linear', 'cosine', 'constant'].includes(cfg.schedule)) throw new Error(`--lr-schedule: "${cfg.schedule}" must be linear, cosine or constant`);
-  if (cfg.batchSize < 1) throw new Error('--batch-size must be >= 1');
-  if (cfg.gradAccum < 1) throw new Error('--grad-accum must be >= 1');
-  if (cfg.logEvery < 1) throw new Error('--log-every must be >= 1');
+  // a bad value from the file names the file and key; one from a flag or a default names the flag
+  validatePretrainConfig(cfg, (k) => (file && k in fileCfg && !fromCli.has(k) ? `--config-file ${file}: "${k}"` : `--${PRETRAIN_CHECKS[k][0]}`));
   return cfg;
 }

@@ -3,6 +3,7 @@
 // confusion matrix, and tables of the config and the environment.
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { readMetricsLog } from './metrics-log.js';
 
 type Rec = Record<string, unknown> & { step: number };
 
@@ -48,22 +49,28 @@ function table(rows: [string, unknown][]): string {
   return `<table>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'object' && v !== null ? JSON.stringify(v) : v)}</td></tr>`).join('')}</table>`;
 }
 
-/** Reads RUN/metrics.jsonl and RUN/config.json; writes RUN/report.html (atomically). Returns its path. */
-export function writeReport(run: string): string {
+/** DRP accuracy per class ({label: {accuracy, count}}) as a table. */
+function perClassTable(v: unknown): string {
+  if (!v || typeof v !== 'object') return '';
+  const rows = Object.entries(v as Record<string, { accuracy?: unknown; count?: unknown }>)
+    .map(([k, c]) => `<tr><th>${esc(k)}</th><td>${typeof c?.accuracy === 'number' ? `${(100 * c.accuracy).toFixed(2)}%` : ''}</td><td>${esc(c?.count ?? '')}</td></tr>`);
+  return `<table class="per-class"><tr><th>DRP class</th><th>accuracy</th><th>count</th></tr>${rows.join('')}</table>`;
+}
+
+/** Reads RUN/metrics.jsonl and RUN/config.json; writes RUN/report.html (atomically). Returns its path.
+ * A cut-off last line of metrics.jsonl (a crash mid-write) is left out with a warning. */
+export function writeReport(run: string, warn: (s: string) => void = (s) => process.stderr.write(s + '\n')): string {
   const metricsPath = join(run, 'metrics.jsonl');
   if (!existsSync(metricsPath)) throw new ReportError(`${run}: no metrics.jsonl (is this a run folder made by \`linkbert pretrain\`?)`);
   const train: Rec[] = [], valid: Rec[] = [];
-  readFileSync(metricsPath, 'utf8').split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let r: Rec;
-    try {
-      r = JSON.parse(line) as Rec;
-    } catch (e) {
-      throw new ReportError(`${metricsPath}: line ${i + 1}: not valid JSON (${(e as Error).message})`);
-    }
-    if (typeof r.step !== 'number') throw new ReportError(`${metricsPath}: line ${i + 1}: field "step" is missing`);
-    (r.split === 'valid' ? valid : train).push(r);
-  });
+  let log;
+  try {
+    log = readMetricsLog(metricsPath);
+  } catch (e) {
+    throw new ReportError((e as Error).message);
+  }
+  if (log.torn) warn(`warning: ${metricsPath}: left out a partial last line at byte ${log.torn.offset} (${log.torn.bytes} bytes, an interrupted write)`);
+  for (const r of log.records) (r.split === 'valid' ? valid : train).push(r);
   let cfg: { train?: Record<string, unknown>; env?: Record<string, unknown> } = {};
   const cfgPath = join(run, 'config.json');
   if (existsSync(cfgPath)) cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as typeof cfg;
@@ -103,8 +110,7 @@ export function writeReport(run: string): string {
         ['MLM perplexity', last.mlm_perplexity],
         ['DRP accuracy', last.drp_accuracy],
         ['DRP balanced accuracy (chance 1/3)', last.drp_balanced_accuracy],
-        ['DRP per class', last.drp_per_class],
-      ]) + confHtml;
+      ]) + perClassTable(last.drp_per_class) + confHtml;
   }
   const lastTrain = train.at(-1);
   const html = `<!doctype html>

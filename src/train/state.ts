@@ -35,20 +35,32 @@ export function checkpointDir(run: string, step: number): string {
   return join(run, `checkpoint-${step}`);
 }
 
-/** Checkpoint folders of a run, oldest first (only complete ones: trainer_state.json present). */
-export function listCheckpoints(run: string): { step: number; dir: string }[] {
+/** What a complete run checkpoint holds (written together, then renamed into place). */
+export const CHECKPOINT_FILES = [TRAINER_STATE, 'config.json', 'model.safetensors', OPTIMIZER_STATE];
+
+/** Checkpoint folders of a run, oldest first. Only complete ones; each other checkpoint-N entry goes to
+ * onSkip with the reason. */
+export function listCheckpoints(run: string, onSkip?: (c: { step: number; dir: string; why: string }) => void): { step: number; dir: string }[] {
   if (!existsSync(run)) return [];
   return readdirSync(run)
     .map((n) => /^checkpoint-(\d+)$/.exec(n))
     .filter((m): m is RegExpExecArray => !!m)
     .map((m) => ({ step: Number(m[1]), dir: join(run, m[0]) }))
-    .filter((c) => existsSync(join(c.dir, TRAINER_STATE)))
+    .filter((c) => {
+      const why = !statSync(c.dir).isDirectory() ? 'not a folder' : CHECKPOINT_FILES.filter((f) => !existsSync(join(c.dir, f))).map((f) => `no ${f}`).join(', ');
+      if (why) onSkip?.({ ...c, why });
+      return !why;
+    })
     .sort((a, b) => a.step - b.step);
 }
 
-export function latestCheckpoint(run: string): string | undefined {
-  const all = listCheckpoints(run);
-  return all.length ? all[all.length - 1]!.dir : undefined;
+/** The newest complete checkpoint; onSkip hears of the incomplete checkpoint-N folders newer than it. */
+export function latestCheckpoint(run: string, onSkip?: (dir: string, why: string) => void): string | undefined {
+  const skipped: { step: number; dir: string; why: string }[] = [];
+  const all = listCheckpoints(run, (c) => skipped.push(c));
+  const last = all.at(-1);
+  for (const c of skipped.sort((a, b) => a.step - b.step)) if (!last || c.step > last.step) onSkip?.(c.dir, c.why);
+  return last?.dir;
 }
 
 export function saveRunCheckpoint(
