@@ -611,3 +611,32 @@ test('MediaWiki page records: a truncated dump or a malformed page names the fil
   t.true((m.skipped.malformed_xml ?? 0) + (m.skipped.page_malformed ?? 0) >= 1, JSON.stringify(m.skipped));
   t.false(fs.existsSync(path.join(out, '.tokens.tmp')));
 });
+
+test('Ctrl-C or a kill during prepare removes its work folder and an unpacked archive', (t) => {
+  // The child unpacks a tar.gz corpus and opens a work folder, then kills itself mid-read: the signal
+  // handler must remove both, then let the signal end the process (no exit code, killed by SIGTERM).
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-prepare-kill-'));
+  const tmp = path.join(d, 'tmp'), out = path.join(d, 'out'), site = path.join(d, 'site');
+  fs.mkdirSync(tmp);
+  fs.mkdirSync(site);
+  for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(site, `p${i}.html`), `<html><title>P${i}</title><body><p>page ${i} text</p></body></html>`);
+  const tgz = path.join(d, 'site.tar.gz');
+  execFileSync('tar', ['-czf', tgz, '-C', d, 'site']);
+  const script = `
+    import fs from 'node:fs';
+    const { readDocuments } = await import(${JSON.stringify(path.join(repoRoot, 'dist/src/data/readers/index.js'))});
+    const { WorkDir } = await import(${JSON.stringify(path.join(repoRoot, 'dist/src/data/out-dir.js'))});
+    const { SkipCounter } = await import(${JSON.stringify(path.join(repoRoot, 'dist/src/data/document.js'))});
+    const work = new WorkDir(${JSON.stringify(out)});
+    for await (const doc of readDocuments(${JSON.stringify(tgz)}, { format: 'html', skips: new SkipCounter(), minChars: 1 })) {
+      console.log(JSON.stringify({ work: fs.existsSync(work.dir), unpacked: fs.readdirSync(${JSON.stringify(tmp)}).length }));
+      process.kill(process.pid, 'SIGTERM');
+      await new Promise((r) => setTimeout(r, 5000));
+    }`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, TMPDIR: tmp }, encoding: 'utf8', timeout: 30000 });
+  t.is(r.signal, 'SIGTERM', r.stderr);
+  t.deepEqual(JSON.parse(r.stdout.trim().split('\n')[0]!), { work: true, unpacked: 1 }); // both existed mid-read
+  t.deepEqual(fs.readdirSync(tmp), [], 'the unpacked archive is gone');
+  t.false(fs.existsSync(out), 'the work folder is gone, and --out with it (the run had made it)');
+  fs.rmSync(d, { recursive: true, force: true });
+});

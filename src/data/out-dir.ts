@@ -4,6 +4,7 @@
 // entries a run writes are replaced; anything else in --out (a corpus, notes, checkpoints) is left alone.
 import fs from 'node:fs';
 import path from 'node:path';
+import { onAbnormalEnd } from './cleanup.js';
 
 /** What a run puts in --out; manifest.json, which marks a complete dataset, is moved in last. */
 export const OUTPUT_ENTRIES = ['train', 'valid', 'graph', 'tokenizer'];
@@ -38,7 +39,7 @@ export class WorkDir {
   /** --out did not exist: a failed run removes it again */
   private readonly created: boolean;
   private finished = false;
-  private readonly onSignal: (sig: NodeJS.Signals) => void;
+  private readonly release: () => void;
 
   constructor(out: string) {
     checkOutDir(out);
@@ -48,12 +49,7 @@ export class WorkDir {
     this.removeStale();
     this.dir = fs.mkdtempSync(path.join(out, `.prepare-${process.pid}-`));
     // Ctrl-C or a kill: remove the work folder, then let the signal do what it would have done
-    this.onSignal = (sig) => {
-      this.discard();
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.once('SIGINT', this.onSignal);
-    process.once('SIGTERM', this.onSignal);
+    this.release = onAbnormalEnd(() => this.discard());
   }
 
   /** Work folders of runs whose process is gone (killed outright, so it could not clean up). */
@@ -109,7 +105,6 @@ export class WorkDir {
   private finish(keep = false): void {
     if (!keep && fs.existsSync(this.dir)) fs.rmSync(this.dir, { recursive: true, force: true });
     this.finished = true;
-    process.off('SIGINT', this.onSignal);
-    process.off('SIGTERM', this.onSignal);
+    this.release();
   }
 }

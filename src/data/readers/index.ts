@@ -21,11 +21,12 @@
 //
 // minChars (documents whose text is shorter are skipped as `too_short`): default 50 characters, except
 // WordNet (default 1: a synset is "lemma: gloss", often under 50 characters, and every synset is a node).
-import { promises as fsp } from 'node:fs';
+import fs, { promises as fsp } from 'node:fs';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { Document, InputError, SkipCounter } from '../document.js';
+import { onAbnormalEnd } from '../cleanup.js';
 import { decodeText, declaredEncoding, listFiles, openBytes, openText, sniffEncoding, splitLines, stripCompressionExt } from './io.js';
 import { readJsonl, readWikiExtractor } from './jsonl.js';
 import { readBrown, readPlainText } from './plain.js';
@@ -240,8 +241,10 @@ async function tarList(file: string): Promise<string[]> {
 }
 
 /** Unpacks an archive into a fresh temporary directory; returns it and the corpus root inside it. */
-async function untar(file: string): Promise<{ tmp: string; root: string }> {
+async function untar(file: string): Promise<{ tmp: string; root: string; release: () => void }> {
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'linkbert-corpus-'));
+  // removed on Ctrl-C or a kill too, not only by the reader's finally
+  const release = onAbnormalEnd(() => fs.rmSync(tmp, { recursive: true, force: true }));
   try {
     await run('tar', ['-xf', file, '-C', tmp, '--no-same-owner', '--no-same-permissions'], file);
     // A single top-level directory (html/ in the PostgreSQL manual) is the root, so ids do not carry it.
@@ -251,9 +254,10 @@ async function untar(file: string): Promise<{ tmp: string; root: string }> {
       if (entries.length === 1 && entries[0].isDirectory()) root = path.join(root, entries[0].name);
       else break;
     }
-    return { tmp, root };
+    return { tmp, root, release };
   } catch (e) {
     await fsp.rm(tmp, { recursive: true, force: true });
+    release();
     throw e;
   }
 }
@@ -273,7 +277,7 @@ export async function* readDocuments(p: string, opts: ReadOptions): AsyncGenerat
     throw new InputError(p, 'offset 0', 'path', e.message);
   });
   if (!st.isDirectory() && TAR_RE.test(p)) {
-    const { tmp, root } = await untar(p);
+    const { tmp, root, release } = await untar(p);
     try {
       // Spread the archive's size over its members so progress still sums to inputSize(p).
       const unpacked = await inputSize(root);
@@ -294,6 +298,7 @@ export async function* readDocuments(p: string, opts: ReadOptions): AsyncGenerat
       if (opts.onBytes && reported < st.size) opts.onBytes(st.size - reported);
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true });
+      release();
     }
     return;
   }
