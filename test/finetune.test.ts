@@ -384,3 +384,15 @@ test('fine-tuning again from a fine-tuned checkpoint reuses its head (same task 
   await finetune(opts('seqcls', train, train, join(d, 'c'), { epochs: 1, randomInit: true }), (s) => logs2.push(s));
   t.true(logs2.some((l) => /random init/.test(l)));
 });
+
+test('options are checked before anything is read, naming the flag', async (t) => {
+  const d = tmp(t);
+  const cases: [Partial<FinetuneOptions>, string][] = [
+    [{ maxSeqLen: 3 }, '--max-seq-len: expected an integer >= 8, got 3'],
+    [{ lr: -1 }, '--lr: expected a positive number, got -1'],
+    [{ warmupRatio: 5 }, '--warmup-ratio: expected a number in [0, 1], got 5'],
+    [{ epochs: 0 }, '--epochs: expected an integer >= 1, got 0'],
+  ];
+  for (const [extra, message] of cases)
+    await t.throwsAsync(finetune(opts('ner', join(d, 'missing-train.jsonl'), join(d, 'missing-dev.jsonl'), join(d, 'out'), extra), quiet), { message });
+});

@@ -522,7 +522,8 @@ function validateOptions(o: FinetuneOptions): void {
   posInt('batch-size', o.batchSize);
   posInt('eval-every', o.evalEvery, 0);
   posInt('seed', o.seed, 0);
-  if (o.maxSeqLen !== undefined) posInt('max-seq-len', o.maxSeqLen, 3);
+  // 8, as prepare: below that a sequence holds [CLS], [SEP] and a word or two, and trains to nothing
+  if (o.maxSeqLen !== undefined) posInt('max-seq-len', o.maxSeqLen, 8);
   if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw new Error(`--lr: expected a positive number, got ${o.lr}`);
   if (!(o.warmupRatio >= 0 && o.warmupRatio <= 1)) throw new Error(`--warmup-ratio: expected a number in [0, 1], got ${o.warmupRatio}`);
   if (!(o.weightDecay >= 0)) throw new Error(`--weight-decay: expected a number >= 0, got ${o.weightDecay}`);
