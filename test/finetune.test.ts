@@ -68,7 +68,10 @@ async function commonChecks(t: import('ava').ExecutionContext, r: FinetuneResult
     if (Number.isNaN(v)) t.true(Number.isNaN(ev.metrics[k]!), k);
     else t.true(Math.abs(ev.metrics[k]! - v) < 1e-5, `${k}: evaluate ${ev.metrics[k]} vs finetune ${v}`);
   }
-  t.is(readJsonl(join(r.out, 'predictions.jsonl')).length, nDev);
+  t.is(readJsonl(join(r.out, 'dev_predictions.jsonl')).length, nDev);
+  // predictions.jsonl holds test predictions only (none here)
+  t.false(existsSync(join(r.out, 'predictions.jsonl')));
+  t.false('file' in metrics.predictions);
 }
 
 // ---- losses: analytic gradients vs finite differences --------------------------------------------------
@@ -171,7 +174,7 @@ test('seqcls: learns a keyword rule; predictions in input order; CLI finetune + 
   t.true(res.dev.metrics.accuracy! >= 0.8, `accuracy ${res.dev.metrics.accuracy}`);
   t.true('macro_f1' in res.dev.metrics);
   await commonChecks(t, res, 'seqcls', join(d, 'dev.jsonl'), dev.length);
-  const preds = readJsonl(join(d, 'out/predictions.jsonl'));
+  const preds = readJsonl(join(d, 'out/dev_predictions.jsonl'));
   t.deepEqual(preds.map((p) => p.id), dev.map((e) => e.id));
   const correct = preds.filter((p, i) => p.prediction === dev[i]!.label || p.label === undefined).length;
   t.true(correct / dev.length >= 0.8);
@@ -217,7 +220,7 @@ test('ner: entity F1 on a learnable tagging rule; tokens/labels/predictions per 
   t.is(res.dev.main, 'f1');
   t.true(res.dev.metrics.f1! >= 0.8, `f1 ${res.dev.metrics.f1}`);
   await commonChecks(t, res, 'ner', join(d, 'dev.tsv'), dev.length);
-  const preds = readJsonl(join(d, 'out/predictions.jsonl'));
+  const preds = readJsonl(join(d, 'out/dev_predictions.jsonl'));
   preds.forEach((p, i) => {
     t.deepEqual(p.tokens, dev[i]!.words);
     t.deepEqual(p.labels, dev[i]!.tags);
@@ -241,7 +244,7 @@ test('ner: the CoNLL fixture with truncation (words beyond 32 positions are coun
   const d = tmp(t);
   const f = join(TASKS, 'ner/train.tsv');
   const res = await finetune(opts('ner', f, f, join(d, 'out'), { epochs: 1 }), quiet);
-  const preds = readJsonl(join(d, 'out/predictions.jsonl'));
+  const preds = readJsonl(join(d, 'out/dev_predictions.jsonl'));
   t.is(preds.length, res.dev.examples);
   for (const p of preds) t.is((p.predictions as string[]).length, (p.tokens as string[]).length);
   const m = JSON.parse(readFileSync(join(d, 'out/metrics.json'), 'utf8'));
@@ -264,7 +267,7 @@ test('multilabel: micro-F1 on keyword labels', async (t) => {
   t.true(res.dev.main.includes('f1'), res.dev.main);
   t.true(res.dev.metrics[res.dev.main]! >= 0.7, `${res.dev.main} ${res.dev.metrics[res.dev.main]}`);
   await commonChecks(t, res, 'multilabel', join(d, 'dev.jsonl'), dev.length);
-  const preds = readJsonl(join(d, 'out/predictions.jsonl'));
+  const preds = readJsonl(join(d, 'out/dev_predictions.jsonl'));
   t.deepEqual(preds.map((p) => p.id), dev.map((e) => e.id));
   t.deepEqual(preds.map((p) => p.labels), dev.map((e) => e.labels));
 });
@@ -304,7 +307,7 @@ test('mc: picks the keyword ending among 4; one line per question with 4 scores'
   t.is(res.dev.main, 'accuracy');
   t.true(res.dev.metrics.accuracy! >= 0.75, `accuracy ${res.dev.metrics.accuracy}`);
   await commonChecks(t, res, 'mc', join(d, 'dev.jsonl'), dev.length);
-  const preds = readJsonl(join(d, 'out/predictions.jsonl'));
+  const preds = readJsonl(join(d, 'out/dev_predictions.jsonl'));
   t.deepEqual(preds.map((p) => p.id), dev.map((e) => e.id));
   for (const p of preds) t.is((p.scores as number[]).length, 4);
 });
@@ -341,7 +344,7 @@ test('qa: extracts the keyword span (EM/F1), multi-window SQuAD fixture decodes 
   const sq = join(TASKS, 'qa/squad.json');
   const r2 = await finetune(opts('qa', sq, sq, join(d, 'squad'), { epochs: 1, ...qa }), quiet);
   t.true(r2.dev.features > r2.dev.examples, 'several windows per question');
-  const preds = readJsonl(join(d, 'squad/predictions.jsonl'));
+  const preds = readJsonl(join(d, 'squad/dev_predictions.jsonl'));
   t.is(preds.length, r2.dev.examples);
 });
 
@@ -395,4 +398,112 @@ test('options are checked before anything is read, naming the flag', async (t) =
   ];
   for (const [extra, message] of cases)
     await t.throwsAsync(finetune(opts('ner', join(d, 'missing-train.jsonl'), join(d, 'missing-dev.jsonl'), join(d, 'out'), extra), quiet), { message });
+});
+
+// ---- new-user audit fixes ----------------------------------------------------------------------------
+
+test('qa defaults on a small model: stride and question length scale with the capped --max-seq-len', async (t) => {
+  const d = tmp(t);
+  const sq = join(TASKS, 'qa/squad.json');
+  const logs: string[] = [];
+  // FINETUNE_DEFAULTS' doc-stride 128 / max-query-len 64 cannot fit the tiny model's 32 positions
+  const r = await finetune(opts('qa', sq, sq, join(d, 'a'), { epochs: 1 }), (s) => logs.push(s));
+  t.true(logs.some((l) => l.includes('qa defaults scaled to --max-seq-len 32: --doc-stride 128 → 10, --max-query-len 64 → 5')), logs.join('\n'));
+  const tc = JSON.parse(readFileSync(join(r.bestCheckpoint, TASK_CONFIG_FILE), 'utf8'));
+  t.is(tc.doc_stride, 10);
+  // a value the user chose is kept, and the error names the flags and values that work
+  await t.throwsAsync(finetune(opts('qa', sq, sq, join(d, 'b'), { epochs: 1, explicit: ['doc-stride'] }), quiet), {
+    message: /--max-seq-len 32 leaves \d+ context tokens .*--doc-stride 128 must be smaller than that: use e\.g\. --max-query-len \d+ --doc-stride \d+/,
+  });
+  t.false(existsSync(join(d, 'b')));
+});
+
+test('a run that fails on its inputs leaves no --out folder behind', async (t) => {
+  const d = tmp(t);
+  const train = join(TASKS, 'seqcls/train.jsonl');
+  writeFileSync(join(d, 'bad.jsonl'), '{"id": "a", "sentence": "x", "label": "no"}\n{oops\n');
+  writeFileSync(join(d, 'nofield.jsonl'), '{"id": "a", "label": "no"}\n');
+  writeFileSync(join(d, 'empty.jsonl'), '');
+  const noConfig = join(d, 'ck');
+  cpSync(TINY, noConfig, { recursive: true });
+  rmSync(join(noConfig, 'config.json'));
+  const cases: [Partial<FinetuneOptions>, RegExp][] = [
+    [{ train: join(d, 'missing.jsonl') }, /missing\.jsonl: cannot read/],
+    [{ train: join(d, 'bad.jsonl') }, /bad\.jsonl:2: invalid JSON/],
+    [{ train: join(d, 'nofield.jsonl') }, /nofield\.jsonl:1: field "sentence\|text": missing/],
+    [{ dev: join(TASKS, 'seqcls/dev-unknown-label.jsonl') }, /label "CPR:4" is not in the training label set/],
+    [{ train: join(d, 'empty.jsonl') }, /empty\.jsonl: no usable examples/],
+    [{ checkpoint: noConfig }, /config\.json/],
+  ];
+  for (const [i, [extra, message]] of cases.entries()) {
+    const out = join(d, `out${i}`);
+    await t.throwsAsync(finetune(opts('seqcls', train, train, out, { epochs: 1, ...extra }), quiet), { message });
+    t.false(existsSync(out), `case ${i}: ${out} left behind`);
+  }
+});
+
+test('--out with a previous run: a note names what is replaced; predictions.jsonl only with --test', async (t) => {
+  const d = tmp(t);
+  const train = join(TASKS, 'seqcls/train.jsonl');
+  const out = join(d, 'out');
+  await finetune(opts('seqcls', train, train, out, { epochs: 1, test: train }), quiet);
+  t.true(existsSync(join(out, 'predictions.jsonl')));
+  const m1 = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+  t.is(m1.predictions.split, 'test');
+  const logs: string[] = [];
+  await finetune(opts('seqcls', train, train, out, { epochs: 1 }), (s) => logs.push(s));
+  t.true(logs.some((l) => l.startsWith(`--out ${out}: replacing a previous run (task seqcls): best, metrics.json, predictions.jsonl`)), logs.join('\n'));
+  // the first run's test predictions do not survive as if they were this run's
+  t.false(existsSync(join(out, 'predictions.jsonl')));
+  t.true(existsSync(join(out, 'dev_predictions.jsonl')));
+  const logs2: string[] = [];
+  await finetune(opts('seqcls', train, train, join(d, 'fresh'), { epochs: 1 }), (s) => logs2.push(s));
+  t.false(logs2.some((l) => /replacing/.test(l)));
+});
+
+test('flags of other task types are warned about, once each, only when given', async (t) => {
+  const d = tmp(t);
+  const train = join(TASKS, 'seqcls/train.jsonl');
+  const logs: string[] = [];
+  await finetune(opts('seqcls', train, train, join(d, 'a'), { epochs: 1, overrides: { macro: true }, explicit: ['macro', 'doc-stride', 'epochs'] }), (s) => logs.push(s));
+  t.deepEqual(logs.filter((l) => l.startsWith('warning:')), [
+    'warning: --doc-stride applies to --task qa only; ignored for --task seqcls',
+    'warning: --macro applies to --task ner only; ignored for --task seqcls',
+  ]);
+  const logs2: string[] = [];
+  await finetune(opts('seqcls', train, train, join(d, 'b'), { epochs: 1 }), (s) => logs2.push(s));
+  t.deepEqual(logs2.filter((l) => l.startsWith('warning:')), []);
+});
+
+test('CLI: --task multilabel with --relation and --doc-stride warns; defaults do not', (t) => {
+  const d = tmp(t);
+  const args = ['finetune', '--task', 'seqcls', '--train', join(TASKS, 'seqcls/train.jsonl'), '--dev', join(TASKS, 'seqcls/train.jsonl'),
+    '--checkpoint', TINY, '--epochs', '1', '--threads', '1', '--no-progress'];
+  const r = spawnSync(process.execPath, [CLI, ...args, '--out', join(d, 'a'), '--macro', '--n-best', '20'], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  // --n-best 20 equals its default but was typed: still warned
+  t.regex(r.stderr, /warning: --n-best applies to --task qa only; ignored for --task seqcls/);
+  t.regex(r.stderr, /warning: --macro applies to --task ner only; ignored for --task seqcls/);
+  const r2 = spawnSync(process.execPath, [CLI, ...args, '--out', join(d, 'b')], { encoding: 'utf8' });
+  t.is(r2.status, 0, r2.stderr);
+  t.notRegex(r2.stderr, /warning:/);
+});
+
+test('--device cuda fails before any data is read when the backend cannot load', async (t) => {
+  if (DEVICE === 'cuda') return t.pass('the cuda backend is in use here');
+  const d = tmp(t);
+  // the missing train file would be the error if data were read first
+  await t.throwsAsync(finetune(opts('seqcls', join(d, 'missing.jsonl'), join(d, 'missing.jsonl'), join(d, 'out'), { device: 'cuda' }), quiet), {
+    message: /^--device cuda: cannot load the cuda backend/,
+  });
+  t.false(existsSync(join(d, 'out')));
+});
+
+test('evaluate: a --predictions folder that does not exist is an error before evaluating', async (t) => {
+  const d = tmp(t);
+  // TINY is no task checkpoint: reaching it would be a different error
+  await t.throwsAsync(
+    evaluateCheckpoint({ data: join(TASKS, 'seqcls/train.jsonl'), checkpoint: TINY, device: 'cpu', batchSize: 4, nBest: 20, maxAnswerLen: 30, progress: false, predictions: join(d, 'no/dir/p.jsonl') }, quiet),
+    { message: /^--predictions .*p\.jsonl: folder .*no\/dir does not exist/ },
+  );
 });

@@ -1,5 +1,6 @@
 import test from 'ava';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WordPieceTokenizer } from '../src/data/tokenizer/index.js';
@@ -42,6 +43,9 @@ test('qa: SQuAD JSON reader, answer_start mismatch is counted and kept for evalu
   t.false(examples[0]!.answerMismatch);
   t.true(examples[2]!.answerMismatch); // answer_start 5 points at "in is prod", not "beta cells"
   t.is(stats.notes['examples whose first answer mismatches (skipped for training, still evaluated)'], 1);
+  // the stats name the example, so it can be found and fixed
+  t.is(stats.notes['answer_start does not match the answer text (answers)'], 1);
+  t.deepEqual(stats.where, { 'answer_start does not match the answer text (answers)': ['"q3" at question 3'] });
   const train = qaTask.featurize(examples, tok, qaTask.buildConfig(examples), { train: true });
   t.is(train.stats.skipped['answer_start does not match the answer text (training)'], 1);
   t.false(train.features.some((f) => f.exampleIndex === 2));
@@ -474,4 +478,18 @@ test('ner: NCBI-disease devel gold vs itself scores 1.0 (seqeval) through featur
   const m = nerTask.score(examples, preds, config);
   t.is(m.metrics.f1, 1);
   t.is(m.metrics.accuracy, 1);
+});
+
+test('qa: answer_start mismatches name the first 3 examples with their line', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lb-qa-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, 'mism.jsonl');
+  const row = (id: string, start: number) => JSON.stringify({ id, question: 'what', context: 'alpha beta gamma', answers: [{ text: 'beta', answer_start: start }] });
+  fs.writeFileSync(f, [row('ok', 6), row('b1', 0), row('b2', 1), row('ok2', 6), row('b3', 2), row('b4', 3)].join('\n') + '\n');
+  const { stats } = loadQa(f);
+  t.deepEqual(stats.notes, {
+    'answer_start does not match the answer text (answers)': 4,
+    'examples whose first answer mismatches (skipped for training, still evaluated)': 4,
+  });
+  t.regex(formatReadStats(stats), /\(answer_start does not match the answer text \(answers\): in "b1" at line 2, "b2" at line 3, "b3" at line 5, …\)/);
 });

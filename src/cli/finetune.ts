@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .requiredOption('--dev <file>', 'dev file: model selection')
     .option('--test <file>', 'test file: scored with the best checkpoint; its predictions go to OUT/predictions.jsonl')
     .requiredOption('--checkpoint <dir>', 'pretrained checkpoint folder (ours or a Hugging Face BERT/LinkBERT folder with vocab.txt)')
-    .requiredOption('--out <dir>', 'output folder: metrics.json, predictions.jsonl, dev_predictions.jsonl, best/')
+    .requiredOption('--out <dir>', 'output folder: metrics.json, dev_predictions.jsonl, best/ (and predictions.jsonl with --test); a previous run there is replaced')
     .option('--epochs <n>', 'training epochs', int('epochs', 1), d.epochs)
     .option('--lr <x>', 'peak learning rate (linear warmup, then linear decay to 0)', num('lr'), d.lr)
     .option('--batch-size <n>', 'examples per optimizer step', int('batch-size', 1), d.batchSize)
@@ -39,8 +39,8 @@ export function register(program: Command): void {
     .option('--eval-every <n>', 'evaluate on dev every N steps (0 = every epoch)', int('eval-every'), d.evalEvery)
     .option('--device <cpu|cuda>', 'backend', device, d.device)
     .option('--threads <n>', 'CPU threads (default: all cores)', int('threads', 1))
-    .option('--doc-stride <n>', 'qa: overlap between context windows, in tokens', int('doc-stride', 1), d.docStride)
-    .option('--max-query-len <n>', 'qa: question truncated to this many tokens', int('max-query-len', 1), d.maxQueryLen)
+    .option('--doc-stride <n>', 'qa: overlap between context windows, in tokens (default scaled down when --max-seq-len is capped to the model)', int('doc-stride', 1), d.docStride)
+    .option('--max-query-len <n>', 'qa: question truncated to this many tokens (default scaled down like --doc-stride)', int('max-query-len', 1), d.maxQueryLen)
     .option('--n-best <n>', 'qa: start/end candidates per window', int('n-best', 1), d.nBest)
     .option('--max-answer-len <n>', 'qa: longest answer in tokens', int('max-answer-len', 1), d.maxAnswerLen)
     .option('--relation', 'seqcls: relation extraction mode (micro P/R/F1 ignoring the negative class)')
@@ -50,7 +50,7 @@ export function register(program: Command): void {
     .option('--max-train-examples <n>', 'use only the first N training examples', int('max-train-examples', 1))
     .option('--dropout <p>', 'override hidden and attention dropout', num('dropout'))
     .option('--no-progress', 'no progress bars')
-    .action(async (o: Record<string, unknown>) => {
+    .action(async (o: Record<string, unknown>, command: Command) => {
       const overrides: FinetuneOptions['overrides'] = {};
       if (o.relation) overrides.relation = true;
       if (typeof o.negativeLabel === 'string') {
@@ -67,6 +67,10 @@ export function register(program: Command): void {
         docStride: o.docStride as number, maxQueryLen: o.maxQueryLen as number, nBest: o.nBest as number, maxAnswerLen: o.maxAnswerLen as number,
         overrides, randomInit: !!o.randomInit, maxTrainExamples: o.maxTrainExamples as number | undefined,
         dropout: o.dropout as number | undefined, progress: o.progress !== false,
+        // flags typed on the command line, as opposed to defaults (attribute names → flag names)
+        explicit: command.options
+          .filter((opt) => command.getOptionValueSource(opt.attributeName()) === 'cli')
+          .map((opt) => opt.long!.replace(/^--(no-)?/, '')),
       };
       const r = await finetune(opts);
       const summary = {

@@ -4,7 +4,7 @@
 // build a BertModel without the pretraining heads plus the task head (src/tasks/heads.ts), train with AdamW and
 // a linear warmup/decay schedule, evaluate on dev every --eval-every steps (or every epoch), keep the checkpoint
 // that is best on dev (OUT/best, see task-checkpoint.ts), then reload it and score dev (and test):
-// OUT/metrics.json, OUT/predictions.jsonl (test when given, else dev) and OUT/dev_predictions.jsonl.
+// OUT/metrics.json, OUT/dev_predictions.jsonl and, with a test file, OUT/predictions.jsonl.
 //
 // evaluateCheckpoint(): score a fine-tuned checkpoint on a file with the stored task config and featurisation.
 //
@@ -12,8 +12,8 @@
 // --max-seq-len); each training batch is padded only to its own longest feature (rounded up to 8), and the
 // model runs on that prefix of the arena, so short-sentence batches do not pay for 128/384/512 positions.
 // Prediction batches do the same; their per-position logits are laid out with the arena's length.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { BertModel } from '../model/bert.js';
 import type { BertConfig } from '../model/config.js';
 import { loadCheckpoint, matchParams, readSafetensors } from '../model/checkpoint/index.js';
@@ -74,6 +74,12 @@ export interface FinetuneOptions {
   /** override hidden/attention dropout */
   dropout?: number;
   progress: boolean;
+  /**
+   * CLI flag names (without --) the user passed; the CLI fills it from commander's option sources. It tells a
+   * chosen value from a default (QA defaults are scaled for short models; flags of other tasks are warned
+   * about). Absent (API callers): a value that differs from FINETUNE_DEFAULTS counts as chosen.
+   */
+  explicit?: readonly string[];
 }
 
 export const FINETUNE_DEFAULTS = {
@@ -278,6 +284,8 @@ function makeOps(device: 'cpu' | 'cuda', threads?: number): Ops {
   let ops: Ops;
   try {
     ops = new Ops(device);
+    // a CUDA build without a usable GPU only fails at its first allocation: probe it now, before any data is read
+    if (device === 'cuda') ops.native.dispose(ops.native.alloc([1], 'f32', 'cuda'));
   } catch (e) {
     throw new Error(`--device ${device}: cannot load the ${device} backend: ${(e as Error).message}`);
   }
@@ -293,7 +301,10 @@ export async function finetune(opts: FinetuneOptions, log: Log = stderrLog): Pro
   const kind = spec.headKind;
   validateOptions(opts);
   const out = resolve(opts.out);
-  mkdirSync(out, { recursive: true });
+  const chosen = chosenFlags(opts);
+  warnOtherTaskFlags(spec.name, chosen, opts.overrides, log);
+  // the backend first: a missing CUDA build must fail before minutes of reading and tokenising
+  const ops = makeOps(opts.device, opts.threads);
 
   // Model config, tokenizer, weights.
   const ckDir = resolve(opts.checkpoint);
@@ -320,10 +331,26 @@ export async function finetune(opts: FinetuneOptions, log: Log = stderrLog): Pro
     if (opts.maxSeqLen !== undefined) {
       throw new Error(`--max-seq-len ${opts.maxSeqLen} exceeds the model's max_position_embeddings (${config.maxPositionEmbeddings})`);
     }
-    log(`  max_seq_len ${maxSeq} capped to the model's max_position_embeddings ${config.maxPositionEmbeddings}`);
+    log(`  --max-seq-len ${maxSeq} (default) capped to the model's max_position_embeddings ${config.maxPositionEmbeddings}`);
     maxSeq = config.maxPositionEmbeddings;
   }
-  const fs: FeatureSettings = { maxSeqLength: maxSeq, ...(spec.name === 'qa' ? { docStride: opts.docStride, maxQueryLength: opts.maxQueryLen } : {}) };
+  let docStride = opts.docStride, maxQueryLen = opts.maxQueryLen;
+  if (spec.name === 'qa' && maxSeq < defaultMaxSeqLen('qa') && opts.maxSeqLen === undefined) {
+    // the QA defaults (stride 128, question 64) are sized for 384 tokens: on a small model's capped length they
+    // cannot work, so defaults the user did not choose shrink with it; chosen values are kept (and checked)
+    const scale = (v: number) => Math.max(1, Math.floor((v * maxSeq) / defaultMaxSeqLen('qa')));
+    const notes: string[] = [];
+    if (!chosen.has('doc-stride')) {
+      docStride = scale(FINETUNE_DEFAULTS.docStride);
+      notes.push(`--doc-stride ${FINETUNE_DEFAULTS.docStride} → ${docStride}`);
+    }
+    if (!chosen.has('max-query-len')) {
+      maxQueryLen = scale(FINETUNE_DEFAULTS.maxQueryLen);
+      notes.push(`--max-query-len ${FINETUNE_DEFAULTS.maxQueryLen} → ${maxQueryLen}`);
+    }
+    if (notes.length) log(`  qa defaults scaled to --max-seq-len ${maxSeq}: ${notes.join(', ')} (pass the flags to choose)`);
+  }
+  const fs: FeatureSettings = { maxSeqLength: maxSeq, ...(spec.name === 'qa' ? { docStride, maxQueryLength: maxQueryLen } : {}) };
   const feat = (name: string, examples: unknown[], isTrain: boolean, file: string): Split => {
     const r = spec.featurize(examples, tok, taskConfig, featureOptions(spec.name, fs, isTrain));
     log(`  ${name}: ${formatFeaturizeStats(r.stats)}`);
@@ -342,173 +369,230 @@ export async function finetune(opts: FinetuneOptions, log: Log = stderrLog): Pro
   const numLabels = spec.numLabels(taskConfig);
   const width = headWidth(kind, numLabels);
 
-  // Model + head.
-  const ops = makeOps(opts.device, opts.threads);
-  const model = new BertModel(config, ops, { batchSize: opts.batchSize * K, seqLen: T, maxPredictions: 0 }, {
-    pretrainingHeads: false,
-    extra: headExtraParams(kind, width, config.hiddenSize),
-  });
-  const head = new TaskHead(model, kind, numLabels);
-  const names = headParamNames(kind);
-  model.initParams(opts.seed);
-  const source: Record<string, unknown> = { checkpoint: ckDir, init: opts.randomInit ? 'random' : 'checkpoint' };
-  if (!opts.randomInit) {
-    const match = matchParams(config, ck.tensors, { source: ckDir, strict: true });
-    model.loadParams(match.params);
-    const pooler = match.initialised.filter((n) => n.startsWith('bert.pooler.'));
-    log(`encoder from ${ckDir}: ${match.params.size} tensors${pooler.length && head.pooled ? '; the pooler is not in the checkpoint: initialised' : ''}`);
-    for (const n of match.notes) if (!/NSP head|initialised \(not in checkpoint\)/.test(n)) log(`  ${n}`);
-    const prior = priorHead(ckDir, ck.tensors, kind, width, config.hiddenSize, taskConfig, log);
-    if (prior) {
-      model.param(names.weight).setData(prior.weight);
-      model.param(names.bias).setData(prior.bias);
-      log(`  task head ${names.hfWeight} taken from the checkpoint`);
+  // Inputs are read and checked: only now create --out (a failed run must not leave an empty folder behind).
+  const createdOut = prepareOut(out, log);
+  try {
+    // Model + head.
+    const model = new BertModel(config, ops, { batchSize: opts.batchSize * K, seqLen: T, maxPredictions: 0 }, {
+      pretrainingHeads: false,
+      extra: headExtraParams(kind, width, config.hiddenSize),
+    });
+    const head = new TaskHead(model, kind, numLabels);
+    const names = headParamNames(kind);
+    model.initParams(opts.seed);
+    const source: Record<string, unknown> = { checkpoint: ckDir, init: opts.randomInit ? 'random' : 'checkpoint' };
+    if (!opts.randomInit) {
+      const match = matchParams(config, ck.tensors, { source: ckDir, strict: true });
+      model.loadParams(match.params);
+      const pooler = match.initialised.filter((n) => n.startsWith('bert.pooler.'));
+      log(`encoder from ${ckDir}: ${match.params.size} tensors${pooler.length && head.pooled ? '; the pooler is not in the checkpoint: initialised' : ''}`);
+      for (const n of match.notes) if (!/NSP head|initialised \(not in checkpoint\)/.test(n)) log(`  ${n}`);
+      const prior = priorHead(ckDir, ck.tensors, kind, width, config.hiddenSize, taskConfig, log);
+      if (prior) {
+        model.param(names.weight).setData(prior.weight);
+        model.param(names.bias).setData(prior.bias);
+        log(`  task head ${names.hfWeight} taken from the checkpoint`);
+      } else {
+        log(`  task head ${names.hfWeight} [${width},${config.hiddenSize}] initialised (not in the checkpoint)`);
+      }
     } else {
-      log(`  task head ${names.hfWeight} [${width},${config.hiddenSize}] initialised (not in the checkpoint)`);
+      log(`random init (config and tokenizer from ${ckDir}; --random-init)`);
     }
-  } else {
-    log(`random init (config and tokenizer from ${ckDir}; --random-init)`);
-  }
-  log(`model: ${config.numLayers} layers, hidden ${config.hiddenSize}; sequence length ${T}; batch ${opts.batchSize}${K > 1 ? ` × ${K} choices` : ''}; device ${opts.device}`);
+    log(`model: ${config.numLayers} layers, hidden ${config.hiddenSize}; sequence length ${T}; batch ${opts.batchSize}${K > 1 ? ` × ${K} choices` : ''}; device ${opts.device}`);
 
-  // Parameters the task never uses (the pretraining heads; the pooler under token/span heads) get no gradient,
-  // but AdamW's decoupled weight decay would still shrink them: save them as they were loaded.
-  const unused = new Map<string, Float32Array>();
-  for (const n of model.paramNames()) {
-    if (n.startsWith('cls.') || (!head.pooled && n.startsWith('bert.pooler.'))) unused.set(n, model.param(n).toArray() as Float32Array);
-  }
-  const optim = new AdamW(ops, model.groups, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: opts.weightDecay, maxGradNorm: 1 });
-  const nTrain = trS.features.length;
-  const stepsPerEpoch = Math.ceil(nTrain / opts.batchSize);
-  const totalSteps = stepsPerEpoch * opts.epochs;
-  const schedule = { kind: 'linear' as const, peakLr: opts.lr, warmupSteps: Math.round(opts.warmupRatio * totalSteps), totalSteps };
-  const decode = { nBest: opts.nBest, maxAnswerLength: opts.maxAnswerLen };
-  const bestDir = join(out, 'best');
-  const meta: TaskMeta = { task: taskConfig, head: kind, numLabels, features: fs, source };
-  const history: EvalRecord[] = [];
-  const lossCurve: number[] = [];
-  let best: FinetuneResult['best'] | undefined;
-  let step = 0;
-  let trainSeconds = 0;
-  let sinceEval = { sum: 0, n: 0 };
-
-  const runEval = (epoch: number): void => {
-    const tEval = Date.now();
-    const r = evaluateSplit(spec, taskConfig, head, devS, opts.batchSize, T, decode, opts.progress, `dev @${step}`);
-    const value = r.result.metrics[r.result.main]!;
-    const isBest = best === undefined || rank(value) > rank(best.value);
-    history.push({ step, epoch, train_loss: sinceEval.n ? sinceEval.sum / sinceEval.n : NaN, dev: r.result.metrics, main: value, best: isBest });
-    sinceEval = { sum: 0, n: 0 };
-    if (isBest) {
-      best = { step, epoch, metric: r.result.main, value };
-      const params = model.exportParams(false);
-      for (const [n, v] of unused) params.set(n, v);
-      saveTaskCheckpoint(bestDir, config, params, {
-        weight: model.param(names.weight).toArray() as Float32Array,
-        bias: model.param(names.bias).toArray() as Float32Array,
-      }, { ...meta, source: { ...source, step, epoch, dev_metric: r.result.main, dev_value: value } }, ckDir);
+    // Parameters the task never uses (the pretraining heads; the pooler under token/span heads) get no gradient,
+    // but AdamW's decoupled weight decay would still shrink them: save them as they were loaded.
+    const unused = new Map<string, Float32Array>();
+    for (const n of model.paramNames()) {
+      if (n.startsWith('cls.') || (!head.pooled && n.startsWith('bert.pooler.'))) unused.set(n, model.param(n).toArray() as Float32Array);
     }
-    log(`eval step ${step} (epoch ${epoch}): dev ${r.result.main} ${fmt(value)}${isBest ? ' (best, saved)' : ''} [${((Date.now() - tEval) / 1000).toFixed(1)} s]`);
-  };
+    const optim = new AdamW(ops, model.groups, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: opts.weightDecay, maxGradNorm: 1 });
+    const nTrain = trS.features.length;
+    const stepsPerEpoch = Math.ceil(nTrain / opts.batchSize);
+    const totalSteps = stepsPerEpoch * opts.epochs;
+    const schedule = { kind: 'linear' as const, peakLr: opts.lr, warmupSteps: Math.round(opts.warmupRatio * totalSteps), totalSteps };
+    const decode = { nBest: opts.nBest, maxAnswerLength: opts.maxAnswerLen };
+    const bestDir = join(out, 'best');
+    const meta: TaskMeta = { task: taskConfig, head: kind, numLabels, features: fs, source };
+    const history: EvalRecord[] = [];
+    const lossCurve: number[] = [];
+    let best: FinetuneResult['best'] | undefined;
+    let step = 0;
+    let trainSeconds = 0;
+    let sinceEval = { sum: 0, n: 0 };
 
-  log(`training: ${nTrain} features, ${opts.epochs} epoch(s) × ${stepsPerEpoch} steps = ${totalSteps} steps; lr ${opts.lr}, warmup ${schedule.warmupSteps}`);
-  model.zeroGrads();
-  const order = Array.from({ length: nTrain }, (_, i) => i);
-  const rng = new Rng(opts.seed, 0xf17e);
-  for (let epoch = 1; epoch <= opts.epochs; epoch++) {
-    rng.shuffle(order);
-    const bar = new Bar(opts.progress, `epoch ${epoch}/${opts.epochs}`, stepsPerEpoch);
-    let epochSum = 0, epochN = 0;
-    const tEpoch = Date.now();
-    let seen = 0;
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      const tStep = Date.now();
-      const idx = order.slice(s * opts.batchSize, (s + 1) * opts.batchSize);
-      const chunk = idx.map((i) => trS.features[i]);
-      // padded to this batch's longest feature (a multiple of 8, at most T): short-sentence batches do not
-      // pay for the longest feature of the whole split
-      const batch = spec.collate(chunk, Math.min(T, Math.ceil(longestFeature(spec, chunk) / 8) * 8)) as Batch & Record<string, unknown>;
-      model.setInputs(batch);
-      const logits = head.forward(true, step);
-      const l = batchLoss(kind, logits, batch, width);
-      if (!Number.isFinite(l.loss)) {
-        throw new Error(`non-finite training loss ${l.loss} at step ${step + 1} (epoch ${epoch}); try a lower --lr`);
+    const runEval = (epoch: number): void => {
+      const tEval = Date.now();
+      const r = evaluateSplit(spec, taskConfig, head, devS, opts.batchSize, T, decode, opts.progress, `dev @${step}`);
+      const value = r.result.metrics[r.result.main]!;
+      const isBest = best === undefined || rank(value) > rank(best.value);
+      history.push({ step, epoch, train_loss: sinceEval.n ? sinceEval.sum / sinceEval.n : NaN, dev: r.result.metrics, main: value, best: isBest });
+      sinceEval = { sum: 0, n: 0 };
+      if (isBest) {
+        best = { step, epoch, metric: r.result.main, value };
+        const params = model.exportParams(false);
+        for (const [n, v] of unused) params.set(n, v);
+        saveTaskCheckpoint(bestDir, config, params, {
+          weight: model.param(names.weight).toArray() as Float32Array,
+          bias: model.param(names.bias).toArray() as Float32Array,
+        }, { ...meta, source: { ...source, step, epoch, dev_metric: r.result.main, dev_value: value } }, ckDir);
       }
-      head.backward(l.dlogits);
-      const norm = optim.gradNorm();
-      const lr = learningRate(schedule, step);
-      if (Number.isFinite(norm)) optim.update(lr, norm);
-      else log(`step ${step + 1}: non-finite gradient norm, update skipped`);
-      model.zeroGrads();
-      step++;
-      seen += idx.length;
-      epochSum += l.loss;
-      epochN++;
-      sinceEval.sum += l.loss;
-      sinceEval.n++;
-      const elapsed = (Date.now() - tEpoch) / 1000;
-      bar.update(s + 1, [`loss ${(epochSum / epochN).toFixed(4)}`, `lr ${lr.toExponential(2)}`, `${(seen / Math.max(elapsed, 1e-9)).toFixed(1)} ex/s`]);
-      trainSeconds += (Date.now() - tStep) / 1000;
-      if (opts.evalEvery > 0 && step % opts.evalEvery === 0 && step < totalSteps) {
-        bar.done();
-        runEval(epoch);
+      log(`eval step ${step} (epoch ${epoch}): dev ${r.result.main} ${fmt(value)}${isBest ? ' (best, saved)' : ''} [${((Date.now() - tEval) / 1000).toFixed(1)} s]`);
+    };
+
+    log(`training: ${nTrain} features, ${opts.epochs} epoch(s) × ${stepsPerEpoch} steps = ${totalSteps} steps; lr ${opts.lr}, warmup ${schedule.warmupSteps}`);
+    model.zeroGrads();
+    const order = Array.from({ length: nTrain }, (_, i) => i);
+    const rng = new Rng(opts.seed, 0xf17e);
+    for (let epoch = 1; epoch <= opts.epochs; epoch++) {
+      rng.shuffle(order);
+      const bar = new Bar(opts.progress, `epoch ${epoch}/${opts.epochs}`, stepsPerEpoch);
+      let epochSum = 0, epochN = 0;
+      const tEpoch = Date.now();
+      let seen = 0;
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        const tStep = Date.now();
+        const idx = order.slice(s * opts.batchSize, (s + 1) * opts.batchSize);
+        const chunk = idx.map((i) => trS.features[i]);
+        // padded to this batch's longest feature (a multiple of 8, at most T): short-sentence batches do not
+        // pay for the longest feature of the whole split
+        const batch = spec.collate(chunk, Math.min(T, Math.ceil(longestFeature(spec, chunk) / 8) * 8)) as Batch & Record<string, unknown>;
+        model.setInputs(batch);
+        const logits = head.forward(true, step);
+        const l = batchLoss(kind, logits, batch, width);
+        if (!Number.isFinite(l.loss)) {
+          throw new Error(`non-finite training loss ${l.loss} at step ${step + 1} (epoch ${epoch}); try a lower --lr`);
+        }
+        head.backward(l.dlogits);
+        const norm = optim.gradNorm();
+        const lr = learningRate(schedule, step);
+        if (Number.isFinite(norm)) optim.update(lr, norm);
+        else log(`step ${step + 1}: non-finite gradient norm, update skipped`);
+        model.zeroGrads();
+        step++;
+        seen += idx.length;
+        epochSum += l.loss;
+        epochN++;
+        sinceEval.sum += l.loss;
+        sinceEval.n++;
+        const elapsed = (Date.now() - tEpoch) / 1000;
+        bar.update(s + 1, [`loss ${(epochSum / epochN).toFixed(4)}`, `lr ${lr.toExponential(2)}`, `${(seen / Math.max(elapsed, 1e-9)).toFixed(1)} ex/s`]);
+        trainSeconds += (Date.now() - tStep) / 1000;
+        if (opts.evalEvery > 0 && step % opts.evalEvery === 0 && step < totalSteps) {
+          bar.done();
+          runEval(epoch);
+        }
       }
+      bar.done();
+      lossCurve.push(epochSum / Math.max(1, epochN));
+      log(`epoch ${epoch}: mean train loss ${fmt(lossCurve[lossCurve.length - 1]!)}`);
+      if (opts.evalEvery === 0 || epoch === opts.epochs) runEval(epoch);
     }
-    bar.done();
-    lossCurve.push(epochSum / Math.max(1, epochN));
-    log(`epoch ${epoch}: mean train loss ${fmt(lossCurve[lossCurve.length - 1]!)}`);
-    if (opts.evalEvery === 0 || epoch === opts.epochs) runEval(epoch);
-  }
 
-  // Reload the best checkpoint from disk (what `evaluate` will see) and score dev and test with it.
-  const saved = loadTaskCheckpoint(bestDir);
-  model.loadParams(saved.match.params);
-  model.param(names.weight).setData(saved.head.weight);
-  model.param(names.bias).setData(saved.head.bias);
-  const devEval = evaluateSplit(spec, taskConfig, head, devS, opts.batchSize, T, decode, opts.progress, 'dev (best)');
-  writePredictions(join(out, 'dev_predictions.jsonl'), spec, taskConfig, devS.examples, devEval.predictions);
-  let testEval: ReturnType<typeof evaluateSplit> | undefined;
-  if (testS) {
-    testEval = evaluateSplit(spec, taskConfig, head, testS, opts.batchSize, T, decode, opts.progress, 'test (best)');
-    writePredictions(join(out, 'predictions.jsonl'), spec, taskConfig, testS.examples, testEval.predictions);
-  } else {
-    writePredictions(join(out, 'predictions.jsonl'), spec, taskConfig, devS.examples, devEval.predictions);
-  }
-  head.dispose();
-  optim.dispose();
-  model.dispose();
+    // Reload the best checkpoint from disk (what `evaluate` will see) and score dev and test with it.
+    const saved = loadTaskCheckpoint(bestDir);
+    model.loadParams(saved.match.params);
+    model.param(names.weight).setData(saved.head.weight);
+    model.param(names.bias).setData(saved.head.bias);
+    const devEval = evaluateSplit(spec, taskConfig, head, devS, opts.batchSize, T, decode, opts.progress, 'dev (best)');
+    writePredictions(join(out, 'dev_predictions.jsonl'), spec, taskConfig, devS.examples, devEval.predictions);
+    let testEval: ReturnType<typeof evaluateSplit> | undefined;
+    if (testS) {
+      testEval = evaluateSplit(spec, taskConfig, head, testS, opts.batchSize, T, decode, opts.progress, 'test (best)');
+      writePredictions(join(out, 'predictions.jsonl'), spec, taskConfig, testS.examples, testEval.predictions);
+    }
+    head.dispose();
+    optim.dispose();
+    model.dispose();
 
-  const totalSeconds = (Date.now() - t0) / 1000;
-  const result: FinetuneResult = {
-    out, bestCheckpoint: bestDir, best: best!, dev: devEval.result, ...(testEval ? { test: testEval.result } : {}),
-    history, lossCurve, steps: step, trainSeconds, totalSeconds,
-  };
-  const metricsJson = {
-    task: spec.name,
-    head: kind,
-    checkpoint: ckDir,
-    init: source.init,
-    best_checkpoint: bestDir,
-    best: result.best,
-    dev: result.dev,
-    ...(result.test ? { test: result.test } : {}),
-    predictions: { file: join(out, 'predictions.jsonl'), split: testS ? 'test' : 'dev', dev_file: join(out, 'dev_predictions.jsonl') },
-    history,
-    loss_curve: lossCurve,
-    train: {
-      examples: train.examples.length, features: nTrain, steps: step, epochs: opts.epochs, batch_size: opts.batchSize, lr: opts.lr,
-      warmup_steps: schedule.warmupSteps, seq_len: T, max_seq_len: maxSeq, device: opts.device, seed: opts.seed, seconds: round3(trainSeconds),
-    },
-    data: {
-      train: { read: train.read, featurize: trS.feat },
-      dev: { read: dev.read, featurize: devS.feat },
-      ...(testS ? { test: { read: test!.read, featurize: testS.feat } } : {}),
-    },
-    seconds: round3(totalSeconds),
-  };
-  writeFileSync(join(out, 'metrics.json'), JSON.stringify(metricsJson, null, 2) + '\n');
-  log(`best dev ${result.best.metric} ${fmt(result.best.value)} at step ${result.best.step}; ${result.test ? `test ${result.test.main} ${fmt(result.test.metrics[result.test.main]!)}; ` : ''}${formatDuration(totalSeconds)}`);
-  return result;
+    const totalSeconds = (Date.now() - t0) / 1000;
+    const result: FinetuneResult = {
+      out, bestCheckpoint: bestDir, best: best!, dev: devEval.result, ...(testEval ? { test: testEval.result } : {}),
+      history, lossCurve, steps: step, trainSeconds, totalSeconds,
+    };
+    const metricsJson = {
+      task: spec.name,
+      head: kind,
+      checkpoint: ckDir,
+      init: source.init,
+      best_checkpoint: bestDir,
+      best: result.best,
+      dev: result.dev,
+      ...(result.test ? { test: result.test } : {}),
+      // predictions.jsonl holds the test file's predictions only (as --help says); dev's are in dev_predictions.jsonl
+      predictions: { ...(testS ? { file: join(out, 'predictions.jsonl'), split: 'test' } : {}), dev_file: join(out, 'dev_predictions.jsonl') },
+      history,
+      loss_curve: lossCurve,
+      train: {
+        examples: train.examples.length, features: nTrain, steps: step, epochs: opts.epochs, batch_size: opts.batchSize, lr: opts.lr,
+        warmup_steps: schedule.warmupSteps, seq_len: T, max_seq_len: maxSeq, device: opts.device, seed: opts.seed, seconds: round3(trainSeconds),
+      },
+      data: {
+        train: { read: train.read, featurize: trS.feat },
+        dev: { read: dev.read, featurize: devS.feat },
+        ...(testS ? { test: { read: test!.read, featurize: testS.feat } } : {}),
+      },
+      seconds: round3(totalSeconds),
+    };
+    writeFileSync(join(out, 'metrics.json'), JSON.stringify(metricsJson, null, 2) + '\n');
+    log(`best dev ${result.best.metric} ${fmt(result.best.value)} at step ${result.best.step}; ${result.test ? `test ${result.test.main} ${fmt(result.test.metrics[result.test.main]!)}; ` : ''}${formatDuration(totalSeconds)}`);
+    return result;
+  } catch (e) {
+    if (createdOut && existsSync(out) && readdirSync(out).length === 0) rmdirSync(out);
+    throw e;
+  }
+}
+
+/** Flags (CLI names) the user chose; without `explicit`, values that differ from the defaults. */
+function chosenFlags(o: FinetuneOptions): Set<string> {
+  if (o.explicit) return new Set(o.explicit);
+  const d = FINETUNE_DEFAULTS;
+  const c = new Set<string>();
+  if (o.docStride !== d.docStride) c.add('doc-stride');
+  if (o.maxQueryLen !== d.maxQueryLen) c.add('max-query-len');
+  if (o.nBest !== d.nBest) c.add('n-best');
+  if (o.maxAnswerLen !== d.maxAnswerLen) c.add('max-answer-len');
+  return c;
+}
+
+/** Task-specific flags and the task types they apply to. */
+const TASK_FLAGS: Record<string, string[]> = {
+  'doc-stride': ['qa'], 'max-query-len': ['qa'], 'n-best': ['qa'], 'max-answer-len': ['qa'],
+  relation: ['seqcls'], 'negative-label': ['seqcls'], macro: ['ner'],
+};
+
+/** One warning per chosen flag that the task ignores (commander accepts them all). */
+function warnOtherTaskFlags(task: string, chosen: Set<string>, overrides: ConfigOverrides | undefined, log: Log): void {
+  const given = new Set(chosen);
+  if (overrides?.macro) given.add('macro');
+  if (overrides?.negativeLabel !== undefined) given.add('negative-label');
+  else if (overrides?.relation) given.add('relation');
+  for (const [flag, tasks] of Object.entries(TASK_FLAGS)) {
+    if (given.has(flag) && !tasks.includes(task)) log(`warning: --${flag} applies to --task ${tasks.join('/')} only; ignored for --task ${task}`);
+  }
+}
+
+/** Creates --out (true when this run created it); notes a previous run whose results will be replaced. */
+function prepareOut(out: string, log: Log): boolean {
+  if (!existsSync(out)) {
+    mkdirSync(out, { recursive: true });
+    return true;
+  }
+  if (!statSync(out).isDirectory()) throw new Error(`--out ${out}: exists and is not a folder`);
+  const old = ['best', 'metrics.json', 'predictions.jsonl', 'dev_predictions.jsonl'].filter((f) => existsSync(join(out, f)));
+  if (old.length) {
+    let task = '';
+    try {
+      const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { task?: unknown };
+      if (typeof m.task === 'string') task = ` (task ${m.task})`;
+    } catch {
+      // no or unreadable metrics.json: the note names the files instead
+    }
+    log(`--out ${out}: replacing a previous run${task}: ${old.join(', ')}`);
+    // a stale predictions.jsonl from a run with --test would otherwise sit next to this run's results
+    if (existsSync(join(out, 'predictions.jsonl'))) rmSync(join(out, 'predictions.jsonl'));
+  }
+  return false;
 }
 
 const fmt = (v: number): string => (Number.isFinite(v) ? v.toFixed(4) : String(v));
@@ -603,6 +687,11 @@ export interface EvaluateResult extends SplitResult {
 export async function evaluateCheckpoint(opts: EvaluateOptions, log: Log = stderrLog): Promise<EvaluateResult> {
   const t0 = Date.now();
   if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new Error(`--batch-size: expected an integer >= 1, got ${opts.batchSize}`);
+  if (opts.predictions !== undefined) {
+    // checked before the (possibly long) evaluation, not when the file is written at its end
+    const folder = dirname(resolve(opts.predictions));
+    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`--predictions ${opts.predictions}: folder ${folder} does not exist`);
+  }
   const dir = resolve(opts.checkpoint);
   const saved = loadTaskCheckpoint(dir);
   const meta = saved.meta;

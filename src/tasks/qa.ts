@@ -66,10 +66,17 @@ export interface QaPrediction {
 }
 
 const MISMATCH = 'answer_start does not match the answer text';
+/** Mismatched examples named in the read stats' `where`, so a user can find and fix them. */
+const NAMED_MISMATCHES = 3;
+
+/** Per-load state of addExample: seen ids. */
+interface LoadState {
+  ids: Map<string, SourceRef>;
+}
 
 function addExample(
   out: QaExample[],
-  ids: Map<string, SourceRef>,
+  st: LoadState,
   stats: ReadStats,
   f: Fields,
   id: string,
@@ -94,12 +101,17 @@ function addExample(
         : a;
     });
   }
-  const prev = ids.get(id);
+  const prev = st.ids.get(id);
   if (prev) throw f.err('id', `duplicate question id ${JSON.stringify(id)} (first at ${prev.file}:${prev.line})`);
-  ids.set(id, src);
+  st.ids.set(id, src);
   let mism = 0;
   for (const a of answers) if (context.slice(a.start, a.start + a.text.length) !== a.text) mism++;
-  if (mism) bump(stats.notes, `${MISMATCH} (answers)`, mism);
+  if (mism) {
+    const key = `${MISMATCH} (answers)`;
+    bump(stats.notes, key, mism);
+    const where = ((stats.where ??= {})[key] ??= []);
+    if (where.length < NAMED_MISMATCHES) where.push(`${JSON.stringify(id)} at ${f.lineWord} ${f.line}`);
+  }
   const answerMismatch = context.slice(answers[0]!.start, answers[0]!.start + answers[0]!.text.length) !== answers[0]!.text;
   if (answerMismatch) bump(stats.notes, 'examples whose first answer mismatches (skipped for training, still evaluated)');
   out.push({ id, question, context, answers, answerMismatch, src });
@@ -152,7 +164,7 @@ function parseAnswers(f: Fields): QaAnswer[] {
 function loadSquadJson(file: string, doc: JsonRecord): Loaded<QaExample> {
   const stats = newStats(file);
   const examples: QaExample[] = [];
-  const ids = new Map<string, SourceRef>();
+  const st: LoadState = { ids: new Map() };
   const data = doc['data'];
   if (!Array.isArray(data)) throw new TaskDataError(file, 1, 'data', 'expected an array of articles');
   let q = 0;
@@ -170,7 +182,7 @@ function loadSquadJson(file: string, doc: JsonRecord): Loaded<QaExample> {
         // errors name the question number in file order (JSON has no useful line numbers)
         const f = new Fields(qa as JsonRecord, file, q, 'question');
         if (qa === null || typeof qa !== 'object') throw f.err(undefined, 'expected a question object');
-        addExample(examples, ids, stats, f, f.idLike('id') ?? f.str('id'), f.str('question'), pr['context'] as string, parseAnswers(f));
+        addExample(examples, st, stats, f, f.idLike('id') ?? f.str('id'), f.str('question'), pr['context'] as string, parseAnswers(f));
       }
     });
   });
@@ -181,7 +193,7 @@ function loadSquadJson(file: string, doc: JsonRecord): Loaded<QaExample> {
 function loadQaJsonl(file: string): Loaded<QaExample> {
   const stats = newStats(file);
   const examples: QaExample[] = [];
-  const ids = new Map<string, SourceRef>();
+  const st: LoadState = { ids: new Map() };
   for (const { rec, line } of jsonLines(file, stats)) {
     const f = new Fields(rec, file, line);
     if (f.has('header')) {
@@ -220,11 +232,11 @@ function loadQaJsonl(file: string): Loaded<QaExample> {
           const at16 = Math.max(0, context.indexOf(g));
           answers.push({ text: g, start: [...context.slice(0, at16)].length }); // code points, like the spans
         }
-        addExample(examples, ids, stats, new Fields(qa as JsonRecord, file, line), id, question, context, answers);
+        addExample(examples, st, stats, new Fields(qa as JsonRecord, file, line), id, question, context, answers);
       });
       continue;
     }
-    addExample(examples, ids, stats, f, f.idLike('id') ?? String(examples.length), f.str('question'), f.str('context'), parseAnswers(f));
+    addExample(examples, st, stats, f, f.idLike('id') ?? String(examples.length), f.str('question'), f.str('context'), parseAnswers(f));
   }
   stats.examples = examples.length;
   return { examples, stats };
@@ -243,6 +255,18 @@ export function loadQa(file: string): Loaded<QaExample> {
     if (doc && typeof doc === 'object' && 'data' in (doc as JsonRecord)) return loadSquadJson(file, doc as JsonRecord);
   }
   return loadQaJsonl(file);
+}
+
+/** The user's flags and values that fit: windows must hold more context tokens than they overlap by. */
+function windowError(maxLen: number, maxQ: number, stride: number, qLen: number, avail: number): string {
+  // a question of up to a quarter of the sequence, and windows that overlap by half of what is left
+  const q = Math.max(1, Math.min(maxQ, Math.floor(maxLen / 4)));
+  const s = Math.max(1, Math.floor((maxLen - q - 3) / 2));
+  const fix = maxLen - q - 3 > 1 ? `e.g. --max-query-len ${q} --doc-stride ${s}` : `a larger --max-seq-len`;
+  return (
+    `qa: --max-seq-len ${maxLen} leaves ${avail} context tokens per window after a ${qLen}-token question (--max-query-len ${maxQ}); ` +
+    `--doc-stride ${stride} must be smaller than that: use ${fix}`
+  );
 }
 
 /** Indices of the k largest values of a[off .. off+n), best first (ties: lower index first). */
@@ -292,9 +316,7 @@ export const qaTask: TaskSpec<QaExample, SpanFeature, SpanBatch, SpanOutputs, Qa
         return;
       }
       const avail = maxLen - q.length - 3;
-      if (avail <= stride) {
-        throw new Error(`qa: maxSeqLength ${maxLen} leaves ${avail} context tokens per window after a ${q.length}-token question; docStride ${stride} must be smaller`);
-      }
+      if (avail <= stride) throw new Error(windowError(maxLen, maxQ, stride, q.length, avail));
       const cs = q.length + 2; // first context position
       const a0 = e.answers[0]!;
       const sc = a0.start;

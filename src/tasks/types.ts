@@ -65,6 +65,8 @@ export interface ReadStats {
   skipped: Counts;
   /** kept but noteworthy (e.g. QA answer_start mismatch kept for evaluation) */
   notes: Counts;
+  /** the first few places (e.g. `"q7" at line 12`) behind a notes or skipped key, so they can be found */
+  where?: Record<string, string[]>;
 }
 
 export interface Loaded<E> {
@@ -90,7 +92,9 @@ export function formatCounts(c: Counts): string {
 }
 
 export function formatReadStats(s: ReadStats): string {
-  return `${s.file}: ${s.examples} examples from ${s.records} records; skipped: ${formatCounts(s.skipped)}; notes: ${formatCounts(s.notes)}`;
+  const at = (c: Counts): string =>
+    formatCounts(c) + Object.keys(c).filter((k) => s.where?.[k]?.length).map((k) => ` (${k}: in ${s.where![k]!.join(', ')}${s.where![k]!.length < c[k]! ? ', …' : ''})`).join('');
+  return `${s.file}: ${s.examples} examples from ${s.records} records; skipped: ${at(s.skipped)}; notes: ${at(s.notes)}`;
 }
 
 export function formatFeaturizeStats(s: FeaturizeStats): string {
