@@ -3,7 +3,7 @@
 // outside --quick, the ratio to the 256 MB streaming copy timed before and after the cases.
 import test from 'ava';
 
-import { benchKernels } from '../src/bench/kernels.js';
+import { benchKernels, kernelOps } from '../src/bench/kernels.js';
 
 test('bench kernels (gelu): rows, the same-bytes copy peer and the streaming copy reference', async (t) => {
   const { machine, results, summary } = await benchKernels({ device: 'cpu', python: 'python3', only: 'gelu', minTime: '0.01' });
@@ -31,4 +31,16 @@ test('bench kernels --quick: no streaming copy (it is 512 MB of traffic per run)
   const { results, summary } = await benchKernels({ device: 'cpu', python: 'python3', only: 'gelu', minTime: '0.01', quick: true });
   t.is(summary.memcpy_stream_gbps, undefined);
   t.true(results.some((r) => r.op === 'gelu' && r.vs_memcpy !== undefined && r.vs_memcpy_stream === undefined));
+});
+
+test('bench kernels: --only with an unknown op, a bad --min-time or --threads is refused before timing anything', async (t) => {
+  const valid = `valid ops: ${kernelOps().join(', ')}`;
+  t.true(['matmul', 'attention', 'layernorm', 'gelu', 'fill', 'copy', 'adamw'].every((op) => kernelOps().includes(op)));
+  const run = (o: Partial<Parameters<typeof benchKernels>[0]>) => benchKernels({ device: 'cpu', python: 'python3', minTime: '0.01', quick: true, ...o });
+  await t.throwsAsync(run({ only: 'nosuchop' }), { message: `--only: unknown op "nosuchop"; ${valid}` });
+  await t.throwsAsync(run({ only: 'fill,nosuch' }), { message: `--only: unknown op "nosuch"; ${valid}` }, 'not dropped silently');
+  for (const m of ['abc', '0', '-1', ''])
+    await t.throwsAsync(run({ only: 'fill', minTime: m }), { message: `--min-time: "${m}" must be a positive number` });
+  await t.throwsAsync(run({ only: 'fill', threads: '0' }), { message: '--threads: "0" must be an integer in [1, 1024]' });
+  await t.throwsAsync(run({ device: 'foo' }), { message: '--device: "foo" must be cpu or cuda' });
 });

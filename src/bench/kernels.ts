@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadNative, repoRoot, type BackendName, type DType, type NativeAddon } from '../native.js';
+import { posNum, threads as threadsFlag } from './flags.js';
 
 type Shape = Record<string, number | boolean | string>;
 
@@ -588,15 +589,34 @@ function geomean(xs: number[]): number | undefined {
   return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 }
 
+/** The op names --only takes: every op some case times (the case lists are cheap: tensors come in setup). */
+export function kernelOps(): string[] {
+  const ops = ['matmul', 'attention', ...memoryCases(false).map((c) => c.op)];
+  return [...new Set(ops)];
+}
+
+// an unknown name used to be dropped silently (an empty table for a typo): refuse it, listing the valid ones
+function onlyOps(list: string): Set<string> {
+  const names = list.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const valid = kernelOps();
+  const bad = names.filter((n) => !valid.includes(n));
+  if (names.length === 0 || bad.length) {
+    throw new Error(`--only: ${bad.length ? `unknown op${bad.length > 1 ? 's' : ''} ${bad.map((b) => `"${b}"`).join(', ')}` : 'no op given'}; valid ops: ${valid.join(', ')}`);
+  }
+  return new Set(names);
+}
+
 export async function benchKernels(opts: Opts): Promise<{ machine: Record<string, unknown>; results: KernelResult[]; summary: Record<string, unknown> }> {
   const device = opts.device === 'cuda' ? 'cuda' : 'cpu';
-  if (opts.device !== 'cpu' && opts.device !== 'cuda') throw new Error(`--device must be cpu or cuda, got ${opts.device}`);
+  if (opts.device !== 'cpu' && opts.device !== 'cuda') throw new Error(`--device: "${opts.device}" must be cpu or cuda`);
+  // check every flag before loading the addon: a typo should not cost a run
+  const nThreads = opts.threads !== undefined ? threadsFlag(opts.threads) : undefined;
+  const minTime = posNum('min-time', opts.minTime);
+  const only = opts.only !== undefined ? onlyOps(opts.only) : undefined;
   const addon = loadNative(device === 'cuda' ? 'cuda' : undefined);
-  if (opts.threads) addon.setNumThreads(Number(opts.threads));
+  if (nThreads !== undefined) addon.setNumThreads(nThreads);
   const quick = !!opts.quick;
-  const minTime = Number(opts.minTime);
   const log = (s: string) => process.stderr.write(s + '\n');
-  const only = opts.only ? new Set(opts.only.split(',').map((s) => s.trim())) : undefined;
   const want = (op: string) => !only || only.has(op);
   const machine = machineInfo(addon, device);
 
@@ -737,7 +757,7 @@ export function register(bench: Command): void {
     .option('--peer <name>', 'torch: also time the GEMMs with OpenBLAS/torch (scripts/bench_torch.py) and print ratios')
     .option('--python <exe>', 'python for --peer', 'python3')
     .option('--threads <n>', 'CPU threads (default: LINKBERT_NUM_THREADS or all cores)')
-    .option('--only <ops>', 'comma-separated ops, e.g. matmul,layernorm')
+    .option('--only <ops>', `comma-separated ops: ${kernelOps().join(', ')}`)
     .option('--min-time <s>', 'time each case for at least this long (seconds)', '0.5')
     .action(async (o: Opts) => {
       if (o.quick && o.minTime === '0.5') o.minTime = '0.2';

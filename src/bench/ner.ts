@@ -5,9 +5,10 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { FINETUNE_DEFAULTS, finetune, type FinetuneOptions, type FinetuneResult } from '../tasks/finetune.js';
 import { sharedData } from './prepare.js';
+import { threads as threadsFlag } from './flags.js';
 
 interface Opts {
   checkpoint: string;
@@ -66,7 +67,8 @@ export function register(bench: Command): void {
     .command('ner')
     .description('NCBI-disease NER fine-tuning: pretrained checkpoint vs random init (dev/test entity F1, time)')
     .requiredOption('--checkpoint <dir>', 'pretrained checkpoint folder (config.json, weights, vocab.txt), e.g. the demo\'s')
-    .option('--data <dir>', 'folder with train.tsv, devel.tsv (or dev.tsv), test.tsv', join(sharedData, 'ner/ncbi-disease'))
+    // the help shows the default as the other benches do (relative to the clone), not this clone's absolute path
+    .addOption(new Option('--data <dir>', 'folder with train.tsv, devel.tsv (or dev.tsv), test.tsv').default(join(sharedData, 'ner/ncbi-disease'), '../shared/data/ner/ncbi-disease'))
     .option('--epochs <n>', 'epochs', '1')
     .option('--lr <x>', 'peak learning rate', '5e-4')
     .option('--batch-size <n>', 'batch size', '16')
@@ -80,21 +82,25 @@ export function register(bench: Command): void {
     .option('--json', 'print JSON only (progress still goes to stderr)')
     .option('--no-progress', 'no progress bars')
     .action(async (o: Opts) => {
+      // flags first: a bad number is reported as such even when the data folder is missing too
+      if (o.device !== 'cpu' && o.device !== 'cuda') throw new Error(`--device: "${o.device}" must be cpu or cuda`);
+      const nums = {
+        epochs: posInt('epochs', o.epochs)!, lr: posNum('lr', o.lr), batchSize: posInt('batch-size', o.batchSize)!,
+        maxSeqLen: posInt('max-seq-len', o.maxSeqLen), maxTrainExamples: posInt('max-train-examples', o.maxTrainExamples),
+        warmupRatio: posNum('warmup-ratio', o.warmupRatio), seed: nonNegInt('seed', o.seed),
+        threads: o.threads !== undefined ? threadsFlag(o.threads) : undefined,
+      };
       const data = resolve(o.data);
       const train = join(data, 'train.tsv');
       const dev = [join(data, 'devel.tsv'), join(data, 'dev.tsv')].find(existsSync);
       const test = join(data, 'test.tsv');
       if (!existsSync(train) || !dev || !existsSync(test)) throw new Error(`${data}: expected train.tsv, devel.tsv (or dev.tsv) and test.tsv`);
-      if (o.device !== 'cpu' && o.device !== 'cuda') throw new Error(`--device: "${o.device}" must be cpu or cuda`);
       const out = o.out ? resolve(o.out) : mkdtempSync(join(tmpdir(), 'linkbert-bench-ner-'));
       const log = (s: string) => process.stderr.write(s + '\n');
       const base: Omit<FinetuneOptions, 'out' | 'randomInit'> = {
         ...FINETUNE_DEFAULTS,
         task: 'ner', train, dev, test, checkpoint: resolve(o.checkpoint),
-        epochs: posInt('epochs', o.epochs)!, lr: posNum('lr', o.lr), batchSize: posInt('batch-size', o.batchSize)!,
-        maxSeqLen: posInt('max-seq-len', o.maxSeqLen), maxTrainExamples: posInt('max-train-examples', o.maxTrainExamples),
-        warmupRatio: posNum('warmup-ratio', o.warmupRatio), seed: nonNegInt('seed', o.seed),
-        device: o.device as 'cpu' | 'cuda', threads: posInt('threads', o.threads), evalEvery: 0, progress: o.progress,
+        ...nums, device: o.device as 'cpu' | 'cuda', evalEvery: 0, progress: o.progress,
       };
       try {
         log(`== pretrained: ${base.checkpoint}`);

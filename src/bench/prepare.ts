@@ -10,7 +10,8 @@ import type { Manifest } from '../data/prepare.js';
 import { writeSyntheticWiki } from './synthetic-wiki.js';
 import { readDocuments } from '../data/readers/index.js';
 import { SkipCounter } from '../data/document.js';
-import { trainWordPieceVocab } from '../data/tokenizer/index.js';
+import { trainWordPieceVocab, SPECIAL_TOKENS } from '../data/tokenizer/index.js';
+import { intAtLeast, nonNegNum, posInt } from './flags.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const sharedData = path.resolve(repoRoot, '../shared/data');
@@ -75,6 +76,13 @@ export function register(bench: Command): void {
     .option('--no-shuffle', 'passed to prepare: shards in document order (times prepare without its global shuffle)')
     .option('--synthetic-pages <n>', 'instead of the shared corpora: a synthetic MediaWiki dump of n pages (about 6.7 KB each, Zipf words, heavy-tailed links)')
     .action(async (o: Opts) => {
+      // numeric flags checked before any work, named as typed (a bad one used to surface late, as NaN or
+      // as the vocab trainer's own --size)
+      const vocabSize = intAtLeast('vocab-size', o.vocabSize, SPECIAL_TOKENS.length + 1);
+      posInt('max-seq-len', o.maxSeqLen);
+      posInt('dupe-factor', o.dupeFactor);
+      const repeat = posInt('repeat', o.repeat);
+      if (o.tokenMemoryMb !== undefined) nonNegNum('token-memory-mb', o.tokenMemoryMb);
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'linkbert-bench-prepare-'));
       const log = (m: string) => {
         if (!o.json) process.stderr.write(m + '\n');
@@ -93,11 +101,11 @@ export function register(bench: Command): void {
             // the vocab comes from a small dump of the same distribution, not from reading all of it
             const small = path.join(tmp, 'vocab-sample.xml');
             writeSyntheticWiki(small, { pages: Math.min(pages, 1000) });
-            vocab = await benchVocab([small], tmp, Number(o.vocabSize), log);
+            vocab = await benchVocab([small], tmp, vocabSize, log);
           }
         }
         if (inputs.length === 0) inputs = defaultInputs();
-        vocab ??= await benchVocab(inputs, tmp, Number(o.vocabSize), log);
+        vocab ??= await benchVocab(inputs, tmp, vocabSize, log);
         const workerCounts = [...new Set(o.workers.split(',').map((x) => Number(x)))];
         if (workerCounts.some((w) => !Number.isInteger(w) || w < 0)) throw new Error(`--workers: expected comma-separated non-negative integers, got "${o.workers}"`);
         const runs: { workers: number; seconds: number; cpu_seconds: number; peak_rss_mb: number; stage_seconds: Record<string, number>; input_mb_per_s: number; documents_per_s: number; instances_per_s: number; tokens_per_s: number }[] = [];
@@ -105,7 +113,7 @@ export function register(bench: Command): void {
         const outDir = path.join(tmp, 'out');
         for (const workers of workerCounts) {
           let best: ReturnType<typeof runPrepare> | null = null;
-          for (let r = 0; r < Math.max(1, Number(o.repeat)); r++) {
+          for (let r = 0; r < repeat; r++) {
             const args = ['--out', outDir, '--vocab', vocab, '--workers', String(workers), '--max-seq-len', o.maxSeqLen, '--dupe-factor', o.dupeFactor, ...(o.tokenMemoryMb !== undefined ? ['--token-memory-mb', o.tokenMemoryMb] : []), ...(o.shuffle === false ? ['--no-shuffle'] : []), '--input', ...inputs];
             const res = runPrepare(args);
             if (!best || res.seconds < best.seconds) best = res;

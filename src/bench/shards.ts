@@ -8,6 +8,7 @@ import { prepare } from '../data/prepare.js';
 import { ShardDataset } from '../data/shards/reader.js';
 import { BatchLoader, iterateBatches } from '../data/batch.js';
 import { Rng } from '../data/masking.js';
+import { posInt, posNum } from './flags.js';
 import { benchVocab, defaultInputs } from './prepare.js';
 
 const TARGET = 200_000;
@@ -46,6 +47,10 @@ export function register(bench: Command): void {
     .option('--seconds <s>', 'time per measurement', '2')
     .option('--batch-size <n>', 'batch size for the loader measurements', '32')
     .action(async (o: Opts) => {
+      // checked before preparing shards (minutes): NaN here used to time nothing and print zeros
+      const dupeFactor = posInt('dupe-factor', o.dupeFactor);
+      const secs = posNum('seconds', o.seconds);
+      const B = posInt('batch-size', o.batchSize);
       const log = (m: string) => {
         if (!o.json) process.stderr.write(m + '\n');
       };
@@ -57,10 +62,8 @@ export function register(bench: Command): void {
           const vocab = o.vocab ?? (await benchVocab(inputs, tmp, 8000, log));
           dir = path.join(tmp, 'out');
           log('preparing shards…');
-          await prepare({ inputs, vocab, out: dir, maxSeqLen: 128, dupeFactor: Number(o.dupeFactor), workers: Math.max(1, os.availableParallelism() - 1) });
+          await prepare({ inputs, vocab, out: dir, maxSeqLen: 128, dupeFactor, workers: Math.max(1, os.availableParallelism() - 1) });
         }
-        const secs = Number(o.seconds);
-        const B = Number(o.batchSize);
         const ds = ShardDataset.open(dir, 'train');
         ds.cacheShards = 1 << 20; // measure decoding, not disk reads
         for (let i = 0; i < ds.size; i++) ds.get(i); // warm: load every shard

@@ -12,6 +12,10 @@ import { AdamW } from '../train/optim.js';
 import { Rng } from '../data/masking.js';
 import { repoRoot } from '../native.js';
 import { OpProfiler, byOp, type OpProfileRow } from './op-profile.js';
+import { posInt, nonNegInt } from './flags.js';
+
+// the backends a step runs on (defaultBackend's names): the help and the --device error list the same
+const STEP_DEVICES = ['cpu', 'cuda', 'ref'];
 
 export interface StepBenchOptions { config: string; seqLen: number; batchSize: number; device: string; vocabSize: number; repeats: number; warmup: number; predictions: number; precision?: 'fp32' | 'bf16'; profile?: boolean }
 
@@ -93,7 +97,7 @@ export function register(bench: Command): void {
     .option('--batch-size <n>', 'batch size', '32')
     .option('--vocab-size <n>', 'vocab size', '30522')
     .option('--predictions <n>', 'masked slots per sequence (sparse MLM)', '20')
-    .option('--device <d>', 'cpu or cuda', 'cpu')
+    .option('--device <d>', 'cpu, cuda or ref (the slow reference kernels)', 'cpu')
     .option('--precision <p>', 'fp32, or bf16 (mixed precision: bf16 activations and matmul weights, fp32 master weights)', 'fp32')
     .option('--repeats <n>', 'timed steps', '5')
     .option('--profile', 'time every op of the timed steps (per op and per GEMM shape; CUDA: device time from events)')
@@ -102,14 +106,11 @@ export function register(bench: Command): void {
     .option('--python <exe>', "python with torch for --peer (default: Debian's /usr/bin/python3 when present)")
     .option('--json', 'print JSON')
     .action(async (opts: Record<string, string | boolean>) => {
-      const n = (k: string) => {
-        const v = Number(opts[k]);
-        if (!Number.isInteger(v) || v < 1) throw new Error(`--${k}: "${opts[k]}" must be a positive integer`);
-        return v;
-      };
+      const n = (flag: string, key: string) => posInt(flag, opts[key] as string);
+      if (!STEP_DEVICES.includes(opts.device as string)) throw new Error(`--device: "${opts.device}" must be cpu, cuda or ref`);
       const o: StepBenchOptions = {
-        config: opts.config as string, seqLen: n('seqLen'), batchSize: n('batchSize'), vocabSize: n('vocabSize'), predictions: n('predictions'),
-        device: opts.device as string, repeats: n('repeats'), warmup: Number(opts.warmup),
+        config: opts.config as string, seqLen: n('seq-len', 'seqLen'), batchSize: n('batch-size', 'batchSize'), vocabSize: n('vocab-size', 'vocabSize'),
+        predictions: n('predictions', 'predictions'), device: opts.device as string, repeats: n('repeats', 'repeats'), warmup: nonNegInt('warmup', opts.warmup as string),
         profile: !!opts.profile,
         precision: opts.precision === 'bf16' ? 'bf16' : opts.precision === 'fp32' ? 'fp32' : (() => { throw new Error(`--precision: "${opts.precision}" must be fp32 or bf16`); })(),
       };

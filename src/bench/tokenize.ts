@@ -13,6 +13,7 @@ import { segmentTexts } from '../data/segment.js';
 import { InstanceBuilder, splitDocuments, type SegmentedDoc } from '../data/instances.js';
 import { Masker, defaultMaxPredictions, type MaskSpec } from '../data/masking.js';
 import { tokenWidthFor } from '../data/shards/format.js';
+import { intAtLeast, posInt, posNum } from './flags.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const sharedData = path.resolve(repoRoot, '../shared/data');
@@ -110,7 +111,11 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
   const require = createRequire(import.meta.url);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const tk = require('tokenizers') as any;
-  const maxBytes = Math.round(parseFloat(opts.maxMb) * 1e6);
+  // flags checked before reading text or training a vocab; parseInt/parseFloat took "8abc" and gave NaN for "abc"
+  const maxBytes = Math.round(posNum('max-mb', opts.maxMb) * 1e6);
+  const vocabSize = intAtLeast('vocab-size', opts.vocabSize, SPECIAL_TOKENS.length + 1);
+  const batch = posInt('batch', opts.batch);
+  const repeat = posInt('repeat', opts.repeat);
   const lower = !opts.cased;
   const { lines, sources } = opts.input?.length ? { lines: readInputs(opts.input, maxBytes), sources: opts.input } : defaultText(maxBytes);
   if (lines.length === 0) throw new Error('no bench text (give --input FILE...)');
@@ -123,7 +128,7 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
     vocab = [...t.vocab];
     vocabFrom = opts.vocab;
   } else {
-    vocab = await trainWordPieceVocab({ lines }, { vocabSize: parseInt(opts.vocabSize, 10), doLowerCase: lower });
+    vocab = await trainWordPieceVocab({ lines }, { vocabSize, doLowerCase: lower });
     vocabFrom = `trained on the bench text (${vocab.length} tokens)`;
   }
   const make = () => WordPieceTokenizer.fromVocab(vocab, { doLowerCase: lower });
@@ -134,8 +139,6 @@ export async function benchTokenize(opts: Opts): Promise<Record<string, unknown>
   ref.setPreTokenizer(tk.bertPreTokenizer());
   ref.addSpecialTokens([...SPECIAL_TOKENS]);
 
-  const batch = parseInt(opts.batch, 10);
-  const repeat = Math.max(1, parseInt(opts.repeat, 10));
 
   // Wall time is what counts, but this machine is shared, so CPU time (process.cpuUsage: our one thread;
   // for the binding, all its rayon threads) is reported as well; it is immune to other processes' load.

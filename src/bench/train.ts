@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pretrain, readTrainMetrics, PRETRAIN_DEFAULTS } from '../train/train.js';
 import { repoRoot } from '../native.js';
+import { posInt } from './flags.js';
 
 export function register(bench: Command): void {
   bench
@@ -18,13 +19,12 @@ export function register(bench: Command): void {
     .option('--device <d>', 'cpu or cuda', 'cpu')
     .option('--json', 'print JSON')
     .action(async (opts: { data?: string; config: string; batchSize: string; steps: string; device: string; json?: boolean }) => {
+      // flags first: a bad number is reported as such even when the shards are missing too
+      const steps = posInt('steps', opts.steps), batch = posInt('batch-size', opts.batchSize);
+      if (opts.device !== 'cpu' && opts.device !== 'cuda') throw new Error(`--device: "${opts.device}" must be cpu or cuda`);
       const data = resolve(opts.data ?? join(repoRoot, 'runs', 'demo', 'data'));
       if (!existsSync(join(data, 'manifest.json')))
         throw new Error(`${data}: no prepared shards (manifest.json); pass --data DIR or run \`npm run demo\` first`);
-      const steps = Number(opts.steps), batch = Number(opts.batchSize);
-      if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps: "${opts.steps}" must be a positive integer`);
-      if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batch-size: "${opts.batchSize}" must be a positive integer`);
-      if (opts.device !== 'cpu' && opts.device !== 'cuda') throw new Error(`--device: "${opts.device}" must be cpu or cuda`);
       const out = mkdtempSync(join(tmpdir(), 'linkbert-bench-train-'));
       try {
         const t0 = Date.now();

@@ -1,5 +1,7 @@
 // fill-mask.ts: what a checkpoint predicts for [MASK] tokens, shaped like Hugging Face's fill-mask
 // pipeline: per mask, a list of {score, token, token_str, sequence}.
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { WordPieceTokenizer } from '../data/tokenizer/index.js';
 import { loadCheckpoint, matchParams } from './checkpoint/index.js';
 import { BertModel } from './bert.js';
@@ -24,7 +26,8 @@ export class FillMasker {
   private cap = { T: 0, P: 0 };
   constructor(readonly checkpoint: string, private readonly ops: Ops = new Ops('cpu')) {
     const ck = loadCheckpoint(checkpoint);
-    this.tokenizer = WordPieceTokenizer.fromDir(checkpoint);
+    // a weights file (model.safetensors) names its folder: the tokenizer files sit beside it
+    this.tokenizer = WordPieceTokenizer.fromDir(statSync(checkpoint).isDirectory() ? checkpoint : dirname(checkpoint));
     const m = matchParams(ck.config, ck.tensors, { source: checkpoint, strict: true });
     if (m.initialised.some((n) => n.startsWith('cls.predictions')))
       throw new FillMaskError(`${checkpoint}: no MLM head (cls.predictions.*) in the checkpoint, so it cannot fill masks`);
@@ -79,14 +82,18 @@ export class FillMasker {
       let sum = 0;
       for (const x of row) sum += Math.exp(x - max);
       const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => row[b]! - row[a]!).slice(0, k);
+      const others = new Set(maskPos.filter((p) => p !== pos));
       return order.map((id) => {
         const filled = ids.slice(1, -1);
         filled[pos - 1] = id;
+        // the other masks stay in the text ("a w is [MASK] here"), as in Hugging Face's pipeline; other
+        // special tokens are skipped as before
+        const kept = Array.from(filled).filter((t, j) => others.has(j + 1) || !tok.isSpecial(t));
         return {
           score: Math.exp(row[id]! - max) / sum,
           token: id,
           token_str: tok.decode([id]),
-          sequence: tok.decode(filled, { skipSpecial: true }),
+          sequence: tok.decode(kept),
         };
       });
     });
