@@ -493,3 +493,26 @@ test('qa: answer_start mismatches name the first 3 examples with their line', (t
   });
   t.regex(formatReadStats(stats), /\(answer_start does not match the answer text \(answers\): in "b1" at line 2, "b2" at line 3, "b3" at line 5, …\)/);
 });
+
+test('ids given in a file must be unique: every JSONL task names the duplicate and its first line', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lb-ids-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, rows: object[]): string => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return f;
+  };
+  const cases: [string, (f: string) => unknown, object][] = [
+    ['seqcls', loadSeqcls, { sentence: 'a b', label: 'x' }],
+    ['regression', loadRegression, { sentence1: 'a', sentence2: 'b', label: 1 }],
+    ['mc', loadMc, { sent1: 'a', sent2: 'b', ending0: 'c', ending1: 'd', label: 0 }],
+    ['ner', loadNer, { tokens: ['a'], ner_tags: ['O'] }],
+    ['multilabel', loadMultilabel, { sentence: 'a', label: [0, 1] }],
+  ];
+  for (const [name, load, row] of cases) {
+    const f = write(`${name}.jsonl`, [{ id: 7, ...row }, { id: 'u', ...row }, { id: '7', ...row }]);
+    t.throws(() => load(f), { message: new RegExp(`${name}\\.jsonl:3.*id.*duplicate id "7" \\(first at line 1\\)`) }, name);
+    // without ids, examples are numbered and nothing is checked
+    t.notThrows(() => load(write(`${name}-noid.jsonl`, [row, row])), name);
+  }
+});

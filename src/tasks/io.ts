@@ -43,6 +43,16 @@ export function* jsonLines(file: string, stats: ReadStats): Generator<{ rec: Jso
   }
 }
 
+/** An id the file gives must be unique in it (predictions are written per id); undefined when there is none. */
+export function uniqueId(f: Fields, seen: Map<string, number>, field = 'id'): string | undefined {
+  const id = f.idLike(field);
+  if (id === undefined) return undefined;
+  const first = seen.get(id);
+  if (first !== undefined) throw f.err(field, `duplicate id ${JSON.stringify(id)} (first at ${f.lineWord} ${first})`);
+  seen.set(id, f.line);
+  return id;
+}
+
 export class Fields {
   constructor(
     readonly rec: JsonRecord,

@@ -3,7 +3,7 @@
 //   first  = sent1 (the context/question stem), second = `${sent2} ${ending_i}`,
 //   [CLS] first [SEP] second [SEP], longest-first truncation to maxSeqLength.
 // The head gives one score per (example, choice) row; softmax over the K choices; metric: accuracy.
-import { Fields, jsonLines, newStats } from './io.js';
+import { Fields, jsonLines, uniqueId, newStats } from './io.js';
 import { argmax, buildSequence, checkOutputLength, newFeatStats, oneFeaturePerExample } from './common.js';
 import { accuracy } from './metrics/prf1.js';
 import { bump, type Batch, type Loaded, type SourceRef, type TaskConfig, type TaskSpec } from './types.js';
@@ -47,6 +47,7 @@ export function loadMc(file: string, config?: TaskConfig): Loaded<McExample> {
   const stats = newStats(file);
   const examples: McExample[] = [];
   let K = config?.numChoices;
+  const ids = new Map<string, number>(); // id -> line
   for (const { rec, line } of jsonLines(file, stats)) {
     const f = new Fields(rec, file, line);
     const endings: string[] = [];
@@ -62,7 +63,7 @@ export function loadMc(file: string, config?: TaskConfig): Loaded<McExample> {
       bump(stats.skipped, 'empty sent1 and sent2');
       continue;
     }
-    examples.push({ id: f.idLike('id') ?? `${examples.length}`, context, question, endings, label, src: { file, line } });
+    examples.push({ id: uniqueId(f, ids) ?? `${examples.length}`, context, question, endings, label, src: { file, line } });
   }
   stats.examples = examples.length;
   return { examples, stats };

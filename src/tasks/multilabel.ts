@@ -6,7 +6,7 @@
 // (sigmoid > 0.5, run_seqcls.py `preds > 0`); sentence predictions and gold vectors are aggregated per
 // abstract by UNION, the abstract key being `doc_id` if given, else `id.split('_')[0]`; the headline is
 // micro P/R/F1 over (abstract, label) cells. Sentence-level micro-F1 is reported alongside.
-import { Fields, jsonLines, newStats, sortLabels } from './io.js';
+import { Fields, jsonLines, uniqueId, newStats, sortLabels } from './io.js';
 import { checkOutputLength, oneFeaturePerExample, padBatch } from './common.js';
 import { featurizeText, readTextFields, type TextExample } from './seqcls.js';
 import { hocDocKey, hocEvaluate, multilabelMicroPRF1 } from './metrics/prf1.js';
@@ -47,6 +47,7 @@ export function loadMultilabel(file: string, config?: TaskConfig): Loaded<Multil
   const examples: MultilabelExample[] = [];
   let width: number | undefined;
   let sawNames = false;
+  const ids = new Map<string, number>(); // id -> line
   for (const { rec, line } of jsonLines(file, stats)) {
     const f = new Fields(rec, file, line);
     const t = readTextFields(f, stats.skipped);
@@ -67,7 +68,7 @@ export function loadMultilabel(file: string, config?: TaskConfig): Loaded<Multil
       sawNames = true;
       if (width !== undefined) throw f.err(field, 'label names given, but earlier lines use 0/1 vectors');
     }
-    const id = f.idLike('id') ?? `${examples.length}`;
+    const id = uniqueId(f, ids) ?? `${examples.length}`;
     const docId = f.idLike('doc_id') ?? hocDocKey(id);
     const src = { file, line };
     if (config) {

@@ -7,7 +7,7 @@
 // Features (LinkBERT src/tokcls/run_ner.py tokenize_and_align_labels): the word's label goes on its FIRST
 // subword, -100 on the others and on [CLS]/[SEP]. Words cut by truncation (or with no subword at all) are
 // predicted 'O' and scored against the full gold sequence; both are counted.
-import { Fields, jsonLines, newStats, readText, sortLabels } from './io.js';
+import { Fields, jsonLines, uniqueId, newStats, readText, sortLabels } from './io.js';
 import { argmax, checkOutputLength, newFeatStats, oneFeaturePerExample, padBatch } from './common.js';
 import { formatSeqevalReport, seqevalEvaluate } from './metrics/seqeval.js';
 import {
@@ -125,6 +125,7 @@ export function loadConll(file: string, config?: TaskConfig): Loaded<NerExample>
 export function loadNerJsonl(file: string, config?: TaskConfig): Loaded<NerExample> {
   const stats = newStats(file);
   const examples: NerExample[] = [];
+  const ids = new Map<string, number>(); // id -> line
   for (const { rec, line } of jsonLines(file, stats)) {
     const f = new Fields(rec, file, line);
     const tokens = f.strArray('tokens');
@@ -142,7 +143,7 @@ export function loadNerJsonl(file: string, config?: TaskConfig): Loaded<NerExamp
       continue;
     }
     tags.forEach((t, j) => checkTag(t, file, line, `${tagField}[${j}]`, config));
-    examples.push({ id: f.idLike('id') ?? String(examples.length), tokens, tags, src: { file, line } });
+    examples.push({ id: uniqueId(f, ids) ?? String(examples.length), tokens, tags, src: { file, line } });
   }
   stats.examples = examples.length;
   return { examples, stats };

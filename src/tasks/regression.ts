@@ -1,6 +1,6 @@
 // Sentence-pair regression (BLURB BIOSSES): JSONL {id?, sentence1, sentence2, label: number}.
 // Metric: Pearson r (LinkBERT run_seqcls.py metric "pearsonr"), plus MSE.
-import { Fields, jsonLines, newStats } from './io.js';
+import { Fields, jsonLines, uniqueId, newStats } from './io.js';
 import { checkOutputLength, oneFeaturePerExample, padBatch } from './common.js';
 import { featurizeText, readTextFields, type TextExample } from './seqcls.js';
 import { meanSquaredError, pearsonReport } from './metrics/pearson.js';
@@ -27,11 +27,12 @@ export interface RegressionOutputs {
 export function loadRegression(file: string): Loaded<RegressionExample> {
   const stats = newStats(file);
   const examples: RegressionExample[] = [];
+  const ids = new Map<string, number>(); // id -> line
   for (const { rec, line } of jsonLines(file, stats)) {
     const f = new Fields(rec, file, line);
     const t = readTextFields(f, stats.skipped);
     if (!t) continue;
-    examples.push({ id: f.idLike('id') ?? `${examples.length}`, ...t, label: f.num('label'), src: { file, line } });
+    examples.push({ id: uniqueId(f, ids) ?? `${examples.length}`, ...t, label: f.num('label'), src: { file, line } });
   }
   stats.examples = examples.length;
   return { examples, stats };

@@ -1,7 +1,7 @@
 // Sentence / sentence-pair classification (BLURB: ChemProt, DDI, GAD, PubMedQA, BioASQ; GLUE-style).
 // Input: JSONL {id?, sentence, label} or {id?, sentence1, sentence2, label}; label string or number.
 // Labels: sorted set from TRAIN (LinkBERT run_seqcls.py sorts `unique("label")`), stored in TaskConfig.
-import { Fields, jsonLines, newStats, sortLabels } from './io.js';
+import { Fields, jsonLines, uniqueId, newStats, sortLabels } from './io.js';
 import { argmax, buildSequence, checkOutputLength, newFeatStats, oneFeaturePerExample, padBatch } from './common.js';
 import { accuracy, macroF1, relationPRF1 } from './metrics/prf1.js';
 import {
@@ -117,6 +117,7 @@ export function featurizeText<E extends TextExample, F extends BaseFeature>(
 export function loadSeqcls(file: string, config?: TaskConfig): Loaded<SeqclsExample> {
   const stats = newStats(file);
   const examples: SeqclsExample[] = [];
+  const ids = new Map<string, number>(); // id -> line
   for (const { rec, line } of jsonLines(file, stats)) {
     const f = new Fields(rec, file, line);
     const t = readTextFields(f, stats.skipped);
@@ -124,7 +125,7 @@ export function loadSeqcls(file: string, config?: TaskConfig): Loaded<SeqclsExam
     const src = { file, line };
     const label = f.label('label');
     checkLabel(label, config, src);
-    examples.push({ id: f.idLike('id') ?? `${examples.length}`, ...t, label, src });
+    examples.push({ id: uniqueId(f, ids) ?? `${examples.length}`, ...t, label, src });
   }
   stats.examples = examples.length;
   return { examples, stats };
