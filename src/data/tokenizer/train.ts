@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { WordPieceTokenizer } from './wordpiece.js';
 import { learnWordPiece } from './wordpiece-trainer.js';
 import type { CountInit, CountJob, CountReply } from './count-worker.js';
-import { SkipCounter } from '../document.js';
+import { SkipCounter, describeSkips } from '../document.js';
 import { detectFormat, fileFilter, FORMATS, inputSize, isArchive, readDocuments, type Format } from '../readers/index.js';
 import { listFiles, openText, splitLines } from '../readers/io.js';
 
@@ -58,7 +58,8 @@ async function plainTextFiles(file: string, skips: SkipCounter): Promise<string[
 
 /** The per-input log line: format, documents (files for plain text), lines, what was skipped. */
 function inputSummary(file: string, format: Format, docs: number, lines: number, skips: SkipCounter): string {
-  const skipped = skips.total() ? `; skipped ${Object.entries(skips.toJSON()).map(([k, v]) => `${k} ${v}`).join(', ')}` : '';
+  // grouped by what each reason counts (documents, files, links, …), as prepare reports them
+  const skipped = skips.total() ? `; skipped ${describeSkips(skips.toJSON())}` : '';
   return `${file}: ${format}, ${docs} ${format === 'text' ? 'file' : 'document'}${docs === 1 ? '' : 's'}, ${lines} lines${skipped}`;
 }
 
