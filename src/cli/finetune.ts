@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'training epochs', int('epochs', 1), d.epochs)
     .option('--lr <x>', 'peak learning rate (linear warmup, then linear decay to 0)', num('lr'), d.lr)
     .option('--batch-size <n>', 'examples per optimizer step', int('batch-size', 1), d.batchSize)
-    .option('--max-seq-len <n>', 'max tokens per sequence (default 384 qa, 512 mc, 128 otherwise)', int('max-seq-len', 3))
+    .option('--max-seq-len <n>', 'max tokens per sequence (default 384 qa, 512 mc, 128 otherwise)', int('max-seq-len', 8))
     .option('--warmup-ratio <x>', 'warmup as a fraction of all steps', num('warmup-ratio'), d.warmupRatio)
     .option('--weight-decay <x>', 'AdamW weight decay (not on biases / LayerNorm)', num('weight-decay'), d.weightDecay)
     .option('--seed <n>', 'seed for head init, data order and dropout', int('seed'), d.seed)

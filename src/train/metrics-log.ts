@@ -23,31 +23,28 @@ export function readMetricsLog(path: string): MetricsLog {
   if (end < buf.length) {
     // a last line that only lacks its newline (edited by hand) is still a record
     const tail = buf.subarray(end).toString('utf8');
-    if (parseRecord(tail)) body.push(tail);
+    if (typeof parseRecord(tail) !== 'string') body.push(tail);
     else if (tail.trim()) torn = { offset: end, bytes: buf.length - end };
   }
   const records: MetricsRecord[] = [], lines: string[] = [];
   body.forEach((line, i) => {
     if (!line.trim()) return;
-    let r: unknown;
-    try {
-      r = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${path}: line ${i + 1}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!r || typeof r !== 'object' || typeof (r as MetricsRecord).step !== 'number')
-      throw new Error(`${path}: line ${i + 1}: field "step" is missing or not a number`);
-    records.push(r as MetricsRecord);
+    const r = parseRecord(line);
+    if (typeof r === 'string') throw new Error(`${path}: line ${i + 1}: ${r}`);
+    records.push(r);
     lines.push(line);
   });
   return { records, lines, torn };
 }
 
-function parseRecord(s: string): boolean {
+/** A line's record, or what is wrong with it. */
+function parseRecord(s: string): MetricsRecord | string {
+  let r: unknown;
   try {
-    const r = JSON.parse(s) as unknown;
-    return !!r && typeof r === 'object' && typeof (r as MetricsRecord).step === 'number';
-  } catch {
-    return false;
+    r = JSON.parse(s);
+  } catch (e) {
+    return `not valid JSON (${(e as Error).message})`;
   }
+  if (!r || typeof r !== 'object' || typeof (r as MetricsRecord).step !== 'number') return 'field "step" is missing or not a number';
+  return r as MetricsRecord;
 }
